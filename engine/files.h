@@ -1,0 +1,43 @@
+/* File helpers: read-only mappings, whole-file reads with a size bound, and
+ * atomic writes (temporary name in the same directory, fsync, rename, fsync
+ * of the directory) so a crash never leaves a half-written file. */
+#ifndef SK_FILES_H
+#define SK_FILES_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+	const void *data;  /* NULL for an empty file */
+	size_t len;
+} sk_mapping;
+
+/* Maps a regular file read-only. Errors name the path. */
+int sk_map_file(const char *path, sk_mapping *m);
+void sk_unmap_file(sk_mapping *m);
+
+/* Reads a whole file (at most max_len bytes, else an error) into a
+ * NUL-terminated malloc'd buffer. */
+int sk_read_file(const char *path, size_t max_len, char **data, size_t *len);
+
+/* Atomic writer: sk_atomic_open gives a FILE* on PATH.tmp.XXXXXX;
+ * sk_atomic_commit flushes, fsyncs and renames it over PATH;
+ * sk_atomic_abort removes the temporary file. */
+typedef struct {
+	FILE *fp;
+	char *path;
+	char *tmp_path;
+} sk_atomic_file;
+
+int sk_atomic_open(sk_atomic_file *af, const char *path);
+int sk_atomic_commit(sk_atomic_file *af);
+void sk_atomic_abort(sk_atomic_file *af);
+int sk_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* 1 if path is a directory, 0 if it is something else, -1 if it does not exist. */
+int sk_is_dir(const char *path);
+int sk_file_exists(const char *path);
+/* mkdir -p */
+int sk_mkdirs(const char *path, unsigned mode);
+
+#endif

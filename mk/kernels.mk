@@ -1,0 +1,14 @@
+# CUDA kernels behind kernels/kernels.h. Built with nvcc for sm_90a plus
+# compute_80 PTX (JIT-compiled by the driver on other GPUs); a plain C stub
+# stands in when CUDA is not configured.
+if HAVE_CUDA
+libsokhan_a_SOURCES += kernels/kernels.h kernels/convert.cu kernels/device.cu
+SUFFIXES = .cu
+NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
+.cu.o:
+	$(AM_V_CC)$(NVCC) $(NVCCFLAGS) $(NVCC_GENCODE) -O2 -std=c++17 -I$(srcdir) \
+	  -Xcompiler -Wall,-Wextra,-Werror -c -o $@ $<
+else
+libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
+endif
+EXTRA_DIST += kernels/convert.cu kernels/device.cu kernels/kernels_none.c

@@ -1,0 +1,227 @@
+#include "src/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/i18n.h"
+
+/* Long-only option codes of the common options, out of the range of
+ * characters so they never collide with a command's short options. */
+enum {
+	OPT_MODEL = 1000, OPT_ADAPTER, OPT_DEVICE, OPT_QUANT, OPT_THREADS, OPT_SEED,
+	OPT_VERBOSE, OPT_QUIET, OPT_HELP
+};
+
+static const struct {
+	struct option opt;
+	unsigned mask;
+	const char *help;
+} sk_common_table[] = {
+	{ { "model", required_argument, NULL, OPT_MODEL }, SK_CO_MODEL,
+	  N_("  --model PATH        model: HF directory, .safetensors, .gguf, or tokenizer directory") },
+	{ { "adapter", required_argument, NULL, OPT_ADAPTER }, SK_CO_ADAPTER,
+	  N_("  --adapter DIR       LoRA adapter directory (PEFT layout)") },
+	{ { "device", required_argument, NULL, OPT_DEVICE }, SK_CO_DEVICE,
+	  N_("  --device cpu|cuda|auto   compute backend (default: auto)") },
+	{ { "quant", required_argument, NULL, OPT_QUANT }, SK_CO_QUANT,
+	  N_("  --quant none|nf4    quantize the base weights at load (default: none)") },
+	{ { "threads", required_argument, NULL, OPT_THREADS }, SK_CO_THREADS,
+	  N_("  --threads N         CPU threads (default: one per core)") },
+	{ { "seed", required_argument, NULL, OPT_SEED }, SK_CO_SEED,
+	  N_("  --seed N            random seed (default: 3407)") },
+	{ { "verbose", no_argument, NULL, OPT_VERBOSE }, SK_CO_VERBOSITY,
+	  N_("  -v, --verbose       more messages on stderr") },
+	{ { "quiet", no_argument, NULL, OPT_QUIET }, SK_CO_VERBOSITY,
+	  N_("  -q, --quiet         only errors on stderr") },
+};
+#define SK_NCOMMON (sizeof sk_common_table / sizeof sk_common_table[0])
+
+void sk_cli_print_help(const sk_command_help *h)
+{
+	printf(_("Usage: sokhan %s %s\n"), h->name, h->args ? h->args : "");
+	if (h->summary)
+		printf("%s\n", _(h->summary));
+	printf("\n%s\n", _("Options:"));
+	if (h->options && *h->options)
+		printf("%s\n", _(h->options));
+	for (size_t i = 0; i < SK_NCOMMON; i++)
+		if (h->common & sk_common_table[i].mask)
+			printf("%s\n", _(sk_common_table[i].help));
+	printf("%s\n", _("  -h, --help          show this help and exit"));
+}
+
+int sk_cli_usage(const sk_command_help *h, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "sokhan %s: ", h->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	fprintf(stderr, _("Usage: sokhan %s %s\n"), h->name, h->args ? h->args : "");
+	fprintf(stderr, _("Try 'sokhan %s --help' for more information.\n"), h->name);
+	return SK_EXIT_USAGE;
+}
+
+int sk_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s", _("sokhan: error: "));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return SK_EXIT_ERROR;
+}
+
+int sk_cli_fail(void)
+{
+	const char *e = sk_error();
+	return sk_cli_error("%s", *e ? e : _("unknown error"));
+}
+
+void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...)
+{
+	if (co && co->verbosity < level)
+		return;
+	if (co && co->verbosity < 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int sk_cli_parse_int(const sk_command_help *h, const char *opt, const char *arg, long long min,
+                     long long max, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max)
+		return sk_cli_usage(h, _("--%s: '%s' is not an integer in [%lld, %lld]"), opt, arg, min, max);
+	*out = v;
+	return 0;
+}
+
+int sk_cli_parse_float(const sk_command_help *h, const char *opt, const char *arg, double min,
+                       double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(v) || v < min || v > max)
+		return sk_cli_usage(h, _("--%s: '%s' is not a number in [%g, %g]"), opt, arg, min, max);
+	*out = v;
+	return 0;
+}
+
+static int sk_parse_common(const sk_command_help *h, int code, const char *arg, sk_common_opts *co)
+{
+	long long v;
+	switch (code) {
+	case OPT_MODEL: co->model = arg; return 0;
+	case OPT_ADAPTER: co->adapter = arg; return 0;
+	case OPT_DEVICE:
+		if (!strcmp(arg, "cpu")) co->device = SK_DEVICE_CPU;
+		else if (!strcmp(arg, "cuda")) co->device = SK_DEVICE_CUDA;
+		else if (!strcmp(arg, "auto")) co->device = SK_DEVICE_AUTO;
+		else return sk_cli_usage(h, _("--device: '%s' is not one of cpu, cuda, auto"), arg);
+		return 0;
+	case OPT_QUANT:
+		if (!strcmp(arg, "none")) co->quant = SK_QUANT_NONE;
+		else if (!strcmp(arg, "nf4")) co->quant = SK_QUANT_NF4;
+		else return sk_cli_usage(h, _("--quant: '%s' is not one of none, nf4"), arg);
+		return 0;
+	case OPT_THREADS:
+		if (sk_cli_parse_int(h, "threads", arg, 1, 1024, &v)) return SK_EXIT_USAGE;
+		co->threads = (int)v;
+		return 0;
+	case OPT_SEED: {
+		char *end;
+		errno = 0;
+		if (arg[0] == '-' || arg[0] == '\0')
+			return sk_cli_usage(h, _("--seed: '%s' is not a non-negative integer"), arg);
+		unsigned long long s = strtoull(arg, &end, 10);
+		if (errno || *end)
+			return sk_cli_usage(h, _("--seed: '%s' is not a non-negative integer"), arg);
+		co->seed = s;
+		return 0;
+	}
+	case OPT_VERBOSE: co->verbosity = 1; return 0;
+	case OPT_QUIET: co->verbosity = -1; return 0;
+	}
+	return SK_EXIT_USAGE;
+}
+
+int sk_cli_parse(int argc, char **argv, const sk_command_help *h, const struct option *own,
+                 const char *own_short, sk_cli_opt_fn on_opt, void *ctx, sk_common_opts *co,
+                 int *first_arg)
+{
+	memset(co, 0, sizeof *co);
+	co->device = SK_DEVICE_AUTO;
+	co->seed = 3407;
+
+	struct option longopts[64];
+	size_t n = 0;
+	for (size_t i = 0; i < SK_NCOMMON; i++)
+		if (h->common & sk_common_table[i].mask)
+			longopts[n++] = sk_common_table[i].opt;
+	for (const struct option *o = own; o && o->name && n < 62; o++)
+		longopts[n++] = *o;
+	longopts[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	longopts[n] = (struct option){ 0, 0, 0, 0 };
+
+	/* GNU permutation is kept so options may follow positional arguments;
+	 * "--" still ends option parsing. A leading ':' reports missing values. */
+	char shortopts[64];
+	snprintf(shortopts, sizeof shortopts, ":h%s%s", (h->common & SK_CO_VERBOSITY) ? "vq" : "",
+	         own_short ? own_short : "");
+
+	opterr = 0;
+	optind = 0; /* full re-initialisation of getopt */
+	for (;;) {
+		int li = -1;
+		int c = getopt_long(argc, argv, shortopts, longopts, &li);
+		if (c == -1)
+			break;
+		int rc;
+		switch (c) {
+		case 'h':
+		case OPT_HELP:
+			sk_cli_print_help(h);
+			return 1;
+		case 'v':
+			if (h->common & SK_CO_VERBOSITY) { co->verbosity = 1; continue; }
+			break;
+		case 'q':
+			if (h->common & SK_CO_VERBOSITY) { co->verbosity = -1; continue; }
+			break;
+		case '?':
+			if (optopt && optopt < 256)
+				return sk_cli_usage(h, _("unknown option '-%c'"), optopt);
+			return sk_cli_usage(h, _("unknown option '%s'"), argv[optind - 1]);
+		case ':':
+			if (optopt && optopt < 256)
+				return sk_cli_usage(h, _("option '-%c' needs a value"), optopt);
+			return sk_cli_usage(h, _("option '%s' needs a value"), argv[optind - 1]);
+		}
+		if (c >= OPT_MODEL && c <= OPT_QUIET) {
+			rc = sk_parse_common(h, c, optarg, co);
+		} else if (on_opt) {
+			rc = on_opt(ctx, c, optarg);
+		} else {
+			rc = sk_cli_usage(h, _("unknown option '%s'"), argv[optind - 1]);
+		}
+		if (rc)
+			return SK_EXIT_USAGE;
+	}
+	*first_arg = optind;
+	return 0;
+}

@@ -1,0 +1,76 @@
+/* Command-line conventions shared by every command: GNU long options, the
+ * common options parsed in one place, help text, and the exit statuses
+ * (0 success, 1 runtime error "sokhan: error: ...", 2 usage error). */
+#ifndef SK_CLI_H
+#define SK_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include "engine/backend_info.h"
+#include "engine/error.h"
+
+enum { SK_EXIT_OK = 0, SK_EXIT_ERROR = 1, SK_EXIT_USAGE = 2 };
+
+typedef enum { SK_QUANT_NONE, SK_QUANT_NF4 } sk_quant_mode;
+
+/* Which common options a command accepts (bit mask). */
+enum {
+	SK_CO_MODEL = 1 << 0,
+	SK_CO_ADAPTER = 1 << 1,
+	SK_CO_DEVICE = 1 << 2,
+	SK_CO_QUANT = 1 << 3,
+	SK_CO_THREADS = 1 << 4,
+	SK_CO_SEED = 1 << 5,
+	SK_CO_VERBOSITY = 1 << 6,
+	SK_CO_ALL = 0x7f
+};
+
+typedef struct {
+	const char *model;
+	const char *adapter;
+	sk_device device;
+	sk_quant_mode quant;
+	int threads;     /* 0: one per core */
+	uint64_t seed;
+	int verbosity;   /* -1 quiet, 0 normal, 1 verbose */
+} sk_common_opts;
+
+typedef struct {
+	const char *name;      /* "info" */
+	const char *args;      /* "--model PATH [--tensors]" */
+	const char *summary;   /* one line, translated at print time */
+	const char *options;   /* the command's own options, one per line, translated at print time */
+	unsigned common;       /* SK_CO_* mask */
+} sk_command_help;
+
+/* Called for each of the command's own options; returns 0, or 2 after
+ * printing a usage error. */
+typedef int (*sk_cli_opt_fn)(void *ctx, int opt, const char *arg);
+
+/* Parses argv (argv[0] is the command name). Returns 0 with *first_arg set to
+ * the index of the first positional argument; 1 when --help was printed (the
+ * command then exits 0); 2 after a usage error was printed. */
+int sk_cli_parse(int argc, char **argv, const sk_command_help *help, const struct option *own,
+                 const char *own_short, sk_cli_opt_fn on_opt, void *ctx, sk_common_opts *co,
+                 int *first_arg);
+
+void sk_cli_print_help(const sk_command_help *help);
+/* "sokhan CMD: MESSAGE" and a hint to --help on stderr; returns 2. */
+int sk_cli_usage(const sk_command_help *help, const char *fmt, ...) SK_PRINTF(2, 3);
+/* "sokhan: error: MESSAGE" on stderr; returns 1. */
+int sk_cli_error(const char *fmt, ...) SK_PRINTF(1, 2);
+/* Reports sk_error() as a runtime error; returns 1. */
+int sk_cli_fail(void);
+
+/* Strict number parsing for option values: 0, or a usage error (returns 2). */
+int sk_cli_parse_int(const sk_command_help *help, const char *opt, const char *arg, long long min,
+                     long long max, long long *out);
+int sk_cli_parse_float(const sk_command_help *help, const char *opt, const char *arg, double min,
+                       double max, double *out);
+
+/* Informational message on stderr unless --quiet (level 0) or only with
+ * --verbose (level 1). */
+void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...) SK_PRINTF(3, 4);
+
+#endif

@@ -1,0 +1,10 @@
+/* The subcommands. Each takes argv with argv[0] = the command name and
+ * returns the process exit status. */
+#ifndef SK_COMMANDS_H
+#define SK_COMMANDS_H
+
+int sk_cmd_info(int argc, char **argv);
+int sk_cmd_tokenize(int argc, char **argv);
+int sk_cmd_detokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,89 @@
+/* sokhan: entry point and command dispatch. */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/backend_info.h"
+#include "engine/i18n.h"
+#include "src/cli.h"
+#include "src/commands.h"
+
+typedef struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} sk_command;
+
+static const sk_command sk_commands[] = {
+	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
+	{ "tokenize", sk_cmd_tokenize, N_("print the token ids of a text") },
+	{ "detokenize", sk_cmd_detokenize, N_("print the text of token ids") },
+};
+#define SK_NCOMMANDS (sizeof sk_commands / sizeof sk_commands[0])
+
+static void sk_print_usage(FILE *fp)
+{
+	fprintf(fp, "%s", _("Usage: sokhan COMMAND [OPTIONS]\n"));
+}
+
+static void sk_print_help(void)
+{
+	sk_print_usage(stdout);
+	printf("%s", _("Chat with, fine-tune (QLoRA) and compare Gemma 3n and Gemma 3 models in the terminal.\n"));
+	printf("\n%s\n", _("Commands:"));
+	for (size_t i = 0; i < SK_NCOMMANDS; i++)
+		printf("  %-12s %s\n", sk_commands[i].name, _(sk_commands[i].summary));
+	printf("\n%s\n", _("Options:"));
+	printf("%s\n", _("  -h, --help     show this help and exit"));
+	printf("%s\n", _("  -V, --version  show the version and the compute backends, and exit"));
+	printf("\n%s\n", _("Run 'sokhan COMMAND --help' for the options of a command."));
+}
+
+static void sk_print_version(void)
+{
+	printf("sokhan %s\n", PACKAGE_VERSION);
+	sk_backend_info bi;
+	sk_backend_probe(&bi);
+	printf("%s\n", _("CPU backend: available (fp32, OpenBLAS)"));
+	if (!bi.cuda_built)
+		printf(_("CUDA backend: not built (%s)\n"), bi.cuda_reason);
+	else if (bi.cuda_devices <= 0)
+		printf(_("CUDA backend: built, unavailable: %s\n"), bi.cuda_reason);
+	else
+		printf(_("CUDA backend: available: %s\n"), bi.cuda_desc);
+}
+
+int main(int argc, char **argv)
+{
+	setlocale(LC_ALL, "");
+	bindtextdomain(PACKAGE, LOCALEDIR);
+	textdomain(PACKAGE);
+
+	if (argc < 2) {
+		sk_print_usage(stderr);
+		fprintf(stderr, "%s", _("Try 'sokhan --help' for more information.\n"));
+		return SK_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		sk_print_help();
+		return SK_EXIT_OK;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		sk_print_version();
+		return SK_EXIT_OK;
+	}
+	for (size_t i = 0; i < SK_NCOMMANDS; i++)
+		if (!strcmp(cmd, sk_commands[i].name))
+			return sk_commands[i].run(argc - 1, argv + 1);
+
+	if (cmd[0] == '-')
+		fprintf(stderr, _("sokhan: unknown option '%s'\n"), cmd);
+	else
+		fprintf(stderr, _("sokhan: unknown command '%s'\n"), cmd);
+	sk_print_usage(stderr);
+	fprintf(stderr, "%s", _("Try 'sokhan --help' for more information.\n"));
+	return SK_EXIT_USAGE;
+}

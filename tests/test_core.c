@@ -1,0 +1,183 @@
+/* Core helpers: dtype sizes and conversions, atomic files, XDG paths, CLI number parsing. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/dtype.h"
+#include "engine/error.h"
+#include "engine/files.h"
+#include "engine/paths.h"
+#include "engine/backend_info.h"
+#include "kernels/kernels.h"
+#include "tests/test.h"
+
+TEST(dtype_sizes)
+{
+	CHECK_EQ_INT(sk_dtype_nbytes(SK_DT_BF16, 3), 6);
+	CHECK_EQ_INT(sk_dtype_nbytes(SK_DT_Q4_K, 512), 288);
+	CHECK_EQ_INT(sk_dtype_nbytes(SK_DT_Q4_K, 100), -1);
+	CHECK_EQ_INT(sk_dtype_nbytes(SK_DT_Q8_0, 64), 68);
+	CHECK_EQ_INT(sk_dtype_nbytes(SK_DT_F32, INT64_MAX / 2), -1);
+	CHECK(!strcmp(sk_dtype_name(SK_DT_Q6_K), "Q6_K"));
+}
+
+/* Every half-precision bit pattern survives f16 -> f32 -> f16 (NaNs stay NaN). */
+TEST(f16_roundtrip_all)
+{
+	int bad = 0;
+	for (uint32_t h = 0; h < 65536; h++) {
+		float f = sk_f16_to_f32((uint16_t)h);
+		uint16_t back = sk_f32_to_f16(f);
+		int is_nan = ((h & 0x7c00) == 0x7c00) && (h & 0x3ff);
+		if (is_nan ? !(f != f) : back != h)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
+TEST(f16_rounding)
+{
+	CHECK_EQ_INT(sk_f32_to_f16(1.0f), 0x3c00);
+	CHECK_EQ_INT(sk_f32_to_f16(65504.0f), 0x7bff);
+	CHECK_EQ_INT(sk_f32_to_f16(65520.0f), 0x7c00);          /* ties to even overflow to inf */
+	CHECK_EQ_INT(sk_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00); /* halfway, even stays */
+	CHECK_EQ_INT(sk_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02); /* halfway, odd rounds up */
+	CHECK_EQ_INT(sk_f32_to_f16(5.9604645e-08f), 0x0001);     /* smallest subnormal */
+	CHECK_EQ_INT(sk_f32_to_f16(2.9802322e-08f), 0x0000);     /* half of it: ties to even (0) */
+	CHECK_EQ_INT(sk_f32_to_f16(-2.0f), 0xc000);
+	CHECK_NEAR(sk_f16_to_f32(0x3555), 0.333251953125, 0);
+}
+
+TEST(bf16_rounding)
+{
+	CHECK_EQ_INT(sk_f32_to_bf16(1.0f), 0x3f80);
+	/* 1 + 2^-8 is halfway between two bf16 values: even (1.0) wins */
+	CHECK_EQ_INT(sk_f32_to_bf16(1.00390625f), 0x3f80);
+	CHECK_EQ_INT(sk_f32_to_bf16(1.01171875f), 0x3f82);
+	CHECK_NEAR(sk_bf16_to_f32(0xc0a0), -5.0, 0);
+	float nan = 0.0f / 0.0f;
+	CHECK(sk_bf16_to_f32(sk_f32_to_bf16(nan)) != sk_bf16_to_f32(sk_f32_to_bf16(nan)));
+}
+
+TEST(atomic_write)
+{
+	char dir[] = "/tmp/sk_test_core_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[256];
+	snprintf(path, sizeof path, "%s/a.bin", dir);
+	CHECK_EQ_INT(sk_write_file_atomic(path, "hello", 5), 0);
+	char *data;
+	size_t len;
+	CHECK_EQ_INT(sk_read_file(path, 100, &data, &len), 0);
+	CHECK_EQ_INT(len, 5);
+	CHECK(!memcmp(data, "hello", 5));
+	free(data);
+	/* a size bound is an error, not a truncation */
+	CHECK_EQ_INT(sk_read_file(path, 4, &data, &len), -1);
+	CHECK(strstr(sk_error(), "too large") != NULL);
+	/* an aborted write leaves the old file and no temporary behind */
+	sk_atomic_file af;
+	CHECK_EQ_INT(sk_atomic_open(&af, path), 0);
+	fputs("partial", af.fp);
+	sk_atomic_abort(&af);
+	CHECK_EQ_INT(sk_read_file(path, 100, &data, &len), 0);
+	CHECK(len == 5 && !memcmp(data, "hello", 5));
+	free(data);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+TEST(missing_file_errors)
+{
+	sk_mapping m;
+	CHECK_EQ_INT(sk_map_file("/nonexistent/x.safetensors", &m), -1);
+	CHECK(strstr(sk_error(), "/nonexistent/x.safetensors") != NULL);
+	CHECK_EQ_INT(sk_map_file("/tmp", &m), -1);
+}
+
+TEST(xdg_dirs)
+{
+	char dir[] = "/tmp/sk_test_xdg_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("XDG_CACHE_HOME", dir, 1);
+	char buf[512], want[512];
+	CHECK_EQ_INT(sk_cache_dir("models", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/sokhan/models", dir);
+	CHECK(!strcmp(buf, want));
+	CHECK_EQ_INT(sk_is_dir(buf), 1);
+	/* a relative XDG value is ignored in favour of HOME */
+	setenv("XDG_STATE_HOME", "relative", 1);
+	setenv("HOME", dir, 1);
+	CHECK_EQ_INT(sk_state_dir(NULL, buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/.local/state/sokhan", dir);
+	CHECK(!strcmp(buf, want));
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+TEST(backend_without_gpu)
+{
+	/* This runs where no GPU is present (CI): CUDA must be reported as
+	 * unavailable with a reason, auto must pick the CPU, and asking for
+	 * cuda must be an error, never a crash. Where a GPU is present the
+	 * same calls must agree with each other. */
+	sk_backend_info bi;
+	sk_backend_probe(&bi);
+	sk_device d;
+	CHECK_EQ_INT(sk_backend_resolve(SK_DEVICE_AUTO, &bi, &d), 0);
+	if (bi.cuda_devices <= 0) {
+		CHECK(bi.cuda_reason[0] != '\0');
+		CHECK_EQ_INT(d, SK_DEVICE_CPU);
+		CHECK_EQ_INT(sk_backend_resolve(SK_DEVICE_CUDA, &bi, &d), -1);
+		CHECK(strstr(sk_error(), "unavailable") != NULL);
+	} else {
+		CHECK_EQ_INT(d, SK_DEVICE_CUDA);
+	}
+}
+
+/* The CUDA bf16 -> f32 kernel against the CPU conversion, on every bf16
+ * bit pattern; runs only where a GPU is present. */
+TEST(cuda_bf16_parity)
+{
+	char reason[256];
+	if (sk_cuda_probe(reason, sizeof reason) <= 0) {
+		SKIP("no usable GPU: %.200s", reason);
+		return;
+	}
+	size_t n = 65536 + 13; /* an odd tail exercises the unaligned path */
+	uint16_t *src = malloc(n * 2);
+	float *dst = malloc(n * 4);
+	for (size_t i = 0; i < n; i++)
+		src[i] = (uint16_t)(i * 40503u);
+	char err[256];
+	CHECK_EQ_INT(sk_cuda_bf16_to_f32_host(src, dst, n, err, sizeof err), 0);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		float ref = sk_bf16_to_f32(src[i]);
+		if (memcmp(&ref, &dst[i], 4) != 0)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0);
+	free(src);
+	free(dst);
+}
+
+int main(void)
+{
+	RUN(dtype_sizes);
+	RUN(f16_roundtrip_all);
+	RUN(f16_rounding);
+	RUN(bf16_rounding);
+	RUN(atomic_write);
+	RUN(missing_file_errors);
+	RUN(xdg_dirs);
+	RUN(backend_without_gpu);
+	RUN(cuda_bf16_parity);
+	TEST_EXIT();
+}
