@@ -6,6 +6,17 @@
 srcdir=${srcdir:-.}
 SK_SRCDIR=$(cd "$srcdir" && pwd)
 export SK_SRCDIR
+# Optional resources: the default model (data/fetch-model.sh puts it in the
+# cache) and the reference tokenizer.json; tests that need one skip without it.
+if [ -z "${SK_DEFAULT_MODEL:-}" ]; then
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}
+	f=$cache/sokhan/models/gemma-3-270m-q4_k_m.gguf
+	[ -f "$f" ] && SK_DEFAULT_MODEL=$f && export SK_DEFAULT_MODEL
+fi
+if [ -z "${SK_TOKENIZER_JSON:-}" ]; then
+	f=$SK_SRCDIR/../shared/data/gemma3-tokenizer/tokenizer.json
+	[ -f "$f" ] && SK_TOKENIZER_JSON=$(cd "$(dirname "$f")" && pwd)/tokenizer.json && export SK_TOKENIZER_JSON
+fi
 passed=0
 failed=0
 skipped=0
