@@ -1,0 +1,1 @@
+# (filled in by the lora_nf4 work)
