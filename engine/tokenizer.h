@@ -22,6 +22,11 @@ typedef struct sk_tokenizer sk_tokenizer;
 
 /* tokenizer.json; a binary cache is kept in the user's cache directory. */
 sk_tokenizer *sk_tokenizer_load(const char *tokenizer_json_path);
+/* tokenizer.json text already in memory; no cache. name is for messages. */
+sk_tokenizer *sk_tokenizer_load_mem(const char *json, size_t len, const char *name);
+/* Any of: a tokenizer.json, a .gguf file, or a directory holding
+ * tokenizer.json. */
+sk_tokenizer *sk_tokenizer_open(const char *path);
 sk_tokenizer *sk_tokenizer_from_gguf(const struct sk_gguf *g, const char *name);
 void sk_tokenizer_free(sk_tokenizer *t);
 
@@ -30,8 +35,13 @@ int32_t sk_tokenizer_bos(const sk_tokenizer *t);   /* -1 when none */
 int32_t sk_tokenizer_eos(const sk_tokenizer *t);
 /* Id of a token given by its exact piece text (e.g. "<end_of_turn>"), or -1. */
 int32_t sk_tokenizer_find(const sk_tokenizer *t, const char *piece);
-/* Whether id is a special (control) token. */
+/* Whether id is a special (control) token: "special" in tokenizer.json,
+ * token type 3 (control) in GGUF. */
 int sk_tokenizer_is_special(const sk_tokenizer *t, int32_t id);
+/* Whether the file asks for <bos> first (post-processor / add_bos_token). */
+int sk_tokenizer_add_bos_default(const sk_tokenizer *t);
+/* Longest decoded text of one token, in bytes. */
+size_t sk_tokenizer_max_piece_len(const sk_tokenizer *t);
 
 /* Appends the ids of text[0..len) to out; add_bos puts <bos> first. */
 int sk_tokenizer_encode(const sk_tokenizer *t, const char *text, size_t len, int add_bos, sk_ids *out);
@@ -48,8 +58,9 @@ typedef struct {
 } sk_detok_stream;
 
 /* Feeds one id; writes the complete characters now available to out
- * (NUL-terminated; cap >= 64 is always enough) and returns their length,
- * or -1 for an id out of range. */
+ * (NUL-terminated) and returns their length, or -1 for an id out of range
+ * or a cap too small. cap >= sk_tokenizer_max_piece_len(t) + 16 is always
+ * enough (64 for Gemma, whose longest piece is 48 bytes). */
 int sk_detok_stream_push(const sk_tokenizer *t, sk_detok_stream *s, int32_t id, char *out, size_t cap);
 /* Flushes what is left (an incomplete sequence becomes U+FFFD). */
 int sk_detok_stream_flush(sk_detok_stream *s, char *out, size_t cap);
