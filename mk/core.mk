@@ -15,5 +15,5 @@ sokhan_SOURCES += \
 
 check_PROGRAMS += tests/test_core
 tests_test_core_SOURCES = tests/test_core.c tests/test.h
-SHELL_TESTS += tests/test_cli.sh
-EXTRA_DIST += tests/run-tests.sh tests/test_cli.sh tests/lib.sh
+SHELL_TESTS += tests/test_cli.sh tests/test_i18n.sh
+EXTRA_DIST += tests/run-tests.sh tests/test_cli.sh tests/test_i18n.sh tests/lib.sh

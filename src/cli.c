@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "engine/i18n.h"
 
@@ -224,4 +225,35 @@ int sk_cli_parse(int argc, char **argv, const sk_command_help *h, const struct o
 	}
 	*first_arg = optind;
 	return 0;
+}
+
+const char *sk_cli_pad(const char *label, int width)
+{
+	static char bufs[4][512];
+	static int next;
+	char *buf = bufs[next++ & 3];
+	/* display width of the label: wcwidth per character, bytes when the
+	 * text is not valid in the current locale */
+	int cols = 0;
+	mbstate_t st;
+	memset(&st, 0, sizeof st);
+	const char *p = label;
+	size_t left = strlen(label);
+	while (left > 0) {
+		wchar_t wc;
+		size_t k = mbrtowc(&wc, p, left, &st);
+		if (k == (size_t)-1 || k == (size_t)-2) {
+			cols = (int)strlen(label);
+			break;
+		}
+		if (k == 0)
+			break;
+		int w = wcwidth(wc);
+		cols += w > 0 ? w : 0;
+		p += k;
+		left -= k;
+	}
+	int pad = width > cols ? width - cols : 0;
+	snprintf(buf, sizeof bufs[0], "%s%*s", label, pad, "");
+	return buf;
 }

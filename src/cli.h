@@ -73,4 +73,9 @@ int sk_cli_parse_float(const sk_command_help *help, const char *opt, const char 
  * --verbose (level 1). */
 void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...) SK_PRINTF(3, 4);
 
+/* label padded with spaces to `width` terminal columns (not bytes, so
+ * Persian labels line up too); a rotating static buffer, valid for the
+ * next few calls. */
+const char *sk_cli_pad(const char *label, int width);
+
 #endif

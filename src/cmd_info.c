@@ -116,10 +116,10 @@ static void print_ffn(const sk_config *c)
 		same &= c->intermediate_size[i] == c->intermediate_size[0];
 	char n[32];
 	if (same) {
-		printf("  %-30s %s\n", _("FFN size:"), fmt_count(n, sizeof n, c->intermediate_size[0]));
+		printf("  %-30s %s\n", sk_cli_pad(_("FFN size:"), 30), fmt_count(n, sizeof n, c->intermediate_size[0]));
 		return;
 	}
-	printf("  %-30s", _("FFN size per layer:"));
+	printf("  %-30s", sk_cli_pad(_("FFN size per layer:"), 30));
 	for (int i = 0; i < c->num_layers; i++)
 		printf("%s%d", i ? ", " : " ", c->intermediate_size[i]);
 	printf("\n");
@@ -142,32 +142,32 @@ static void print_config(const sk_config *c)
 {
 	char a[64], b[64], list[256];
 	printf("%s\n", _("Configuration:"));
-	printf("  %-30s %s%s\n", _("Architecture:"), sk_arch_name(c->arch),
+	printf("  %-30s %s%s\n", sk_cli_pad(_("Architecture:"), 30), sk_arch_name(c->arch),
 	       c->arch == SK_ARCH_GEMMA3N ? _(" (Gemma 3n text decoder)") : _(" (Gemma 3 text decoder)"));
-	printf("  %-30s %d\n", _("Layers:"), c->num_layers);
-	printf("  %-30s %d\n", _("Hidden size:"), c->hidden_size);
-	printf("  %-30s %d / %d / %d\n", _("Heads / KV heads / head dim:"), c->num_heads, c->num_kv_heads, c->head_dim);
-	printf("  %-30s %g\n", _("Attention scale:"), (double)sk_config_attn_scale(c));
+	printf("  %-30s %d\n", sk_cli_pad(_("Layers:"), 30), c->num_layers);
+	printf("  %-30s %d\n", sk_cli_pad(_("Hidden size:"), 30), c->hidden_size);
+	printf("  %-30s %d / %d / %d\n", sk_cli_pad(_("Heads / KV heads / head dim:"), 30), c->num_heads, c->num_kv_heads, c->head_dim);
+	printf("  %-30s %g\n", sk_cli_pad(_("Attention scale:"), 30), (double)sk_config_attn_scale(c));
 	print_ffn(c);
-	printf("  %-30s %s\n", _("Vocabulary:"), fmt_count(a, sizeof a, c->vocab_size));
+	printf("  %-30s %s\n", sk_cli_pad(_("Vocabulary:"), 30), fmt_count(a, sizeof a, c->vocab_size));
 	if (c->arch == SK_ARCH_GEMMA3N) {
-		printf("  %-30s %s x %d\n", _("Per-layer embeddings:"), fmt_count(a, sizeof a, c->vocab_size_per_layer_input),
+		printf("  %-30s %s x %d\n", sk_cli_pad(_("Per-layer embeddings:"), 30), fmt_count(a, sizeof a, c->vocab_size_per_layer_input),
 		       c->hidden_size_per_layer_input);
-		printf(_("  %-30s %d streams, active %d, coefficient clip %g, correct scale %s\n"), _("AltUp:"),
+		printf(_("  %-30s %d streams, active %d, coefficient clip %g, correct scale %s\n"), sk_cli_pad(_("AltUp:"), 30),
 		       c->altup_num_inputs, c->altup_active_idx, (double)c->altup_coef_clip,
 		       c->altup_correct_scale ? _("yes") : _("no"));
-		printf("  %-30s %d\n", _("LAuReL rank:"), c->laurel_rank);
+		printf("  %-30s %d\n", sk_cli_pad(_("LAuReL rank:"), 30), c->laurel_rank);
 	}
-	printf("  %-30s %d\n", _("Sliding window:"), c->sliding_window);
+	printf("  %-30s %d\n", sk_cli_pad(_("Sliding window:"), 30), c->sliding_window);
 	layer_list(list, sizeof list, c, 0);
 	int p = full_period(c);
 	if (p)
-		printf(_("  %-30s %s (one layer in %d)\n"), _("Full-attention layers:"), list, p);
+		printf(_("  %-30s %s (one layer in %d)\n"), sk_cli_pad(_("Full-attention layers:"), 30), list, p);
 	else
-		printf("  %-30s %s\n", _("Full-attention layers:"), list);
-	printf("  %-30s %s\n", _("RoPE base, global:"),
+		printf("  %-30s %s\n", sk_cli_pad(_("Full-attention layers:"), 30), list);
+	printf("  %-30s %s\n", sk_cli_pad(_("RoPE base, global:"), 30),
 	       rope_desc(a, sizeof a, c->rope_theta_global, c->rope_scaling_global, c->rope_factor_global, c));
-	printf("  %-30s %s\n", _("RoPE base, local:"),
+	printf("  %-30s %s\n", sk_cli_pad(_("RoPE base, local:"), 30),
 	       rope_desc(b, sizeof b, c->rope_theta_local, c->rope_scaling_local, c->rope_factor_local, c));
 	if (c->arch == SK_ARCH_GEMMA3N) {
 		int first = sk_config_first_kv_shared(c);
@@ -180,10 +180,10 @@ static void print_config(const sk_config *c)
 				else
 					f_src = src;
 			}
-			printf(_("  %-30s %d (layers %d-%d; K/V from layer %d (sliding), %d (full))\n"), _("KV-shared layers:"),
+			printf(_("  %-30s %d (layers %d-%d; K/V from layer %d (sliding), %d (full))\n"), sk_cli_pad(_("KV-shared layers:"), 30),
 			       c->num_kv_shared_layers, first, c->num_layers - 1, s_src, f_src);
 		} else {
-			printf("  %-30s 0\n", _("KV-shared layers:"));
+			printf("  %-30s 0\n", sk_cli_pad(_("KV-shared layers:"), 30));
 		}
 		size_t o = 0;
 		int n = 0;
@@ -195,30 +195,30 @@ static void print_config(const sk_config *c)
 				n++;
 			}
 		if (n == 0)
-			printf("  %-30s %s\n", _("Activation sparsity:"), _("none"));
+			printf("  %-30s %s\n", sk_cli_pad(_("Activation sparsity:"), 30), _("none"));
 		else
-			printf(_("  %-30s %d layers (%s%s), first p = %.2f\n"), _("Activation sparsity:"), n, list,
+			printf(_("  %-30s %d layers (%s%s), first p = %.2f\n"), sk_cli_pad(_("Activation sparsity:"), 30), n, list,
 			       n > 12 ? ", ..." : "", (double)c->activation_sparsity[0]);
 	}
 	if (c->final_logit_softcap > 0.0f)
-		printf("  %-30s %g\n", _("Final logit softcap:"), (double)c->final_logit_softcap);
+		printf("  %-30s %g\n", sk_cli_pad(_("Final logit softcap:"), 30), (double)c->final_logit_softcap);
 	else
-		printf("  %-30s %s\n", _("Final logit softcap:"), _("none"));
+		printf("  %-30s %s\n", sk_cli_pad(_("Final logit softcap:"), 30), _("none"));
 	if (c->attn_logit_softcap > 0.0f)
-		printf("  %-30s %g\n", _("Attention softcap:"), (double)c->attn_logit_softcap);
-	printf("  %-30s %g\n", _("RMSNorm epsilon:"), (double)c->rms_norm_eps);
-	printf("  %-30s %s\n", _("Max positions:"), fmt_count(a, sizeof a, c->max_position_embeddings));
+		printf("  %-30s %g\n", sk_cli_pad(_("Attention softcap:"), 30), (double)c->attn_logit_softcap);
+	printf("  %-30s %g\n", sk_cli_pad(_("RMSNorm epsilon:"), 30), (double)c->rms_norm_eps);
+	printf("  %-30s %s\n", sk_cli_pad(_("Max positions:"), 30), fmt_count(a, sizeof a, c->max_position_embeddings));
 	size_t o = 0;
 	list[0] = '\0';
 	for (int i = 0; i < c->n_eos; i++)
 		o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", i ? ", " : "", c->eos_token_ids[i]);
-	printf(_("  %-30s bos %d, eos %s, pad %d\n"), _("Special token ids:"), c->bos_token_id, c->n_eos ? list : "-",
+	printf(_("  %-30s bos %d, eos %s, pad %d\n"), sk_cli_pad(_("Special token ids:"), 30), c->bos_token_id, c->n_eos ? list : "-",
 	       c->pad_token_id);
-	printf("  %-30s %s\n", _("Tied embeddings:"), c->tie_word_embeddings ? _("yes") : _("no"));
+	printf("  %-30s %s\n", sk_cli_pad(_("Tied embeddings:"), 30), c->tie_word_embeddings ? _("yes") : _("no"));
 	if (c->torch_dtype[0])
-		printf("  %-30s %s\n", _("torch_dtype:"), c->torch_dtype);
+		printf("  %-30s %s\n", sk_cli_pad(_("torch_dtype:"), 30), c->torch_dtype);
 	if (c->norm_plus_one_stored)
-		printf("  %-30s %s\n", _("Norm weights:"), _("stored as 1 + w (llama.cpp Gemma 3 convention)"));
+		printf("  %-30s %s\n", sk_cli_pad(_("Norm weights:"), 30), _("stored as 1 + w (llama.cpp Gemma 3 convention)"));
 }
 
 static void print_report(void *ctx, const char *msg)
@@ -236,8 +236,8 @@ static int run_info(const char *path, int list_tensors)
 		return sk_cli_fail();
 	char a[64], b[64];
 	sk_source_kind kind = sk_model_source_kind(s);
-	printf("%-32s %s\n", _("Model:"), sk_model_source_path(s));
-	printf("%-32s %s", _("Source:"), sk_model_source_kind_name(kind));
+	printf("%-32s %s\n", sk_cli_pad(_("Model:"), 32), sk_model_source_path(s));
+	printf("%-32s %s", sk_cli_pad(_("Source:"), 32), sk_model_source_kind_name(kind));
 	if (kind != SK_SRC_TOKENIZER_ONLY) {
 		size_t nf = sk_model_source_nfiles(s);
 		printf(ngettext(" (%zu file)", " (%zu files)", nf), nf);
@@ -245,16 +245,16 @@ static int run_info(const char *path, int list_tensors)
 	printf("\n");
 	const char *tok = sk_model_source_tokenizer_json(s);
 	if (kind == SK_SRC_GGUF)
-		printf("%-32s %s\n", _("Tokenizer:"), _("in the GGUF file"));
+		printf("%-32s %s\n", sk_cli_pad(_("Tokenizer:"), 32), _("in the GGUF file"));
 	else
-		printf("%-32s %s\n", _("Tokenizer:"), tok ? tok : _("none (no tokenizer.json)"));
+		printf("%-32s %s\n", sk_cli_pad(_("Tokenizer:"), 32), tok ? tok : _("none (no tokenizer.json)"));
 	const sk_config *c = sk_model_source_config(s);
 	if (!c) {
 		printf("%s\n", _("No weights and no config: only the tokenizer can be used."));
 		sk_model_source_close(s);
 		return SK_EXIT_OK;
 	}
-	printf("%-32s %s\n", _("Config from:"), sk_model_source_config_origin(s));
+	printf("%-32s %s\n", sk_cli_pad(_("Config from:"), 32), sk_model_source_config_origin(s));
 	if (c->inferred)
 		fprintf(stderr, "%s", _("sokhan: warning: no config.json: sizes inferred from tensor shapes, attention "
 		                        "pattern, RoPE and KV sharing assumed to be the transformers defaults\n"));
@@ -284,7 +284,7 @@ static int run_info(const char *path, int list_tensors)
 	}
 
 	printf("\n%s\n", _("Parameters:"));
-	printf(_("  %-34s %zu\n"), _("tensors in the file(s):"), n);
+	printf(_("  %-34s %zu\n"), sk_cli_pad(_("tensors in the file(s):"), 34), n);
 	static const struct {
 		sk_tensor_class cls;
 		const char *label;
@@ -298,22 +298,22 @@ static int run_info(const char *path, int list_tensors)
 		size_t k = tot.count[rows[i].cls];
 		if (rows[i].cls == SK_TC_PLE && c->arch != SK_ARCH_GEMMA3N)
 			continue;
-		printf("  %-34s %15s  ", _(rows[i].label), fmt_count(a, sizeof a, tot.params[rows[i].cls]));
+		printf("  %-34s %15s  ", sk_cli_pad(_(rows[i].label), 34), fmt_count(a, sizeof a, tot.params[rows[i].cls]));
 		printf(ngettext("(%zu tensor)\n", "(%zu tensors)\n", k), k);
 		decoder += tot.params[rows[i].cls];
 	}
-	printf("  %-34s %15s\n", _("text decoder total:"), fmt_count(a, sizeof a, decoder));
+	printf("  %-34s %15s\n", sk_cli_pad(_("text decoder total:"), 34), fmt_count(a, sizeof a, decoder));
 	if (tot.count[SK_TC_UNUSED_KV])
 		printf(_("  %-34s %15s  (%zu tensors; stored, never used, not counted above)\n"),
 		       _("unused consumer k/v (KV-shared):"), fmt_count(a, sizeof a, tot.params[SK_TC_UNUSED_KV]),
 		       tot.count[SK_TC_UNUSED_KV]);
 	if (tot.count[SK_TC_LM_HEAD])
-		printf(_("  %-34s %15s  (%zu tensors; copy of the tied embedding)\n"), _("lm_head:"),
+		printf(_("  %-34s %15s  (%zu tensors; copy of the tied embedding)\n"), sk_cli_pad(_("lm_head:"), 34),
 		       fmt_count(a, sizeof a, tot.params[SK_TC_LM_HEAD]), tot.count[SK_TC_LM_HEAD]);
-	printf("  %-34s %15s  ", _("skipped vision/audio towers:"), fmt_count(a, sizeof a, tot.params[SK_TC_SKIPPED]));
+	printf("  %-34s %15s  ", sk_cli_pad(_("skipped vision/audio towers:"), 34), fmt_count(a, sizeof a, tot.params[SK_TC_SKIPPED]));
 	printf(ngettext("(%zu tensor)\n", "(%zu tensors)\n", tot.count[SK_TC_SKIPPED]), tot.count[SK_TC_SKIPPED]);
 	if (tot.count[SK_TC_UNKNOWN])
-		printf(_("  %-34s %15s  (%zu tensors; not used)\n"), _("unrecognised:"),
+		printf(_("  %-34s %15s  (%zu tensors; not used)\n"), sk_cli_pad(_("unrecognised:"), 34),
 		       fmt_count(a, sizeof a, tot.params[SK_TC_UNKNOWN]), tot.count[SK_TC_UNKNOWN]);
 
 	printf("\n%s\n", _("Stored types:"));

@@ -3,6 +3,7 @@
 
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/backend_info.h"
@@ -58,7 +59,9 @@ static void sk_print_version(void)
 int main(int argc, char **argv)
 {
 	setlocale(LC_ALL, "");
-	bindtextdomain(PACKAGE, LOCALEDIR);
+	/* SOKHAN_LOCALEDIR lets an uninstalled build (and its tests) find its catalogs */
+	const char *localedir = getenv("SOKHAN_LOCALEDIR");
+	bindtextdomain(PACKAGE, localedir && *localedir ? localedir : LOCALEDIR);
 	textdomain(PACKAGE);
 
 	if (argc < 2) {
