@@ -34,4 +34,26 @@ void sk_nf4_dequantize(const sk_nf4_tensor *t, int64_t start, int64_t count, flo
 /* The first-level absmax of block b (double-dequantized when needed). */
 float sk_nf4_block_absmax(const sk_nf4_tensor *t, int64_t b);
 
+/* Double quantization with a given offset instead of the computed mean (the
+ * reference offset comes from a GPU reduction whose order may differ by an
+ * ulp on large tensors; tests use this to check everything else exactly). */
+int sk_nf4_quantize_offset(const float *x, int64_t n, float offset, sk_nf4_tensor *out);
+/* The offset of double quantization: float32 mean of absmax, summed in the
+ * order of a 32-thread x 4-lane GPU reduction and multiplied by float32(1/n). */
+float sk_nf4_absmax_mean(const float *absmax, int64_t n);
+
+/* Builds a dynamic map by the construction of formats.md §2.1 (as PyTorch
+ * >= 2 evaluates it); equals sk_dynamic_map_signed / _unsigned. */
+void sk_dynamic_map_build(int is_signed, float out[256]);
+
+/* Generic 8-bit blockwise quantizer (formats.md §1.6) with a sorted
+ * 256-entry code table: the code of one scaled value (binary search, then
+ * the midpoint test; ties resolve as bitsandbytes' kernel does) ... */
+uint8_t sk_blockwise8_code(const float code[256], float y);
+/* ... and of n values in blocks of blocksize: q[n], absmax[ceil(n / blocksize)]. */
+void sk_blockwise8_quantize(const float *x, int64_t n, int64_t blocksize, const float code[256],
+			    uint8_t *q, float *absmax);
+void sk_blockwise8_dequantize(const uint8_t *q, const float *absmax, int64_t n, int64_t blocksize,
+			      const float code[256], float *out);
+
 #endif
