@@ -1,0 +1,388 @@
+/* ui/bidi: the golden visual orders of rtl-terminal.md §5.6 (ICU 72, checked
+ * there against FriBidi), widths, wrapping and the cell map. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "tests/test.h"
+#include "ui/bidi.h"
+
+/* Code points of a UTF-8 string, as "XXXX XXXX ..." (for comparisons and
+ * messages). */
+static void hex_cps(const char *s, char *buf, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	buf[0] = '\0';
+	while (*p && o + 8 < cap) {
+		uint32_t c;
+		int n;
+		if (*p < 0x80) { c = *p; n = 1; }
+		else if (*p < 0xE0) { c = *p & 0x1F; n = 2; }
+		else if (*p < 0xF0) { c = *p & 0x0F; n = 3; }
+		else { c = *p & 0x07; n = 4; }
+		for (int i = 1; i < n && p[i]; i++)
+			c = (c << 6) | (p[i] & 0x3F);
+		o += (size_t)snprintf(buf + o, cap - o, "%s%04X", o ? " " : "", c);
+		p += n;
+	}
+}
+
+typedef struct {
+	const char *id;
+	const char *text;
+	int policy;      /* 0: first strong, falling back to RTL; 1: forced RTL; 2: forced LTR */
+	int level;       /* expected paragraph level */
+	const char *cells;
+} golden;
+
+#define LRI "\u2066"
+#define FSI "\u2068"
+#define PDI "\u2069"
+
+static const golden goldens[] = {
+	{ "T1", "سلام دنیا", 0, 1, "0627 06CC 0646 062F 0020 0645 0627 0644 0633" },
+	{ "T2", "مدل GPT-4 آماده است.", 0, 1,
+	  "002E 062A 0633 0627 0020 0647 062F 0627 0645 0622 0020 0047 0050 0054 002D 0034 0020 0644 062F 0645" },
+	{ "T3", "دقت: 98.5% در epoch 12", 0, 1,
+	  "0065 0070 006F 0063 0068 0020 0031 0032 0020 0631 062F 0020 0025 0039 0038 002E 0035 0020 003A 062A 0642 062F" },
+	{ "T3b", "دقت: " LRI "98.5%" PDI " در epoch 12", 0, 1,
+	  "0065 0070 006F 0063 0068 0020 0031 0032 0020 0631 062F 0020 0039 0038 002E 0035 0025 0020 003A 062A 0642 062F" },
+	{ "T4", "خطا (error) در خط 42", 0, 1,
+	  "0034 0032 0020 0637 062E 0020 0631 062F 0020 0028 0065 0072 0072 006F 0072 0029 0020 0627 0637 062E" },
+	{ "T5", "loss = 0.123 (کاهش)", 0, 0,
+	  "006C 006F 0073 0073 0020 003D 0020 0030 002E 0031 0032 0033 0020 0028 0634 0647 0627 06A9 0029" },
+	{ "T6", "نسخه ۲.۱ منتشر شد", 0, 1,
+	  "062F 0634 0020 0631 0634 062A 0646 0645 0020 06F2 002E 06F1 0020 0647 062E 0633 0646" },
+	{ "T7", "کد `x = 1` را اجرا کن", 0, 1,
+	  "0646 06A9 0020 0627 0631 062C 0627 0020 0627 0631 0020 0060 0078 0020 003D 0020 0031 0060 0020 062F 06A9" },
+	{ "T8", "می\u200cخواهم", 0, 1, "0645 0647 0627 0648 062E 06CC 200C 0645" },
+	{ "T9", "فایل config.yaml در مسیر /home/user ذخیره شد", 0, 1,
+	  "062F 0634 0020 0647 0631 06CC 062E 0630 0020 0068 006F 006D 0065 002F 0075 0073 0065 0072 002F 0020 0631 "
+	  "06CC 0633 0645 0020 0631 062F 0020 0063 006F 006E 0066 0069 0067 002E 0079 0061 006D 006C 0020 0644 06CC "
+	  "0627 0641" },
+	{ "T9b", "فایل config.yaml در مسیر " LRI "/home/user" PDI " ذخیره شد", 0, 1,
+	  "062F 0634 0020 0647 0631 06CC 062E 0630 0020 002F 0068 006F 006D 0065 002F 0075 0073 0065 0072 0020 0631 "
+	  "06CC 0633 0645 0020 0631 062F 0020 0063 006F 006E 0066 0069 0067 002E 0079 0061 006D 006C 0020 0644 06CC "
+	  "0627 0641" },
+	{ "T10", "epoch 3/10: خطا کاهش یافت", 0, 0,
+	  "0065 0070 006F 0063 0068 0020 0033 002F 0031 0030 003A 0020 062A 0641 0627 06CC 0020 0634 0647 0627 06A9 "
+	  "0020 0627 0637 062E" },
+	{ "T11", "کاربر " FSI "john_doe" PDI " وارد شد", 0, 1,
+	  "062F 0634 0020 062F 0631 0627 0648 0020 006A 006F 0068 006E 005F 0064 006F 0065 0020 0631 0628 0631 0627 06A9" },
+	{ "T12", "12 پیام جدید", 0, 1, "062F 06CC 062F 062C 0020 0645 0627 06CC 067E 0020 0031 0032" },
+	{ "T5r", "loss = 0.123 (کاهش)", 1, 1,
+	  "0028 0634 0647 0627 06A9 0029 0020 006C 006F 0073 0073 0020 003D 0020 0030 002E 0031 0032 0033" },
+	{ "T10r", "epoch 3/10: خطا کاهش یافت", 1, 1,
+	  "062A 0641 0627 06CC 0020 0634 0647 0627 06A9 0020 0627 0637 062E 0020 003A 0065 0070 006F 0063 0068 0020 "
+	  "0033 002F 0031 0030" },
+	{ "T13", "GPT-4 آماده است.", 0, 0, "0047 0050 0054 002D 0034 0020 062A 0633 0627 0020 0647 062F 0627 0645 0622 002E" },
+	{ "T13r", "GPT-4 آماده است.", 1, 1, "002E 062A 0633 0627 0020 0647 062F 0627 0645 0622 0020 0047 0050 0054 002D 0034" },
+};
+
+TEST(golden_visual_orders)
+{
+	for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; i++) {
+		const golden *g = &goldens[i];
+		size_t len = strlen(g->text);
+		int dir = g->policy == 1 ? sk_bidi_message_dir(g->text, len, 1) : sk_bidi_first_strong(g->text, len, 1);
+		CHECK_MSG(dir == g->level, "%s: level %d, wanted %d", g->id, dir, g->level);
+		char *vis = NULL;
+		CHECK(sk_bidi_visual_line(g->text, len, g->level, &vis) == 0);
+		char got[1024];
+		hex_cps(vis ? vis : "", got, sizeof got);
+		CHECK_MSG(!strcmp(got, g->cells), "%s:\n    got    %s\n    wanted %s", g->id, got, g->cells);
+		free(vis);
+	}
+}
+
+TEST(message_dir_rule)
+{
+	const char *t13 = "GPT-4 آماده است.";
+	CHECK_EQ_INT(sk_bidi_message_dir(t13, strlen(t13), 0), SK_BIDI_LTR);
+	CHECK_EQ_INT(sk_bidi_message_dir(t13, strlen(t13), 1), SK_BIDI_RTL);
+	/* no strong character: the UI's direction */
+	CHECK_EQ_INT(sk_bidi_message_dir("12 + 3", 6, 0), SK_BIDI_LTR);
+	CHECK_EQ_INT(sk_bidi_message_dir("12 + 3", 6, 1), SK_BIDI_RTL);
+	/* Persian digits alone are not letters */
+	CHECK_EQ_INT(sk_bidi_message_dir("۱۲ ok", strlen("۱۲ ok"), 1), SK_BIDI_LTR);
+	/* text inside an isolate does not decide */
+	const char *iso = FSI "سلام" PDI " ok";
+	CHECK_EQ_INT(sk_bidi_first_strong(iso, strlen(iso), 1), SK_BIDI_LTR);
+	CHECK_EQ_INT(sk_bidi_first_strong("", 0, 1), SK_BIDI_RTL);
+	CHECK_EQ_INT(sk_bidi_first_strong("", 0, 0), SK_BIDI_LTR);
+}
+
+TEST(locale_direction)
+{
+	CHECK(sk_bidi_locale_rtl("fa_IR.UTF-8"));
+	CHECK(sk_bidi_locale_rtl("fa"));
+	CHECK(sk_bidi_locale_rtl("ar_EG"));
+	CHECK(sk_bidi_locale_rtl("he_IL.utf8@x"));
+	CHECK(!sk_bidi_locale_rtl("en_US.UTF-8"));
+	CHECK(!sk_bidi_locale_rtl("C.UTF-8"));
+	CHECK(!sk_bidi_locale_rtl("far"));
+	CHECK(!sk_bidi_locale_rtl(""));
+	CHECK(!sk_bidi_locale_rtl(NULL));
+}
+
+TEST(widths)
+{
+	CHECK_EQ_INT(sk_char_width('a'), 1);
+	CHECK_EQ_INT(sk_char_width(0x0633), 1);  /* seen */
+	CHECK_EQ_INT(sk_char_width(0x064E), 0);  /* fatha */
+	CHECK_EQ_INT(sk_char_width(0x0670), 0);  /* superscript alef */
+	CHECK_EQ_INT(sk_char_width(0x200C), 0);  /* ZWNJ */
+	CHECK_EQ_INT(sk_char_width(0x200F), 0);  /* RLM */
+	CHECK_EQ_INT(sk_char_width(0x2066), 0);  /* LRI */
+	CHECK_EQ_INT(sk_char_width(0x0640), 1);  /* tatweel */
+	CHECK_EQ_INT(sk_char_width(0x06F1), 1);  /* Persian one */
+	CHECK_EQ_INT(sk_char_width(0x4E2D), 2);  /* CJK */
+	CHECK_EQ_INT(sk_char_width(0xFF21), 2);  /* fullwidth A */
+	CHECK_EQ_INT(sk_char_width(0x1F600), 2); /* emoji */
+	CHECK_EQ_INT(sk_char_width(0x1B), 0);
+	const char *harakat = "سَلامٌ";  /* 4 letters, 2 marks */
+	CHECK_EQ_INT(sk_text_width(harakat, strlen(harakat)), 4);
+	const char *zwnj = "می\u200cخواهم";
+	CHECK_EQ_INT(sk_text_width(zwnj, strlen(zwnj)), 7);
+	CHECK_EQ_INT(sk_text_width("中文 ok", strlen("中文 ok")), 7);
+	CHECK_EQ_INT(sk_text_width("", 0), 0);
+	/* an invalid byte counts as U+FFFD */
+	CHECK_EQ_INT(sk_text_width("a\xff" "b", 3), 3);
+	/* a family emoji (ZWJ sequence) is one cluster of width 2 */
+	const char *fam = "\U0001F468\u200D\U0001F469\u200D\U0001F467";
+	CHECK_EQ_INT(sk_text_width(fam, strlen(fam)), 2);
+}
+
+TEST(zwnj_and_harakat_kept_in_their_cell)
+{
+	const char *t = "می\u200cخواهم";
+	sk_bidi_cell *c;
+	size_t n;
+	CHECK(sk_bidi_line_cells(t, strlen(t), 0, strlen(t), SK_BIDI_RTL, &c, &n) == 0);
+	CHECK_EQ_INT(n, 7);
+	/* visual cell 5 (from the left) is ی with the ZWNJ: bytes 2..7 */
+	if (n == 7) {
+		CHECK_EQ_INT(c[5].start, 2);
+		CHECK_EQ_INT(c[5].end, 7);
+		CHECK_EQ_INT(c[5].width, 1);
+		CHECK_EQ_INT(c[6].start, 0); /* م, first logically, is rightmost */
+		for (size_t i = 0; i < n; i++)
+			CHECK(c[i].rtl);
+	}
+	free(c);
+	const char *h = "سَلام";  /* the fatha stays after its seen */
+	char *v;
+	CHECK(sk_bidi_visual_line(h, strlen(h), SK_BIDI_RTL, &v) == 0);
+	char got[256];
+	hex_cps(v, got, sizeof got);
+	CHECK_MSG(!strcmp(got, "0645 0627 0644 0633 064E"), "%s", got);
+	free(v);
+}
+
+TEST(direction_controls_get_no_cell)
+{
+	const char *t = "کاربر " FSI "john_doe" PDI " وارد شد";
+	sk_bidi_cell *c;
+	size_t n;
+	CHECK(sk_bidi_line_cells(t, strlen(t), 0, strlen(t), SK_BIDI_RTL, &c, &n) == 0);
+	CHECK_EQ_INT(n, 22);
+	int w = 0;
+	for (size_t i = 0; i < n; i++) {
+		w += c[i].width;
+		CHECK(!(c[i].end - c[i].start == 3 && (unsigned char)t[c[i].start] == 0xE2));
+	}
+	CHECK_EQ_INT(w, 22);
+	free(c);
+}
+
+TEST(mirroring_in_rtl_runs)
+{
+	/* Brackets resolved to the RTL level are drawn mirrored, so that the
+	 * visual "(" ... ")" still encloses the Persian word. */
+	const char *t = "خطا (مهم) شد";
+	char *v;
+	CHECK(sk_bidi_visual_line(t, strlen(t), SK_BIDI_RTL, &v) == 0);
+	char got[256];
+	hex_cps(v, got, sizeof got);
+	CHECK_MSG(!strcmp(got, "062F 0634 0020 0028 0645 0647 0645 0029 0020 0627 0637 062E"), "%s", got);
+	free(v);
+}
+
+/* Checks the invariants of a wrap: lines in order, each at most width wide
+ * (or one cluster), and nothing but spaces and newlines left out. */
+static void check_wrap(const char *t, int width, const sk_wrap_line *l, size_t n)
+{
+	size_t len = strlen(t), p = 0;
+	for (size_t i = 0; i < n; i++) {
+		CHECK(l[i].start >= p && l[i].end >= l[i].start && l[i].end <= len);
+		for (size_t k = p; k < l[i].start; k++)
+			CHECK_MSG(t[k] == ' ' || t[k] == '\n', "byte %zu ('%c') dropped", k, t[k]);
+		CHECK_EQ_INT(l[i].width, sk_text_width(t + l[i].start, l[i].end - l[i].start));
+		CHECK_MSG(l[i].width <= width || sk_text_width(t + l[i].start, l[i].end - l[i].start) <= 2,
+		          "line %zu is %d wide", i, l[i].width);
+		p = l[i].end;
+	}
+	for (size_t k = p; k < len; k++)
+		CHECK(t[k] == ' ' || t[k] == '\n');
+}
+
+static int line_is(const char *t, const sk_wrap_line *l, const char *want)
+{
+	return l->end - l->start == strlen(want) && !memcmp(t + l->start, want, strlen(want));
+}
+
+TEST(wrap_words)
+{
+	const char *t = "سلام دنیا، حال شما خوب است؟";
+	sk_wrap_line *l;
+	size_t n;
+	CHECK(sk_wrap(t, strlen(t), 10, &l, &n) == 0);
+	check_wrap(t, 10, l, n);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3) {
+		CHECK(line_is(t, &l[0], "سلام دنیا،"));
+		CHECK(line_is(t, &l[1], "حال شما"));
+		CHECK(line_is(t, &l[2], "خوب است؟"));
+		CHECK_EQ_INT(l[0].width, 10);
+	}
+	free(l);
+	/* a line may end exactly at the width; spaces past it hang */
+	const char *u = "abcd    efgh";
+	CHECK(sk_wrap(u, strlen(u), 4, &l, &n) == 0);
+	CHECK_EQ_INT(n, 2);
+	if (n == 2) {
+		CHECK(line_is(u, &l[0], "abcd"));
+		CHECK(line_is(u, &l[1], "efgh"));
+	}
+	free(l);
+}
+
+TEST(wrap_long_word_by_clusters)
+{
+	/* harakat and ZWNJ never start a line: the cut is between clusters */
+	const char *t = "سَلَامِمی\u200cخواهمسَلَام";
+	sk_wrap_line *l;
+	size_t n;
+	CHECK(sk_wrap(t, strlen(t), 3, &l, &n) == 0);
+	check_wrap(t, 3, l, n);
+	CHECK(n >= 5);
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ_INT(l[i].width, i + 1 < n ? 3 : l[i].width);
+		/* the first code point of each line takes a cell */
+		const unsigned char *s = (const unsigned char *)t + l[i].start;
+		int32_t c = ((s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+		if (s[0] == 0xE2)
+			c = 0x200C;
+		CHECK_MSG(c != 0x200C && !(c >= 0x064B && c <= 0x0652), "line %zu starts with U+%04X", i, c);
+	}
+	free(l);
+	/* a word longer than the line after a short one: the short one stays alone */
+	const char *u = "ab abcdefghij";
+	CHECK(sk_wrap(u, strlen(u), 4, &l, &n) == 0);
+	check_wrap(u, 4, l, n);
+	CHECK_EQ_INT(n, 4);
+	if (n == 4) {
+		CHECK(line_is(u, &l[0], "ab"));
+		CHECK(line_is(u, &l[1], "abcd"));
+		CHECK(line_is(u, &l[3], "ij"));
+	}
+	free(l);
+	/* a wide character wider than the line gets a line of its own */
+	const char *w = "中文";
+	CHECK(sk_wrap(w, strlen(w), 1, &l, &n) == 0);
+	CHECK_EQ_INT(n, 2);
+	free(l);
+}
+
+TEST(wrap_newlines_and_empty)
+{
+	sk_wrap_line *l;
+	size_t n;
+	CHECK(sk_wrap("", 0, 10, &l, &n) == 0);
+	CHECK_EQ_INT(n, 1);
+	if (n == 1)
+		CHECK(l[0].start == 0 && l[0].end == 0 && l[0].width == 0);
+	free(l);
+	const char *t = "a\n\nسلام\n";
+	CHECK(sk_wrap(t, strlen(t), 10, &l, &n) == 0);
+	CHECK_EQ_INT(n, 4);
+	if (n == 4) {
+		CHECK(line_is(t, &l[0], "a"));
+		CHECK(line_is(t, &l[1], ""));
+		CHECK(line_is(t, &l[2], "سلام"));
+		CHECK(line_is(t, &l[3], ""));
+		CHECK_EQ_INT(l[3].start, strlen(t));
+	}
+	free(l);
+	CHECK(sk_wrap("x", 1, 0, &l, &n) == -1);
+	CHECK(strstr(sk_error(), "width") != NULL);
+}
+
+TEST(reorder_per_wrapped_line)
+{
+	/* The paragraph is RTL; each line is reordered on its own, so the
+	 * first logical words stay on the first screen line. */
+	const char *t = "مدل GPT-4 آماده است و خوب کار می‌کند";
+	sk_wrap_line *l;
+	size_t n;
+	CHECK(sk_wrap(t, strlen(t), 16, &l, &n) == 0);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3) {
+		CHECK(line_is(t, &l[0], "مدل GPT-4 آماده"));
+		char *v;
+		CHECK(sk_bidi_visual_range(t, strlen(t), l[0].start, l[0].end, SK_BIDI_RTL, &v, NULL) == 0);
+		char got[512];
+		hex_cps(v, got, sizeof got);
+		CHECK_MSG(!strcmp(got, "0647 062F 0627 0645 0622 0020 0047 0050 0054 002D 0034 0020 0644 062F 0645"),
+		          "%s", got);
+		free(v);
+		CHECK(sk_bidi_visual_range(t, strlen(t), l[2].start, l[2].end, SK_BIDI_RTL, &v, NULL) == 0);
+		hex_cps(v, got, sizeof got);
+		CHECK_MSG(!strcmp(got, "062F 0646 06A9 06CC 200C 0645"), "%s", got);
+		free(v);
+		CHECK(line_is(t, &l[1], "است و خوب کار"));
+	}
+	free(l);
+}
+
+TEST(ltr_text_unchanged_and_bad_input)
+{
+	const char *t = "plain ASCII text, 1 2 3 (ok)";
+	char *v;
+	size_t vl;
+	CHECK(sk_bidi_visual_range(t, strlen(t), 0, strlen(t), SK_BIDI_LTR, &v, &vl) == 0);
+	CHECK(vl == strlen(t) && !strcmp(v, t));
+	free(v);
+	CHECK(sk_bidi_visual_line("", 0, SK_BIDI_RTL, &v) == 0);
+	CHECK(v && v[0] == '\0');
+	free(v);
+	/* invalid UTF-8 comes out as U+FFFD, in place */
+	CHECK(sk_bidi_visual_line("a\xc3(", 3, SK_BIDI_LTR, &v) == 0);
+	CHECK(!strcmp(v, "a\xef\xbf\xbd("));
+	free(v);
+	sk_bidi_cell *c;
+	size_t n;
+	CHECK(sk_bidi_line_cells("abc", 3, 2, 1, SK_BIDI_LTR, &c, &n) == -1);
+	CHECK(sk_bidi_line_cells("abc", 3, 0, 4, SK_BIDI_LTR, &c, &n) == -1);
+	CHECK(sk_bidi_line_cells("abc", 3, 1, 1, SK_BIDI_LTR, &c, &n) == 0 && n == 0 && c == NULL);
+}
+
+int main(void)
+{
+	RUN(golden_visual_orders);
+	RUN(message_dir_rule);
+	RUN(locale_direction);
+	RUN(widths);
+	RUN(zwnj_and_harakat_kept_in_their_cell);
+	RUN(direction_controls_get_no_cell);
+	RUN(mirroring_in_rtl_runs);
+	RUN(wrap_words);
+	RUN(wrap_long_word_by_clusters);
+	RUN(wrap_newlines_and_empty);
+	RUN(reorder_per_wrapped_line);
+	RUN(ltr_text_unchanged_and_bad_input);
+	TEST_EXIT();
+}
