@@ -145,8 +145,9 @@ int sk_atomic_commit(sk_atomic_file *af)
 	bad |= fclose(af->fp) != 0;
 	af->fp = NULL;
 	if (bad) {
+		int rc = sk_fail(_("%s: write failed: %s"), af->path ? af->path : "?", strerror(e));
 		sk_atomic_abort(af);
-		return sk_fail(_("%s: write failed: %s"), af->path ? af->path : "?", strerror(e));
+		return rc;
 	}
 	if (rename(af->tmp_path, af->path) != 0) {
 		e = errno;

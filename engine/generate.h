@@ -23,14 +23,36 @@ typedef struct {
  * (Gemma's generation_config defaults). */
 void sk_sampling_defaults(sk_sampling *s);
 
-/* One sampler per sequence: its own seeded RNG, so the same seed gives the
- * same text whatever else is in the batch. */
+/* One sampler per sequence: its own seeded RNG (xoshiro256** seeded through
+ * splitmix64), so the same seed gives the same text whatever else is in
+ * the batch. */
 typedef struct sk_sampler sk_sampler;
 sk_sampler *sk_sampler_new(const sk_sampling *s, int32_t vocab);
 void sk_sampler_free(sk_sampler *s);
 /* history: ids of the sequence so far (for the repetition penalty).
  * logits is modified in place. */
 int32_t sk_sampler_sample(sk_sampler *s, float *logits, const int32_t *history, size_t n_history);
+
+/* A token still in the running after the filters. */
+typedef struct {
+	float logit;
+	int32_t id;
+} sk_sample_cand;
+
+/* The filters of a non-greedy draw, in transformers' order: repetition
+ * penalty, temperature, top-k, top-p, min-p. logits is left scaled by the
+ * temperature with every removed token at -inf (NaN counts as removed; +inf
+ * tokens share all the mass). Returns the number of tokens kept and, in
+ * *cand (may be NULL; owned by the sampler, valid until its next call), the
+ * kept tokens, the most likely first (all sorted, most likely first, when
+ * top-p is on); -1 when every token was masked out. */
+int sk_sampler_filter(sk_sampler *s, float *logits, const int32_t *history, size_t n_history,
+                      sk_sample_cand **cand);
+/* Restarts the RNG stream as if the sampler were new with this seed. */
+void sk_sampler_reseed(sk_sampler *s, uint64_t seed);
+/* The next number of the sampler's RNG, uniform in [0, 1). */
+double sk_sampler_uniform(sk_sampler *s);
+const sk_sampling *sk_sampler_settings(const sk_sampler *s);
 
 typedef struct {
 	const int32_t *prompt;
@@ -56,6 +78,15 @@ typedef int (*sk_gen_token_fn)(void *ctx, int i, int32_t id, const char *text);
  * cache). Stop tokens: the config's eos ids plus <end_of_turn> when the
  * tokenizer has it; they end a request and are not passed to the callback.
  * stats (may be NULL) gets one entry per request. */
+/* The prefill is one sk_model_forward over every prompt (ragged items), then
+ * one forward per step with one token per live request. The KV cache holds
+ * the longest prompt + max_new (at most max_position_embeddings); a prompt
+ * longer than the context is an error before any work, and a request that
+ * reaches the context's end stops as if by max_new. Text an unfinished UTF-8
+ * character still holds back is flushed (as U+FFFD) with a request's last
+ * token when it ends by max_new, and dropped when a stop token or the
+ * callback ends it. Returns 0, or -1 with sk_error() (stats then hold what
+ * was done). */
 int sk_generate(sk_model *m, const sk_gen_request *reqs, int n, sk_gen_token_fn on_token, void *ctx,
                 sk_gen_stats *stats);
 

@@ -3,6 +3,10 @@
 #ifndef SK_COMMANDS_H
 #define SK_COMMANDS_H
 
+int sk_cmd_chat(int argc, char **argv);
+int sk_cmd_generate(int argc, char **argv);
+int sk_cmd_logits(int argc, char **argv);
+int sk_cmd_plot(int argc, char **argv);
 int sk_cmd_info(int argc, char **argv);
 int sk_cmd_tokenize(int argc, char **argv);
 int sk_cmd_detokenize(int argc, char **argv);

@@ -18,6 +18,10 @@ typedef struct {
 } sk_command;
 
 static const sk_command sk_commands[] = {
+	{ "chat", sk_cmd_chat, N_("chat with a model in the terminal") },
+	{ "generate", sk_cmd_generate, N_("generate text from a prompt or token ids") },
+	{ "logits", sk_cmd_logits, N_("write the logits of token ids as a NumPy .npy file") },
+	{ "plot", sk_cmd_plot, N_("draw a training run's loss, learning rate and gradient norm as an SVG chart") },
 	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
 	{ "tokenize", sk_cmd_tokenize, N_("print the token ids of a text") },
 	{ "detokenize", sk_cmd_detokenize, N_("print the text of token ids") },
