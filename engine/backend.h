@@ -70,6 +70,67 @@ typedef struct {
 	/* Correct: c_k = p_k + (1 + Σ_m Wc[k][m] · modal[r][m]) · (y - p_active). */
 	void (*altup_correct)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
 	                      int active, const float *wc, const float *modal, float *c);
+
+	/* ---- Training (train_grad.h): the LoRA branch with dropout, and the
+	 * backward of every op above. "d" arrays are gradients of the loss;
+	 * "accumulate" adds to the output instead of overwriting it. ---- */
+
+	/* y[n][out] += scale · B A drop(x_i) for every row, drop(x) = x ⊙ keep /
+	 * (1 - dropout), keep[i][j] a hash of (seed, i, j) (recomputed, never
+	 * stored); dropout 0 uses x as is. 0 or -1. */
+	int (*lora_fwd)(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout, uint64_t seed,
+	                float *y);
+	/* Its backward with t = A drop(x): gB += scale · dyᵀ t, gA += dtᵀ drop(x)
+	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
+	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,
+	                uint64_t seed, float *gA, float *gB, float *dx);
+	/* dx[n][in] (+)= dy[n][out] · W for W [out, in] in any stored type or NF4
+	 * (tiles dequantized as in linear). 0 or -1. */
+	int (*linear_bwd)(sk_backend *be, const sk_tensor *w, const float *dy, int64_t n, float *dx, int accumulate);
+	/* RMSNorm backward from the forward's input x (w NULL: no weight):
+	 * dx (+)= r·u − (r³/dim)·x·Σ(u ⊙ x), u = dy ⊙ w. dx may equal dy when
+	 * not accumulating. */
+	void (*rmsnorm_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+	                    const float *dy, float *dx, int accumulate);
+	/* The inverse rotation of rope, in place on the gradient d [n][heads][hd]. */
+	void (*rope_bwd)(sk_backend *be, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+	                 float factor);
+	/* Backward of attention for one sequence without a cache: n query rows
+	 * at positions 0..n-1 over k, v [n][nkv·hd] (the same positions),
+	 * probabilities recomputed. dq [n][nh·hd] is overwritten; dk, dv are
+	 * accumulated (KV-shared layers add into their producer's). ws: 2·n·nh
+	 * floats. 0 or -1. */
+	int (*attention_bwd)(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
+	                     int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
+	                     float *dv, float *ws);
+	/* Backward of gelu_mul from the pre-activation g and u (NULL: plain
+	 * gelu), including the sparsity cutoff's mean and std: dg gets dL/dg,
+	 * du (when u) dL/du. dg may equal dh. */
+	void (*gelu_mul_bwd)(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z,
+	                     const float *dh, float *dg, float *du);
+	/* Backward of rescale_rms from the unscaled u: du overwritten, dref accumulated. */
+	void (*rescale_rms_bwd)(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
+	                        const float *dy, float *du, float *dref);
+	/* Backward of altup_router (out: its forward output): dx accumulated. */
+	void (*altup_router_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+	                         const float *w, int A, const float *out, const float *dout, float *dx);
+	/* Backward of altup_predict: dx [A][rows][dim] and dmodal [rows][A] overwritten. */
+	void (*altup_predict_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+	                          const float *modal, const float *dp, float *dx, float *dmodal);
+	/* Backward of altup_correct: dp [A][rows][dim], dy and dmodal overwritten. */
+	void (*altup_correct_bwd)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+	                          int active, const float *wc, const float *modal, const float *dc, float *dp, float *dy,
+	                          float *dmodal);
+	/* Cross-entropy over a vocabulary chunk z [n][cw] (raw head outputs of
+	 * columns col0..col0+cw-1): softcap (cap > 0) in place, then the online
+	 * logsumexp state of each row (mx, se: running max and Σ exp(ℓ − mx))
+	 * and lab[i] = ℓ of labels[i] when it falls in the chunk. */
+	void (*xent_chunk)(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+	                   const int32_t *labels, float *mx, float *se, float *lab);
+	/* Its gradient in place: z ← (softmax − onehot) · coef[i] · softcap'
+	 * from the raw chunk z and each row's logsumexp lse. */
+	void (*xent_chunk_grad)(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+	                        const int32_t *labels, const float *lse, const float *coef);
 } sk_backend_ops;
 
 struct sk_backend {

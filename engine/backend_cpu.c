@@ -1,6 +1,7 @@
 /* The CPU backend: its ops table, state (thread pool, per-thread scratch),
  * kernel dispatch and row dequantization. */
 #include "engine/backend_cpu.h"
+#include "engine/backend_cpu_backward.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ static const sk_backend_ops cpu_ops = {
 	.altup_router = sk_cpu_altup_router,
 	.altup_predict = sk_cpu_altup_predict,
 	.altup_correct = sk_cpu_altup_correct,
+	SK_CPU_BACKWARD_OPS,
 };
 
 int sk_cpu_have_avx2(void)

@@ -18,6 +18,7 @@
  *   is an error naming the tensor (PEFT would drop it with a warning, but a
  *   trained weight silently lost is worse than a refusal). */
 #include "engine/lora.h"
+#include "engine/lora_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,13 +33,6 @@
 
 #define CONFIG_MAX_BYTES (1u << 20)
 
-struct sk_lora {
-	int32_t num_layers;
-	int32_t rank;
-	int32_t npairs;
-	int32_t ignored;
-	sk_lora_pair *pairs; /* [num_layers][SK_LORA_NMOD]; A == NULL when absent */
-};
 
 static const char *const module_names[SK_LORA_NMOD] = {
 	"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -192,8 +186,19 @@ void sk_lora_free(sk_lora *l)
 	for (int64_t i = 0; l->pairs && i < (int64_t)l->num_layers * SK_LORA_NMOD; i++) {
 		free(l->pairs[i].A);
 		free(l->pairs[i].B);
+		if (l->names) {
+			free(l->names[2 * i]);
+			free(l->names[2 * i + 1]);
+		}
+		if (l->grad_a)
+			free(l->grad_a[i]);
+		if (l->grad_b)
+			free(l->grad_b[i]);
 	}
 	free(l->pairs);
+	free(l->names);
+	free(l->grad_a);
+	free(l->grad_b);
 	free(l);
 }
 
@@ -223,7 +228,11 @@ static int take_pair(sk_lora *l, const sk_config *c, const sk_lora_config *lc, c
 	sk_lora_pair *p = &l->pairs[(size_t)layer * SK_LORA_NMOD + m];
 	p->A = to_f32(A);
 	p->B = to_f32(B);
-	if (!p->A || !p->B)
+	/* the names are kept so gradients can be written under the same keys */
+	size_t slot = (size_t)layer * SK_LORA_NMOD + m;
+	l->names[2 * slot] = strdup(A->name);
+	l->names[2 * slot + 1] = strdup(B->name);
+	if (!p->A || !p->B || !l->names[2 * slot] || !l->names[2 * slot + 1])
 		return sk_fail(_("%s: out of memory"), path);
 	p->r = lc->r;
 	p->in = (int32_t)in;
@@ -259,7 +268,8 @@ sk_lora *sk_lora_load(const char *dir, const sk_config *cfg)
 	l = calloc(1, sizeof *l);
 	size_t nslots = (size_t)cfg->num_layers * SK_LORA_NMOD * 2;
 	slots = calloc(nslots, sizeof *slots);
-	if (!l || !slots || !(l->pairs = calloc(nslots / 2, sizeof *l->pairs))) {
+	if (!l || !slots || !(l->pairs = calloc(nslots / 2, sizeof *l->pairs)) ||
+	    !(l->names = calloc(nslots, sizeof *l->names))) {
 		sk_fail(_("%s: out of memory"), dir);
 		goto fail;
 	}

@@ -28,6 +28,17 @@ float *sk_lora_grad_B(sk_lora *l, int i);
 sk_lora_pair *sk_lora_pair_at(sk_lora *l, int i, int *layer, sk_lora_module *module);
 void sk_lora_zero_grad(sk_lora *l);
 
+/* Pairs are numbered 0 .. sk_lora_pair_count() - 1 in (layer, module)
+ * order. Allocates zeroed gradient buffers for an adapter loaded with
+ * sk_lora_load (a no-op when it has them). 0 or -1. */
+int sk_lora_make_trainable(sk_lora *l);
+/* Gradient buffers of the pair at (layer, module), NULL when the adapter
+ * has no such pair or no gradients. */
+float *sk_lora_grad_of(sk_lora *l, int layer, sk_lora_module module, int is_b);
+/* The tensor name the adapter file used for A (is_b 0) or B of the pair at
+ * (layer, module); NULL for an adapter created in memory. */
+const char *sk_lora_key_name(const sk_lora *l, int layer, sk_lora_module module, int is_b);
+
 /* One training sequence: target[i] != 0 means ids[i] is a label, predicted
  * from the logits at position i - 1 (target[0] is ignored). */
 typedef struct {

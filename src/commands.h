@@ -6,6 +6,7 @@
 int sk_cmd_chat(int argc, char **argv);
 int sk_cmd_generate(int argc, char **argv);
 int sk_cmd_logits(int argc, char **argv);
+int sk_cmd_grad(int argc, char **argv);
 int sk_cmd_plot(int argc, char **argv);
 int sk_cmd_info(int argc, char **argv);
 int sk_cmd_tokenize(int argc, char **argv);

@@ -21,6 +21,7 @@ static const sk_command sk_commands[] = {
 	{ "chat", sk_cmd_chat, N_("chat with a model in the terminal") },
 	{ "generate", sk_cmd_generate, N_("generate text from a prompt or token ids") },
 	{ "logits", sk_cmd_logits, N_("write the logits of token ids as a NumPy .npy file") },
+	{ "grad", sk_cmd_grad, N_("compute the loss and LoRA gradients of one token sequence") },
 	{ "plot", sk_cmd_plot, N_("draw a training run's loss, learning rate and gradient norm as an SVG chart") },
 	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
 	{ "tokenize", sk_cmd_tokenize, N_("print the token ids of a text") },

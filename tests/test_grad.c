@@ -1,0 +1,622 @@
+/* Whole-model LoRA gradients (train_grad.h) against Hugging Face + PEFT
+ * autograd (tests/fixtures/hf/,  made by tests/fixtures/make_fixtures.py):
+ * loss and every gradient tensor of the fixture adapters on tiny Gemma 3n
+ * (sparsity layers, KV-shared layers, sliding window) and Gemma 3, with and
+ * without gradient checkpointing; loss-only mode against the forward's
+ * logits; central finite differences on chosen parameters (fp32 and NF4
+ * bases, with dropout); batching; trainable adapter creation. */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/error.h"
+#include "engine/lora.h"
+#include "engine/model.h"
+#include "engine/safetensors.h"
+#include "engine/train_grad.h"
+#include "tests/test.h"
+
+#define GN "tests/fixtures/hf/tiny-gemma3n"
+#define G3 "tests/fixtures/hf/tiny-gemma3"
+
+typedef struct {
+	char tag[32], dir[64], file[64];
+	int32_t ids[64];
+	int n, k;
+	double loss;
+} grad_ref;
+
+static int load_grad_refs(const char *model, grad_ref *out, int cap)
+{
+	char p[4400];
+	snprintf(p, sizeof p, "%s/ref/manifest.json", sk_test_path(model));
+	json_error_t e;
+	json_t *root = json_load_file(p, 0, &e);
+	if (!root)
+		return -1;
+	int n = 0;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(root, "adapters"), i, a) {
+		json_t *g = json_object_get(a, "grad");
+		if (!g || n >= cap)
+			continue;
+		grad_ref *r = &out[n++];
+		memset(r, 0, sizeof *r);
+		snprintf(r->tag, sizeof r->tag, "%s", json_string_value(json_object_get(a, "tag")));
+		snprintf(r->dir, sizeof r->dir, "%s", json_string_value(json_object_get(a, "dir")));
+		snprintf(r->file, sizeof r->file, "%s", json_string_value(json_object_get(g, "file")));
+		size_t k;
+		json_t *v;
+		json_array_foreach(json_object_get(g, "ids"), k, v) {
+			if (r->n < 64)
+				r->ids[r->n++] = (int32_t)json_integer_value(v);
+		}
+		r->k = (int)json_integer_value(json_object_get(g, "mask_prefix"));
+		r->loss = json_real_value(json_object_get(g, "loss"));
+	}
+	json_decref(root);
+	return n;
+}
+
+static sk_model *load_model(const char *rel, int nf4)
+{
+	sk_model_opts o = { SK_DEVICE_CPU, nf4, 2 };
+	sk_model *m = sk_model_load(sk_test_path(rel), &o);
+	if (!m)
+		fprintf(stderr, "  load %s: %s\n", rel, sk_error());
+	return m;
+}
+
+static sk_lora *load_adapter(const char *model, const char *dir, const sk_model *m)
+{
+	char p[4400];
+	snprintf(p, sizeof p, "%s/ref/%s", sk_test_path(model), dir);
+	sk_lora *l = sk_lora_load(p, sk_model_config(m));
+	if (!l)
+		fprintf(stderr, "  adapter %s: %s\n", p, sk_error());
+	else if (sk_lora_make_trainable(l) != 0) {
+		sk_lora_free(l);
+		l = NULL;
+	}
+	return l;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+	double d = 0, s = 0;
+	for (size_t i = 0; i < n; i++) {
+		d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+		s += (double)ref[i] * ref[i];
+	}
+	return s > 0 ? sqrt(d / s) : (d > 0 ? INFINITY : 0);
+}
+
+/* labels = ids with the first k ignored (HF shifts: target i ≥ k) */
+static void make_seq(const grad_ref *r, uint8_t *target, sk_train_seq *s)
+{
+	for (int i = 0; i < r->n; i++)
+		target[i] = i >= r->k;
+	s->ids = r->ids;
+	s->target = target;
+	s->n = r->n;
+}
+
+/* Gradients of every pair against the PEFT file; returns the worst relative
+ * L2 error, and the number of tensors compared in *count. */
+static double compare_grads(sk_lora *l, const char *model, const grad_ref *r, int *count, int verbose)
+{
+	char p[4400];
+	snprintf(p, sizeof p, "%s/ref/%s", sk_test_path(model), r->file);
+	sk_st_file *f = sk_st_open(p);
+	CHECK(f != NULL);
+	if (!f)
+		return INFINITY;
+	double worst = 0;
+	*count = 0;
+	for (int i = 0; i < sk_lora_pair_count(l); i++) {
+		int layer;
+		sk_lora_module mod;
+		sk_lora_pair *pr = sk_lora_pair_at(l, i, &layer, &mod);
+		for (int b = 0; b < 2; b++) {
+			const char *name = sk_lora_key_name(l, layer, mod, b);
+			const sk_tensor_view *t = name ? sk_st_find(f, name) : NULL;
+			CHECK_MSG(t != NULL, "no reference for %s", name ? name : "?");
+			if (!t)
+				continue;
+			size_t n = b ? (size_t)pr->out * pr->r : (size_t)pr->r * pr->in;
+			CHECK(t->dtype == SK_DT_F32 && (size_t)sk_tensor_view_numel(t) == n);
+			if (t->dtype != SK_DT_F32 || (size_t)sk_tensor_view_numel(t) != n)
+				continue;
+			float *ref = malloc(n * sizeof *ref);
+			memcpy(ref, t->data, n * sizeof *ref);
+			const float *g = b ? sk_lora_grad_B(l, i) : sk_lora_grad_A(l, i);
+			double e = rel_l2(g, ref, n);
+			if (verbose)
+				printf("#   %-58s rel L2 %.2e\n", name, e);
+			CHECK_MSG(e < 1e-3, "%s: rel L2 %g", name, e);
+			if (e > worst || isnan(e))
+				worst = e;
+			(*count)++;
+			free(ref);
+		}
+	}
+	/* every reference tensor has a pair here */
+	CHECK_EQ_INT(*count, (int)sk_st_count(f));
+	sk_st_close(f);
+	return worst;
+}
+
+static void check_model_grads(const char *model, const char *label, int ckpt)
+{
+	grad_ref refs[4];
+	int nr = load_grad_refs(model, refs, 4);
+	CHECK(nr > 0);
+	sk_model *m = load_model(model, 0);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	for (int a = 0; a < nr; a++) {
+		grad_ref *r = &refs[a];
+		sk_lora *l = load_adapter(model, r->dir, m);
+		CHECK(l != NULL);
+		if (!l)
+			continue;
+		uint8_t target[64];
+		sk_train_seq s;
+		make_seq(r, target, &s);
+		int64_t nt = r->n - r->k;
+		sk_train_opts o = { 0.0f, 0, ckpt, (float)(1.0 / (double)nt), 1 };
+		double loss = 0;
+		int64_t n_t = 0;
+		int rc = sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n_t);
+		CHECK_MSG(rc == 0, "%s", sk_error());
+		CHECK_EQ_INT(n_t, nt);
+		double mean = loss / (double)nt, le = fabs(mean - r->loss) / fabs(r->loss);
+		int count = 0;
+		double worst = compare_grads(l, model, r, &count, ckpt && a == 0 && getenv("SK_GRAD_VERBOSE"));
+		printf("# %s adapter %s (ckpt %d): loss %.7f vs PEFT %.7f (rel %.1e); %d gradient tensors, worst rel L2 "
+		       "%.2e\n",
+		       label, r->tag, ckpt, mean, r->loss, le, count, worst);
+		CHECK_MSG(le < 1e-4, "loss rel error %g", le);
+		sk_lora_free(l);
+	}
+	sk_model_free(m);
+}
+
+TEST(gemma3n_grads_match_peft)
+{
+	check_model_grads(GN, "tiny-gemma3n", 1);
+}
+
+TEST(gemma3n_grads_match_peft_no_ckpt)
+{
+	check_model_grads(GN, "tiny-gemma3n", 0);
+}
+
+TEST(gemma3_grads_match_peft)
+{
+	check_model_grads(G3, "tiny-gemma3", 1);
+	check_model_grads(G3, "tiny-gemma3", 0);
+}
+
+/* Loss-only mode equals the cross-entropy of the forward's logits. */
+static void check_loss_only(const char *model)
+{
+	grad_ref refs[4];
+	CHECK(load_grad_refs(model, refs, 4) > 0);
+	sk_model *m = load_model(model, 0);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	sk_lora *l = load_adapter(model, refs[0].dir, m);
+	CHECK(l != NULL);
+	grad_ref *r = &refs[0];
+	int V = sk_model_vocab(m);
+	float *logits = malloc((size_t)r->n * V * sizeof *logits);
+	sk_kv_cache *kv = sk_kv_cache_new(m, 1, 0);
+	sk_model_set_adapter(m, l);
+	sk_batch_item it = { 0, r->ids, r->n, 1, 1 };
+	CHECK(sk_model_forward(m, kv, &it, 1, logits) == 0);
+	sk_model_set_adapter(m, NULL);
+	double ref = 0;
+	for (int i = r->k; i < r->n; i++) {
+		const float *z = logits + (size_t)(i - 1) * V;
+		double mx = -INFINITY, s = 0;
+		for (int j = 0; j < V; j++)
+			mx = z[j] > mx ? z[j] : mx;
+		for (int j = 0; j < V; j++)
+			s += exp(z[j] - mx);
+		ref += mx + log(s) - z[r->ids[i]];
+	}
+	uint8_t target[64];
+	sk_train_seq s;
+	make_seq(r, target, &s);
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 0 };
+	double loss = -1;
+	int64_t nt = 0;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
+	printf("# %s loss-only %.7f, from forward logits %.7f\n", model, loss, ref);
+	CHECK(fabs(loss - ref) <= 1e-5 * fabs(ref));
+	/* loss-only mode leaves the gradients alone */
+	for (int i = 0; i < sk_lora_pair_count(l); i++)
+		CHECK(sk_lora_grad_A(l, i)[0] == 0.0f && sk_lora_grad_B(l, i)[0] == 0.0f);
+	sk_kv_cache_free(kv);
+	free(logits);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+TEST(loss_only_matches_forward_logits)
+{
+	check_loss_only(GN);
+	check_loss_only(G3);
+}
+
+static double loss_of(sk_model *m, sk_lora *l, const sk_train_seq *s, int ns, float dropout)
+{
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 0 };
+	double loss = 0;
+	int64_t nt;
+	if (sk_model_loss_grad(m, l, s, ns, &o, &loss, &nt) != 0)
+		return NAN;
+	return loss;
+}
+
+/* Central differences on the entries with the largest gradients of a few
+ * pairs (a KV producer's k/v, a sparsity layer's gate, a KV consumer's q,
+ * a down_proj): the sign and scale conventions end to end. */
+static void check_fd(const char *model, int nf4, float dropout)
+{
+	grad_ref refs[4];
+	CHECK(load_grad_refs(model, refs, 4) > 0);
+	sk_model *m = load_model(model, nf4);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	sk_lora *l = load_adapter(model, refs[0].dir, m);
+	CHECK(l != NULL);
+	if (!l) {
+		sk_model_free(m);
+		return;
+	}
+	uint8_t target[64];
+	sk_train_seq s;
+	make_seq(&refs[0], target, &s);
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 1 };
+	double loss;
+	int64_t nt;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
+	const sk_config *c = sk_model_config(m);
+	int first_shared = sk_config_first_kv_shared(c);
+	struct {
+		int layer;
+		sk_lora_module mod;
+	} picks[] = {
+		{ first_shared - 1, SK_LORA_K }, { first_shared - 2, SK_LORA_V }, { 0, SK_LORA_GATE },
+		{ c->num_layers - 1, SK_LORA_Q }, { 1, SK_LORA_DOWN }, { 2, SK_LORA_O },
+	};
+	int checked = 0;
+	double worst = 0;
+	for (size_t pi = 0; pi < sizeof picks / sizeof picks[0]; pi++) {
+		int idx = -1;
+		for (int i = 0; i < sk_lora_pair_count(l); i++) {
+			int layer;
+			sk_lora_module mod;
+			sk_lora_pair_at(l, i, &layer, &mod);
+			if (layer == picks[pi].layer && mod == picks[pi].mod)
+				idx = i;
+		}
+		if (idx < 0)
+			continue;
+		sk_lora_pair *p = sk_lora_pair_at(l, idx, NULL, NULL);
+		for (int b = 0; b < 2; b++) {
+			float *val = b ? p->B : p->A, *g = b ? sk_lora_grad_B(l, idx) : sk_lora_grad_A(l, idx);
+			size_t n = b ? (size_t)p->out * p->r : (size_t)p->r * p->in, best = 0;
+			for (size_t i = 1; i < n; i++)
+				if (fabsf(g[i]) > fabsf(g[best]))
+					best = i;
+			/* the sparsity cutoff's kink can sit within a step of the point:
+			 * take the best of three steps (a wrong sign or scale fails them all) */
+			float keep = val[best];
+			double fd = 0, e = INFINITY;
+			for (float h = 4e-3f; h > 2e-4f; h /= 4) {
+				val[best] = keep + h;
+				double lp = loss_of(m, l, &s, 1, dropout);
+				val[best] = keep - h;
+				double lm = loss_of(m, l, &s, 1, dropout);
+				val[best] = keep;
+				double f = (lp - lm) / (2.0 * (double)h), fe = fabs(f - g[best]) / fabs(g[best]);
+				if (fe < e) {
+					e = fe;
+					fd = f;
+				}
+			}
+			printf("#   %s layer %d %s %s[%zu]: analytic %.6f, central difference %.6f (rel %.1e)\n",
+			       nf4 ? "nf4" : "fp32", picks[pi].layer, sk_lora_module_name(picks[pi].mod), b ? "B" : "A", best,
+			       g[best], fd, e);
+			CHECK_MSG(e < 5e-3, "finite difference rel error %g", e);
+			if (e > worst)
+				worst = e;
+			checked++;
+		}
+	}
+	printf("# %s%s%s: %d finite-difference checks, worst rel %.1e\n", model, nf4 ? " (NF4)" : "",
+	       dropout > 0 ? " (dropout)" : "", checked, worst);
+	CHECK(checked >= 6);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+TEST(finite_differences_fp32)
+{
+	check_fd(GN, 0, 0.0f);
+	check_fd(G3, 0, 0.0f);
+}
+
+TEST(finite_differences_nf4_dropout)
+{
+	check_fd(GN, 1, 0.0f);
+	check_fd(GN, 0, 0.25f);
+}
+
+/* Two sequences in one call = the sum of the two calls; the call adds to
+ * the gradients already there. */
+TEST(batch_is_sum_of_sequences)
+{
+	grad_ref refs[4];
+	CHECK(load_grad_refs(GN, refs, 4) > 0);
+	sk_model *m = load_model(GN, 0);
+	sk_lora *l = m ? load_adapter(GN, refs[0].dir, m) : NULL;
+	CHECK(m && l);
+	if (!m || !l) {
+		sk_model_free(m);
+		return;
+	}
+	int32_t ids2[9] = { 2, 300, 301, 302, 383, 255, 256, 257, 17 };
+	uint8_t t1[64], t2[9] = { 0, 1, 1, 0, 1, 1, 1, 1, 1 };
+	sk_train_seq s[2];
+	make_seq(&refs[0], t1, &s[0]);
+	s[1].ids = ids2;
+	s[1].target = t2;
+	s[1].n = 9;
+	sk_train_opts o = { 0.0f, 0, 1, 0.5f, 1 };
+	double la, lb, lab;
+	int64_t n;
+	CHECK(sk_model_loss_grad(m, l, &s[0], 1, &o, &la, &n) == 0);
+	CHECK(sk_model_loss_grad(m, l, &s[1], 1, &o, &lb, &n) == 0);
+	int np = sk_lora_pair_count(l);
+	size_t total = 0;
+	for (int i = 0; i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		total += (size_t)p->r * p->in + (size_t)p->out * p->r;
+	}
+	float *sep = malloc(total * sizeof *sep), *joint = malloc(total * sizeof *joint);
+	size_t k = 0;
+	for (int i = 0; i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		memcpy(sep + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
+		k += (size_t)p->r * p->in;
+		memcpy(sep + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
+		k += (size_t)p->out * p->r;
+	}
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, s, 2, &o, &lab, &n) == 0);
+	CHECK_EQ_INT(n, (refs[0].n - refs[0].k) + 7);
+	k = 0;
+	for (int i = 0; i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		memcpy(joint + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
+		k += (size_t)p->r * p->in;
+		memcpy(joint + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
+		k += (size_t)p->out * p->r;
+	}
+	double e = rel_l2(joint, sep, total);
+	printf("# batch of 2 vs separate: loss %.6f vs %.6f, gradients rel L2 %.1e\n", lab, la + lb, e);
+	CHECK(fabs(lab - (la + lb)) < 1e-5 * fabs(la + lb));
+	CHECK(e < 1e-5);
+	free(sep);
+	free(joint);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+/* A fresh adapter: PEFT's init (B = 0, A within ±1/sqrt(in)), no k/v on
+ * KV-shared layers, gradients only for B at step 0 (A's are zero since B
+ * is), and the loss equals the base model's. */
+TEST(new_trainable_adapter)
+{
+	sk_model *m = load_model(GN, 0);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	const sk_config *c = sk_model_config(m);
+	sk_lora *l = sk_lora_new_trainable(c, SK_LORA_MASK_ALL, 4, 8.0f, 0, 3407);
+	CHECK(l != NULL);
+	if (!l) {
+		sk_model_free(m);
+		return;
+	}
+	int shared = c->num_layers - sk_config_first_kv_shared(c);
+	CHECK_EQ_INT(sk_lora_pair_count(l), c->num_layers * 7 - 2 * shared);
+	CHECK(sk_lora_get(l, c->num_layers - 1, SK_LORA_K) == NULL);
+	const sk_lora_pair *q = sk_lora_get(l, 0, SK_LORA_Q);
+	CHECK(q && q->scale == 2.0f);
+	float bound = 1.0f / sqrtf((float)c->hidden_size), amax = 0;
+	for (int i = 0; q && i < q->r * q->in; i++)
+		amax = fabsf(q->A[i]) > amax ? fabsf(q->A[i]) : amax;
+	CHECK(amax <= bound && amax > 0.5f * bound);
+	int32_t ids[6] = { 2, 17, 33, 120, 7, 9 };
+	uint8_t tg[6] = { 0, 1, 1, 1, 1, 1 };
+	sk_train_seq s = { ids, tg, 6 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	double loss, base;
+	int64_t n;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == 0);
+	CHECK(sk_model_loss_grad(m, NULL, &s, 1, &o, &base, &n) == 0);
+	CHECK(fabs(loss - base) < 1e-6 * fabs(base));
+	double sa = 0, sb = 0;
+	for (int i = 0; i < sk_lora_pair_count(l); i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		for (int k = 0; k < p->r * p->in; k++)
+			sa += fabs(sk_lora_grad_A(l, i)[k]);
+		for (int k = 0; k < p->out * p->r; k++)
+			sb += fabs(sk_lora_grad_B(l, i)[k]);
+	}
+	CHECK(sa == 0.0 && sb > 0.0);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+TEST(bad_input_is_refused)
+{
+	sk_model *m = load_model(G3, 0);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	sk_lora *l = sk_lora_new_trainable(sk_model_config(m), SK_LORA_MASK_MLP, 2, 4.0f, 1, 1);
+	int32_t ids[3] = { 2, 5, 100000 };
+	uint8_t tg[3] = { 0, 1, 1 };
+	sk_train_seq s = { ids, tg, 3 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	double loss;
+	int64_t n;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == -1);
+	CHECK(strstr(sk_error(), "out of range") != NULL);
+	ids[2] = 7;
+	o.lora_dropout = 1.0f;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == -1);
+	o.lora_dropout = 0.0f;
+	s.n = 0;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == -1);
+	s.n = 3;
+	CHECK(sk_model_loss_grad(m, l, &s, 0, &o, &loss, &n) == -1);
+	/* an adapter loaded for inference has no gradient buffers */
+	grad_ref refs[2];
+	CHECK(load_grad_refs(G3, refs, 2) > 0);
+	char p[4400];
+	snprintf(p, sizeof p, "%s/ref/%s", sk_test_path(G3), refs[0].dir);
+	sk_lora *inf = sk_lora_load(p, sk_model_config(m));
+	CHECK(inf && sk_lora_grad_A(inf, 0) == NULL);
+	CHECK(sk_model_loss_grad(m, inf, &s, 1, &o, &loss, &n) == -1);
+	/* no targets: loss 0, nothing to do */
+	memset(tg, 0, sizeof tg);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == 0 && n == 0 && loss == 0.0);
+	sk_lora_free(inf);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+/* The default model (Gemma 3 270M, GGUF Q4_K_M: quantized weights and a
+ * quantized tied head, 262144-token vocabulary over many chunks) with a
+ * fresh adapter: the loss equals the forward's logits' cross-entropy, and
+ * one step's gradients agree with central differences. */
+TEST(default_model_gradients)
+{
+	const char *path = getenv("SK_DEFAULT_MODEL");
+	if (!path || !*path || access(path, R_OK) != 0) {
+		SKIP("SK_DEFAULT_MODEL is not set to a readable file");
+		return;
+	}
+	sk_model_opts mo = { SK_DEVICE_CPU, 0, 0 };
+	sk_model *m = sk_model_load(path, &mo);
+	CHECK_MSG(m != NULL, "%s", sk_error());
+	if (!m)
+		return;
+	const sk_config *c = sk_model_config(m);
+	sk_lora *l = sk_lora_new_trainable(c, SK_LORA_MASK_ALL, 8, 16.0f, 0, 3407);
+	CHECK(l != NULL);
+	/* B random too, so A gets gradients and the adapter changes the loss */
+	for (int i = 0; l && i < sk_lora_pair_count(l); i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		for (int k = 0; k < p->out * p->r; k++)
+			p->B[k] = 0.02f * (float)((k * 7919 + i * 104729) % 2001 - 1000) / 1000.0f;
+	}
+	int32_t ids[20] = { 2, 818, 5279, 529, 7001, 563, 9079, 236761, 669, 5279, 529, 8522, 563, 10868, 236761,
+	                    669, 5279, 529, 9405, 563 };
+	uint8_t tg[20];
+	for (int i = 0; i < 20; i++)
+		tg[i] = i >= 3;
+	sk_train_seq s = { ids, tg, 20 };
+	int V = sk_model_vocab(m);
+	for (int i = 0; i < 20; i++)
+		if (ids[i] >= V)
+			ids[i] = ids[i] % V;
+	float *logits = malloc((size_t)20 * V * sizeof *logits);
+	sk_kv_cache *kv = sk_kv_cache_new(m, 1, 64);
+	sk_model_set_adapter(m, l);
+	sk_batch_item it = { 0, ids, 20, 1, 1 };
+	CHECK(logits && kv && sk_model_forward(m, kv, &it, 1, logits) == 0);
+	sk_model_set_adapter(m, NULL);
+	double ref = 0;
+	for (int i = 3; i < 20; i++) {
+		const float *z = logits + (size_t)(i - 1) * V;
+		double mx = -INFINITY, sum = 0;
+		for (int j = 0; j < V; j++)
+			mx = z[j] > mx ? z[j] : mx;
+		for (int j = 0; j < V; j++)
+			sum += exp(z[j] - mx);
+		ref += mx + log(sum) - z[ids[i]];
+	}
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	double loss = 0;
+	int64_t nt;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
+	printf("# default model: loss %.5f (mean %.4f), from forward logits %.5f\n", loss, loss / 17, ref);
+	CHECK(fabs(loss - ref) < 1e-4 * fabs(ref));
+	/* the entry with the largest gradient of a few pairs */
+	sk_lora_module mods[3] = { SK_LORA_V, SK_LORA_GATE, SK_LORA_O };
+	for (int t = 0; t < 3; t++) {
+		int layer = t * 5;
+		int idx = -1;
+		for (int i = 0; i < sk_lora_pair_count(l); i++) {
+			int ly;
+			sk_lora_module md;
+			sk_lora_pair_at(l, i, &ly, &md);
+			if (ly == layer && md == mods[t])
+				idx = i;
+		}
+		CHECK(idx >= 0);
+		if (idx < 0)
+			continue;
+		sk_lora_pair *p = sk_lora_pair_at(l, idx, NULL, NULL);
+		float *g = sk_lora_grad_A(l, idx);
+		int best = 0;
+		for (int k = 1; k < p->r * p->in; k++)
+			if (fabsf(g[k]) > fabsf(g[best]))
+				best = k;
+		float keep = p->A[best], h = 2e-3f;
+		p->A[best] = keep + h;
+		double lp = loss_of(m, l, &s, 1, 0.0f);
+		p->A[best] = keep - h;
+		double lm = loss_of(m, l, &s, 1, 0.0f);
+		p->A[best] = keep;
+		double fd = (lp - lm) / (2.0 * h), e = fabs(fd - g[best]) / fabs(g[best]);
+		printf("#   layer %d %s A[%d]: analytic %.5f, central difference %.5f (rel %.1e)\n", layer,
+		       sk_lora_module_name(mods[t]), best, g[best], fd, e);
+		CHECK(e < 2e-2);
+	}
+	sk_kv_cache_free(kv);
+	free(logits);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+int main(void)
+{
+	RUN(gemma3n_grads_match_peft);
+	RUN(gemma3n_grads_match_peft_no_ckpt);
+	RUN(gemma3_grads_match_peft);
+	RUN(loss_only_matches_forward_logits);
+	RUN(finite_differences_fp32);
+	RUN(finite_differences_nf4_dropout);
+	RUN(batch_is_sum_of_sequences);
+	RUN(new_trainable_adapter);
+	RUN(bad_input_is_refused);
+	RUN(default_model_gradients);
+	TEST_EXIT();
+}
