@@ -9,7 +9,9 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "engine/files.h"
 #include "engine/i18n.h"
+#include "engine/paths.h"
 
 /* Long-only option codes of the common options, out of the range of
  * characters so they never collide with a command's short options. */
@@ -256,4 +258,21 @@ const char *sk_cli_pad(const char *label, int width)
 	int pad = width > cols ? width - cols : 0;
 	snprintf(buf, sizeof bufs[0], "%s%*s", label, pad, "");
 	return buf;
+}
+
+int sk_cli_default_model(char *buf, size_t cap)
+{
+	const char *env = getenv("SK_DEFAULT_MODEL");
+	if (env && *env) {
+		snprintf(buf, cap, "%s", env);
+		return 0;
+	}
+	char dir[3800];
+	if (sk_cache_dir("models", dir, sizeof dir))
+		return -1;
+	snprintf(buf, cap, "%s/gemma-3-270m-q4_k_m.gguf", dir);
+	if (!sk_file_exists(buf))
+		return sk_fail(_("no --model given and the default model is not in %s: run data/fetch-model.sh, "
+		                 "or pass --model PATH"), dir);
+	return 0;
 }

@@ -5,6 +5,7 @@
 #define SK_CLI_H
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/backend_info.h"
@@ -72,6 +73,11 @@ int sk_cli_parse_float(const sk_command_help *help, const char *opt, const char 
 /* Informational message on stderr unless --quiet (level 0) or only with
  * --verbose (level 1). */
 void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...) SK_PRINTF(3, 4);
+
+/* The model used when --model is not given: $SK_DEFAULT_MODEL, else the
+ * default Gemma 3 270M in the cache (data/fetch-model.sh puts it there).
+ * Returns 0 with the path in buf, or -1 (with sk_error()) when neither exists. */
+int sk_cli_default_model(char *buf, size_t cap);
 
 /* label padded with spaces to `width` terminal columns (not bytes, so
  * Persian labels line up too); a rotating static buffer, valid for the

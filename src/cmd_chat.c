@@ -16,7 +16,7 @@
 
 static const sk_command_help chat_help = {
 	"chat",
-	"--model PATH [--adapter DIR] [--system TEXT] [--bidi=app|terminal] [OPTIONS]",
+	"[--model PATH] [--adapter DIR] [--system TEXT] [--bidi=app|terminal] [OPTIONS]",
 	N_("Chat with a model. Each answer streams as it is generated; the whole conversation is\n"
 	   "sent through the chat template every turn, and the oldest turns are dropped (with a\n"
 	   "note) when it outgrows the context. Type /help for the commands. Without a terminal\n"
@@ -146,8 +146,12 @@ int sk_cmd_chat(int argc, char **argv)
 		return SK_EXIT_USAGE;
 	if (first < argc)
 		return sk_cli_usage(&chat_help, _("unexpected argument '%s' (messages are typed, not given)"), argv[first]);
-	if (!co.model)
-		return sk_cli_usage(&chat_help, "%s", _("--model PATH is required"));
+	char defmodel[4096];
+	if (!co.model) {
+		if (sk_cli_default_model(defmodel, sizeof defmodel))
+			return sk_cli_fail();
+		co.model = defmodel;
+	}
 	o.sampling.seed = co.seed;
 
 	sk_backend_info bi;

@@ -3,9 +3,12 @@
 #ifndef SK_COMMANDS_H
 #define SK_COMMANDS_H
 
+int sk_cmd_tui(int argc, char **argv);
 int sk_cmd_chat(int argc, char **argv);
 int sk_cmd_generate(int argc, char **argv);
 int sk_cmd_logits(int argc, char **argv);
+int sk_cmd_train(int argc, char **argv);
+int sk_cmd_eval(int argc, char **argv);
 int sk_cmd_grad(int argc, char **argv);
 int sk_cmd_plot(int argc, char **argv);
 int sk_cmd_info(int argc, char **argv);

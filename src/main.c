@@ -18,9 +18,12 @@ typedef struct {
 } sk_command;
 
 static const sk_command sk_commands[] = {
+	{ "tui", sk_cmd_tui, N_("the full-screen interface: chat, compare base and adapter, train, log") },
 	{ "chat", sk_cmd_chat, N_("chat with a model in the terminal") },
 	{ "generate", sk_cmd_generate, N_("generate text from a prompt or token ids") },
 	{ "logits", sk_cmd_logits, N_("write the logits of token ids as a NumPy .npy file") },
+	{ "train", sk_cmd_train, N_("fine-tune a LoRA adapter (QLoRA) on a JSONL dataset, with checkpoints and resume") },
+	{ "eval", sk_cmd_eval, N_("mean loss and perplexity of a model or adapter over a JSONL dataset") },
 	{ "grad", sk_cmd_grad, N_("compute the loss and LoRA gradients of one token sequence") },
 	{ "plot", sk_cmd_plot, N_("draw a training run's loss, learning rate and gradient norm as an SVG chart") },
 	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
@@ -70,9 +73,9 @@ int main(int argc, char **argv)
 	textdomain(PACKAGE);
 
 	if (argc < 2) {
-		sk_print_usage(stderr);
-		fprintf(stderr, "%s", _("Try 'sokhan --help' for more information.\n"));
-		return SK_EXIT_USAGE;
+		/* no command: the full-screen interface */
+		char *av[] = { (char *)"tui", NULL };
+		return sk_cmd_tui(1, av);
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -61,7 +61,7 @@ st=$?
 check "pipe: a message longer than the context fails" [ "$st" -eq 1 ]
 check "pipe: ... saying why" grep -q 'too long' "$tmp/err5"
 expect_status 2 "usage: bad --bidi" $SOKHAN_CHAT --model "$M" --bidi=sideways
-expect_status 2 "usage: no --model" "$SOKHAN" chat
+SK_DEFAULT_MODEL=/nonexistent/model.gguf expect_status 1 "no --model: the default model, missing here, is an error" "$SOKHAN" chat
 
 # --- the REPL in tmux ---
 if ! command -v tmux >/dev/null 2>&1; then

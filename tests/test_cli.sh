@@ -6,7 +6,7 @@ expect_status 0 "help exits 0" $SOKHAN --help
 check "help lists the commands" sh -c "echo \"\$1\" | grep -q tokenize && echo \"\$1\" | grep -q info" _ "$out"
 expect_status 0 "version exits 0" $SOKHAN --version
 check "version names the package and backends" sh -c "echo \"\$1\" | grep -q '^sokhan [0-9]' && echo \"\$1\" | grep -q 'CUDA backend'" _ "$out"
-expect_status 2 "no command is a usage error" $SOKHAN
+expect_status 1 "no command opens the TUI, which refuses to run without a terminal" $SOKHAN
 expect_status 2 "unknown command exits 2" $SOKHAN frobnicate
 check "unknown command is named" sh -c "echo \"\$1\" | grep -q \"unknown command 'frobnicate'\"" _ "$err"
 expect_status 2 "unknown top-level option exits 2" $SOKHAN --frobnicate

@@ -1,0 +1,155 @@
+/* Generate commands on the engine thread: each answer's conversation is
+ * rendered through the chat template (the oldest turns dropped when it
+ * outgrows the context), then all answers run in ONE batched sk_generate,
+ * streaming token events and stopping at a cancel within one token. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine_internal.h"
+#include "engine/error.h"
+#include "engine/i18n.h"
+
+typedef struct {
+	sk_engine *e;
+	uint64_t seq;
+	int sessions[SK_ENGINE_MAX_ANSWERS];
+	int cancelled[SK_ENGINE_MAX_ANSWERS];
+} gen_ctx;
+
+static int on_token(void *ctx, int i, int32_t id, const char *text)
+{
+	(void)id;
+	gen_ctx *g = ctx;
+	if (i < 0 || i >= SK_ENGINE_MAX_ANSWERS)
+		return 1;
+	if (text && *text) {
+		sk_engine_event ev = { .type = SK_EV_TOKEN, .session = g->sessions[i] };
+		ev.text = strdup(text);
+		sk_engine_emit(g->e, &ev);
+	}
+	if (g->e->opts.token_delay_us > 0) {
+		long us = g->e->opts.token_delay_us;
+		struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (sk_engine_cancelled(g->e, g->seq, g->sessions[i]))
+		g->cancelled[i] = 1;
+	return g->cancelled[i];
+}
+
+/* Prompt ids for msgs: a leading system message is kept; the oldest
+ * user/assistant pairs after it are dropped while prompt + reserve exceed
+ * ctx. *dropped counts the pairs. */
+static int fit_prompt(const sk_tokenizer *tok, const sk_chat_msg *msgs, size_t n, int ctx, int reserve, sk_ids *ids,
+                      int *dropped)
+{
+	size_t sys = n > 0 && msgs[0].role == SK_CHAT_SYSTEM ? 1 : 0;
+	sk_chat_msg *tmp = malloc(n * sizeof *tmp);
+	if (!tmp)
+		return sk_fail("%s", _("engine: out of memory"));
+	*dropped = 0;
+	for (size_t first = sys;; first += 2) {
+		size_t k = 0;
+		if (sys)
+			tmp[k++] = msgs[0];
+		for (size_t i = first; i < n; i++)
+			tmp[k++] = msgs[i];
+		ids->n = 0;
+		if (sk_chat_render(tok, tmp, k, 1, ids, NULL) != 0) {
+			free(tmp);
+			return -1;
+		}
+		if ((long long)ids->n + reserve <= ctx) {
+			free(tmp);
+			return 0;
+		}
+		if (first + 2 >= n) {
+			free(tmp);
+			return sk_fail(_("the message is too long: %zu tokens with %d reserved for the answer, context %d"),
+			               ids->n, reserve, ctx);
+		}
+		(*dropped)++;
+	}
+}
+
+void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
+{
+	const sk_engine_gen *g = &q->cmd.gen;
+	int n = g->n_answers;
+	gen_ctx gc = { .e = e, .seq = q->seq };
+	for (int a = 0; a < n; a++)
+		gc.sessions[a] = g->answers[a].session;
+	const char *why = NULL;
+	if (!e->model)
+		why = _("no model is loaded");
+	else if (!sk_model_tokenizer(e->model))
+		why = _("the model has no tokenizer");
+	if (why) {
+		for (int a = 0; a < n; a++)
+			sk_engine_error(e, gc.sessions[a], why);
+		return;
+	}
+	/* Cancelled while it waited: done at once, nothing generated. */
+	int all_cancelled = 1;
+	for (int a = 0; a < n; a++)
+		all_cancelled &= sk_engine_cancelled(e, q->seq, gc.sessions[a]);
+	if (all_cancelled) {
+		for (int a = 0; a < n; a++) {
+			sk_engine_event ev = { .type = SK_EV_GEN_DONE, .session = gc.sessions[a] };
+			ev.gen.stopped_by = 2;
+			sk_engine_emit(e, &ev);
+		}
+		return;
+	}
+	const sk_config *c = sk_model_config(e->model);
+	int ctx = g->ctx > 0 && g->ctx < c->max_position_embeddings ? g->ctx : c->max_position_embeddings;
+	int max_new = g->max_new > 0 ? g->max_new : 1024;
+	int reserve = max_new < ctx / 2 ? max_new : ctx / 2;
+	sk_ids ids[SK_ENGINE_MAX_ANSWERS] = { 0 };
+	sk_gen_request reqs[SK_ENGINE_MAX_ANSWERS];
+	memset(reqs, 0, sizeof reqs);
+	int ok = 1;
+	for (int a = 0; a < n && ok; a++) {
+		int dropped = 0;
+		if (sk_chat_validate(g->answers[a].msgs, g->answers[a].n_msgs) != 0 ||
+		    fit_prompt(sk_model_tokenizer(e->model), g->answers[a].msgs, g->answers[a].n_msgs, ctx, reserve,
+		               &ids[a], &dropped) != 0) {
+			ok = 0;
+			break;
+		}
+		if (dropped)
+			sk_engine_log(e, SK_LOG_INFO, _("the oldest %d turn(s) were dropped to fit the context of %d tokens"),
+			              dropped, ctx);
+		reqs[a].prompt = ids[a].v;
+		reqs[a].n_prompt = ids[a].n;
+		long long room = (long long)ctx - (long long)ids[a].n;
+		reqs[a].max_new = room < max_new ? (int)room : max_new;
+		reqs[a].adapter_on = e->lora && g->answers[a].adapter_on;
+		reqs[a].sampling = g->sampling;
+	}
+	sk_gen_stats st[SK_ENGINE_MAX_ANSWERS];
+	memset(st, 0, sizeof st);
+	if (ok && sk_generate(e->model, reqs, n, on_token, &gc, st) != 0)
+		ok = 0;
+	if (!ok) {
+		char *msg = strdup(sk_error());
+		for (int a = 0; a < n; a++)
+			sk_engine_error(e, gc.sessions[a], msg);
+		free(msg);
+	} else {
+		for (int a = 0; a < n; a++) {
+			sk_engine_event ev = { .type = SK_EV_GEN_DONE, .session = gc.sessions[a] };
+			ev.gen.n_prompt = st[a].n_prompt_tokens;
+			ev.gen.n_generated = st[a].n_generated;
+			ev.gen.prefill_s = st[a].prefill_s;
+			ev.gen.decode_s = st[a].decode_s;
+			ev.gen.prefill_tps = st[a].prefill_s > 0 ? st[a].n_prompt_tokens / st[a].prefill_s : 0;
+			ev.gen.decode_tps = st[a].decode_s > 0 ? st[a].n_generated / st[a].decode_s : 0;
+			ev.gen.stopped_by = gc.cancelled[a] ? 2 : st[a].stopped_by;
+			sk_engine_emit(e, &ev);
+		}
+	}
+	for (int a = 0; a < n; a++)
+		sk_ids_free(&ids[a]);
+}

@@ -1,0 +1,73 @@
+/* Pieces of the engine thread shared between its files (not for the UI). */
+#ifndef SK_ENGINE_INTERNAL_H
+#define SK_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "engine/error.h"
+#include "engine/lora.h"
+#include "engine/model.h"
+
+/* A queued command with everything it points to owned. */
+typedef struct sk_qcmd {
+	sk_engine_cmd cmd;
+	uint64_t seq;            /* submission order, for cancels */
+	char *path;
+	char *strs[4];
+	sk_chat_msg *msgs[SK_ENGINE_MAX_ANSWERS];
+	struct sk_qcmd *next;
+} sk_qcmd;
+
+typedef struct sk_evnode {
+	sk_engine_event ev;
+	struct sk_evnode *next;
+} sk_evnode;
+
+typedef struct {
+	uint64_t seq;            /* cancels commands submitted before it */
+	int session;             /* -1: all */
+} sk_cancel_rec;
+
+struct sk_engine_trainer;
+
+struct sk_engine {
+	sk_engine_opts opts;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pipefd[2];
+	int stopping;            /* under mu */
+	uint64_t next_seq;       /* under mu */
+	sk_qcmd *qhead, *qtail;  /* under mu */
+	sk_evnode *ehead, *etail;/* under mu */
+	sk_cancel_rec *cancels;  /* under mu */
+	size_t ncancels, capcancels;
+	/* engine thread only */
+	sk_model *model;
+	sk_lora *lora;
+	char *model_path;
+	struct sk_engine_trainer *trainer;
+	int train_state;
+};
+
+/* Queues an event (takes ownership of text, which may be NULL). */
+void sk_engine_emit(sk_engine *e, sk_engine_event *ev);
+void sk_engine_log(sk_engine *e, int level, const char *fmt, ...) SK_PRINTF(3, 4);
+/* An error event (text from sk_error() unless fmt is given). */
+void sk_engine_error(sk_engine *e, int session, const char *msg);
+/* Whether a generation submitted as seq for session was cancelled since. */
+int sk_engine_cancelled(sk_engine *e, uint64_t seq, int session);
+
+/* engine_gen.c: runs a generate command on the engine thread. */
+void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q);
+
+/* engine_train.c: the bridge to the training loop. */
+void sk_engine_train_cmd(sk_engine *e, const sk_qcmd *q);
+/* Runs one micro-step when a run is active; returns 1 if it did work. */
+int sk_engine_train_tick(sk_engine *e);
+void sk_engine_train_free(sk_engine *e);
+/* Replays RUN_DIR/metrics.jsonl (or a metrics file) as step and eval events. */
+void sk_engine_replay_metrics(sk_engine *e, const char *path);
+
+#endif

@@ -1,0 +1,169 @@
+#!/bin/sh
+# `sokhan tui` driven through tmux at 100x30 with the tiny Gemma 3n: a
+# Persian chat message and its streamed answer, Compare filling two columns
+# from one batch, the Train and Log views, resize (also below 80x24),
+# Ctrl-Z / SIGCONT, quit with status 0 and the terminal restored; the bidi
+# mode escapes in the raw byte stream; key echo latency while an answer
+# streams (reported, no limit). The screen is read from the TUI's own text
+# dump (--dump) and from tmux capture-pane.
+. "$(dirname "$0")/lib.sh"
+M=$SK_SRCDIR/tests/fixtures/hf/tiny-gemma3n
+A=$M/ref/adapter_all
+# SOKHAN_TUI overrides the command (e.g. a build with a temporary main).
+TUI=${SOKHAN_TUI:-"$SOKHAN tui"}
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+unset NO_COLOR SOKHAN_TUI_DUMP SOKHAN_BIDI
+
+if ! command -v tmux >/dev/null 2>&1; then
+	sk_skip "tui" "tmux is not installed"
+	sk_done
+	exit
+fi
+if ! $TUI --help >/dev/null 2>&1; then
+	sk_skip "tui" "this sokhan has no tui command"
+	sk_done
+	exit
+fi
+
+tmp=$(mktemp -d)
+T="tmux -L sk_tui_$$ -f /dev/null"
+trap '$T kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
+D=$tmp/screen.txt
+
+# wait_for PATTERN [SECONDS]: until the dump holds the (fixed) text.
+wait_for() {
+	i=0
+	lim=$(( ${2:-10} * 50 ))
+	while [ $i -lt $lim ]; do
+		grep -qF -- "$1" "$D" 2>/dev/null && return 0
+		sleep 0.02
+		i=$((i + 1))
+	done
+	echo "  timed out waiting for: $1" >&2
+	sed 's/^/  | /' "$D" >&2 2>/dev/null
+	return 1
+}
+now_ms() { date +%s%3N; }
+
+# 60 tokens at 25 ms each: answers take 1.5 s, long enough to watch them stream.
+$T new-session -d -x 100 -y 30 "printf 'BEFORE-TUI\n'; echo \$\$ >$tmp/pid; exec sh -c '$TUI --model $M --adapter $A --threads 1 --greedy -n 60 --token-delay-us 25000 --data $SK_SRCDIR/tests/fixtures/train/tiny.jsonl --out $tmp/run --steps 40 --rank 4 --dump $D; echo EXIT=\$? >$tmp/exit; sleep 60'"
+check "starts, model and adapter load" wait_for "adapter on"
+check "header lists the four views" grep -q '1 Chat   2 Compare   3 Train   4 Log' "$D"
+check "dump is 30 rows" [ "$(wc -l <"$D")" -eq 30 ]
+check "alternate screen on while running" [ "$($T display -p '#{alternate_on}')" = 1 ]
+
+# --- Chat: a Persian message; the reply streams ---
+$T send-keys -l 'سلام دنیا'
+sleep 0.2
+# The input line shows the RTL text in visual order, right-aligned.
+check "input line in visual order" grep -q '^> .*ایند مالس$' "$D"
+$T send-keys Enter
+check "the answer streams (generating)" wait_for "generating" 5
+# Key echo latency while the answer streams: type, then watch the dump.
+lat=""
+for ch in a b c d e; do
+	t0=$(now_ms)
+	$T send-keys -l "$ch"
+	i=0
+	while ! grep -q "^> .*$ch" "$D" && [ $i -lt 500 ]; do sleep 0.002; i=$((i + 1)); done
+	lat="$lat $(( $(now_ms) - t0 ))"
+done
+echo "# key echo latency while generating (ms, tmux send-keys to screen dump):$lat"
+check "typing works while generating" grep -q '^> abcde' "$D"
+check "the answer ends with its stats" wait_for "tokens/s; prompt" 10
+check "user message right-aligned in visual order" grep -q '^ \{40,\}ایند مالس$' "$D"
+check "model label and a reply" grep -q '^Model + adapter' "$D"
+$T send-keys C-u
+# Ctrl-C stops an answer mid-way.
+$T send-keys -l 'hello'; $T send-keys Enter
+wait_for "generating" 5 >/dev/null
+sleep 0.3
+$T send-keys C-c
+check "Ctrl-C stops the answer" wait_for "(stopped)" 5
+
+# --- Compare: two columns from one batch ---
+$T send-keys Tab
+check "Compare view" wait_for "compare>" 5
+$T send-keys -l 'یک دو سه'; $T send-keys Enter
+sleep 0.6
+# Mid-way both columns have text and both still say generating.
+row=$(sed -n '5p' "$D")
+left=$(printf '%s' "$row" | sed 's/│.*//' | tr -d ' ')
+right=$(printf '%s' "$row" | sed 's/^[^│]*│//' | tr -d ' ')
+check "both columns fill while streaming" [ -n "$left" -a -n "$right" ]
+check "both columns still generating" [ "$(grep -o 'generating \.\.\.' "$D" | wc -l)" -eq 2 ]
+check "both columns finish" wait_for "60 tokens" 10
+sleep 0.2
+check "two per-column stats" [ "$(grep -o '[0-9]* tokens, [0-9.]* tokens/s' "$D" | wc -l)" -eq 2 ]
+check "base and adapter differ" [ "$(sed -n '5,27p' "$D" | sed 's/│.*//' | tr -d ' ')" != "$(sed -n '5,27p' "$D" | sed 's/^[^│]*│//' | tr -d ' ')" ]
+cp "$D" "$tmp/compare.txt"
+
+# --- Train and Log ---
+$T send-keys Tab
+check "Train view" wait_for "Loss  (" 5
+if grep -q 'not available in this build' "$D"; then
+	sk_ok "Train view says training is not available"
+else
+	$T send-keys s
+	check "training starts (state running)" wait_for "state     running" 10
+	check "step counter advances" wait_for "step      2 / 40" 30
+	check "loss chart drawn" python3 -c "import sys;sys.exit(0 if any(0x2801<=ord(c)<=0x28ff for c in open('$D',encoding='utf-8').read()) else 1)"
+	check "run ends" wait_for "state     done" 60
+	check "final step shown" grep -q 'step      40 / 40' "$D"
+	$T send-keys a
+	check "a: the run's adapter loads" wait_for "run/adapter loaded" 10
+fi
+check "Train view memory bars" grep -q '^.*│ weights ' "$D"
+$T send-keys 4
+check "Log view" wait_for "model loaded in" 5
+$T send-keys F1
+check "help opens" wait_for "Any key closes this help" 5
+$T send-keys x
+sleep 0.2
+check "help closes" sh -c "! grep -q 'Any key closes' '$D'"
+
+# --- resize ---
+$T resize-window -x 120 -y 40
+sleep 0.4
+check "resize: 40 rows" [ "$(wc -l <"$D")" -eq 40 ]
+check "resize: header reaches column 120" grep -q 'F10 quit$' "$D"
+$T resize-window -x 70 -y 20
+sleep 0.4
+check "too small: a message instead" wait_for "too small" 5
+$T resize-window -x 100 -y 30
+sleep 0.4
+check "back to 100x30" wait_for "4 Log" 5
+
+# --- Ctrl-Z suspends, SIGCONT resumes ---
+$T send-keys F2
+sleep 0.2
+pid=$(pgrep -P "$(cat "$tmp/pid")" 2>/dev/null | head -1)
+[ -n "$pid" ] || pid=$(cat "$tmp/pid")
+$T send-keys C-z
+sleep 0.4
+st=$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)
+check "Ctrl-Z stops the process" [ "$st" = T ]
+check "suspended: normal screen back" [ "$($T display -p '#{alternate_on}')" = 0 ]
+kill -CONT "$pid"
+sleep 0.4
+check "SIGCONT: the TUI is back" [ "$($T display -p '#{alternate_on}')" = 1 ]
+
+# --- quit ---
+$T send-keys F10
+i=0
+while [ ! -s "$tmp/exit" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
+check "exit status 0" grep -q 'EXIT=0' "$tmp/exit"
+check "terminal restored: no alternate screen" [ "$($T display -p '#{alternate_on}')" = 0 ]
+check "terminal restored: the shell's screen is back" sh -c "$T capture-pane -p | grep -q BEFORE-TUI"
+$T kill-server 2>/dev/null
+
+# --- bidi mode escapes in the byte stream (tmux drops them, so use script) ---
+if command -v script >/dev/null 2>&1; then
+	(sleep 1; printf '\033[21~'; sleep 1) | TERM=xterm-256color script -qfec "$TUI --bidi=app" "$tmp/raw" >/dev/null 2>&1
+	check "app mode: ESC[8l before the alternate screen" \
+		sh -c "LC_ALL=C grep -aq \"$(printf '\033')\\[8l.*$(printf '\033')\\[?1049h\" '$tmp/raw' || python3 -c \"import sys;d=open('$tmp/raw','rb').read();a=d.find(b'\x1b[8l');b=d.find(b'\x1b[?1049h');sys.exit(0 if 0<=a<b else 1)\""
+	check "app mode: ESC[8h after leaving it" python3 -c "import sys;d=open('$tmp/raw','rb').read();a=d.rfind(b'\x1b[8h');b=d.rfind(b'\x1b[?1049l');sys.exit(0 if 0<=b<a else 1)"
+	(sleep 1; printf '\033[21~'; sleep 1) | TERM=xterm-256color script -qfec "$TUI --bidi=terminal" "$tmp/raw2" >/dev/null 2>&1
+	check "terminal mode: no bidi escapes" python3 -c "import sys;d=open('$tmp/raw2','rb').read();sys.exit(1 if b'\x1b[8l' in d or b'\x1b[8h' in d or not d else 0)"
+fi
+sk_done
