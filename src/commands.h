@@ -9,6 +9,7 @@ int sk_cmd_generate(int argc, char **argv);
 int sk_cmd_logits(int argc, char **argv);
 int sk_cmd_train(int argc, char **argv);
 int sk_cmd_eval(int argc, char **argv);
+int sk_cmd_merge(int argc, char **argv);
 int sk_cmd_grad(int argc, char **argv);
 int sk_cmd_plot(int argc, char **argv);
 int sk_cmd_info(int argc, char **argv);

@@ -24,6 +24,7 @@ static const sk_command sk_commands[] = {
 	{ "logits", sk_cmd_logits, N_("write the logits of token ids as a NumPy .npy file") },
 	{ "train", sk_cmd_train, N_("fine-tune a LoRA adapter (QLoRA) on a JSONL dataset, with checkpoints and resume") },
 	{ "eval", sk_cmd_eval, N_("mean loss and perplexity of a model or adapter over a JSONL dataset") },
+	{ "merge", sk_cmd_merge, N_("merge a LoRA adapter into the model weights and write a new checkpoint") },
 	{ "grad", sk_cmd_grad, N_("compute the loss and LoRA gradients of one token sequence") },
 	{ "plot", sk_cmd_plot, N_("draw a training run's loss, learning rate and gradient norm as an SVG chart") },
 	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
