@@ -1,6 +1,6 @@
 # Chat REPL: `sokhan chat` (GNU readline, streaming answers) and the pure
 # bidi layout functions it shares with the TUI (ui/bidi.c, ICU).
-libsokhan_a_SOURCES += ui/bidi.c ui/bidi.h
+libsokhan_ui_a_SOURCES += ui/bidi.c ui/bidi.h
 
 sokhan_SOURCES += \
 	src/cmd_chat.c \

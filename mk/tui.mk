@@ -4,13 +4,14 @@
 # drawing widgets (braille chart, sparkline, meter, text layout).
 libsokhan_a_SOURCES += \
 	engine/engine.c engine/engine.h engine/engine_internal.h \
-	engine/engine_gen.c engine/engine_train.c \
-	ui/widgets.c ui/widgets.h
+	engine/engine_gen.c engine/engine_train.c
+libsokhan_ui_a_SOURCES += ui/widgets.c ui/widgets.h
 
 sokhan_SOURCES += \
 	src/cmd_tui.c \
 	ui/tui.h ui/tui_internal.h \
-	ui/tui_app.c ui/tui_input.c ui/tui_text.c ui/tui_chat.c ui/tui_train.c
+	ui/tui_app.c ui/tui_input.c ui/tui_text.c ui/tui_chat.c ui/tui_train.c \
+	ui/tui_form.c
 
 check_PROGRAMS += tests/test_engine tests/test_ui_widgets
 tests_test_engine_SOURCES = tests/test_engine.c tests/test.h
