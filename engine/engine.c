@@ -12,15 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include "engine/engine_internal.h"
 #include "engine/error.h"
 #include "engine/i18n.h"
 
 const char *sk_engine_mem_name(int cat)
 {
-	static const char *names[SK_MEM_NCAT] = { "weights", "adapter", "kv_cache", "optimizer", "process" };
+	static const char *names[SK_MEM_NCAT] = { "weights", "adapter", "kv_cache", "optimizer", "process",
+		                                  "activations" };
 	return cat >= 0 && cat < SK_MEM_NCAT ? names[cat] : "?";
 }
 
@@ -149,6 +148,7 @@ static sk_qcmd *qcmd_copy(const sk_engine_cmd *c)
 	q->cmd.path = q->path = dup_or_null(c->path, &bad);
 	q->cmd.train.data = q->strs[0] = dup_or_null(c->train.data, &bad);
 	q->cmd.train.out_dir = q->strs[1] = dup_or_null(c->train.out_dir, &bad);
+	q->cmd.train.recipe = q->strs[2] = dup_or_null(c->train.recipe, &bad);
 	if (c->type == SK_ECMD_GENERATE) {
 		if (c->gen.n_answers < 1 || c->gen.n_answers > SK_ENGINE_MAX_ANSWERS) {
 			sk_fail("%s", _("engine: a generate command needs one or two answers"));
@@ -275,10 +275,27 @@ static void fill_info(sk_engine *e, sk_engine_model_info *info)
 	info->vocab = sk_model_vocab(e->model);
 	info->max_ctx = c->max_position_embeddings;
 	info->has_tokenizer = sk_model_tokenizer(e->model) != NULL;
-	if (e->lora) {
-		info->adapter_rank = sk_lora_rank(e->lora);
-		info->adapter_pairs = sk_lora_pair_count(e->lora);
+	const sk_lora *l = sk_engine_adapter(e);
+	if (l) {
+		info->adapter_rank = sk_lora_rank(l);
+		info->adapter_pairs = sk_lora_pair_count(l);
+		info->adapter_live = l != e->lora;
 	}
+}
+
+const sk_lora *sk_engine_adapter(const sk_engine *e)
+{
+	const sk_lora *live = sk_engine_train_adapter(e);
+	return live ? live : e->lora;
+}
+
+void sk_engine_adapter_event(sk_engine *e)
+{
+	sk_engine_event ev = { .type = SK_EV_ADAPTER_LOADED, .session = -1 };
+	fill_info(e, &ev.info);
+	const char *p = ev.info.adapter_live ? sk_engine_train_dir(e) : e->lora ? e->lora_path : NULL;
+	ev.text = p ? strdup(p) : NULL;
+	sk_engine_emit(e, &ev);
 }
 
 static void do_load_model(sk_engine *e, const sk_qcmd *q)
@@ -296,9 +313,12 @@ static void do_load_model(sk_engine *e, const sk_qcmd *q)
 		return;
 	}
 	if (e->model) {
+		sk_engine_train_free(e);  /* the run borrowed the old model */
 		sk_model_set_adapter(e->model, NULL);
 		sk_lora_free(e->lora);
 		e->lora = NULL;
+		free(e->lora_path);
+		e->lora_path = NULL;
 		sk_model_free(e->model);
 	}
 	e->model = m;
@@ -324,9 +344,9 @@ static void do_load_adapter(sk_engine *e, const sk_qcmd *q)
 		sk_model_set_adapter(e->model, NULL);
 		sk_lora_free(e->lora);
 		e->lora = NULL;
-		sk_engine_event ev = { .type = SK_EV_ADAPTER_LOADED, .session = -1 };
-		fill_info(e, &ev.info);
-		sk_engine_emit(e, &ev);
+		free(e->lora_path);
+		e->lora_path = NULL;
+		sk_engine_adapter_event(e);
 		sk_engine_log(e, SK_LOG_INFO, "%s", _("adapter unloaded"));
 		return;
 	}
@@ -338,53 +358,35 @@ static void do_load_adapter(sk_engine *e, const sk_qcmd *q)
 	sk_model_set_adapter(e->model, l);
 	sk_lora_free(e->lora);
 	e->lora = l;
-	sk_engine_event ev = { .type = SK_EV_ADAPTER_LOADED, .session = -1 };
-	fill_info(e, &ev.info);
-	ev.text = strdup(q->path);
-	sk_engine_emit(e, &ev);
-	sk_engine_log(e, SK_LOG_INFO, _("adapter %s loaded: rank %d, %d modules"), q->path, ev.info.adapter_rank,
-	              ev.info.adapter_pairs);
+	free(e->lora_path);
+	e->lora_path = strdup(q->path);
+	if (sk_engine_train_adapter(e))
+		sk_engine_log(e, SK_LOG_INFO, "%s",
+		              _("a training run is going: \"adapter on\" uses its live adapter until it ends"));
+	sk_engine_adapter_event(e);
+	sk_engine_log(e, SK_LOG_INFO, _("adapter %s loaded: rank %d, %d modules"), q->path, sk_lora_rank(l),
+	              sk_lora_pair_count(l));
 	if (sk_lora_ignored_count(l))
 		sk_engine_log(e, SK_LOG_WARN, _("%d adapter tensors are not used by the text decoder"),
 		              (int)sk_lora_ignored_count(l));
 }
 
-/* Bytes of a file, or of the files directly inside a directory. */
-static uint64_t path_bytes(const char *path)
-{
-	struct stat st;
-	if (!path || stat(path, &st) != 0)
-		return 0;
-	if (!S_ISDIR(st.st_mode))
-		return (uint64_t)st.st_size;
-	uint64_t sum = 0;
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if ((n > 12 && !strcmp(de->d_name + n - 12, ".safetensors")) || (n > 5 && !strcmp(de->d_name + n - 5, ".gguf"))) {
-			char p[4096];
-			snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-			if (stat(p, &st) == 0)
-				sum += (uint64_t)st.st_size;
-		}
-	}
-	closedir(d);
-	return sum;
-}
-
-static void do_memory(sk_engine *e)
+void sk_engine_memory(sk_engine *e)
 {
 	sk_engine_event ev = { .type = SK_EV_MEMORY, .session = -1 };
-	/* The model maps its files; their size is what the weights hold. */
-	ev.mem[SK_MEM_WEIGHTS] = e->model ? path_bytes(e->model_path) : 0;
-	if (e->lora && e->model) {
+	sk_model_mem mm;
+	sk_model_memory(e->model, &mm);
+	ev.mem[SK_MEM_WEIGHTS] = mm.weights;
+	ev.mem[SK_MEM_ACTIVATIONS] = mm.activations;
+	ev.mem[SK_MEM_KV_CACHE] = e->last_kv_bytes;
+	const sk_lora *l = sk_engine_adapter(e);
+	if (l && l != e->lora) {
+		sk_engine_train_memory(e, &ev.mem[SK_MEM_ADAPTER], &ev.mem[SK_MEM_OPTIMIZER]);
+	} else if (l && e->model) {
 		const sk_config *c = sk_model_config(e->model);
-		for (int l = 0; l < c->num_layers; l++)
+		for (int i = 0; i < c->num_layers; i++)
 			for (int m = 0; m < SK_LORA_NMOD; m++) {
-				const sk_lora_pair *p = sk_lora_get(e->lora, l, (sk_lora_module)m);
+				const sk_lora_pair *p = sk_lora_get(l, i, (sk_lora_module)m);
 				if (p)
 					ev.mem[SK_MEM_ADAPTER] += (uint64_t)p->r * ((uint64_t)p->in + (uint64_t)p->out) * 4u;
 			}
@@ -407,7 +409,7 @@ static void run_cmd(sk_engine *e, sk_qcmd *q)
 	case SK_ECMD_LOAD_ADAPTER:
 	case SK_ECMD_UNLOAD_ADAPTER: do_load_adapter(e, q); break;
 	case SK_ECMD_GENERATE: sk_engine_run_generate(e, q); break;
-	case SK_ECMD_MEMORY: do_memory(e); break;
+	case SK_ECMD_MEMORY: sk_engine_memory(e); break;
 	case SK_ECMD_REPLAY_METRICS: sk_engine_replay_metrics(e, q->path); break;
 	case SK_ECMD_TRAIN_START:
 	case SK_ECMD_TRAIN_PAUSE:
@@ -504,6 +506,7 @@ void sk_engine_stop(sk_engine *e)
 	sk_lora_free(e->lora);
 	sk_model_free(e->model);
 	free(e->model_path);
+	free(e->lora_path);
 	free(e->cancels);
 	close(e->pipefd[0]);
 	close(e->pipefd[1]);

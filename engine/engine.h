@@ -47,7 +47,8 @@ typedef enum {
 	SK_ECMD_TRAIN_PAUSE,
 	SK_ECMD_TRAIN_RESUME,
 	SK_ECMD_TRAIN_STOP,
-	SK_ECMD_EVAL,           /* path: a dataset file */
+	SK_ECMD_EVAL,           /* during a run: its held-out split (else path); otherwise path:
+	                           a dataset file, scored with the base model and the adapter */
 	SK_ECMD_MEMORY,         /* asks for a memory event */
 	SK_ECMD_REPLAY_METRICS, /* path: a run's metrics.jsonl (or its directory), sent
 	                           again as train step and eval events (view a past run) */
@@ -76,10 +77,14 @@ typedef struct {
 typedef struct {
 	const char *data;       /* dataset JSONL */
 	const char *out_dir;    /* run directory */
+	const char *recipe;     /* NULL, "seed", "seed-run" or "quick" (seed, 30 steps, max length 256);
+	                           the fields below that are > 0 override it */
 	int steps;              /* optimizer steps (0: one epoch) */
 	int batch, grad_accum, rank;
 	float lr, alpha;
 	int eval_every;
+	int max_len;            /* tokens per example at most */
+	float eval_frac;        /* share of the data held out for evaluation (e key) */
 } sk_engine_train;
 
 typedef struct {
@@ -99,12 +104,15 @@ int sk_engine_cancel(sk_engine *e, int session);
 
 typedef enum {
 	SK_EV_MODEL_LOADED,     /* text: path; info */
-	SK_EV_ADAPTER_LOADED,   /* text: path (NULL after unloading); info.adapter_* */
+	SK_EV_ADAPTER_LOADED,   /* text: path (NULL after unloading); info.adapter_*; also sent when a
+	                           training run's live adapter takes over (info.adapter_live) and
+	                           when it ends (the loaded adapter, if any, is back) */
 	SK_EV_TOKEN,            /* session, text: the piece (complete UTF-8) */
 	SK_EV_GEN_DONE,         /* session, gen */
 	SK_EV_TRAIN_STEP,       /* step (fields of metrics.jsonl) */
 	SK_EV_TRAIN_STATE,      /* state: SK_TRAIN_* ; text: a short note */
-	SK_EV_EVAL,             /* step.eval_loss */
+	SK_EV_EVAL,             /* step.eval_loss (a run's held-out split, or a dataset: text names
+	                           it, step.loss holds the base model's loss or NaN) */
 	SK_EV_MEMORY,           /* mem */
 	SK_EV_LOG,              /* level, text */
 	SK_EV_ERROR,            /* text (also: session of a failed generation, else -1) */
@@ -113,7 +121,20 @@ typedef enum {
 enum { SK_LOG_DEBUG, SK_LOG_INFO, SK_LOG_WARN, SK_LOG_ERROR };
 enum { SK_TRAIN_IDLE, SK_TRAIN_RUNNING, SK_TRAIN_PAUSED, SK_TRAIN_DONE, SK_TRAIN_UNAVAILABLE };
 
-enum { SK_MEM_WEIGHTS, SK_MEM_ADAPTER, SK_MEM_KV_CACHE, SK_MEM_OPTIMIZER, SK_MEM_PROCESS, SK_MEM_NCAT };
+/* What each number measures (bytes):
+ * WEIGHTS      the base model's weight tensors as the forward reads them (stored
+ *              type, or NF4 after --quant nf4); file-mapped, so not all resident;
+ * ADAPTER      LoRA factors in use (a training run's: values and gradients);
+ * KV_CACHE     the KV cache of the last answer (it is freed after each answer);
+ * OPTIMIZER    the optimizer state of the training run (0 without one);
+ * PROCESS      the whole process' resident set (host RSS, /proc/self/statm);
+ * ACTIVATIONS  the forward/backward workspace reserved now (it grows to the
+ *              largest batch seen and is kept). No GPU backend yet: no device
+ *              numbers. */
+enum {
+	SK_MEM_WEIGHTS, SK_MEM_ADAPTER, SK_MEM_KV_CACHE, SK_MEM_OPTIMIZER, SK_MEM_PROCESS, SK_MEM_ACTIVATIONS,
+	SK_MEM_NCAT
+};
 /* "weights", "adapter", ... */
 const char *sk_engine_mem_name(int cat);
 
@@ -122,6 +143,7 @@ typedef struct {
 	int n_layers, hidden, vocab, max_ctx;
 	int has_tokenizer;
 	int adapter_rank, adapter_pairs;  /* 0 when none */
+	int adapter_live;                 /* the adapter is a training run's, as it trains */
 } sk_engine_model_info;
 
 typedef struct {

@@ -110,6 +110,10 @@ void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
 	sk_gen_request reqs[SK_ENGINE_MAX_ANSWERS];
 	memset(reqs, 0, sizeof reqs);
 	int ok = 1;
+	/* While a run trains, "adapter on" is its live adapter: the engine
+	 * thread runs both, so it never changes under a forward. */
+	const sk_lora *ad = sk_engine_adapter(e);
+	sk_model_set_adapter(e->model, ad);
 	for (int a = 0; a < n && ok; a++) {
 		int dropped = 0;
 		if (sk_chat_validate(g->answers[a].msgs, g->answers[a].n_msgs) != 0 ||
@@ -125,13 +129,21 @@ void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
 		reqs[a].n_prompt = ids[a].n;
 		long long room = (long long)ctx - (long long)ids[a].n;
 		reqs[a].max_new = room < max_new ? (int)room : max_new;
-		reqs[a].adapter_on = e->lora && g->answers[a].adapter_on;
+		reqs[a].adapter_on = ad && g->answers[a].adapter_on;
 		reqs[a].sampling = g->sampling;
 	}
 	sk_gen_stats st[SK_ENGINE_MAX_ANSWERS];
 	memset(st, 0, sizeof st);
 	if (ok && sk_generate(e->model, reqs, n, on_token, &gc, st) != 0)
 		ok = 0;
+	sk_model_set_adapter(e->model, e->lora);
+	if (ok) {
+		int most = 0;
+		for (int a = 0; a < n; a++)
+			if (st[a].n_prompt_tokens + st[a].n_generated > most)
+				most = st[a].n_prompt_tokens + st[a].n_generated;
+		e->last_kv_bytes = sk_model_kv_bytes(e->model, n, most);
+	}
 	if (!ok) {
 		char *msg = strdup(sk_error());
 		for (int a = 0; a < n; a++)

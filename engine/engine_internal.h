@@ -45,8 +45,10 @@ struct sk_engine {
 	size_t ncancels, capcancels;
 	/* engine thread only */
 	sk_model *model;
-	sk_lora *lora;
+	sk_lora *lora;           /* loaded with SK_ECMD_LOAD_ADAPTER */
+	char *lora_path;
 	char *model_path;
+	uint64_t last_kv_bytes;  /* KV cache of the last generation */
 	struct sk_engine_trainer *trainer;
 	int train_state;
 };
@@ -59,6 +61,14 @@ void sk_engine_error(sk_engine *e, int session, const char *msg);
 /* Whether a generation submitted as seq for session was cancelled since. */
 int sk_engine_cancelled(sk_engine *e, uint64_t seq, int session);
 
+/* The adapter that "adapter on" means now: a training run's live one
+ * while a run exists, else the loaded one (NULL: none). */
+const sk_lora *sk_engine_adapter(const sk_engine *e);
+/* Sends SK_EV_ADAPTER_LOADED describing sk_engine_adapter(). */
+void sk_engine_adapter_event(sk_engine *e);
+/* Sends SK_EV_MEMORY. */
+void sk_engine_memory(sk_engine *e);
+
 /* engine_gen.c: runs a generate command on the engine thread. */
 void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q);
 
@@ -67,6 +77,10 @@ void sk_engine_train_cmd(sk_engine *e, const sk_qcmd *q);
 /* Runs one micro-step when a run is active; returns 1 if it did work. */
 int sk_engine_train_tick(sk_engine *e);
 void sk_engine_train_free(sk_engine *e);
+/* The live adapter and the memory of the run (NULL / zeros without one). */
+const sk_lora *sk_engine_train_adapter(const sk_engine *e);
+void sk_engine_train_memory(const sk_engine *e, uint64_t *adapter, uint64_t *optimizer);
+const char *sk_engine_train_dir(const sk_engine *e);
 /* Replays RUN_DIR/metrics.jsonl (or a metrics file) as step and eval events. */
 void sk_engine_replay_metrics(sk_engine *e, const char *path);
 

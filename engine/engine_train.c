@@ -16,6 +16,17 @@
 #include "engine/metrics.h"
 #include "engine/train.h"
 
+/* The run and what the engine needs to say about it. */
+struct sk_engine_trainer {
+	sk_train_run *r;
+	char dir[SK_TRAIN_PATH_MAX];
+	char data[SK_TRAIN_PATH_MAX];
+};
+
+/* At most this many examples in an evaluation of a whole file from the
+ * TUI: a quick look that keeps chat responsive (sokhan eval does all). */
+#define EVAL_MAX_EXAMPLES 64
+
 int sk_engine_can_train(void)
 {
 	return 1;
@@ -59,6 +70,8 @@ static void on_train_event(void *ctx, const sk_train_event *tv)
 	ev.step.tokens = tv->tokens;
 	ev.step.eval_loss = tv->kind == SK_TRAIN_EV_EVAL ? tv->eval_loss : NAN;
 	sk_engine_emit(e, &ev);
+	if (tv->kind == SK_TRAIN_EV_STEP)
+		sk_engine_memory(e);
 }
 
 static void set_state(sk_engine *e, int state, const char *note)
@@ -86,6 +99,24 @@ static void train_start(sk_engine *e, const sk_engine_train *t)
 	}
 	sk_train_config c;
 	sk_train_config_default(&c);
+	if (t->recipe && *t->recipe) {
+		int quick = !strcmp(t->recipe, "quick");
+		if (sk_train_config_recipe(&c, quick ? "seed" : t->recipe) != 0) {
+			sk_engine_error(e, -1, NULL);
+			return;
+		}
+		if (quick) {
+			/* a first look: few steps over short examples */
+			c.max_steps = 30;
+			c.epochs = 100000;
+			c.max_len = 256;
+			c.warmup = 3;
+		}
+	}
+	if (t->max_len > 0)
+		c.max_len = t->max_len;
+	if (t->eval_frac > 0 && t->eval_frac < 1)
+		c.eval_frac = t->eval_frac;
 	snprintf(c.model, sizeof c.model, "%s", e->model_path ? e->model_path : "");
 	snprintf(c.data, sizeof c.data, "%s", t->data);
 	snprintf(c.run_dir, sizeof c.run_dir, "%s", t->out_dir ? t->out_dir : "runs/tui");
@@ -112,18 +143,111 @@ static void train_start(sk_engine *e, const sk_engine_train *t)
 		sk_engine_error(e, -1, NULL);
 		return;
 	}
-	sk_train_run *r = sk_train_start(e->model, &c, 1, on_train_event, e);
-	if (!r) {
+	struct sk_engine_trainer *tr = calloc(1, sizeof *tr);
+	if (!tr) {
+		sk_engine_error(e, -1, _("engine: out of memory"));
+		return;
+	}
+	snprintf(tr->dir, sizeof tr->dir, "%s", c.run_dir);
+	snprintf(tr->data, sizeof tr->data, "%s", c.data);
+	tr->r = sk_train_start(e->model, &c, 1, on_train_event, e);
+	if (!tr->r) {
+		free(tr);
 		sk_engine_error(e, -1, NULL);
 		return;
 	}
-	e->trainer = (struct sk_engine_trainer *)r;
+	e->trainer = tr;
 	set_state(e, SK_TRAIN_RUNNING, c.run_dir);
+	/* Chat and Compare now talk to the adapter as it trains. */
+	sk_engine_adapter_event(e);
+	sk_engine_memory(e);
+}
+
+/* Mean loss of the first examples of a dataset file, with the base model
+ * and with the adapter in use; an SK_EV_EVAL naming the file. */
+static void eval_file(sk_engine *e, const char *path)
+{
+	const sk_tokenizer *tok = sk_model_tokenizer(e->model);
+	if (!tok) {
+		sk_engine_error(e, -1, _("the model has no tokenizer"));
+		return;
+	}
+	sk_dataset_opts o;
+	sk_dataset_opts_init(&o);
+	o.max_len = 1024;
+	sk_dataset *ds = sk_dataset_load(path, tok, &o);
+	if (!ds) {
+		sk_engine_error(e, -1, NULL);
+		return;
+	}
+	size_t n = ds->n < EVAL_MAX_EXAMPLES ? ds->n : EVAL_MAX_EXAMPLES;
+	size_t *sub = malloc((n ? n : 1) * sizeof *sub);
+	if (!sub) {
+		sk_dataset_free(ds);
+		sk_engine_error(e, -1, _("engine: out of memory"));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sub[i] = i;
+	sk_engine_log(e, SK_LOG_INFO, _("evaluating %zu of the %zu examples of %s ..."), n, ds->n, path);
+	sk_lora *ad = (sk_lora *)sk_engine_adapter(e);
+	double base = NAN, adl = NAN, ls;
+	int64_t nt = 0;
+	int rc = sk_train_evaluate(e->model, NULL, ds, sub, n, 1, &ls, &nt);
+	if (rc == 0 && nt > 0)
+		base = ls / (double)nt;
+	if (rc == 0 && ad) {
+		rc = sk_train_evaluate(e->model, ad, ds, sub, n, 1, &ls, &nt);
+		if (rc == 0 && nt > 0)
+			adl = ls / (double)nt;
+	}
+	free(sub);
+	sk_dataset_free(ds);
+	if (rc != 0) {
+		sk_engine_error(e, -1, NULL);
+		return;
+	}
+	sk_engine_event ev = { .type = SK_EV_EVAL, .session = -1 };
+	ev.step.loss = base;
+	ev.step.eval_loss = ad ? adl : base;
+	ev.step.tokens = nt;
+	ev.step.step = e->trainer ? sk_train_steps_done(e->trainer->r) : 0;
+	ev.text = strdup(path);
+	sk_engine_emit(e, &ev);
+	if (ad)
+		sk_engine_log(e, SK_LOG_INFO, _("evaluation of %s: loss %.4f with the adapter, %.4f without (%lld tokens)"),
+		              path, adl, base, (long long)nt);
+	else
+		sk_engine_log(e, SK_LOG_INFO, _("evaluation of %s: loss %.4f (%lld tokens)"), path, base, (long long)nt);
+	sk_engine_memory(e);
+}
+
+static void eval_cmd(sk_engine *e, const char *path)
+{
+	if (!e->model) {
+		sk_engine_error(e, -1, _("load a model before evaluating"));
+		return;
+	}
+	if (e->trainer) {
+		int rc = sk_train_evaluate_now(e->trainer->r);
+		if (rc < 0)
+			sk_engine_error(e, -1, NULL);
+		if (rc != 1)
+			return;
+		/* Nothing held out: the run's own data file. */
+		if (!path)
+			path = e->trainer->data;
+	}
+	if (!path) {
+		sk_engine_error(e, -1, _("evaluate what? Give a dataset file"));
+		return;
+	}
+	eval_file(e, path);
 }
 
 void sk_engine_train_cmd(sk_engine *e, const sk_qcmd *q)
 {
-	sk_train_run *r = (sk_train_run *)e->trainer;
+	sk_train_run *r = e->trainer ? e->trainer->r : NULL;
 	switch (q->cmd.type) {
 	case SK_ECMD_TRAIN_START: train_start(e, &q->cmd.train); break;
 	case SK_ECMD_TRAIN_PAUSE:
@@ -142,35 +266,61 @@ void sk_engine_train_cmd(sk_engine *e, const sk_qcmd *q)
 				set_state(e, SK_TRAIN_RUNNING, _("stopping"));
 		}
 		break;
-	default:
-		sk_engine_error(e, -1, _("evaluation from the TUI is not available yet (sokhan eval)"));
-		break;
+	default: eval_cmd(e, q->path); break;
 	}
 }
 
 int sk_engine_train_tick(sk_engine *e)
 {
-	sk_train_run *r = (sk_train_run *)e->trainer;
+	sk_train_run *r = e->trainer ? e->trainer->r : NULL;
+	if (!r && e->train_state == SK_TRAIN_RUNNING) {
+		/* The run was dropped (a new model): nothing to run any more. */
+		set_state(e, SK_TRAIN_DONE, _("stopped"));
+		return 0;
+	}
 	if (!r || e->train_state != SK_TRAIN_RUNNING)
 		return 0;
 	int rc = sk_train_step(r);
 	if (rc <= 0) {
-		if (rc < 0)
+		if (rc < 0) {
 			sk_engine_error(e, -1, NULL);
-		sk_train_free(r);
-		e->trainer = NULL;
+			state_event(e, SK_TRAIN_DONE, _("failed"));
+		}
+		sk_engine_train_free(e);
 		pthread_mutex_lock(&e->mu);
 		if (e->train_state == SK_TRAIN_RUNNING)
 			e->train_state = SK_TRAIN_DONE;
 		pthread_mutex_unlock(&e->mu);
+		/* The live adapter is gone: the loaded one (if any) is back. */
+		if (e->model)
+			sk_engine_adapter_event(e);
+		sk_engine_memory(e);
 	}
 	return 1;
 }
 
 void sk_engine_train_free(sk_engine *e)
 {
-	sk_train_free((sk_train_run *)e->trainer);
+	if (!e->trainer)
+		return;
+	sk_train_free(e->trainer->r);
+	free(e->trainer);
 	e->trainer = NULL;
+}
+
+const sk_lora *sk_engine_train_adapter(const sk_engine *e)
+{
+	return e->trainer ? sk_train_adapter(e->trainer->r) : NULL;
+}
+
+void sk_engine_train_memory(const sk_engine *e, uint64_t *adapter, uint64_t *optimizer)
+{
+	sk_train_memory(e->trainer ? e->trainer->r : NULL, adapter, optimizer);
+}
+
+const char *sk_engine_train_dir(const sk_engine *e)
+{
+	return e->trainer ? e->trainer->dir : NULL;
 }
 
 void sk_engine_replay_metrics(sk_engine *e, const char *path)

@@ -413,3 +413,59 @@ const struct sk_lora *sk_model_adapter(const sk_model *m)
 {
 	return m->lora;
 }
+
+/* Bytes of one weight tensor as the forward reads it. */
+static uint64_t tensor_bytes(const sk_tensor *t)
+{
+	if (!t->data)
+		return 0;
+	if (t->nf4) {
+		const sk_nf4_tensor *q = t->data;
+		uint64_t nb = (uint64_t)(q->n + 63) / 64;
+		uint64_t b = (uint64_t)(q->n + 1) / 2;
+		b += q->double_quant ? nb + (nb + 255) / 256 * sizeof(float) : nb * sizeof(float);
+		return b;
+	}
+	int64_t rb = sk_tensor_row_bytes(t), cols = sk_tensor_cols(t), n = sk_tensor_numel(t);
+	if (rb < 0 || cols <= 0 || n <= 0)
+		return 0;
+	return (uint64_t)rb * (uint64_t)(n / cols);
+}
+
+void sk_model_memory(const sk_model *m, sk_model_mem *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!m)
+		return;
+	const sk_config *c = &m->cfg;
+	uint64_t w = tensor_bytes(&m->embed) + tensor_bytes(&m->ple_embed) + tensor_bytes(&m->ple_model_proj);
+	for (int i = 0; i < SK_MAX_ALTUP; i++)
+		w += tensor_bytes(&m->altup_proj[i]) + tensor_bytes(&m->altup_unembed[i]);
+	for (int l = 0; l < c->num_layers; l++) {
+		const sk_layer *L = &m->layers[l];
+		const sk_tensor *ts[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down,
+		                          &L->laurel_l, &L->laurel_r, &L->ple_gate, &L->ple_proj };
+		for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+			w += tensor_bytes(ts[i]);
+	}
+	out->weights = w;
+	out->activations = m->ws.cap;
+}
+
+uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens)
+{
+	if (!m || n_seqs <= 0 || n_tokens <= 0)
+		return 0;
+	const sk_config *c = &m->cfg;
+	uint64_t per_seq = 0, kv_dim = (uint64_t)c->num_kv_heads * (uint64_t)c->head_dim;
+	for (int l = 0; l < c->num_layers; l++) {
+		const sk_layer *L = &m->layers[l];
+		if (L->kv_slot < 0)
+			continue;
+		uint64_t cap = (uint64_t)n_tokens;
+		if (L->sliding && c->sliding_window > 0 && (uint64_t)c->sliding_window < cap)
+			cap = (uint64_t)c->sliding_window;
+		per_seq += 2 * cap * kv_dim * sizeof(float);
+	}
+	return per_seq * (uint64_t)n_seqs;
+}

@@ -39,6 +39,19 @@ int32_t sk_model_vocab(const sk_model *m);
 void sk_model_set_adapter(sk_model *m, const struct sk_lora *lora);
 const struct sk_lora *sk_model_adapter(const sk_model *m);
 
+/* Memory accounting (for the TUI's memory bars), in bytes. */
+typedef struct {
+	uint64_t weights;      /* weight tensors as the forward reads them: stored type (file-mapped,
+	                          resident only where touched) or NF4; norms and other small fp32
+	                          vectors are left out */
+	uint64_t activations;  /* the forward/backward workspace reserved now: it grows to the
+	                          largest batch seen and is kept for the next */
+} sk_model_mem;
+void sk_model_memory(const sk_model *m, sk_model_mem *out);
+/* Bytes of the fp32 K and V a cache of n_seqs sequences holding n_tokens
+ * each fills (sliding layers hold at most their window). */
+uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens);
+
 /* Per-sequence decoding state: one KV cache slot per sequence. Sliding
  * layers keep a ring of sliding_window entries; KV-shared layers read their
  * producer layer's cache. */

@@ -516,6 +516,21 @@ const sk_lora *sk_train_adapter(const sk_train_run *r)
 	return r->lora;
 }
 
+void sk_train_memory(const sk_train_run *r, uint64_t *adapter, uint64_t *optimizer)
+{
+	*adapter = r ? r->adapter_bytes : 0;
+	*optimizer = r && r->opt ? sk_optim_state_bytes(r->opt) : 0;
+}
+
+int sk_train_evaluate_now(sk_train_run *r)
+{
+	if (r->ended || r->failed)
+		return sk_fail("%s", _("the run has ended"));
+	if (!r->split.neval)
+		return 1;
+	return run_eval(r) ? -1 : 0;
+}
+
 void sk_train_free(sk_train_run *r)
 {
 	if (!r)

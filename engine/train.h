@@ -145,6 +145,12 @@ int sk_train_stopped(const sk_train_run *r);
 int64_t sk_train_steps_done(const sk_train_run *r);
 int64_t sk_train_total_steps(const sk_train_run *r);
 const sk_lora *sk_train_adapter(const sk_train_run *r);
+/* Bytes the run holds: its adapter (values and gradients) and its optimizer's state. */
+void sk_train_memory(const sk_train_run *r, uint64_t *adapter, uint64_t *optimizer);
+/* Evaluates the held-out split now, between micro-steps (an EVAL event and a
+ * metrics line at the current step; the accumulated gradients are kept).
+ * 0, 1 when the run holds nothing out (eval_frac 0), -1 + sk_error(). */
+int sk_train_evaluate_now(sk_train_run *r);
 void sk_train_free(sk_train_run *r);
 
 /* Mean loss over the examples subset[0..n) of ds (NULL: all) with the

@@ -355,6 +355,91 @@ TEST(train_short_run)
 	CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* While a run trains, "adapter on" is its live adapter: a compare request
+ * between micro-steps differs from the base; e evaluates the held-out
+ * split; the memory event has every category the run and model report. */
+TEST(train_live_adapter)
+{
+	if (!sk_engine_can_train()) {
+		SKIP("the training loop is not linked in");
+		return;
+	}
+	sk_engine *e = start_loaded(0);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	char dir[] = "/tmp/sk_engine_live_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char data[4096];
+	snprintf(data, sizeof data, "%s", sk_test_path("tests/fixtures/train/tiny.jsonl"));
+	sk_engine_cmd c = { .type = SK_ECMD_TRAIN_START };
+	c.train.data = data;
+	c.train.out_dir = dir;
+	c.train.recipe = "quick";
+	c.train.steps = 200;
+	c.train.rank = 4;
+	c.train.lr = 1e-2f;
+	c.train.eval_frac = 0.25f;
+	CHECK_EQ_INT(sk_engine_submit(e, &c), 0);
+	sk_engine_event ev;
+	CHECK(wait_for(e, SK_EV_ADAPTER_LOADED, -1, &ev, NULL, NULL, 60000));
+	CHECK_EQ_INT(ev.info.adapter_live, 1);
+	CHECK_EQ_INT(ev.info.adapter_rank, 4);
+	CHECK(ev.text && !strcmp(ev.text, dir));
+	sk_engine_event_free(&ev);
+	/* Some steps, then pause: the adapter has moved away from B = 0. */
+	int steps = 0;
+	while (steps < 5 && wait_for(e, SK_EV_TRAIN_STEP, -1, &ev, NULL, NULL, 60000)) {
+		steps = (int)ev.step.step;
+		sk_engine_event_free(&ev);
+	}
+	CHECK(steps >= 5);
+	sk_engine_cmd p = { .type = SK_ECMD_TRAIN_PAUSE };
+	CHECK_EQ_INT(sk_engine_submit(e, &p), 0);
+	sk_engine_cmd g = gen_cmd(2, 12);
+	CHECK_EQ_INT(sk_engine_submit(e, &g), 0);
+	streams s;
+	memset(&s, 0, sizeof s);
+	int done = 0;
+	for (int k = 0; k < 2; k++)
+		done += wait_for(e, SK_EV_GEN_DONE, -1, NULL, collect, &s, 20000);
+	CHECK_EQ_INT(done, 2);
+	CHECK(s.ntok[0] > 0 && s.ntok[1] > 0);
+	CHECK_MSG(strcmp(s.text[0], s.text[1]) != 0, "base and live adapter gave the same text: %s", s.text[0]);
+	/* e during the run: the held-out split, at the current step. */
+	sk_engine_cmd ec = { .type = SK_ECMD_EVAL };
+	CHECK_EQ_INT(sk_engine_submit(e, &ec), 0);
+	CHECK(wait_for(e, SK_EV_EVAL, -1, &ev, NULL, NULL, 20000));
+	CHECK(ev.text == NULL);
+	CHECK(isfinite(ev.step.eval_loss) && ev.step.eval_loss > 0);
+	sk_engine_event_free(&ev);
+	sk_engine_cmd m = { .type = SK_ECMD_MEMORY };
+	CHECK_EQ_INT(sk_engine_submit(e, &m), 0);
+	CHECK(wait_for(e, SK_EV_MEMORY, -1, &ev, NULL, NULL, 5000));
+	for (int i = 0; i < SK_MEM_NCAT; i++)
+		CHECK_MSG(ev.mem[i] > 0, "memory category %s is 0", sk_engine_mem_name(i));
+	/* The live adapter: values and gradients of rank-4 factors. */
+	CHECK(ev.mem[SK_MEM_OPTIMIZER] > 0 && ev.mem[SK_MEM_ADAPTER] > 0);
+	sk_engine_cmd x = { .type = SK_ECMD_TRAIN_STOP };
+	CHECK_EQ_INT(sk_engine_submit(e, &x), 0);
+	/* The run ends: the live adapter is gone (none was loaded). */
+	CHECK(wait_for(e, SK_EV_ADAPTER_LOADED, -1, &ev, NULL, NULL, 60000));
+	CHECK_EQ_INT(ev.info.adapter_live, 0);
+	CHECK_EQ_INT(ev.info.adapter_rank, 0);
+	sk_engine_event_free(&ev);
+	/* e without a run: a dataset file, with the base model. */
+	sk_engine_cmd ef = { .type = SK_ECMD_EVAL, .path = data };
+	CHECK_EQ_INT(sk_engine_submit(e, &ef), 0);
+	CHECK(wait_for(e, SK_EV_EVAL, -1, &ev, NULL, NULL, 20000));
+	CHECK(ev.text && !strcmp(ev.text, data));
+	CHECK(isfinite(ev.step.loss) && ev.step.loss > 0 && ev.step.loss == ev.step.eval_loss);
+	sk_engine_event_free(&ev);
+	sk_engine_stop(e);
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
 TEST(stop_while_generating)
 {
 	/* Stop with a long generation running and events never polled: no
@@ -384,6 +469,7 @@ int main(void)
 	RUN(errors_are_events);
 	RUN(replay_metrics);
 	RUN(train_short_run);
+	RUN(train_live_adapter);
 	RUN(stop_while_generating);
 	TEST_EXIT();
 }

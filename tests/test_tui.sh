@@ -2,7 +2,10 @@
 # `sokhan tui` driven through tmux at 100x30 with the tiny Gemma 3n: a
 # Persian chat message and its streamed answer, Compare filling two columns
 # from one batch, the Train and Log views, resize (also below 80x24),
-# Ctrl-Z / SIGCONT, quit with status 0 and the terminal restored; the bidi
+# Ctrl-Z / SIGCONT, quit with status 0 and the terminal restored; a first
+# run started from the Train view's form with no training flags (default
+# dataset and run directory, steps edited), chat with the live adapter while
+# it trains, e on the held-out split, non-zero memory bars; the bidi
 # mode escapes in the raw byte stream; key echo latency while an answer
 # streams (reported, no limit). The screen is read from the TUI's own text
 # dump (--dump) and from tmux capture-pane.
@@ -155,6 +158,76 @@ while [ ! -s "$tmp/exit" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
 check "exit status 0" grep -q 'EXIT=0' "$tmp/exit"
 check "terminal restored: no alternate screen" [ "$($T display -p '#{alternate_on}')" = 0 ]
 check "terminal restored: the shell's screen is back" sh -c "$T capture-pane -p | grep -q BEFORE-TUI"
+$T kill-server 2>/dev/null
+
+# --- a first run from the Train view's form: no training flags ---
+# The dataset field defaults to data/persian-sample.jsonl of the current
+# directory: a copy of the tiny dataset there.
+W=$tmp/work
+mkdir -p "$W/data"
+cp "$SK_SRCDIR/tests/fixtures/train/tiny.jsonl" "$W/data/persian-sample.jsonl"
+D=$tmp/form.txt
+# wait_re ERE [SECONDS]: until the dump matches the regular expression.
+wait_re() {
+	i=0
+	lim=$(( ${2:-10} * 50 ))
+	while [ $i -lt $lim ]; do
+		grep -qE -- "$1" "$D" 2>/dev/null && return 0
+		sleep 0.02
+		i=$((i + 1))
+	done
+	echo "  timed out waiting for: $1" >&2
+	sed 's/^/  | /' "$D" >&2 2>/dev/null
+	return 1
+}
+# Absolute paths: the TUI runs in $W.
+M_ABS=$(cd "$M" && pwd)
+set -- $TUI
+first=$1
+shift
+case $first in /*) ;; */*) first=$(pwd)/$first ;; esac
+TUI_ABS="$first $*"
+$T new-session -d -x 100 -y 30 "cd '$W' && exec $TUI_ABS --model $M_ABS --threads 1 --greedy -n 12 --token-delay-us 20000 --view train --dump $D"
+check "form: the dataset defaults to data/persian-sample.jsonl" wait_re "dataset +data/persian-sample.jsonl" 10
+check "form: the run directory defaults to runs/<timestamp>" grep -qE 'output +runs/[0-9]{8}-[0-9]{6}' "$D"
+check "form: recipe quick, 30 steps" grep -qE 'recipe +‹ quick › +30 steps' "$D"
+# Down enters the form; to the steps field, clear it, type 150.
+$T send-keys Down Down Down Down C-u
+$T send-keys -l 150
+check "form: the steps field is edited" wait_re "▸ steps +150_" 5
+$T send-keys Enter
+check "form: Enter starts the run" wait_for "state     running" 15
+check "form run: the step counter advances" wait_re 'step +([2-9]|[1-9][0-9]+) / 150' 30
+# Chat with the live adapter while it trains.
+$T send-keys F2
+$T send-keys -l 'hello'; $T send-keys Enter
+check "chat during the run: the live adapter is on" wait_for "adapter on (live, training)" 5
+check "chat during the run: an answer with the adapter" wait_for "tokens/s; prompt" 10
+check "chat during the run: labelled Model + adapter" grep -q '^Model + adapter' "$D"
+$T send-keys F4
+check "the run goes on after the answer" wait_re 'state +running' 5
+s0=$(grep -oE 'step +[0-9]+' "$D" | grep -oE '[0-9]+$')
+sleep 0.5
+s1=$(grep -oE 'step +[0-9]+' "$D" | grep -oE '[0-9]+$')
+check "the step counter still advances ($s0 -> $s1)" [ "${s1:-0}" -gt "${s0:-0}" ]
+# p pauses (so the run cannot end first); e: the held-out split (a tenth of the data) now.
+$T send-keys p
+check "p pauses the run" wait_re 'state +paused' 10
+$T send-keys e
+check "e: an evaluation loss appears" wait_re 'eval loss [0-9]+\.[0-9]+' 15
+check "memory: weights non-zero" grep -qE '│ weights .* [1-9][0-9.]* [KMG]iB' "$D"
+check "memory: adapter non-zero" grep -qE '│ adapter .* [1-9][0-9.]* [KMG]iB' "$D"
+check "memory: optimizer non-zero" grep -qE '│ optimizer .* [1-9][0-9.]* [KMG]iB' "$D"
+check "memory: activations non-zero" grep -qE '│ activations .* [1-9][0-9.]* [KMG]iB' "$D"
+check "memory: KV cache of the answer non-zero" grep -qE '│ KV cache .* [1-9][0-9.]* [KMG]?i?B' "$D"
+check "memory: host RSS non-zero" grep -qE '│ host RSS .* [1-9][0-9.]* [KMG]iB' "$D"
+cp "$D" "$tmp/form-run.txt"
+check "the run is still paused after e" grep -qE 'state +paused' "$D"
+$T send-keys x
+check "x stops the run" wait_for "state     done" 20
+check "after the run: the form is back" wait_for "New training run" 5
+check "the run directory is under the current directory" [ -d "$W/runs" ]
+$T send-keys F10
 $T kill-server 2>/dev/null
 
 # --- bidi mode escapes in the byte stream (tmux drops them, so use script) ---

@@ -199,7 +199,7 @@ static void layout(tui *t)
 		t->body[i] = newwin(t->rows - 3, t->cols, 1, 0);
 		t->pbody[i] = t->body[i] ? new_panel(t->body[i]) : NULL;
 	}
-	int hh = 20, hw = 72;
+	int hh = t->rows - 2 < 22 ? t->rows - 2 : 22, hw = t->cols - 2 < 78 ? t->cols - 2 : 78;
 	t->helpw = newwin(hh, hw, (t->rows - hh) / 2, (t->cols - hw) / 2);
 	t->phelp = t->helpw ? new_panel(t->helpw) : NULL;
 }
@@ -245,25 +245,29 @@ static void draw_status(tui *t)
 {
 	WINDOW *w = t->status;
 	werase(w);
+	/* tui_put_dir: in a right-to-left UI a Persian line is right-aligned. */
 	if (t->flash && tui_now() < t->flash_until) {
 		attr_t a = t->flash_level >= SK_LOG_ERROR ? tui_attr(t, C_ERR, A_REVERSE | A_BOLD)
 		           : t->flash_level == SK_LOG_WARN ? tui_attr(t, C_WARN, A_BOLD)
 		                                           : A_NORMAL;
-		char *vis = NULL;
-		const char *s = t->flash;
-		size_t n = strlen(s);
-		if (t->o.bidi_app && sk_bidi_message_dir(s, n, t->o.rtl_ui) == SK_BIDI_RTL &&
-		    sk_bidi_visual_line(s, n, SK_BIDI_RTL, &vis) == 0)
-			s = vis;
-		tui_put(w, 0, 0, t->cols, s, a);
-		free(vis);
+		tui_put_dir(w, 0, 0, t->cols, t->flash, a);
 		return;
 	}
 	char buf[512];
-	const char *ad = t->adapter_path ? (t->adapter_on ? _("adapter on") : _("adapter off")) : _("no adapter");
+	const char *ad = !t->adapter_path ? _("no adapter")
+	                 : !t->adapter_on ? _("adapter off")
+	                 : t->adapter_live ? _("adapter on (live, training)")
+	                                   : _("adapter on");
 	const char *busy = t->chat_busy || t->cmp_busy[0] || t->cmp_busy[1] ? _("  generating") : "";
-	snprintf(buf, sizeof buf, "%s │ %s%s", t->model_loaded ? t->model_desc : _("no model"), ad, busy);
-	tui_put(w, 0, 0, t->cols, buf, tui_attr(t, C_DIM, A_DIM));
+	const char *tr = t->adapter_live && t->adapter_on ? ""
+	                 : t->train_state == SK_TRAIN_RUNNING ? _("  │ training")
+	                 : t->train_state == SK_TRAIN_PAUSED  ? _("  │ training paused")
+	                                                      : "";
+	/* The model's path stays left-to-right inside a right-to-left line
+	 * (LRI ... PDI). */
+	snprintf(buf, sizeof buf, t->o.rtl_ui && t->model_loaded ? "\u2066%s\u2069 │ %s%s%s" : "%s │ %s%s%s",
+	         t->model_loaded ? t->model_desc : _("no model"), ad, busy, tr);
+	tui_put_dir(w, 0, 0, t->cols, buf, tui_attr(t, C_DIM, A_DIM));
 }
 
 static void draw_help(tui *t)
@@ -272,24 +276,27 @@ static void draw_help(tui *t)
 	werase(w);
 	box(w, 0, 0);
 	const char *text =
-	        _("Views: Tab / Shift-Tab, F2 Chat, F3 Compare, F4 Train, F5 Log;\n"
-	          "       Alt-1..4, and 1..4 in the Train and Log views.\n"
-	          "F1 (or ? in Train/Log) this help.   F10, Ctrl-D or /quit: leave.\n"
-	          "Ctrl-Z suspends; the terminal is restored.\n"
-	          "\n"
-	          "Chat: Enter sends; Ctrl-C stops the answer (or clears the line);\n"
-	          "  PgUp/PgDn scroll. /adapter on|off|DIR, /system [TEXT], /reset,\n"
-	          "  /save FILE, /model PATH, /dump FILE, //TEXT sends '/TEXT'.\n"
-	          "Compare: a prompt goes to the base model and the adapter in one\n"
-	          "  batch with the same seed; /adapter DIR picks the adapter.\n"
-	          "Train: s start, p pause/resume, x stop, e evaluate,\n"
-	          "  a load the run's adapter into Chat and Compare, m memory.\n"
-	          "Log: engine messages; PgUp/PgDn scroll.\n"
+	        _("Chat (F2): type a message, Enter sends; Ctrl-C stops the answer.\n"
+	          "  /adapter on|off|DIR, /system TEXT, /reset, /save FILE, /model PATH.\n"
+	          "Compare (F3): a prompt is answered by the base model and by the\n"
+	          "  adapter side by side, in one batch with the same seed.\n"
+	          "Train (F4): the form starts a run, no flags needed. Down enters it;\n"
+	          "  Up/Down/Tab move, type to edit, Left/Right pick the recipe (quick:\n"
+	          "  30 steps for a first look; seed; seed-run); Enter or s starts.\n"
+	          "Watch: loss chart (raw, smoothed, eval), step, ETA, lr, grad norm,\n"
+	          "  memory bars. p pause/resume, x stop (a checkpoint is kept),\n"
+	          "  e evaluate (the held-out split, or the form's dataset), m memory.\n"
+	          "While it trains, Chat and Compare use the run's live adapter;\n"
+	          "  when it is done, a loads its final adapter.\n"
+	          "Log (F5): engine messages; PgUp/PgDn scroll.\n"
+	          "Views: Tab / Shift-Tab, F2-F5, Alt-1..4 (1..4 in Train and Log).\n"
+	          "F1 (or ? in Train/Log) help, F10 or Ctrl-D quit, Ctrl-Z suspends.\n"
 	          "\n"
 	          "Any key closes this help.");
+	int hh = getmaxy(w), hw = getmaxx(w);
 	sk_ui_lines l = { 0 };
-	if (sk_ui_layout(text, strlen(text), 68, t->o.bidi_app, t->o.rtl_ui, &l) == 0)
-		tui_draw_lines(w, 1, 2, 17, 68, &l, 0, A_NORMAL);
+	if (sk_ui_layout(text, strlen(text), hw - 4, t->o.bidi_app, t->o.rtl_ui, &l) == 0)
+		tui_draw_lines(w, 1, 2, hh - 2, hw - 4, &l, 0, A_NORMAL);
 	sk_ui_lines_free(&l);
 	tui_put(w, 0, 2, 60, _(" Help "), A_BOLD);
 }
@@ -411,8 +418,12 @@ static void engine_events(tui *t)
 		case SK_EV_LOG: tui_log(t, ev.level, ev.text); break;
 		case SK_EV_ERROR: tui_flash(t, SK_LOG_ERROR, "%s", ev.text ? ev.text : "?"); break;
 		case SK_EV_ADAPTER_LOADED:
-			tui_flash(t, SK_LOG_INFO, ev.text ? _("adapter %s loaded") : _("adapter unloaded%s"),
-			          ev.text ? ev.text : "");
+			if (ev.info.adapter_live)
+				tui_flash(t, SK_LOG_INFO, _("Chat and Compare now use the adapter of the run %s as it trains"),
+				          ev.text ? ev.text : "");
+			else
+				tui_flash(t, SK_LOG_INFO, ev.text ? _("adapter %s loaded") : _("adapter unloaded%s"),
+				          ev.text ? ev.text : "");
 			{
 				sk_engine_cmd c = { .type = SK_ECMD_MEMORY };
 				sk_engine_submit(t->eng, &c);
@@ -489,6 +500,9 @@ static void key(tui *t, int ch)
 		}
 		return;
 	}
+	/* The Train view's form takes its keys first (Tab too, while in it). */
+	if (t->view == V_TRAIN && tui_form_key(t, ch))
+		return;
 	switch (ch) {
 	case '\t': set_view(t, t->view + 1); return;
 	case KEY_BTAB: set_view(t, t->view - 1); return;
@@ -577,6 +591,8 @@ int sk_tui_run(const sk_tui_opts *o)
 	t->view = o->start_view >= 0 && o->start_view < V_N ? o->start_view : V_CHAT;
 	t->system = o->system ? strdup(o->system) : NULL;
 	t->cmp_prompt.lines_width = t->cmp_col[0].lines_width = t->cmp_col[1].lines_width = -1;
+	tui_form_init(t);
+	tui_text_mode(o->bidi_app, o->rtl_ui);
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "%s\n", _("sokhan: error: the TUI needs a terminal (try `sokhan chat` for pipes)"));
 		free(t->system);
@@ -636,7 +652,12 @@ int sk_tui_run(const sk_tui_opts *o)
 		int ch;
 		while (!t->quit && (ch = getch()) != ERR)
 			key(t, ch);
-		/* A lone Esc: nothing followed within the key delay. */
+		/* A lone Esc (nothing followed it): leaves the Train view's form. */
+		if (t->esc_pending && t->view == V_TRAIN) {
+			t->esc_pending = 0;
+			t->form.field = -1;
+			t->dirty = 1;
+		}
 		double now = tui_now();
 		if (t->flash && now >= t->flash_until) {
 			free(t->flash);

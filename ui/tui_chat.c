@@ -387,10 +387,10 @@ void tui_chat_draw(tui *t)
 			                    : rr->x == 100  ? _("Model + adapter")
 			                    : rr->x == 101  ? _("Model (base)")
 			                                    : _("Model");
-			tui_put(w, r, 0, width, label, rr->a);
+			tui_put_dir(w, r, 0, width, label, rr->a);
 		} else {
 			int col = rr->line->col < tw ? rr->line->col : 0;
-			tui_put(w, r, 2 + col, tw - col, rr->line->text, rr->a);
+			tui_put_visual(w, r, 2 + col, tw - col, rr->line->text, rr->a);
 		}
 	}
 	if (t->chat.n == 0)

@@ -182,7 +182,7 @@ void tui_input_draw(tui *t)
 		while (off < n && ((unsigned char)vis[off] & 0xC0) == 0x80)
 			off++;
 	}
-	tui_put(w, 0, x0 + pad, avail - pad, vis + off, A_NORMAL);
+	tui_put_visual(w, 0, x0 + pad, avail - pad, vis + off, A_NORMAL);
 	int cx = x0 + pad + col - start;
 	if (cx < x0)
 		cx = x0;

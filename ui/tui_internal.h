@@ -47,6 +47,15 @@ typedef struct {
 	size_t n, cap;
 } tui_series;
 
+/* The Train view's form for a new run (ui/tui_form.c). */
+enum { F_DATA, F_OUT, F_RECIPE, F_STEPS, F_LR, F_RANK, F_N };
+typedef struct {
+	char data[1024], out[1024], steps[16], lr[24], rank[16];
+	int recipe;             /* index in the recipe list; -1: the command line's options */
+	int field;              /* selected field; -1: the form does not have the keys */
+	int out_auto;           /* out is the generated runs/<timestamp> (renewed per run) */
+} tui_form;
+
 typedef struct tui {
 	sk_tui_opts o;
 	sk_engine *eng;
@@ -84,6 +93,11 @@ typedef struct tui {
 	char *train_note;
 	uint64_t mem[SK_MEM_NCAT];
 	int have_mem;
+	tui_form form;
+	char *run_dir;          /* the last run started (its adapter: RUN_DIR/adapter) */
+	int adapter_live;       /* the adapter in use is the training run's */
+	char *eval_file;        /* last evaluation of a dataset file */
+	double eval_base, eval_adapter;
 	/* log */
 	tui_log_line *log;
 	size_t nlog, caplog;
@@ -112,8 +126,16 @@ tui_text *tui_scroll_push(tui_scroll *s, int kind, const char *text);
 void tui_scroll_free(tui_scroll *s);
 /* Draws lines [first, first+h) of a list at (y, x) in a box of w cells. */
 void tui_draw_lines(WINDOW *w, int y, int x, int h, int width, const sk_ui_lines *l, size_t first, attr_t a);
-/* Draws one string of UTF-8 clipped to width cells. */
+/* Draws one string of UTF-8 (logical order: reordered to visual order in
+ * the app bidi mode) clipped to width cells. */
 void tui_put(WINDOW *w, int y, int x, int width, const char *s, attr_t a);
+/* The same, right-aligned in its width when the text is right-to-left in
+ * a right-to-left UI (a status line, a label of a Persian UI). */
+void tui_put_dir(WINDOW *w, int y, int x, int width, const char *s, attr_t a);
+/* Draws a string already in visual order. */
+void tui_put_visual(WINDOW *w, int y, int x, int width, const char *s, attr_t a);
+/* How tui_put lays out text: the bidi mode and the UI's direction. */
+void tui_text_mode(int bidi_app, int rtl_ui);
 
 /* tui_input.c: readline through its callback interface. */
 int tui_input_init(tui *t);
@@ -132,6 +154,18 @@ void tui_chat_interrupt(tui *t);                 /* Ctrl-C */
 void tui_chat_scroll(tui *t, int lines);
 void tui_chat_free(tui *t);
 int tui_load_adapter(tui *t, const char *dir);
+
+/* tui_form.c: the Train view's form for a new run. */
+void tui_form_init(tui *t);
+/* A key for the form; 1 when it took it. */
+int tui_form_key(tui *t, int ch);
+/* Draws it at row y of w; returns the rows used. */
+int tui_form_draw(tui *t, WINDOW *w, int y, int x, int width);
+/* Starts a run from the form's values (s / Enter). */
+void tui_form_start(tui *t);
+/* The form's dataset path (for e), NULL when empty. */
+const char *tui_form_data(const tui *t);
+int tui_form_shown(const tui *t);
 
 /* tui_train.c: Train and Log views. */
 void tui_train_event(tui *t, const sk_engine_event *ev);

@@ -82,7 +82,15 @@ void tui_scroll_free(tui_scroll *s)
 	memset(s, 0, sizeof *s);
 }
 
-void tui_put(WINDOW *w, int y, int x, int width, const char *s, attr_t a)
+static int put_app, put_rtl;
+
+void tui_text_mode(int bidi_app, int rtl_ui)
+{
+	put_app = bidi_app;
+	put_rtl = rtl_ui;
+}
+
+void tui_put_visual(WINDOW *w, int y, int x, int width, const char *s, attr_t a)
 {
 	if (width <= 0 || !s)
 		return;
@@ -106,11 +114,74 @@ void tui_put(WINDOW *w, int y, int x, int width, const char *s, attr_t a)
 	wattroff(w, a);
 }
 
+/* s in visual order (malloc'd into *vis when it had to be reordered);
+ * *rtl says whether its paragraph is right-to-left. */
+static const char *visual(const char *s, char **vis, int *rtl)
+{
+	*vis = NULL;
+	*rtl = 0;
+	if (!put_app || !s)
+		return s;
+	size_t n = strlen(s);
+	int ascii = 1;
+	for (size_t i = 0; i < n && ascii; i++)
+		ascii = (unsigned char)s[i] < 0x80;
+	if (ascii)
+		return s;
+	int dir = sk_bidi_message_dir(s, n, put_rtl);
+	*rtl = dir == SK_BIDI_RTL;
+	if (sk_bidi_visual_line(s, n, dir, vis) != 0) {
+		*vis = NULL;
+		return s;
+	}
+	return *vis;
+}
+
+void tui_put(WINDOW *w, int y, int x, int width, const char *s, attr_t a)
+{
+	char *vis;
+	int rtl;
+	const char *v = visual(s, &vis, &rtl);
+	/* A right-to-left line longer than its box keeps its start (the right end). */
+	if (rtl && v && sk_text_width(v, strlen(v)) > width)
+		tui_put_dir(w, y, x, width, s, a);
+	else
+		tui_put_visual(w, y, x, width, v, a);
+	free(vis);
+}
+
+void tui_put_dir(WINDOW *w, int y, int x, int width, const char *s, attr_t a)
+{
+	char *vis;
+	int rtl;
+	const char *v = visual(s, &vis, &rtl);
+	if (!v || width <= 0) {
+		free(vis);
+		return;
+	}
+	int tw = sk_text_width(v, strlen(v));
+	if (rtl && put_rtl) {
+		/* Right-aligned; when too wide, the cells on the left are cut. */
+		const char *p = v;
+		while (*p && tw > width) {
+			const char *q = p + 1;
+			while (*q && ((unsigned char)*q & 0xC0) == 0x80)
+				q++;
+			tw -= sk_text_width(p, (size_t)(q - p));
+			p = q;
+		}
+		tui_put_visual(w, y, x + width - tw, tw, p, a);
+	} else {
+		tui_put_visual(w, y, x, width, v, a);
+	}
+	free(vis);
+}
+
 void tui_draw_lines(WINDOW *w, int y, int x, int h, int width, const sk_ui_lines *l, size_t first, attr_t a)
 {
 	for (int r = 0; r < h && first + (size_t)r < l->n; r++) {
 		const sk_ui_line *ln = &l->v[first + r];
 		int col = ln->col < width ? ln->col : 0;
-		tui_put(w, y + r, x + col, width - col, ln->text, a);
+		tui_put_visual(w, y + r, x + col, width - col, ln->text, a);
 	}
 }

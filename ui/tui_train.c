@@ -34,6 +34,8 @@ void tui_train_free(tui *t)
 	for (size_t i = 0; i < sizeof all / sizeof *all; i++)
 		series_free(all[i]);
 	free(t->train_note);
+	free(t->run_dir);
+	free(t->eval_file);
 	for (size_t i = 0; i < t->nlog; i++)
 		free(t->log[i].text);
 	free(t->log);
@@ -57,6 +59,15 @@ void tui_train_event(tui *t, const sk_engine_event *ev)
 		t->have_step = 1;
 		break;
 	case SK_EV_EVAL:
+		if (ev->text) {
+			/* A dataset file, not the run's held-out split. */
+			free(t->eval_file);
+			t->eval_file = strdup(ev->text);
+			t->eval_base = ev->step.loss;
+			t->eval_adapter = ev->step.eval_loss;
+			tui_flash(t, SK_LOG_INFO, _("evaluation of %s: loss %.4f"), ev->text, ev->step.eval_loss);
+			break;
+		}
 		series_push(&t->e_step, (double)ev->step.step);
 		series_push(&t->e_loss, ev->step.eval_loss);
 		t->last_step.eval_loss = ev->step.eval_loss;
@@ -65,6 +76,13 @@ void tui_train_event(tui *t, const sk_engine_event *ev)
 		t->train_state = ev->state;
 		free(t->train_note);
 		t->train_note = ev->text ? strdup(ev->text) : NULL;
+		if (ev->state == SK_TRAIN_RUNNING && ev->text) {
+			free(t->run_dir);
+			t->run_dir = strdup(ev->text);
+		}
+		break;
+	case SK_EV_ADAPTER_LOADED:
+		t->adapter_live = ev->info.adapter_live;
 		break;
 	case SK_EV_MEMORY:
 		memcpy(t->mem, ev->mem, sizeof t->mem);
@@ -75,42 +93,56 @@ void tui_train_event(tui *t, const sk_engine_event *ev)
 	}
 }
 
-static void send(tui *t, sk_engine_cmd_type type)
+static void send(tui *t, sk_engine_cmd_type type, const char *path)
 {
-	sk_engine_cmd c = { .type = type };
-	c.train = t->o.train_opts;
+	sk_engine_cmd c = { .type = type, .path = path };
 	if (sk_engine_submit(t->eng, &c) != 0)
 		tui_flash(t, SK_LOG_ERROR, "%s", sk_error());
 }
 
 void tui_train_key(tui *t, int ch)
 {
+	int active = t->train_state == SK_TRAIN_RUNNING || t->train_state == SK_TRAIN_PAUSED;
 	switch (ch) {
 	case 's':
-		if (!t->o.train_opts.data)
-			tui_flash(t, SK_LOG_WARN, "%s", _("no training data: start with --train --data FILE"));
+		if (active)
+			tui_flash(t, SK_LOG_WARN, "%s", _("a run is going: x stops it"));
+		else if (t->train_state == SK_TRAIN_UNAVAILABLE)
+			tui_flash(t, SK_LOG_WARN, "%s", _("training is not available in this build yet"));
 		else
-			send(t, SK_ECMD_TRAIN_START);
+			tui_form_start(t);
 		break;
-	case 'p': send(t, t->train_state == SK_TRAIN_PAUSED ? SK_ECMD_TRAIN_RESUME : SK_ECMD_TRAIN_PAUSE); break;
-	case 'x': send(t, SK_ECMD_TRAIN_STOP); break;
-	case 'e': send(t, SK_ECMD_EVAL); break;
-	case 'a':
-		/* The run's adapter into Chat and Compare. */
-		if (!t->o.train_opts.out_dir)
-			tui_flash(t, SK_LOG_WARN, "%s", _("no run directory (--out DIR)"));
-		else {
-			/* The run writes its final adapter to RUN_DIR/adapter. */
-			char dir[4096];
-			snprintf(dir, sizeof dir, "%s/adapter", t->o.train_opts.out_dir);
-			tui_load_adapter(t, dir);
+	case 'p':
+		if (active)
+			send(t, t->train_state == SK_TRAIN_PAUSED ? SK_ECMD_TRAIN_RESUME : SK_ECMD_TRAIN_PAUSE, NULL);
+		break;
+	case 'x':
+		if (active)
+			send(t, SK_ECMD_TRAIN_STOP, NULL);
+		break;
+	case 'e':
+		/* During a run its held-out split; otherwise the form's dataset. */
+		if (!active && !tui_form_data(t)) {
+			tui_flash(t, SK_LOG_WARN, "%s", _("type a dataset path in the form to evaluate on it"));
+			break;
 		}
+		send(t, SK_ECMD_EVAL, tui_form_data(t));
+		tui_flash(t, SK_LOG_INFO, "%s", active ? _("evaluating the held-out split ...") : _("evaluating ..."));
 		break;
-	case 'm': {
-		sk_engine_cmd c = { .type = SK_ECMD_MEMORY };
-		sk_engine_submit(t->eng, &c);
+	case 'a': {
+		/* The run's final adapter into Chat and Compare. */
+		const char *run = t->run_dir ? t->run_dir : t->o.train_opts.out_dir;
+		if (!run) {
+			tui_flash(t, SK_LOG_WARN, "%s", _("no run yet: start one with s"));
+			break;
+		}
+		/* The run writes its final adapter to RUN_DIR/adapter. */
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s/adapter", run);
+		tui_load_adapter(t, dir);
 		break;
 	}
+	case 'm': send(t, SK_ECMD_MEMORY, NULL); break;
 	default: break;
 	}
 }
@@ -147,7 +179,7 @@ static void chart(tui *t, WINDOW *w, int y, int x, int h, int cw)
 	if (!(hi >= lo)) {
 		const char *msg = t->train_state == SK_TRAIN_UNAVAILABLE
 		                          ? _("training is not available in this build yet")
-		                          : _("no training steps yet: press s to start a run");
+		                          : _("no training steps yet: s or Enter starts a run (the form above)");
 		tui_put(w, y + h / 2, x + 2, cw - 2, msg, tui_attr(t, C_WARN, A_BOLD));
 		return;
 	}
@@ -211,9 +243,12 @@ void tui_train_draw(tui *t)
 	const int side = 34;
 	int cw = width - side - 1;
 	char buf[256], b2[64];
+	int top = 0;
+	if (tui_form_shown(t))
+		top = tui_form_draw(t, w, 0, 0, cw);
 	snprintf(buf, sizeof buf, _("Loss  (%s raw, %s smoothed, %s eval)"), "·", "━", "●");
-	tui_put(w, 0, 0, cw, buf, tui_attr(t, C_MODEL, A_BOLD));
-	chart(t, w, 1, 0, h - 3, cw);
+	tui_put(w, top, 0, cw, buf, tui_attr(t, C_MODEL, A_BOLD));
+	chart(t, w, top + 1, 0, h - 3 - top, cw);
 	snprintf(buf, sizeof buf, "%s", _("s start  p pause/resume  x stop  e evaluate  a load the run's adapter  m memory"));
 	tui_put(w, h - 1, 0, width, buf, tui_attr(t, C_DIM, A_DIM));
 	int sx = cw + 1, y = 0;
@@ -227,7 +262,7 @@ void tui_train_draw(tui *t)
 		tui_put(w, y++, sx + 1, side - 1, buf, A_NORMAL);
 		double frac = s->total_steps > 0 ? (double)s->step / (double)s->total_steps : 0;
 		sk_meter(frac, side - 2, buf);
-		tui_put(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_BAR, A_REVERSE));
+		tui_put_visual(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_BAR, A_REVERSE));
 		if (isfinite(s->epoch)) {
 			snprintf(buf, sizeof buf, _("epoch     %.2f"), s->epoch);
 			tui_put(w, y++, sx + 1, side - 1, buf, A_NORMAL);
@@ -241,11 +276,11 @@ void tui_train_draw(tui *t)
 		snprintf(buf, sizeof buf, _("lr        %.3g"), s->lr);
 		tui_put(w, y++, sx + 1, side - 1, buf, A_NORMAL);
 		sk_sparkline(t->t_lr.v, t->t_lr.n, side - 2, buf);
-		tui_put(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_SMOOTH, A_NORMAL));
+		tui_put_visual(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_SMOOTH, A_NORMAL));
 		snprintf(buf, sizeof buf, _("grad norm %.3f"), s->grad_norm);
 		tui_put(w, y++, sx + 1, side - 1, buf, A_NORMAL);
 		sk_sparkline(t->t_gn.v, t->t_gn.n, side - 2, buf);
-		tui_put(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_RAW, A_NORMAL));
+		tui_put_visual(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_RAW, A_NORMAL));
 		if (isfinite(s->tokens_per_s)) {
 			snprintf(buf, sizeof buf, _("tokens/s  %.1f"), s->tokens_per_s);
 			tui_put(w, y++, sx + 1, side - 1, buf, A_NORMAL);
@@ -263,19 +298,38 @@ void tui_train_draw(tui *t)
 		y += l.n < 4 ? (int)l.n : 4;
 		sk_ui_lines_free(&l);
 	}
+	if (t->adapter_live && y < h - 2)
+		tui_put(w, y++, sx + 1, side - 1, _("Chat uses the live adapter"), tui_attr(t, C_MODEL, A_NORMAL));
+	if (t->eval_file && y < h - 3) {
+		snprintf(buf, sizeof buf, _("eval %s"), t->eval_file);
+		tui_put(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_EVAL, A_NORMAL));
+		if (isfinite(t->eval_adapter) && t->eval_adapter != t->eval_base)
+			snprintf(buf, sizeof buf, _("  adapter %.4f  base %.4f"), t->eval_adapter, t->eval_base);
+		else
+			snprintf(buf, sizeof buf, _("  loss %.4f"), t->eval_base);
+		tui_put(w, y++, sx + 1, side - 1, buf, tui_attr(t, C_EVAL, A_NORMAL));
+	}
 	y++;
 	if (t->have_mem && y < h - 2) {
 		tui_put(w, y++, sx + 1, side - 1, _("memory"), A_BOLD);
+		static const int order[] = { SK_MEM_WEIGHTS, SK_MEM_ADAPTER, SK_MEM_OPTIMIZER, SK_MEM_ACTIVATIONS,
+		                             SK_MEM_KV_CACHE, SK_MEM_PROCESS };
+		const char *names[] = { _("weights"), _("adapter"), _("optimizer"), _("activations"), _("KV cache"),
+		                        _("host RSS") };
 		uint64_t mx = 1;
 		for (int i = 0; i < SK_MEM_NCAT; i++)
 			mx = t->mem[i] > mx ? t->mem[i] : mx;
-		for (int i = 0; i < SK_MEM_NCAT && y < h - 1; i++) {
+		for (int k = 0; k < (int)(sizeof order / sizeof *order) && y < h - 1; k++) {
+			int i = order[k];
 			char bar[128];
-			sk_meter((double)t->mem[i] / (double)mx, 10, bar);
-			snprintf(buf, sizeof buf, "%-9.9s ", sk_engine_mem_name(i));
-			tui_put(w, y, sx + 1, 10, buf, A_NORMAL);
-			tui_put(w, y, sx + 11, 10, bar, tui_attr(t, C_BAR, A_REVERSE));
-			tui_put(w, y++, sx + 22, side - 22, sk_fmt_bytes(t->mem[i], b2, sizeof b2), A_NORMAL);
+			/* At least one eighth of a cell for anything above zero. */
+			double frac = (double)t->mem[i] / (double)mx;
+			if (t->mem[i] > 0 && frac < 1.0 / 80)
+				frac = 1.0 / 80;
+			sk_meter(frac, 9, bar);
+			tui_put(w, y, sx + 1, 12, names[k], A_NORMAL);
+			tui_put_visual(w, y, sx + 13, 9, bar, tui_attr(t, C_BAR, A_REVERSE));
+			tui_put(w, y++, sx + 23, side - 23, sk_fmt_bytes(t->mem[i], b2, sizeof b2), A_NORMAL);
 		}
 	}
 }
@@ -303,7 +357,7 @@ void tui_log_draw(tui *t)
 		if (t->o.bidi_app && sk_bidi_message_dir(s, n, t->o.rtl_ui) == SK_BIDI_RTL &&
 		    sk_bidi_visual_line(s, n, SK_BIDI_RTL, &vis) == 0)
 			s = vis;
-		tui_put(w, r, 6, width - 6, s, A_NORMAL);
+		tui_put_visual(w, r, 6, width - 6, s, A_NORMAL);
 		free(vis);
 	}
 	if (t->nlog == 0)
