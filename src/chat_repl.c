@@ -105,7 +105,7 @@ static void reshow_input(const sk_chat_session *s, const char *prompt, const cha
 	if (w >= cols)
 		return;
 	char *vis;
-	if (sk_bidi_visual_line(line, len, sk_bidi_message_dir(line, len, s->rtl_ui), &vis) != 0)
+	if (sk_bidi_visual_line_shaped(line, len, sk_bidi_message_dir(line, len, s->rtl_ui), sk_chat_stream_shaping(), &vis) != 0)
 		return;
 	printf("\033[A\r\033[K%s%s\n", prompt, vis);
 	fflush(stdout);

@@ -32,7 +32,7 @@ void sk_chat_err_lines(const sk_chat_session *s, const char *text, int dim)
 		int n = (int)strcspn(p, "\n");
 		char *vis = NULL;
 		if (s->app && s->err_tty && sk_bidi_message_dir(p, (size_t)n, s->rtl_ui) == SK_BIDI_RTL &&
-		    sk_bidi_visual_range(p, (size_t)n, 0, (size_t)n, SK_BIDI_RTL, &vis, NULL) != 0)
+		    sk_bidi_visual_range_shaped(p, (size_t)n, 0, (size_t)n, SK_BIDI_RTL, sk_chat_stream_shaping(), &vis, NULL) != 0)
 			vis = NULL;
 		if (vis)
 			fprintf(stderr, "%s%s%s\n", on, vis, off);

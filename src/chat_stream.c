@@ -50,10 +50,23 @@ static int para_put(sk_chat_stream *s, const char *p, size_t n)
 
 /* One wrapped line of the paragraph, over whatever the current screen line
  * holds; right-aligned when the paragraph is RTL. */
+static int sk_chat_shaping;
+
+void sk_chat_stream_set_shaping(int on)
+{
+	sk_chat_shaping = on;
+}
+
+int sk_chat_stream_shaping(void)
+{
+	return sk_chat_shaping;
+}
+
 static int draw_line(sk_chat_stream *s, const sk_wrap_line *l, int dir)
 {
 	char *vis;
-	if (sk_bidi_visual_range(s->para, s->n, s->done + l->start, s->done + l->end, dir, &vis, NULL) != 0)
+	if (sk_bidi_visual_range_shaped(s->para, s->n, s->done + l->start, s->done + l->end, dir, sk_chat_shaping,
+	                                &vis, NULL) != 0)
 		return -1;
 	fputs("\r\033[K", s->out);
 	if (dir == SK_BIDI_RTL)

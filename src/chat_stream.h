@@ -32,5 +32,9 @@ int sk_chat_stream_write(sk_chat_stream *s, const char *text, size_t len);
 /* Commits the last line and ends it with a newline. */
 int sk_chat_stream_end(sk_chat_stream *s);
 void sk_chat_stream_free(sk_chat_stream *s);
+/* Arabic-script shaping of the reordered lines (app mode), for terminals
+ * that do not shape: set once from --shape. */
+void sk_chat_stream_set_shaping(int on);
+int sk_chat_stream_shaping(void);
 
 #endif

@@ -25,6 +25,8 @@ static const sk_command_help chat_help = {
 	   "  --bidi app|terminal app: reorder right-to-left lines for terminals that do no bidi\n"
 	   "                      (default on a terminal); terminal: logical order (always when\n"
 	   "                      the output is not a terminal). Also $SOKHAN_BIDI.\n"
+	   "  --shape auto|on|off join Persian letters for terminals that do not (default auto:\n"
+	   "                      off only in VTE-based terminals). Also $SOKHAN_SHAPE.\n"
 	   "  -n, --max-new N     tokens per answer at most (default: 1024)\n"
 	   "  --greedy            always take the most likely token\n"
 	   "  --temp T            temperature (default: 1; 0 = greedy)\n"
@@ -36,7 +38,7 @@ static const sk_command_help chat_help = {
 };
 
 enum {
-	OPT_SYSTEM = 4000, OPT_BIDI, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P,
+	OPT_SYSTEM = 4000, OPT_BIDI, OPT_SHAPE, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P,
 	OPT_REPEAT, OPT_MAX_TOKENS
 };
 
@@ -45,6 +47,7 @@ typedef struct {
 	long long max_new;
 	const char *system;
 	int bidi; /* -1 default, 0 terminal, 1 app */
+	sk_shape_mode shape;
 } sk_chat_opts;
 
 static int parse_bidi(const char *arg, int *out)
@@ -69,6 +72,10 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	case OPT_BIDI:
 		if (parse_bidi(arg, &o->bidi) != 0)
 			return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+		return 0;
+	case OPT_SHAPE:
+		if (sk_shape_mode_parse(arg, &o->shape) != 0)
+			return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
 		return 0;
 	case OPT_GREEDY: o->sampling.greedy = 1; return 0;
 	case OPT_TEMP:
@@ -118,6 +125,7 @@ int sk_cmd_chat(int argc, char **argv)
 	static const struct option own[] = {
 		{ "system", required_argument, NULL, OPT_SYSTEM },
 		{ "bidi", required_argument, NULL, OPT_BIDI },
+		{ "shape", required_argument, NULL, OPT_SHAPE },
 		{ "greedy", no_argument, NULL, OPT_GREEDY },
 		{ "temp", required_argument, NULL, OPT_TEMP },
 		{ "temperature", required_argument, NULL, OPT_TEMP },
@@ -134,6 +142,10 @@ int sk_cmd_chat(int argc, char **argv)
 	sk_sampling_defaults(&o.sampling);
 	o.max_new = 1024;
 	o.bidi = -1;
+	o.shape = SK_SHAPE_AUTO;
+	const char *shape_env = getenv("SOKHAN_SHAPE");
+	if (shape_env && *shape_env && sk_shape_mode_parse(shape_env, &o.shape) != 0)
+		o.shape = SK_SHAPE_AUTO;
 	const char *env = getenv("SOKHAN_BIDI");
 	if (env && *env && parse_bidi(env, &o.bidi) != 0)
 		return sk_cli_usage(&chat_help, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
@@ -189,6 +201,8 @@ int sk_cmd_chat(int argc, char **argv)
 	/* reordered output only makes sense on a terminal that does no bidi */
 	s.app = isatty(STDOUT_FILENO) && o.bidi != 0;
 	s.rtl_ui = ui_is_rtl();
+	/* shaping belongs with reordering: in terminal mode the terminal does both */
+	sk_chat_stream_set_shaping(s.app && sk_shape_resolve(o.shape));
 	s.quiet = co.verbosity < 0;
 	s.err_tty = isatty(STDERR_FILENO);
 	if (o.system && sk_conv_set_system(&s.conv, o.system) != 0) {

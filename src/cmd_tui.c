@@ -19,6 +19,8 @@ static const sk_command_help tui_help = {
 	   "  --bidi app|terminal app: sokhan reorders right-to-left text and asks the terminal\n"
 	   "                      for explicit bidi mode (default); terminal: logical order.\n"
 	   "                      Also $SOKHAN_BIDI.\n"
+	   "  --shape auto|on|off join Persian letters for terminals that do not (default auto:\n"
+	   "                      off only in VTE-based terminals). Also $SOKHAN_SHAPE.\n"
 	   "  --view NAME         start in chat, compare, train or log\n"
 	   "  -n, --max-new N     tokens per answer at most (default: 1024)\n"
 	   "  --greedy            always take the most likely token\n"
@@ -38,7 +40,7 @@ static const sk_command_help tui_help = {
 };
 
 enum {
-	OPT_SYSTEM = 4100, OPT_BIDI, OPT_VIEW, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MAX_NEW,
+	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MAX_NEW,
 	OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR, OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
 };
 
@@ -56,6 +58,13 @@ static int on_opt(void *ctx, int opt, const char *arg)
 			return 0;
 		}
 		return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+	case OPT_SHAPE: {
+		sk_shape_mode m;
+		if (sk_shape_mode_parse(arg, &m) != 0)
+			return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
+		o->shape = sk_shape_resolve(m);
+		return 0;
+	}
 	case OPT_VIEW: {
 		static const char *names[] = { "chat", "compare", "train", "log" };
 		for (int i = 0; i < 4; i++)
@@ -126,6 +135,7 @@ int sk_cmd_tui(int argc, char **argv)
 	static const struct option own[] = {
 		{ "system", required_argument, NULL, OPT_SYSTEM },
 		{ "bidi", required_argument, NULL, OPT_BIDI },
+		{ "shape", required_argument, NULL, OPT_SHAPE },
 		{ "view", required_argument, NULL, OPT_VIEW },
 		{ "greedy", no_argument, NULL, OPT_GREEDY },
 		{ "temp", required_argument, NULL, OPT_TEMP },
@@ -150,6 +160,13 @@ int sk_cmd_tui(int argc, char **argv)
 	sk_sampling_defaults(&o.sampling);
 	o.max_new = 1024;
 	o.bidi_app = 1;
+	{
+		sk_shape_mode m = SK_SHAPE_AUTO;
+		const char *env = getenv("SOKHAN_SHAPE");
+		if (env && *env && sk_shape_mode_parse(env, &m) != 0)
+			m = SK_SHAPE_AUTO;
+		o.shape = sk_shape_resolve(m);
+	}
 	o.start_view = -1;
 	o.train_opts.lr = 2e-4f;
 	o.train_opts.rank = 16;
@@ -187,6 +204,8 @@ int sk_cmd_tui(int argc, char **argv)
 	o.threads = co.threads;
 	o.quant_nf4 = co.quant == SK_QUANT_NF4;
 	o.rtl_ui = ui_is_rtl();
+	if (o.bidi_app && o.shape)
+		o.bidi_app = 2; /* reorder and shape (sk_ui_layout) */
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
 		return sk_cli_error("%s", _("the TUI needs a terminal (try `sokhan chat` with a pipe)"));
 	return sk_tui_run(&o) == 0 ? SK_EXIT_OK : SK_EXIT_ERROR;

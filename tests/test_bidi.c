@@ -1,9 +1,13 @@
 /* ui/bidi: the golden visual orders of rtl-terminal.md §5.6 (ICU 72, checked
- * there against FriBidi), widths, wrapping and the cell map. */
+ * there against FriBidi), widths, wrapping, the cell map and Arabic-script
+ * shaping (table S of §5.6; other expected forms worked out by hand from the
+ * Unicode joining types). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unicode/unorm2.h>
 
 #include "engine/error.h"
 #include "tests/test.h"
@@ -370,6 +374,295 @@ TEST(ltr_text_unchanged_and_bad_input)
 	CHECK(sk_bidi_line_cells("abc", 3, 1, 1, SK_BIDI_LTR, &c, &n) == 0 && n == 0 && c == NULL);
 }
 
+
+/* Code points of a UTF-8 string into cps; returns the count. */
+static size_t cps_of(const char *s, size_t len, uint32_t *cps, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + len;
+	size_t n = 0;
+	while (p < e && n < cap) {
+		uint32_t c;
+		int k;
+		if (*p < 0x80) { c = *p; k = 1; }
+		else if (*p < 0xE0) { c = *p & 0x1F; k = 2; }
+		else if (*p < 0xF0) { c = *p & 0x0F; k = 3; }
+		else { c = *p & 0x07; k = 4; }
+		for (int i = 1; i < k && p + i < e; i++)
+			c = (c << 6) | (p[i] & 0x3F);
+		cps[n++] = c;
+		p += k;
+	}
+	return n;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const sk_bidi_cell *x = a, *y = b;
+	return (x->start > y->start) - (x->start < y->start);
+}
+
+/* The shaped glyphs of a text in logical order, "XXXX XXXX+XXXX ...", '+'
+ * joining code points of one cell: the cells sorted by their logical start,
+ * each drawn from its bytes in the visual string. */
+static void shaped_logical(const char *t, char *buf, size_t cap)
+{
+	sk_bidi_cell *c = NULL;
+	size_t n = 0;
+	char *v = NULL;
+	buf[0] = '\0';
+	size_t len = strlen(t);
+	if (sk_bidi_line_cells_shaped(t, len, 0, len, SK_BIDI_RTL, 1, &c, &n) != 0 ||
+	    sk_bidi_visual_range_shaped(t, len, 0, len, SK_BIDI_RTL, 1, &v, NULL) != 0) {
+		free(c);
+		free(v);
+		snprintf(buf, cap, "error: %s", sk_error());
+		return;
+	}
+	qsort(c, n, sizeof *c, by_start);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t cps[16];
+		size_t k = cps_of(v + c[i].vstart, c[i].vend - c[i].vstart, cps, 16);
+		for (size_t j = 0; j < k && o + 8 < cap; j++)
+			o += (size_t)snprintf(buf + o, cap - o, "%s%04X", !o ? "" : j ? "+" : " ", cps[j]);
+	}
+	free(c);
+	free(v);
+}
+
+TEST(shaping_table_s)
+{
+	static const char *const rows[][2] = {
+		{ "سلام", "FEB3 FEE0 FE8E FEE1" },  /* lam-alef as lam medial + alef final */
+		{ "لازم", "FEDF FE8E FEAF FEE1" },  /* lam initial + alef final */
+		{ "می\u200cخواهم", "FEE3 FBFD+200C FEA7 FEEE FE8D FEEB FEE2" }, /* yeh final before ZWNJ */
+		{ "سَلام", "FEB3+064E FEE0 FE8E FEE1" }, /* fatha stays a combining mark */
+		{ "پیام", "FB58 FBFF FE8E FEE1" },
+		{ "کی", "FB90 FBFD" },
+		{ "بـــه", "FE91 0640 0640 0640 FEEA" }, /* tatweel joins */
+		{ "آلاء", "FE81 FEDF FE8E 0621" },
+		{ "الآن", "FE8D FEDF FE82 FEE5" },
+		{ "لا", "FEDF FE8E" },
+		{ "لأ لإ", "FEDF FE84 0020 FEDF FE88" },
+		{ "بلا", "FE91 FEE0 FE8E" },
+		{ "ل\u200cا", "FEDD+200C FE8D" },   /* ZWNJ: no lam-alef at all */
+		{ "لَا", "FEDF+064E FE8E" },        /* a haraka between is transparent */
+		{ "ب\u200dا", "FE91+200D FE8E" },   /* ZWJ forces the join */
+		{ "ab 12 ۱۲ ١٢ سلام!", "0061 0062 0020 0031 0032 0020 06F1 06F2 0020 0661 0662 0020 FEB3 FEE0 FE8E FEE1 0021" },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char got[512];
+		shaped_logical(rows[i][0], got, sizeof got);
+		CHECK_MSG(!strcmp(got, rows[i][1]), "%s:\n    got    %s\n    wanted %s", rows[i][0], got, rows[i][1]);
+	}
+}
+
+/* Visual orders of some §5.6 rows with shaping on, forms worked out by hand
+ * from the joining types (D dual, R right-joining: ا د ر و آ). */
+static const struct {
+	const char *id, *text;
+	int level;
+	const char *cells;
+} shaped_goldens[] = {
+	{ "T1", "سلام دنیا", 1, "FE8E FBFF FEE7 FEA9 0020 FEE1 FE8E FEE0 FEB3" },
+	{ "T2", "مدل GPT-4 آماده است.", 1,
+	  "002E FE96 FEB3 FE8D 0020 FEE9 FEA9 FE8E FEE3 FE81 0020 0047 0050 0054 002D 0034 0020 FEDD FEAA FEE3" },
+	{ "T5", "loss = 0.123 (کاهش)", 0,
+	  "006C 006F 0073 0073 0020 003D 0020 0030 002E 0031 0032 0033 0020 0028 FEB6 FEEB FE8E FB90 0029" },
+	{ "T6", "نسخه ۲.۱ منتشر شد", 1,
+	  "FEAA FEB7 0020 FEAE FEB8 FE98 FEE8 FEE3 0020 06F2 002E 06F1 0020 FEEA FEA8 FEB4 FEE7" },
+	{ "T8", "می\u200cخواهم", 1, "FEE2 FEEB FE8D FEEE FEA7 FBFD 200C FEE3" },
+	{ "T12", "12 پیام جدید", 1, "FEAA FBFE FEAA FE9F 0020 FEE1 FE8E FBFF FB58 0020 0031 0032" },
+};
+
+TEST(shaped_golden_visual_orders)
+{
+	for (size_t i = 0; i < sizeof shaped_goldens / sizeof shaped_goldens[0]; i++) {
+		const char *t = shaped_goldens[i].text;
+		char *v = NULL;
+		CHECK(sk_bidi_visual_line_shaped(t, strlen(t), shaped_goldens[i].level, 1, &v) == 0);
+		char got[1024];
+		hex_cps(v ? v : "", got, sizeof got);
+		CHECK_MSG(!strcmp(got, shaped_goldens[i].cells), "%s:\n    got    %s\n    wanted %s", shaped_goldens[i].id,
+		          got, shaped_goldens[i].cells);
+		free(v);
+	}
+}
+
+/* Every §5.6 row: shaping off gives the golden output unchanged; shaping on
+ * gives the same number of code points and cells, each code point either
+ * unchanged or a presentation form whose compatibility decomposition is the
+ * unshaped letter (independent of the shaper: ICU's NFKC data), and every
+ * Arabic letter of the row in a joined form. */
+TEST(shaping_keeps_the_layout)
+{
+	UErrorCode st = U_ZERO_ERROR;
+	const UNormalizer2 *nfkc = unorm2_getNFKCInstance(&st);
+	CHECK(U_SUCCESS(st));
+	if (U_FAILURE(st))
+		return;
+	for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; i++) {
+		const golden *g = &goldens[i];
+		size_t len = strlen(g->text);
+		char *plain = NULL, *off = NULL, *on = NULL;
+		CHECK(sk_bidi_visual_line(g->text, len, g->level, &plain) == 0);
+		CHECK(sk_bidi_visual_line_shaped(g->text, len, g->level, 0, &off) == 0);
+		CHECK(sk_bidi_visual_line_shaped(g->text, len, g->level, 1, &on) == 0);
+		if (!plain || !off || !on) {
+			free(plain);
+			free(off);
+			free(on);
+			continue;
+		}
+		CHECK_MSG(!strcmp(plain, off), "%s: shaping off changed the output", g->id);
+		uint32_t a[256], b[256];
+		size_t na = cps_of(plain, strlen(plain), a, 256), nb = cps_of(on, strlen(on), b, 256);
+		CHECK_EQ_INT(na, nb);
+		int changed = 0;
+		for (size_t k = 0; k < na && k < nb; k++) {
+			if (a[k] == b[k]) {
+				CHECK_MSG(!(a[k] >= 0x0620 && a[k] <= 0x064A) && !(a[k] >= 0x067E && a[k] <= 0x06CC),
+				          "%s: U+%04X not shaped", g->id, a[k]);
+				continue;
+			}
+			UChar d[8];
+			int32_t nd = unorm2_getRawDecomposition(nfkc, (UChar32)b[k], d, 8, &st);
+			CHECK_MSG(nd == 1 && d[0] == a[k], "%s: U+%04X shaped as U+%04X", g->id, a[k], b[k]);
+			changed++;
+		}
+		CHECK_MSG(changed > 0, "%s: nothing shaped", g->id);
+		sk_bidi_cell *c0, *c1;
+		size_t n0, n1;
+		CHECK(sk_bidi_line_cells(g->text, len, 0, len, g->level, &c0, &n0) == 0);
+		CHECK(sk_bidi_line_cells_shaped(g->text, len, 0, len, g->level, 1, &c1, &n1) == 0);
+		CHECK_EQ_INT(n0, n1);
+		for (size_t k = 0; k < n0 && k < n1; k++) {
+			CHECK(c0[k].start == c1[k].start && c0[k].end == c1[k].end);
+			CHECK_EQ_INT(c0[k].width, c1[k].width);
+			CHECK_EQ_INT(c0[k].rtl, c1[k].rtl);
+		}
+		free(c0);
+		free(c1);
+		free(plain);
+		free(off);
+		free(on);
+	}
+}
+
+TEST(shaped_cells_stay_aligned)
+{
+	/* lam-alef: two cells of width 1, one per letter, each with its glyph */
+	const char *t = "سلام";
+	sk_bidi_cell *c;
+	size_t n;
+	char *v;
+	CHECK(sk_bidi_line_cells_shaped(t, strlen(t), 0, strlen(t), SK_BIDI_RTL, 1, &c, &n) == 0);
+	CHECK(sk_bidi_visual_line_shaped(t, strlen(t), SK_BIDI_RTL, 1, &v) == 0);
+	CHECK_EQ_INT(n, 4);
+	if (n == 4) {
+		static const size_t starts[] = { 6, 4, 2, 0 };                        /* م ا ل س */
+		static const char *const glyphs[] = { "\uFEE1", "\uFE8E", "\uFEE0", "\uFEB3" };
+		for (size_t i = 0; i < 4; i++) {
+			CHECK_EQ_INT(c[i].start, starts[i]);
+			CHECK_EQ_INT(c[i].end, starts[i] + 2);
+			CHECK_EQ_INT(c[i].width, 1);
+			CHECK(c[i].vend - c[i].vstart == 3 && !memcmp(v + c[i].vstart, glyphs[i], 3));
+		}
+	}
+	free(c);
+	free(v);
+	/* harakat keep the width: 4 cells for 4 letters, marks in their cells */
+	const char *h = "سَلامٌ";
+	CHECK(sk_bidi_line_cells_shaped(h, strlen(h), 0, strlen(h), SK_BIDI_RTL, 1, &c, &n) == 0);
+	CHECK(sk_bidi_visual_line_shaped(h, strlen(h), SK_BIDI_RTL, 1, &v) == 0);
+	CHECK_EQ_INT(n, 4);
+	int w = 0;
+	for (size_t i = 0; i < n; i++)
+		w += c[i].width;
+	CHECK_EQ_INT(w, 4);
+	char got[256];
+	hex_cps(v, got, sizeof got);
+	CHECK_MSG(!strcmp(got, "FEE1 064C FE8E FEE0 FEB3 064E"), "%s", got);
+	CHECK_EQ_INT(sk_text_width(v, strlen(v)), 4);
+	free(c);
+	free(v);
+	/* the line is shaped within its paragraph: a line "سل" cut from "سلام"
+	 * keeps the lam that joins the alef on the next line */
+	CHECK(sk_bidi_visual_range_shaped(t, strlen(t), 0, 4, SK_BIDI_RTL, 1, &v, NULL) == 0);
+	hex_cps(v, got, sizeof got);
+	CHECK_MSG(!strcmp(got, "FEE0 FEB3"), "%s", got);
+	free(v);
+	/* paragraphs given separately never join across; Latin is untouched */
+	const char *lat = "plain text 123 (ok)";
+	CHECK(sk_bidi_visual_line_shaped(lat, strlen(lat), SK_BIDI_LTR, 1, &v) == 0);
+	CHECK(!strcmp(v, lat));
+	free(v);
+	/* mirroring still applies in shaped RTL runs */
+	const char *m = "خطا (مهم) شد";
+	CHECK(sk_bidi_visual_line_shaped(m, strlen(m), SK_BIDI_RTL, 1, &v) == 0);
+	hex_cps(v, got, sizeof got);
+	CHECK_MSG(!strcmp(got, "FEAA FEB7 0020 0028 FEE2 FEEC FEE3 0029 0020 FE8E FEC4 FEA7"), "%s", got);
+	free(v);
+}
+
+/* Sets or clears an environment variable (value NULL: unset). */
+static void env(const char *name, const char *value)
+{
+	if (value)
+		setenv(name, value, 1);
+	else
+		unsetenv(name);
+}
+
+TEST(shape_mode_parse_and_resolve)
+{
+	sk_shape_mode m = SK_SHAPE_OFF;
+	CHECK(sk_shape_mode_parse("auto", &m) == 0 && m == SK_SHAPE_AUTO);
+	CHECK(sk_shape_mode_parse("on", &m) == 0 && m == SK_SHAPE_ON);
+	CHECK(sk_shape_mode_parse("off", &m) == 0 && m == SK_SHAPE_OFF);
+	CHECK(sk_shape_mode_parse("yes", &m) == -1 && m == SK_SHAPE_OFF);
+	CHECK(strstr(sk_error(), "yes") != NULL);
+	CHECK(sk_shape_mode_parse("", &m) == -1);
+	CHECK(sk_shape_mode_parse(NULL, &m) == -1);
+
+	static const char *const names[] = { "VTE_VERSION", "TMUX", "STY", "TERM" };
+	char *saved[4];
+	for (size_t i = 0; i < 4; i++) {
+		const char *v = getenv(names[i]);
+		saved[i] = v ? strdup(v) : NULL;
+	}
+	static const struct {
+		const char *vte, *tmux, *sty, *term;
+		int shape;
+	} cases[] = {
+		{ "7200", NULL, NULL, "xterm-256color", 0 },  /* GNOME Terminal, VTE 0.72 */
+		{ "5800", NULL, NULL, "xterm-256color", 0 },  /* 0.58: shapes itself */
+		{ "5603", NULL, NULL, "xterm-256color", 1 },  /* older VTE: no shaping */
+		{ NULL, NULL, NULL, "xterm-256color", 1 },    /* xterm */
+		{ "", NULL, NULL, "xterm", 1 },
+		{ "junk", NULL, NULL, "xterm", 1 },
+		{ "7200", "/tmp/tmux-1000/default,1,0", NULL, "tmux-256color", 1 },
+		{ "7200", "/tmp/tmux-1000/default,1,0", NULL, "xterm", 1 },
+		{ "7200", NULL, "1234.pts-0", "xterm", 1 },
+		{ "7200", NULL, NULL, "screen-256color", 1 },
+		{ "7200", NULL, NULL, "tmux", 1 },
+		{ "7200", "", "", NULL, 0 },                   /* empty markers do not count */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		env("VTE_VERSION", cases[i].vte);
+		env("TMUX", cases[i].tmux);
+		env("STY", cases[i].sty);
+		env("TERM", cases[i].term);
+		CHECK_MSG(sk_shape_resolve(SK_SHAPE_AUTO) == cases[i].shape, "case %zu", i);
+		CHECK_EQ_INT(sk_shape_resolve(SK_SHAPE_ON), 1);
+		CHECK_EQ_INT(sk_shape_resolve(SK_SHAPE_OFF), 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		env(names[i], saved[i]);
+		free(saved[i]);
+	}
+}
+
 int main(void)
 {
 	RUN(golden_visual_orders);
@@ -384,5 +677,10 @@ int main(void)
 	RUN(wrap_newlines_and_empty);
 	RUN(reorder_per_wrapped_line);
 	RUN(ltr_text_unchanged_and_bad_input);
+	RUN(shaping_table_s);
+	RUN(shaped_golden_visual_orders);
+	RUN(shaping_keeps_the_layout);
+	RUN(shaped_cells_stay_aligned);
+	RUN(shape_mode_parse_and_resolve);
 	TEST_EXIT();
 }

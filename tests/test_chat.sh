@@ -2,6 +2,9 @@
 # `sokhan chat` with the tiny Gemma 3n: one message per line from a pipe,
 # and the readline REPL driven through tmux (send-keys, capture-pane).
 . "$(dirname "$0")/lib.sh"
+# the visual strings below are unshaped; shaping has its own case at the end
+SOKHAN_SHAPE=off
+export SOKHAN_SHAPE
 M=$SK_SRCDIR/tests/fixtures/hf/tiny-gemma3n
 # One thread: the tiny model needs no more, and the test stays about the REPL.
 SOKHAN_CHAT="$SOKHAN chat --threads 1"
@@ -141,5 +144,12 @@ $T send-keys -t sk C-d
 check "tmux: Ctrl-D ends the session" wait_file "$tmp/exit"
 check "tmux: exit status 0" [ "$(cat "$tmp/exit" 2>/dev/null)" = 0 ]
 check "tmux: history saved" grep -q 'سلام' "$tmp/state/sokhan/chat_history"
+
+# --shape on: the same line drawn with joined presentation forms
+# (meem final, alef final, lam medial, seen initial, in visual order)
+$T new-session -d -s sh -x 100 -y 30 "'$bin' chat --threads 1 --model '$M' --greedy -n 4 --shape on; sleep 1"
+$T send-keys -t sh -l 'سلام'
+$T send-keys -t sh Enter
+check "tmux: --shape on joins the letters" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do $T capture-pane -t sh -p | grep -q '^> ﻡﺎﻠﺳ$' && exit 0; sleep 0.5; done; exit 1"
 $T kill-server 2>/dev/null
 sk_done

@@ -19,4 +19,8 @@ done
 expect_status 1 "a missing model is a runtime error" $SOKHAN info --model /nonexistent/model
 check "runtime errors start with 'sokhan: error:'" sh -c "echo \"\$1\" | grep -q '^sokhan: error: .*nonexistent'" _ "$err"
 expect_status 2 "an option without its value is a usage error" $SOKHAN info --model
+for cmd in chat tui; do
+	expect_status 2 "$cmd --shape with a bad value is a usage error" $SOKHAN $cmd --shape sometimes
+	check "$cmd --shape usage error names the choices" sh -c "echo \"\$1\" | grep -q 'auto, on, off'" _ "$err"
+done
 sk_done

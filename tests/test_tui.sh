@@ -10,6 +10,9 @@
 # streams (reported, no limit). The screen is read from the TUI's own text
 # dump (--dump) and from tmux capture-pane.
 . "$(dirname "$0")/lib.sh"
+# the screens asserted below are unshaped (shaping: tests/test_bidi.c, test_chat.sh)
+SOKHAN_SHAPE=off
+export SOKHAN_SHAPE
 M=$SK_SRCDIR/tests/fixtures/hf/tiny-gemma3n
 A=$M/ref/adapter_all
 # SOKHAN_TUI overrides the command (e.g. a build with a temporary main).

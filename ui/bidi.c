@@ -9,6 +9,7 @@
 #include <unicode/ubidi.h>
 #include <unicode/ubrk.h>
 #include <unicode/uchar.h>
+#include <unicode/ushape.h>
 #include <unicode/utext.h>
 #include <unicode/utf16.h>
 #include <unicode/utf8.h>
@@ -309,12 +310,15 @@ static int is_dir_control(UChar32 c)
  * code point in the UTF-8 text (and len at index n16). */
 typedef struct {
 	UChar *u;
+	UChar *glyphs; /* what to draw for each unit: u, or u shaped */
 	int32_t *byte_of;
 	int32_t n16, s16, e16;
 } sk_para16;
 
 static void para16_free(sk_para16 *p)
 {
+	if (p->glyphs != p->u)
+		free(p->glyphs);
 	free(p->u);
 	free(p->byte_of);
 }
@@ -345,11 +349,73 @@ static int para16_make(sk_para16 *p, const char *s, size_t len, size_t start, si
 			p->byte_of[j - 2] = at;
 	}
 	p->n16 = j;
+	p->glyphs = p->u;
 	p->byte_of[j] = (int32_t)len;
 	if (p->s16 < 0)
 		p->s16 = j;
 	if (p->e16 < 0)
 		p->e16 = j;
+	return 0;
+}
+
+/* Alef forms by letter: isolated, final (the alefs ICU would fuse with a
+ * preceding lam). */
+static int alef_forms(UChar c, UChar *iso, UChar *fin)
+{
+	switch (c) {
+	case 0x0622: *iso = 0xFE81; *fin = 0xFE82; return 1; /* madda */
+	case 0x0623: *iso = 0xFE83; *fin = 0xFE84; return 1; /* hamza above */
+	case 0x0625: *iso = 0xFE87; *fin = 0xFE88; return 1; /* hamza below */
+	case 0x0627: *iso = 0xFE8D; *fin = 0xFE8E; return 1;
+	default: return 0;
+	}
+}
+
+static int is_presentation_form(UChar c)
+{
+	return (c >= 0xFB50 && c <= 0xFDFF) || (c >= 0xFE70 && c <= 0xFEFF);
+}
+
+/* Shapes the whole paragraph in logical order into p->glyphs, one unit per
+ * unit (rtl-terminal.md §2.5). ICU fuses lam + alef into one ligature whatever
+ * the options, which would leave a slot without a glyph (a gap in the word),
+ * so every alef is shaped as waw — the same joining type (right-joining) —
+ * and waw's isolated/final form is then turned into the alef's. Only
+ * Arabic-script letters take ICU's result: harakat (which ICU makes spacing),
+ * ZWNJ/ZWJ, digits and everything else stay as they were. */
+static int para16_shape(sk_para16 *p)
+{
+	int32_t n = p->n16;
+	if (n == 0)
+		return 0;
+	UChar *src = malloc((size_t)n * sizeof *src);
+	UChar *dst = malloc((size_t)n * sizeof *dst);
+	if (!src || !dst) {
+		free(src);
+		free(dst);
+		return sk_fail("bidi: out of memory");
+	}
+	UChar iso, fin;
+	for (int32_t i = 0; i < n; i++)
+		src[i] = alef_forms(p->u[i], &iso, &fin) ? 0x0648 : p->u[i];
+	UErrorCode st = U_ZERO_ERROR;
+	int32_t got = u_shapeArabic(src, n, dst, n,
+	                            U_SHAPE_LETTERS_SHAPE | U_SHAPE_TEXT_DIRECTION_LOGICAL |
+	                                U_SHAPE_LENGTH_FIXED_SPACES_NEAR,
+	                            &st);
+	free(src);
+	if (U_FAILURE(st) || got != n) {
+		free(dst);
+		return sk_fail("bidi: ICU shaping: %s", U_FAILURE(st) ? u_errorName(st) : "length changed");
+	}
+	for (int32_t i = 0; i < n; i++) {
+		UChar c = p->u[i];
+		if (alef_forms(c, &iso, &fin))
+			dst[i] = dst[i] == 0xFEEE ? fin : dst[i] == 0xFEED ? iso : c;
+		else if (!(c >= 0x0620 && c <= 0x06FF && u_charType(c) == U_OTHER_LETTER && is_presentation_form(dst[i])))
+			dst[i] = c;
+	}
+	p->glyphs = dst;
 	return 0;
 }
 
@@ -461,43 +527,20 @@ static int check_range(size_t len, size_t start, size_t end)
 	return 0;
 }
 
-int sk_bidi_line_cells(const char *para, size_t len, size_t start, size_t end, int dir,
-                       sk_bidi_cell **cells, size_t *ncells)
+/* The line's cells (with their bytes in the visual string) and, when out
+ * is not NULL, the visual string itself. */
+static int layout(const char *para, size_t len, size_t start, size_t end, int dir, int shape,
+                  sk_bidi_cell **cells, size_t *ncells, char **out, size_t *out_len)
 {
-	*cells = NULL;
-	*ncells = 0;
-	if (check_range(len, start, end) != 0)
-		return -1;
-	sk_para16 p;
-	if (para16_make(&p, para, len, start, end) != 0)
-		return -1;
-	sk_cell16 *c16;
-	size_t n;
-	int rc = line_cells16(&p, dir, &c16, &n);
-	para16_free(&p);
-	if (rc != 0)
-		return -1;
-	if (n == 0)
-		return 0;
-	sk_bidi_cell *c = malloc(n * sizeof *c);
-	if (!c) {
-		free(c16);
-		return sk_fail("bidi: out of memory");
+	if (cells) {
+		*cells = NULL;
+		*ncells = 0;
 	}
-	for (size_t i = 0; i < n; i++)
-		c[i] = c16[i].cell;
-	free(c16);
-	*cells = c;
-	*ncells = n;
-	return 0;
-}
-
-int sk_bidi_visual_range(const char *para, size_t len, size_t start, size_t end, int dir,
-                         char **out, size_t *out_len)
-{
-	*out = NULL;
-	if (out_len)
-		*out_len = 0;
+	if (out) {
+		*out = NULL;
+		if (out_len)
+			*out_len = 0;
+	}
 	if (check_range(len, start, end) != 0)
 		return -1;
 	sk_para16 p;
@@ -505,42 +548,127 @@ int sk_bidi_visual_range(const char *para, size_t len, size_t start, size_t end,
 		return -1;
 	sk_cell16 *c16 = NULL;
 	size_t n = 0;
-	if (line_cells16(&p, dir, &c16, &n) != 0) {
-		para16_free(&p);
-		return -1;
-	}
+	char *s = NULL;
+	int rc = -1;
+	if (shape && para16_shape(&p) != 0)
+		goto done;
+	if (line_cells16(&p, dir, &c16, &n) != 0)
+		goto done;
 	/* each UTF-16 unit becomes at most 3 bytes (a pair: 4 bytes for 2) */
-	size_t cap = 3 * (size_t)(p.e16 - p.s16) + 1;
-	char *s = malloc(cap);
+	s = malloc(3 * (size_t)(p.e16 - p.s16) + 1);
 	if (!s) {
-		free(c16);
-		para16_free(&p);
-		return sk_fail("bidi: out of memory");
+		sk_fail("bidi: out of memory");
+		goto done;
 	}
 	int32_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		int first = 1;
+		c16[i].cell.vstart = (size_t)o;
 		for (int32_t j = c16[i].s16; j < c16[i].e16;) {
-			UChar32 c;
+			UChar32 c, g;
+			int32_t k = j;
 			U16_NEXT(p.u, j, c16[i].e16, c);
+			U16_NEXT(p.glyphs, k, c16[i].e16, g);
+			if (k != j) /* shaping never touches surrogates; be safe anyway */
+				g = c;
 			if (first && c16[i].cell.rtl && u_isMirrored(c))
-				c = u_charMirror(c);
+				g = u_charMirror(c);
 			first = 0;
 			if (is_dir_control(c))
 				continue;
-			U8_APPEND_UNSAFE((uint8_t *)s, o, c);
+			U8_APPEND_UNSAFE((uint8_t *)s, o, g);
 		}
+		c16[i].cell.vend = (size_t)o;
 	}
 	s[o] = '\0';
+	if (cells && n > 0) {
+		sk_bidi_cell *c = malloc(n * sizeof *c);
+		if (!c) {
+			sk_fail("bidi: out of memory");
+			goto done;
+		}
+		for (size_t i = 0; i < n; i++)
+			c[i] = c16[i].cell;
+		*cells = c;
+		*ncells = n;
+	}
+	if (out) {
+		*out = s;
+		s = NULL;
+		if (out_len)
+			*out_len = (size_t)o;
+	}
+	rc = 0;
+done:
+	free(s);
 	free(c16);
 	para16_free(&p);
-	*out = s;
-	if (out_len)
-		*out_len = (size_t)o;
-	return 0;
+	return rc;
+}
+
+int sk_bidi_line_cells(const char *para, size_t len, size_t start, size_t end, int dir,
+                       sk_bidi_cell **cells, size_t *ncells)
+{
+	return layout(para, len, start, end, dir, 0, cells, ncells, NULL, NULL);
+}
+
+int sk_bidi_visual_range(const char *para, size_t len, size_t start, size_t end, int dir,
+                         char **out, size_t *out_len)
+{
+	return layout(para, len, start, end, dir, 0, NULL, NULL, out, out_len);
 }
 
 int sk_bidi_visual_line(const char *utf8, size_t len, int dir, char **out)
 {
 	return sk_bidi_visual_range(utf8, len, 0, len, dir, out, NULL);
+}
+
+int sk_bidi_line_cells_shaped(const char *para, size_t len, size_t start, size_t end, int dir, int shape,
+                              sk_bidi_cell **cells, size_t *ncells)
+{
+	return layout(para, len, start, end, dir, shape, cells, ncells, NULL, NULL);
+}
+
+int sk_bidi_visual_range_shaped(const char *para, size_t len, size_t start, size_t end, int dir, int shape,
+                                char **out, size_t *out_len)
+{
+	return layout(para, len, start, end, dir, shape, NULL, NULL, out, out_len);
+}
+
+int sk_bidi_visual_line_shaped(const char *utf8, size_t len, int dir, int shape, char **out)
+{
+	return layout(utf8, len, 0, len, dir, shape, NULL, NULL, out, NULL);
+}
+
+int sk_shape_mode_parse(const char *s, sk_shape_mode *out)
+{
+	static const struct {
+		const char *name;
+		sk_shape_mode m;
+	} modes[] = { { "auto", SK_SHAPE_AUTO }, { "on", SK_SHAPE_ON }, { "off", SK_SHAPE_OFF } };
+	for (size_t i = 0; s && i < sizeof modes / sizeof modes[0]; i++)
+		if (!strcmp(s, modes[i].name)) {
+			*out = modes[i].m;
+			return 0;
+		}
+	return sk_fail("shape: '%s' is not one of auto, on, off", s ? s : "");
+}
+
+int sk_shape_resolve(sk_shape_mode m)
+{
+	if (m != SK_SHAPE_AUTO)
+		return m == SK_SHAPE_ON;
+	/* a multiplexer in between draws into its own grid: its terminal may
+	 * not be the VTE that started it */
+	const char *tmux = getenv("TMUX"), *sty = getenv("STY"), *term = getenv("TERM");
+	if ((tmux && *tmux) || (sty && *sty))
+		return 1;
+	if (term && (!strncmp(term, "screen", 6) || !strncmp(term, "tmux", 4)))
+		return 1;
+	const char *vte = getenv("VTE_VERSION");
+	if (!vte || !*vte)
+		return 1;
+	char *e;
+	long v = strtol(vte, &e, 10);
+	return !(*e == '\0' && v >= 5800);
 }

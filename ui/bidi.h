@@ -64,6 +64,9 @@ typedef struct {
 	size_t start, end;
 	int width;
 	int rtl;
+	/* the cell's bytes in the line's visual string (sk_bidi_visual_range,
+	 * or _shaped with the same shape flag): what to draw in the cell */
+	size_t vstart, vend;
 } sk_bidi_cell;
 
 /* Visual order of the line para[start, end) of the paragraph para[0, len)
@@ -81,5 +84,38 @@ int sk_bidi_visual_range(const char *para, size_t len, size_t start, size_t end,
 
 /* The whole of utf8[0, len) as one line. */
 int sk_bidi_visual_line(const char *utf8, size_t len, int dir, char **out);
+
+/* Arabic-script shaping for terminals that do not join letters themselves
+ * (rtl-terminal.md §0 item 3, §2.5): `--shape=auto|on|off`. */
+typedef enum { SK_SHAPE_OFF, SK_SHAPE_ON, SK_SHAPE_AUTO } sk_shape_mode;
+
+/* "auto", "on" or "off" into *out; -1 (sk_fail, untranslated: callers
+ * report a bad option value with their own translated usage line) for
+ * anything else. */
+int sk_shape_mode_parse(const char *s, sk_shape_mode *out);
+
+/* Whether to shape (1) or not (0). AUTO is off only when the program talks
+ * to VTE >= 0.58 directly ($VTE_VERSION >= 5800, and neither $TMUX nor $STY
+ * set nor $TERM screen* / tmux*), because VTE shapes even in explicit mode;
+ * on everywhere else (shaping twice is harmless). Reads the environment. */
+int sk_shape_resolve(sk_shape_mode m);
+
+/* Variants of the three functions above with shaping: when shape is
+ * non-zero, the letters of the whole paragraph are replaced, in logical
+ * order before reordering, by their joined presentation forms (ICU
+ * u_shapeArabic; isolated/initial/medial/final). The output keeps one
+ * code point per input code point, so cells, widths and byte ranges are
+ * those of the unshaped line: lam + alef is drawn as lam initial/medial
+ * (U+FEDF/U+FEE0) and the alef's final form in two cells, never as the
+ * one-cell ligature (no gap in the word); harakat stay zero-width combining
+ * marks in their letter's cell; ZWNJ stays and ends the joining (the letter
+ * before it takes its final or isolated form); digits, Latin and every
+ * other character are unchanged. shape = 0 gives exactly the functions
+ * above. Pass sk_shape_resolve(mode). */
+int sk_bidi_line_cells_shaped(const char *para, size_t len, size_t start, size_t end, int dir, int shape,
+                              sk_bidi_cell **cells, size_t *ncells);
+int sk_bidi_visual_range_shaped(const char *para, size_t len, size_t start, size_t end, int dir, int shape,
+                                char **out, size_t *out_len);
+int sk_bidi_visual_line_shaped(const char *utf8, size_t len, int dir, int shape, char **out);
 
 #endif

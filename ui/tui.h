@@ -11,6 +11,7 @@ typedef struct {
 	const char *adapter;      /* loaded at start */
 	const char *system;       /* system prompt of the chat */
 	int bidi_app;             /* 1: the program reorders (explicit mode escapes); 0: the terminal does */
+	int shape;                /* 1: draw Arabic-script letters in their joined presentation forms */
 	int rtl_ui;               /* the UI language is right-to-left */
 	sk_sampling sampling;
 	int max_new;

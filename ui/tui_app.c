@@ -408,8 +408,21 @@ static void engine_events(tui *t)
 		switch (ev.type) {
 		case SK_EV_MODEL_LOADED:
 			t->model_loaded = 1;
-			snprintf(t->model_desc, sizeof t->model_desc, _("%s (%s, %d layers)"), ev.text ? ev.text : "?",
-			         ev.info.arch, ev.info.n_layers);
+			{
+				/* the file or folder name only: a long path would push the
+				 * adapter state off the status line */
+				const char *path = ev.text ? ev.text : "?";
+				size_t len = strlen(path);
+				while (len > 1 && path[len - 1] == '/')
+					len--;
+				size_t start = len;
+				while (start > 0 && path[start - 1] != '/')
+					start--;
+				char name[256];
+				snprintf(name, sizeof name, "%.*s", (int)(len - start), path + start);
+				snprintf(t->model_desc, sizeof t->model_desc, _("%s (%s, %d layers)"), name, ev.info.arch,
+				         ev.info.n_layers);
+			}
 			{
 				sk_engine_cmd c = { .type = SK_ECMD_MEMORY };
 				sk_engine_submit(t->eng, &c);
@@ -593,6 +606,7 @@ int sk_tui_run(const sk_tui_opts *o)
 	t->cmp_prompt.lines_width = t->cmp_col[0].lines_width = t->cmp_col[1].lines_width = -1;
 	tui_form_init(t);
 	tui_text_mode(o->bidi_app, o->rtl_ui);
+	tui_text_shaping(o->bidi_app && o->shape);
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "%s\n", _("sokhan: error: the TUI needs a terminal (try `sokhan chat` for pipes)"));
 		free(t->system);

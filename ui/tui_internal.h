@@ -136,6 +136,8 @@ void tui_put_dir(WINDOW *w, int y, int x, int width, const char *s, attr_t a);
 void tui_put_visual(WINDOW *w, int y, int x, int width, const char *s, attr_t a);
 /* How tui_put lays out text: the bidi mode and the UI's direction. */
 void tui_text_mode(int bidi_app, int rtl_ui);
+/* Arabic-script presentation forms in the visual text (--shape). */
+void tui_text_shaping(int on);
 
 /* tui_input.c: readline through its callback interface. */
 int tui_input_init(tui *t);

@@ -82,7 +82,12 @@ void tui_scroll_free(tui_scroll *s)
 	memset(s, 0, sizeof *s);
 }
 
-static int put_app, put_rtl;
+static int put_app, put_rtl, put_shape;
+
+void tui_text_shaping(int on)
+{
+	put_shape = on;
+}
 
 void tui_text_mode(int bidi_app, int rtl_ui)
 {
@@ -130,7 +135,7 @@ static const char *visual(const char *s, char **vis, int *rtl)
 		return s;
 	int dir = sk_bidi_message_dir(s, n, put_rtl);
 	*rtl = dir == SK_BIDI_RTL;
-	if (sk_bidi_visual_line(s, n, dir, vis) != 0) {
+	if (sk_bidi_visual_line_shaped(s, n, dir, put_shape, vis) != 0) {
 		*vis = NULL;
 		return s;
 	}

@@ -293,7 +293,7 @@ int sk_ui_layout(const char *text, size_t len, int width, int app, int rtl_ui, s
 		for (size_t i = 0; i < nw && rc == 0; i++) {
 			char *s = NULL;
 			if (app && dir == SK_BIDI_RTL) {
-				if (sk_bidi_visual_range(para, plen, wl[i].start, wl[i].end, dir, &s, NULL) != 0) {
+				if (sk_bidi_visual_range_shaped(para, plen, wl[i].start, wl[i].end, dir, app >= 2, &s, NULL) != 0) {
 					rc = -1;
 					break;
 				}

@@ -69,7 +69,8 @@ typedef struct {
 
 void sk_ui_lines_free(sk_ui_lines *l);
 /* Appends the lines of text (several paragraphs split on '\n') wrapped to
- * width cells. app: reorder for a terminal without bidi; rtl_ui: the
+ * width cells. app: reorder for a terminal without bidi (2: also join
+ * Arabic-script letters into presentation forms); rtl_ui: the
  * paragraph-direction rule of a right-to-left UI (sk_bidi_message_dir).
  * Control characters other than '\n' are shown as spaces. */
 int sk_ui_layout(const char *text, size_t len, int width, int app, int rtl_ui, sk_ui_lines *out);
