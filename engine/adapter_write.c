@@ -220,20 +220,11 @@ static int check_pairs(const char *dir, const sk_adapter_info *info, const sk_ad
 	return rc;
 }
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 static int write_tensors(const char *dir, const sk_adapter_info *info, const sk_adapter_pair *pairs, size_t n)
 {
 	sk_st_entry *e = calloc(2 * n, sizeof *e);
 	char *names = malloc(2 * n * 160);
-	char *path = join(dir, "adapter_model.safetensors");
+	char *path = sk_path_join(dir, "adapter_model.safetensors");
 	int rc = -1;
 	if (!e || !names || !path) {
 		sk_fail(_("%s: out of memory"), dir);
@@ -319,7 +310,7 @@ static json_t *build_config(const sk_adapter_info *info, const char *regex)
 
 static int write_config(const char *dir, const sk_adapter_info *info, const char *regex)
 {
-	char *path = join(dir, "adapter_config.json");
+	char *path = sk_path_join(dir, "adapter_config.json");
 	json_t *o = build_config(info, regex);
 	/* PEFT writes json.dumps(indent=2, sort_keys=True) */
 	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
@@ -366,7 +357,7 @@ static int write_card(const char *dir, const sk_adapter_info *info, const char *
 	sb_add(&b, "`\n\n## Use\n\n```python\nfrom peft import PeftModel\nmodel = PeftModel.from_pretrained(base_model, "
 		   "\"path/to/this/directory\")\n```\n\nor with sokhan: `sokhan chat --model BASE --adapter DIR`.\n");
 	free(base_q);
-	char *path = join(dir, "README.md");
+	char *path = sk_path_join(dir, "README.md");
 	int rc = (b.oom || !path) ? sk_fail(_("%s: out of memory"), dir) : sk_write_file_atomic(path, b.s, b.len);
 	free(path);
 	free(b.s);

@@ -22,15 +22,6 @@
 #define STATE_VERSION 1
 #define MAX_FILES 256
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 static void logf_(sk_ckpt_log_fn log, void *ctx, const char *fmt, ...) SK_PRINTF(3, 4);
 static void logf_(sk_ckpt_log_fn log, void *ctx, const char *fmt, ...)
 {
@@ -91,7 +82,7 @@ static json_t *list_files(const char *dir)
 	while (!bad && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char *p = join(dir, e->d_name);
+		char *p = sk_path_join(dir, e->d_name);
 		struct stat st;
 		if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode))
 			bad |= json_object_set_new(o, e->d_name, json_integer((json_int_t)st.st_size));
@@ -179,7 +170,7 @@ int sk_checkpoint_save(const char *run_dir, const sk_checkpoint *c, char **out_d
 		*out_dir = NULL;
 	char name[64];
 	snprintf(name, sizeof name, "checkpoint-%" PRId64, c->state ? c->state->step : 0);
-	char *path = join(run_dir, name);
+	char *path = sk_path_join(run_dir, name);
 	if (!path)
 		return sk_fail(_("%s: out of memory"), run_dir);
 	if (!c->state || check_state_for_save(path, c->state)) {
@@ -194,7 +185,7 @@ int sk_checkpoint_save(const char *run_dir, const sk_checkpoint *c, char **out_d
 		return -1;
 	}
 	json_t *files = NULL, *st = NULL;
-	char *spath = join(d.tmp_path, SK_CKPT_STATE_FILE), *mpath = join(d.tmp_path, SK_CKPT_MARKER);
+	char *spath = sk_path_join(d.tmp_path, SK_CKPT_STATE_FILE), *mpath = sk_path_join(d.tmp_path, SK_CKPT_MARKER);
 	if (!spath || !mpath) {
 		sk_fail(_("%s: out of memory"), path);
 		goto fail;
@@ -245,7 +236,7 @@ fail:
 int sk_checkpoint_save_final(const char *run_dir, const sk_adapter_info *info, const sk_adapter_pair *pairs,
 			     size_t n)
 {
-	char *path = join(run_dir, "adapter");
+	char *path = sk_path_join(run_dir, "adapter");
 	if (!path)
 		return sk_fail(_("%s: out of memory"), run_dir);
 	int rc = sk_adapter_write(path, info, pairs, n);
@@ -411,7 +402,7 @@ static int parse_state(const char *ckpt_dir, sk_trainer_state *st, json_t **file
 	memset(st, 0, sizeof *st);
 	if (files_out)
 		*files_out = NULL;
-	char *path = join(ckpt_dir, SK_CKPT_STATE_FILE), *text = NULL;
+	char *path = sk_path_join(ckpt_dir, SK_CKPT_STATE_FILE), *text = NULL;
 	size_t len;
 	if (!path)
 		return sk_fail(_("%s: out of memory"), ckpt_dir);
@@ -442,7 +433,7 @@ static int check_files(const char *dir, json_t *files)
 		if (!*name || strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0 ||
 		    !json_is_integer(v))
 			return sk_fail(_("%s: bad entry '%s' in the file list"), dir, name);
-		char *p = join(dir, name);
+		char *p = sk_path_join(dir, name);
 		if (!p)
 			return sk_fail(_("%s: out of memory"), dir);
 		struct stat st;
@@ -461,7 +452,7 @@ int sk_checkpoint_verify(const char *ckpt_dir, int64_t expect_step)
 {
 	if (sk_is_dir(ckpt_dir) != 1)
 		return sk_fail(_("%s: not a directory"), ckpt_dir);
-	char *marker = join(ckpt_dir, SK_CKPT_MARKER);
+	char *marker = sk_path_join(ckpt_dir, SK_CKPT_MARKER);
 	if (!marker)
 		return sk_fail(_("%s: out of memory"), ckpt_dir);
 	int has_marker = sk_file_exists(marker);
@@ -536,7 +527,7 @@ static long list_complete(const char *run_dir, ckpt_entry **out, sk_ckpt_log_fn 
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "checkpoint-", strlen("checkpoint-")) != 0)
 			continue;
-		char *p = join(run_dir, de->d_name);
+		char *p = sk_path_join(run_dir, de->d_name);
 		if (!p)
 			goto oom;
 		int64_t step = parse_name(de->d_name);
@@ -584,7 +575,7 @@ int sk_checkpoint_find_latest(const char *run_dir, char **dir, int64_t *step, sk
 	long n = list_complete(run_dir, &e, log, ctx);
 	if (n <= 0)
 		return (int)n;
-	*dir = join(run_dir, e[n - 1].name);
+	*dir = sk_path_join(run_dir, e[n - 1].name);
 	*step = e[n - 1].step;
 	free_entries(e, (size_t)n);
 	if (!*dir)
@@ -602,7 +593,7 @@ int sk_checkpoint_prune(const char *run_dir, int keep, sk_ckpt_log_fn log, void 
 		return -1;
 	int removed = 0, rc = 0;
 	for (long i = 0; i + keep < n; i++) {
-		char *p = join(run_dir, e[i].name);
+		char *p = sk_path_join(run_dir, e[i].name);
 		size_t pl = p ? strlen(p) : 0;
 		char *old = p ? malloc(pl + 16) : NULL;
 		if (!old) {

@@ -222,3 +222,15 @@ int sk_mkdirs(const char *path, unsigned mode)
 		return sk_fail(_("%s: not a directory"), buf);
 	return 0;
 }
+
+char *sk_path_join(const char *dir, const char *file)
+{
+	size_t a = strlen(dir), b = strlen(file);
+	char *p = malloc(a + b + 2);
+	if (!p)
+		return NULL;
+	memcpy(p, dir, a);
+	p[a] = '/';
+	memcpy(p + a + 1, file, b + 1);
+	return p;
+}

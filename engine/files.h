@@ -34,6 +34,9 @@ int sk_atomic_commit(sk_atomic_file *af);
 void sk_atomic_abort(sk_atomic_file *af);
 int sk_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* dir + "/" + file, malloc'd (NULL when out of memory). */
+char *sk_path_join(const char *dir, const char *file);
+
 /* 1 if path is a directory, 0 if it is something else, -1 if it does not exist. */
 int sk_is_dir(const char *path);
 int sk_file_exists(const char *path);

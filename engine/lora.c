@@ -170,15 +170,6 @@ static float *to_f32(const sk_tensor_view *t)
 	return o;
 }
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 void sk_lora_free(sk_lora *l)
 {
 	if (!l)
@@ -249,7 +240,7 @@ sk_lora *sk_lora_load(const char *dir, const sk_config *cfg)
 	const sk_tensor_view **slots = NULL;
 	char *json = NULL;
 	sk_lora_config lc = { 0 };
-	char *cpath = join(dir, "adapter_config.json"), *mpath = join(dir, "adapter_model.safetensors");
+	char *cpath = sk_path_join(dir, "adapter_config.json"), *mpath = sk_path_join(dir, "adapter_model.safetensors");
 	if (!cpath || !mpath) {
 		sk_fail(_("%s: out of memory"), dir);
 		goto fail;

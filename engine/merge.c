@@ -61,15 +61,6 @@ static int lora_module_of(sk_tensor_role r)
 	}
 }
 
-static char *path_join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 2);
-	if (s)
-		snprintf(s, la + lb + 2, "%s/%s", a, b);
-	return s;
-}
-
 static int by_name(const void *a, const void *b)
 {
 	const sk_merge_item *x = *(const sk_merge_item *const *)a, *y = *(const sk_merge_item *const *)b;
@@ -271,7 +262,7 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 {
 	char name[64];
 	shard_name(c, s, name, sizeof name);
-	char *path = path_join(c->dir.tmp_path, name);
+	char *path = sk_path_join(c->dir.tmp_path, name);
 	sk_merge_item **list = malloc((c->n ? c->n : 1) * sizeof *list);
 	char *hdr = NULL;
 	FILE *fp = NULL;
@@ -342,7 +333,7 @@ static int write_index(sk_merge_ctx *c, uint64_t total)
 	json_decref(meta);
 	json_decref(map);
 	json_decref(root);
-	char *path = path_join(c->dir.tmp_path, "model.safetensors.index.json");
+	char *path = sk_path_join(c->dir.tmp_path, "model.safetensors.index.json");
 	int rc = 0;
 	if (!text || !path)
 		rc = sk_fail(_("%s: out of memory"), c->o->out);
@@ -379,7 +370,7 @@ static int write_side_files(sk_merge_ctx *c, int dtype_changed)
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i <= sizeof side_files / sizeof side_files[0]; i++) {
 		const char *f = i == 0 ? "config.json" : side_files[i - 1];
-		char *from = path_join(srcdir, f), *to = path_join(c->dir.tmp_path, f);
+		char *from = sk_path_join(srcdir, f), *to = sk_path_join(c->dir.tmp_path, f);
 		if (!from || !to)
 			rc = sk_fail(_("%s: out of memory"), mp);
 		else if (sk_is_dir(from) == 0) {

@@ -25,15 +25,6 @@ struct sk_metrics_log {
 	int failed;
 };
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 /* ---- line reading, bounded ---- */
 
 typedef struct {
@@ -170,7 +161,7 @@ static int cut_log(const char *path, int64_t keep)
 sk_metrics_log *sk_metrics_open(const char *run_dir, int64_t keep_through_step)
 {
 	sk_metrics_log *m = calloc(1, sizeof *m);
-	if (!m || !(m->path = join(run_dir, SK_METRICS_FILE)) || !(m->dir = strdup(run_dir))) {
+	if (!m || !(m->path = sk_path_join(run_dir, SK_METRICS_FILE)) || !(m->dir = strdup(run_dir))) {
 		sk_fail(_("%s: out of memory"), run_dir);
 		goto fail;
 	}

@@ -1,6 +1,7 @@
 /* Opening a model path of any supported kind and indexing its tensors by
  * role; the shape check against the config. Headers only: tensor data is
  * never read here. */
+#include "engine/files.h"
 #include "engine/model_source.h"
 
 #include <dirent.h>
@@ -42,18 +43,6 @@ const char *sk_model_source_kind_name(sk_source_kind k)
 	case SK_SRC_TOKENIZER_ONLY: return _("tokenizer only");
 	default: return "?";
 	}
-}
-
-static char *join(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), b = strlen(name);
-	char *p = malloc(a + b + 2);
-	if (!p)
-		return NULL;
-	memcpy(p, dir, a);
-	p[a] = '/';
-	memcpy(p + a + 1, name, b + 1);
-	return p;
 }
 
 static int is_regular(const char *path)
@@ -246,8 +235,8 @@ static int infer_config(sk_model_source *s)
 /* Config beside weights: config.json in dir when present, else inferred. */
 static int load_hf_config(sk_model_source *s, const char *dir)
 {
-	char *cfg = join(dir, "config.json");
-	char *tok = join(dir, "tokenizer.json");
+	char *cfg = sk_path_join(dir, "config.json");
+	char *tok = sk_path_join(dir, "tokenizer.json");
 	if (!cfg || !tok) {
 		free(cfg);
 		free(tok);
@@ -293,7 +282,7 @@ static int open_dir(sk_model_source *s)
 	char *gguf_name = NULL;
 	if (scan_dir(s->path, &n_st, &n_gguf, &gguf_name))
 		return -1;
-	char *index = join(s->path, "model.safetensors.index.json");
+	char *index = sk_path_join(s->path, "model.safetensors.index.json");
 	int has_index = index && is_regular(index);
 	free(index);
 	if (n_st > 0 || has_index) {
@@ -306,7 +295,7 @@ static int open_dir(sk_model_source *s)
 	}
 	if (n_gguf == 1) {
 		/* a directory holding one GGUF (and maybe tokenizer files) */
-		char *f = join(s->path, gguf_name);
+		char *f = sk_path_join(s->path, gguf_name);
 		free(gguf_name);
 		if (!f)
 			return sk_fail(_("%s: out of memory"), s->path);
@@ -315,7 +304,7 @@ static int open_dir(sk_model_source *s)
 		return rc;
 	}
 	free(gguf_name);
-	char *cfg = join(s->path, "config.json");
+	char *cfg = sk_path_join(s->path, "config.json");
 	int has_cfg = cfg && is_regular(cfg);
 	free(cfg);
 	if (has_cfg)
@@ -324,7 +313,7 @@ static int open_dir(sk_model_source *s)
 		return sk_fail(_("%s: holds several .gguf files; give the path of one"), s->path);
 	static const char *const tok_files[] = { "tokenizer.json", "tokenizer_config.json", "tokenizer.model" };
 	for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
-		char *p = join(s->path, tok_files[i]);
+		char *p = sk_path_join(s->path, tok_files[i]);
 		int ok = p && is_regular(p);
 		if (ok && i == 0)
 			s->tokenizer_json = p;

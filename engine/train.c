@@ -119,15 +119,6 @@ static void ckpt_log(void *ctx, const char *line)
 	say(ctx, SK_TRAIN_EV_LOG, "%s", line);
 }
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 static double epoch_of(const sk_train_run *r, sk_batch_pos p)
 {
 	size_t n = r->split.ntrain;
@@ -170,7 +161,7 @@ static int hist_push(sk_train_run *r, int64_t step, double loss)
 static int save_optimizer(void *ctx, const char *dir)
 {
 	sk_train_run *r = ctx;
-	char *p = join(dir, OPTIM_FILE);
+	char *p = sk_path_join(dir, OPTIM_FILE);
 	if (!p)
 		return sk_fail("%s", _("out of memory"));
 	int rc = sk_optim_save(r->opt, p);
@@ -395,8 +386,8 @@ static int micro_step(sk_train_run *r)
 
 static int write_chart(sk_train_run *r)
 {
-	char *mpath = join(r->cfg.run_dir, SK_METRICS_FILE);
-	char *svgpath = join(r->cfg.run_dir, "loss.svg");
+	char *mpath = sk_path_join(r->cfg.run_dir, SK_METRICS_FILE);
+	char *svgpath = sk_path_join(r->cfg.run_dir, "loss.svg");
 	int rc = -1;
 	sk_metrics_series s;
 	memset(&s, 0, sizeof s);
@@ -686,7 +677,7 @@ static int resume_from(sk_train_run *r, const char *ckpt, int64_t step)
 			     (long long)r->total_steps);
 	if (rc == 0)
 		rc = restore_adapter(r, ckpt);
-	char *op = rc == 0 ? join(ckpt, OPTIM_FILE) : NULL;
+	char *op = rc == 0 ? sk_path_join(ckpt, OPTIM_FILE) : NULL;
 	if (rc == 0 && (!op || sk_optim_load(r->opt, op)))
 		rc = -1;
 	free(op);
@@ -715,7 +706,7 @@ static int write_options(sk_train_run *r)
 {
 	json_t *o = sk_train_config_to_json(&r->cfg);
 	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-	char *path = join(r->cfg.run_dir, "options.json");
+	char *path = sk_path_join(r->cfg.run_dir, "options.json");
 	int rc = text && path ? sk_write_file_atomic(path, text, strlen(text)) : sk_fail("%s", _("out of memory"));
 	json_decref(o);
 	free(text);

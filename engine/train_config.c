@@ -319,15 +319,6 @@ int sk_train_config_check(const sk_train_config *c)
 	return 0;
 }
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 int sk_train_config_load_run(const char *run_dir, sk_train_config *c)
 {
 	char *ckpt = NULL;
@@ -347,7 +338,7 @@ int sk_train_config_load_run(const char *run_dir, sk_train_config *c)
 			return -1;
 		return 1;
 	}
-	char *path = join(run_dir, "options.json");
+	char *path = sk_path_join(run_dir, "options.json");
 	if (!path)
 		return sk_fail("%s", _("out of memory"));
 	if (sk_file_exists(path) != 1) {

@@ -31,15 +31,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	return SK_EXIT_USAGE;
 }
 
-static char *join(const char *dir, const char *file)
-{
-	size_t n = strlen(dir) + strlen(file) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s/%s", dir, file);
-	return s;
-}
-
 /* Last path component without trailing slashes, for the title. */
 static void base_name(const char *path, char *buf, size_t cap)
 {
@@ -76,7 +67,7 @@ int sk_cmd_plot(int argc, char **argv)
 	if (is_dir < 0)
 		return sk_cli_error(_("%s: no such file or directory"), run);
 
-	char *metrics = is_dir ? join(run, SK_METRICS_FILE) : strdup(run);
+	char *metrics = is_dir ? sk_path_join(run, SK_METRICS_FILE) : strdup(run);
 	char *out_path = NULL;
 	char title[512], name[256];
 	if (is_dir) {
@@ -88,11 +79,11 @@ int sk_cmd_plot(int argc, char **argv)
 		if (slash)
 			*slash = '\0';
 		base_name(slash ? dir : ".", name, sizeof name);
-		out_path = out ? NULL : join(slash ? dir : ".", "loss.svg");
+		out_path = out ? NULL : sk_path_join(slash ? dir : ".", "loss.svg");
 		free(dir);
 	}
 	if (!out_path)
-		out_path = out ? strdup(out) : join(run, "loss.svg");
+		out_path = out ? strdup(out) : sk_path_join(run, "loss.svg");
 	if (!metrics || !out_path) {
 		free(metrics);
 		free(out_path);
