@@ -119,6 +119,7 @@ static void qcmd_free(sk_qcmd *q)
 	free(q->path);
 	for (int i = 0; i < 4; i++)
 		free(q->strs[i]);
+	free(q->train_config);
 	for (int a = 0; a < SK_ENGINE_MAX_ANSWERS; a++) {
 		if (q->msgs[a])
 			for (size_t i = 0; i < q->cmd.gen.answers[a].n_msgs; i++)
@@ -149,6 +150,14 @@ static sk_qcmd *qcmd_copy(const sk_engine_cmd *c)
 	q->cmd.train.data = q->strs[0] = dup_or_null(c->train.data, &bad);
 	q->cmd.train.out_dir = q->strs[1] = dup_or_null(c->train.out_dir, &bad);
 	q->cmd.train.recipe = q->strs[2] = dup_or_null(c->train.recipe, &bad);
+	if (c->train.config) {
+		q->train_config = malloc(sizeof *q->train_config);
+		if (q->train_config)
+			*q->train_config = *c->train.config;
+		else
+			bad = 1;
+		q->cmd.train.config = q->train_config;
+	}
 	if (c->type == SK_ECMD_GENERATE) {
 		if (c->gen.n_answers < 1 || c->gen.n_answers > SK_ENGINE_MAX_ANSWERS) {
 			sk_fail("%s", _("engine: a generate command needs one or two answers"));

@@ -19,6 +19,7 @@
 #include "engine/chat_template.h"
 #include "engine/error.h"
 #include "engine/generate.h"
+#include "engine/train.h"
 
 typedef struct sk_engine sk_engine;
 
@@ -85,6 +86,8 @@ typedef struct {
 	int eval_every;
 	int max_len;            /* tokens per example at most */
 	float eval_frac;        /* share of the data held out for evaluation (e key) */
+	const sk_train_config *config; /* when set, the whole run's configuration, used as it is
+	                                  (`sokhan train --tui`); the fields above are ignored */
 } sk_engine_train;
 
 typedef struct {

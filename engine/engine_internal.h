@@ -15,6 +15,7 @@ typedef struct sk_qcmd {
 	uint64_t seq;            /* submission order, for cancels */
 	char *path;
 	char *strs[4];
+	sk_train_config *train_config; /* owned copy of cmd.train.config */
 	sk_chat_msg *msgs[SK_ENGINE_MAX_ANSWERS];
 	struct sk_qcmd *next;
 } sk_qcmd;

@@ -93,50 +93,55 @@ static void train_start(sk_engine *e, const sk_engine_train *t)
 		sk_engine_error(e, -1, _("load a model before training"));
 		return;
 	}
-	if (!t->data) {
+	sk_train_config c;
+	if (t->config) {
+		c = *t->config;
+		snprintf(c.model, sizeof c.model, "%s", e->model_path ? e->model_path : "");
+	} else if (!t->data) {
 		sk_engine_error(e, -1, _("training needs a data file"));
 		return;
-	}
-	sk_train_config c;
-	sk_train_config_default(&c);
-	if (t->recipe && *t->recipe) {
-		int quick = !strcmp(t->recipe, "quick");
-		if (sk_train_config_recipe(&c, quick ? "seed" : t->recipe) != 0) {
-			sk_engine_error(e, -1, NULL);
-			return;
+	} else {
+		sk_train_config_default(&c);
+
+		if (t->recipe && *t->recipe) {
+			int quick = !strcmp(t->recipe, "quick");
+			if (sk_train_config_recipe(&c, quick ? "seed" : t->recipe) != 0) {
+				sk_engine_error(e, -1, NULL);
+				return;
+			}
+			if (quick) {
+				/* a first look: few steps over short examples */
+				c.max_steps = 30;
+				c.epochs = 100000;
+				c.max_len = 256;
+				c.warmup = 3;
+			}
 		}
-		if (quick) {
-			/* a first look: few steps over short examples */
-			c.max_steps = 30;
-			c.epochs = 100000;
-			c.max_len = 256;
-			c.warmup = 3;
+		if (t->max_len > 0)
+			c.max_len = t->max_len;
+		if (t->eval_frac > 0 && t->eval_frac < 1)
+			c.eval_frac = t->eval_frac;
+		snprintf(c.model, sizeof c.model, "%s", e->model_path ? e->model_path : "");
+		snprintf(c.data, sizeof c.data, "%s", t->data);
+		snprintf(c.run_dir, sizeof c.run_dir, "%s", t->out_dir ? t->out_dir : "runs/tui");
+		if (t->rank > 0)
+			c.r = t->rank;
+		if (t->alpha > 0)
+			c.alpha = t->alpha;
+		if (t->lr > 0)
+			c.lr = t->lr;
+		if (t->batch > 0)
+			c.batch = t->batch;
+		if (t->grad_accum > 0)
+			c.grad_accum = t->grad_accum;
+		if (t->steps > 0) {
+			/* Steps decide: enough epochs (each has at least one step), cut by max_steps. */
+			c.max_steps = t->steps;
+			c.epochs = t->steps < 100000 ? t->steps : 100000;
 		}
+		if (t->eval_every > 0)
+			c.eval_every = t->eval_every;
 	}
-	if (t->max_len > 0)
-		c.max_len = t->max_len;
-	if (t->eval_frac > 0 && t->eval_frac < 1)
-		c.eval_frac = t->eval_frac;
-	snprintf(c.model, sizeof c.model, "%s", e->model_path ? e->model_path : "");
-	snprintf(c.data, sizeof c.data, "%s", t->data);
-	snprintf(c.run_dir, sizeof c.run_dir, "%s", t->out_dir ? t->out_dir : "runs/tui");
-	if (t->rank > 0)
-		c.r = t->rank;
-	if (t->alpha > 0)
-		c.alpha = t->alpha;
-	if (t->lr > 0)
-		c.lr = t->lr;
-	if (t->batch > 0)
-		c.batch = t->batch;
-	if (t->grad_accum > 0)
-		c.grad_accum = t->grad_accum;
-	if (t->steps > 0) {
-		/* Steps decide: enough epochs (each has at least one step), cut by max_steps. */
-		c.max_steps = t->steps;
-		c.epochs = t->steps < 100000 ? t->steps : 100000;
-	}
-	if (t->eval_every > 0)
-		c.eval_every = t->eval_every;
 	c.threads = e->opts.threads;
 	c.quant_nf4 = e->opts.quant_nf4;
 	if (sk_train_config_check(&c) != 0) {

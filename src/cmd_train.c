@@ -2,6 +2,7 @@
  * fine-tuning through the training loop (engine/train.h), with a progress
  * bar, Ctrl-C that checkpoints, and --resume. */
 #include <math.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include "engine/i18n.h"
 #include "engine/paths.h"
 #include "engine/train.h"
+#include "ui/tui.h"
+#include "ui/bidi.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"
@@ -23,6 +26,7 @@ static const sk_command_help train_help = {
 	N_("  --data FILE         training data: JSONL, one conversation per line\n"
 	   "  -o, --out RUN_DIR   run directory: metrics.jsonl, checkpoint-N/, adapter/, loss.svg\n"
 	   "  --resume RUN_DIR    continue a run from its newest complete checkpoint\n"
+	   "  --tui               watch the run in the full-screen interface (its Train view)\n"
 	   "  --recipe NAME       seed (the seed report's table) or seed-run (its notebook's choices);\n"
 	   "                      explicit options override it\n"
 	   "  --r N               LoRA rank (default 8)\n"
@@ -58,13 +62,14 @@ enum {
 	OPT_DATA = 2000, OPT_OUT, OPT_RESUME, OPT_RECIPE, OPT_R, OPT_ALPHA, OPT_DROPOUT, OPT_TARGETS, OPT_RSLORA,
 	OPT_QUANT, OPT_GRAD_CKPT, OPT_NO_GRAD_CKPT, OPT_OPTIM, OPT_LR, OPT_SCHED, OPT_WARMUP, OPT_WD, OPT_BATCH,
 	OPT_ACCUM, OPT_CLIP, OPT_EPOCHS, OPT_MAX_STEPS, OPT_SEED, OPT_LOSS_ON, OPT_MAX_LEN, OPT_PACKING,
-	OPT_EVAL_FRAC, OPT_EVAL_EVERY, OPT_BAD_ROW, OPT_SAVE_EVERY, OPT_KEEP,
+	OPT_EVAL_FRAC, OPT_EVAL_EVERY, OPT_BAD_ROW, OPT_SAVE_EVERY, OPT_KEEP, OPT_TUI,
 };
 
 static const struct option train_opts[] = {
 	{ "data", required_argument, NULL, OPT_DATA },
 	{ "out", required_argument, NULL, OPT_OUT },
 	{ "resume", required_argument, NULL, OPT_RESUME },
+	{ "tui", no_argument, NULL, OPT_TUI },
 	{ "recipe", required_argument, NULL, OPT_RECIPE },
 	{ "r", required_argument, NULL, OPT_R },
 	{ "alpha", required_argument, NULL, OPT_ALPHA },
@@ -107,6 +112,7 @@ typedef struct {
 	flag flags[MAX_FLAGS];
 	int n;
 	const char *resume, *recipe;
+	int tui;
 } parsed;
 
 static const char *opt_name(int code)
@@ -247,6 +253,10 @@ static int apply(sk_train_config *c, int code, const char *arg)
 static int on_opt(void *ctx, int opt, const char *arg)
 {
 	parsed *p = ctx;
+	if (opt == OPT_TUI) {
+		p->tui = 1;
+		return 0;
+	}
 	if (opt == OPT_RESUME) {
 		p->resume = arg;
 		return 0;
@@ -347,6 +357,35 @@ static void on_event(void *ctx, const sk_train_event *ev)
 	}
 }
 
+/* The same run, configured here, driven by the TUI's engine thread. */
+static int train_in_tui(const sk_train_config *cfg, const sk_common_opts *co)
+{
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+		return sk_cli_error("%s", _("the TUI needs a terminal (drop --tui to train with a progress bar)"));
+	sk_tui_opts o;
+	memset(&o, 0, sizeof o);
+	o.model = cfg->model;
+	o.threads = cfg->threads;
+	o.quant_nf4 = cfg->quant_nf4;
+	o.bidi_app = 1;
+	o.shape = sk_shape_resolve(SK_SHAPE_AUTO);
+	if (o.shape)
+		o.bidi_app = 2;
+	o.rtl_ui = sk_bidi_locale_rtl(setlocale(LC_MESSAGES, NULL));
+	sk_sampling_defaults(&o.sampling);
+	o.sampling.seed = co->seed;
+	o.max_new = 1024;
+	o.start_view = 2;
+	o.train = 1;
+	o.train_opts.config = cfg;
+	o.train_opts.data = cfg->data;
+	o.train_opts.out_dir = cfg->run_dir;
+	const char *dump = getenv("SOKHAN_TUI_DUMP");
+	if (dump && *dump)
+		o.dump_path = dump;
+	return sk_tui_run(&o) == 0 ? SK_EXIT_OK : SK_EXIT_ERROR;
+}
+
 int sk_cmd_train(int argc, char **argv)
 {
 	parsed p;
@@ -403,6 +442,9 @@ int sk_cmd_train(int argc, char **argv)
 		sk_train_config_describe(&cfg, desc, sizeof desc);
 		fprintf(stderr, "%s\n%s", p.resume ? _("Resuming training:") : _("Training:"), desc);
 	}
+
+	if (p.tui)
+		return train_in_tui(&cfg, &co);
 
 	sk_common_opts mco = co;
 	mco.model = cfg.model;

@@ -233,6 +233,16 @@ check "the run directory is under the current directory" [ -d "$W/runs" ]
 $T send-keys F10
 $T kill-server 2>/dev/null
 
+# --- `sokhan train --tui`: a run configured on the command line, watched in the TUI ---
+D=$tmp/train-tui.txt
+$T new-session -d -x 100 -y 30 "SOKHAN_TUI_DUMP=$D $SOKHAN train --tui --model $M --data $SK_SRCDIR/tests/fixtures/train/tiny.jsonl --out $tmp/cli-run --quant none --threads 1 --batch 1 --grad-accum 1 --max-steps 6 --lr 1e-3 --save-every 3; echo EXIT=\$? >$tmp/train-tui.exit; sleep 30"
+check "train --tui: opens on the Train view with the command line's run" wait_for "(command line)" 15
+check "train --tui: the run finishes" wait_for "state     done" 60
+$T send-keys F10
+check "train --tui: exit status 0" sh -c "for i in \$(seq 50); do grep -q 'EXIT=0' $tmp/train-tui.exit 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+check "train --tui: the run directory has the final adapter" test -f "$tmp/cli-run/adapter/adapter_model.safetensors"
+$T kill-server 2>/dev/null
+
 # --- bidi mode escapes in the byte stream (tmux drops them, so use script) ---
 if command -v script >/dev/null 2>&1; then
 	(sleep 1; printf '\033[21~'; sleep 1) | TERM=xterm-256color script -qfec "$TUI --bidi=app" "$tmp/raw" >/dev/null 2>&1

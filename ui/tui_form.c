@@ -125,6 +125,7 @@ void tui_form_start(tui *t)
 		return;
 	}
 	sk_engine_train tr = t->o.train_opts;
+	tr.config = NULL; /* the form's fields decide, not a `sokhan train --tui` configuration */
 	if (f->recipe >= 0) {
 		/* The recipe decides what the form does not show. */
 		memset(&tr, 0, sizeof tr);
