@@ -341,6 +341,8 @@ static void do_load_model(sk_engine *e, const sk_qcmd *q)
 	              ev.info.arch, ev.info.n_layers, ev.info.vocab);
 	if (!ev.info.has_tokenizer)
 		sk_engine_log(e, SK_LOG_WARN, "%s", _("the model has no tokenizer: chat is not possible"));
+	else if (!sk_model_has_chat_template(m))
+		sk_engine_log(e, SK_LOG_WARN, "%s", _("this model has no chat template, so it is probably a base model: it continues text rather than answering (use an instruction-tuned model, or fine-tune it)"));
 }
 
 static void do_load_adapter(sk_engine *e, const sk_qcmd *q)

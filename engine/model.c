@@ -469,3 +469,8 @@ uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens)
 	}
 	return per_seq * (uint64_t)n_seqs;
 }
+
+int sk_model_has_chat_template(const sk_model *m)
+{
+	return m->src && sk_model_source_has_chat_template(m->src);
+}

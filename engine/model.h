@@ -31,6 +31,9 @@ void sk_model_free(sk_model *m);
 const sk_config *sk_model_config(const sk_model *m);
 /* NULL when the model directory has no tokenizer files. */
 const sk_tokenizer *sk_model_tokenizer(const sk_model *m);
+/* Whether the model ships a chat template; without one it is most likely a
+ * base model that continues text rather than following the chat format. */
+int sk_model_has_chat_template(const sk_model *m);
 /* Width of a logits row (the embedding's row count). */
 int32_t sk_model_vocab(const sk_model *m);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -542,4 +543,36 @@ int sk_model_source_check(const sk_model_source *s, sk_source_report_fn report, 
 		}
 	}
 	return ck.problems;
+}
+
+int sk_model_source_has_chat_template(const sk_model_source *s)
+{
+	if (s->gguf)
+		return sk_gguf_find(s->gguf, "tokenizer.chat_template") != NULL;
+	if (!s->tokenizer_json)
+		return 0;
+	/* the tokenizer files sit together: look beside tokenizer.json */
+	char *dir = strdup(s->tokenizer_json);
+	if (!dir)
+		return 0;
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	int found = 0;
+	char *jinja = sk_path_join(dir, "chat_template.jinja");
+	if (jinja && sk_file_exists(jinja))
+		found = 1;
+	free(jinja);
+	char *cfg = found ? NULL : sk_path_join(dir, "tokenizer_config.json");
+	if (cfg && sk_file_exists(cfg)) {
+		json_t *root = json_load_file(cfg, 0, NULL);
+		json_t *t = root ? json_object_get(root, "chat_template") : NULL;
+		found = t && (json_is_string(t) || json_is_array(t));
+		json_decref(root);
+	}
+	free(cfg);
+	free(dir);
+	return found;
 }

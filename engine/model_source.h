@@ -38,6 +38,10 @@ const sk_config *sk_model_source_config(const sk_model_source *s);
 const char *sk_model_source_config_origin(const sk_model_source *s);
 /* tokenizer.json beside the weights (NULL when absent; a GGUF carries its own). */
 const char *sk_model_source_tokenizer_json(const sk_model_source *s);
+/* Whether the model ships a chat template (tokenizer.chat_template in a
+ * GGUF; chat_template in tokenizer_config.json or a chat_template.jinja
+ * beside tokenizer.json). Base (pretrained) models usually have none. */
+int sk_model_source_has_chat_template(const sk_model_source *s);
 /* The GGUF file (NULL for other kinds). */
 const struct sk_gguf *sk_model_source_gguf(const sk_model_source *s);
 size_t sk_model_source_nfiles(const sk_model_source *s);

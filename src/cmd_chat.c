@@ -184,6 +184,8 @@ int sk_cmd_chat(int argc, char **argv)
 		sk_model_free(s.model);
 		return sk_cli_error(_("%s: the model has no tokenizer (tokenizer.json)"), co.model);
 	}
+	if (!sk_model_has_chat_template(s.model))
+		sk_cli_note(&co, 0, "%s", _("this model has no chat template, so it is probably a base model: it continues text rather than answering (use an instruction-tuned model, or fine-tune it)"));
 	if (co.adapter) {
 		s.lora = sk_lora_load(co.adapter, sk_model_config(s.model));
 		if (!s.lora) {

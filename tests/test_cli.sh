@@ -19,6 +19,16 @@ done
 expect_status 1 "a missing model is a runtime error" $SOKHAN info --model /nonexistent/model
 check "runtime errors start with 'sokhan: error:'" sh -c "echo \"\$1\" | grep -q '^sokhan: error: .*nonexistent'" _ "$err"
 expect_status 2 "an option without its value is a usage error" $SOKHAN info --model
+# a model without a chat template (a base model) gets a note; one with a template does not
+M_TINY=$SK_SRCDIR/tests/fixtures/hf/tiny-gemma3n
+err=$(printf 'hi\n' | $SOKHAN chat --model "$M_TINY" --greedy -n 2 --threads 1 2>&1 >/dev/null)
+check "chat: no base-model note for a model with a chat template" sh -c "! echo \"\$1\" | grep -q 'no chat template'" _ "$err"
+if [ -n "${SK_DEFAULT_MODEL:-}" ] && [ -f "$SK_DEFAULT_MODEL" ]; then
+	err=$(printf 'hi\n' | $SOKHAN chat --model "$SK_DEFAULT_MODEL" --greedy -n 2 --threads 1 2>&1 >/dev/null)
+	check "chat: the base default model gets a note" sh -c "echo \"\$1\" | grep -q 'no chat template'" _ "$err"
+else
+	sk_skip "chat: the base default model gets a note" "no default model"
+fi
 for cmd in chat tui; do
 	expect_status 2 "$cmd --shape with a bad value is a usage error" $SOKHAN $cmd --shape sometimes
 	check "$cmd --shape usage error names the choices" sh -c "echo \"\$1\" | grep -q 'auto, on, off'" _ "$err"
