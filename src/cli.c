@@ -12,6 +12,7 @@
 #include "engine/files.h"
 #include "engine/i18n.h"
 #include "engine/paths.h"
+#include "ui/bidi.h"
 
 /* Long-only option codes of the common options, out of the range of
  * characters so they never collide with a command's short options. */
@@ -274,5 +275,16 @@ int sk_cli_default_model(char *buf, size_t cap)
 	if (!sk_file_exists(buf))
 		return sk_fail(_("no --model given and the default model is not in %s: run data/fetch-model.sh, "
 		                 "or pass --model PATH"), dir);
+	return 0;
+}
+
+int sk_cli_ui_rtl(void)
+{
+	static const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *v = getenv(vars[i]);
+		if (v && *v)
+			return sk_bidi_locale_rtl(v);
+	}
 	return 0;
 }

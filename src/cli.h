@@ -79,6 +79,10 @@ void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...) SK_P
  * Returns 0 with the path in buf, or -1 (with sk_error()) when neither exists. */
 int sk_cli_default_model(char *buf, size_t cap);
 
+/* Whether the user's interface language (LC_ALL, LC_MESSAGES or LANG, the
+ * first one set) is written right to left (Persian, Arabic, Hebrew...). */
+int sk_cli_ui_rtl(void);
+
 /* label padded with spaces to `width` terminal columns (not bytes, so
  * Persian labels line up too); a rotating static buffer, valid for the
  * next few calls. */

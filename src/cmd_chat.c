@@ -108,18 +108,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	return SK_EXIT_USAGE;
 }
 
-/* The UI language: LC_ALL, LC_MESSAGES, LANG, the first one set. */
-static int ui_is_rtl(void)
-{
-	static const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-		const char *v = getenv(vars[i]);
-		if (v && *v)
-			return sk_bidi_locale_rtl(v);
-	}
-	return 0;
-}
-
 int sk_cmd_chat(int argc, char **argv)
 {
 	static const struct option own[] = {
@@ -202,7 +190,7 @@ int sk_cmd_chat(int argc, char **argv)
 	int interactive = isatty(STDIN_FILENO);
 	/* reordered output only makes sense on a terminal that does no bidi */
 	s.app = isatty(STDOUT_FILENO) && o.bidi != 0;
-	s.rtl_ui = ui_is_rtl();
+	s.rtl_ui = sk_cli_ui_rtl();
 	/* shaping belongs with reordering: in terminal mode the terminal does both */
 	sk_chat_stream_set_shaping(s.app && sk_shape_resolve(o.shape));
 	s.quiet = co.verbosity < 0;

@@ -2,7 +2,6 @@
  * fine-tuning through the training loop (engine/train.h), with a progress
  * bar, Ctrl-C that checkpoints, and --resume. */
 #include <math.h>
-#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,7 +370,7 @@ static int train_in_tui(const sk_train_config *cfg, const sk_common_opts *co)
 	o.shape = sk_shape_resolve(SK_SHAPE_AUTO);
 	if (o.shape)
 		o.bidi_app = 2;
-	o.rtl_ui = sk_bidi_locale_rtl(setlocale(LC_MESSAGES, NULL));
+	o.rtl_ui = sk_cli_ui_rtl();
 	sk_sampling_defaults(&o.sampling);
 	o.sampling.seed = co->seed;
 	o.max_new = 1024;

@@ -119,17 +119,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	return SK_EXIT_USAGE;
 }
 
-static int ui_is_rtl(void)
-{
-	static const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-		const char *v = getenv(vars[i]);
-		if (v && *v)
-			return sk_bidi_locale_rtl(v);
-	}
-	return 0;
-}
-
 int sk_cmd_tui(int argc, char **argv)
 {
 	static const struct option own[] = {
@@ -203,7 +192,7 @@ int sk_cmd_tui(int argc, char **argv)
 	o.sampling.seed = co.seed;
 	o.threads = co.threads;
 	o.quant_nf4 = co.quant == SK_QUANT_NF4;
-	o.rtl_ui = ui_is_rtl();
+	o.rtl_ui = sk_cli_ui_rtl();
 	if (o.bidi_app && o.shape)
 		o.bidi_app = 2; /* reorder and shape (sk_ui_layout) */
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
