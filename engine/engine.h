@@ -16,10 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/chat_template.h"
+#include "engine/text/chat_template.h"
 #include "engine/error.h"
-#include "engine/generate.h"
-#include "engine/train.h"
+#include "engine/model/generate.h"
+#include "engine/train/train.h"
 
 typedef struct sk_engine sk_engine;
 
@@ -181,7 +181,7 @@ typedef struct {
 int sk_engine_poll(sk_engine *e, sk_engine_event *ev);
 void sk_engine_event_free(sk_engine_event *ev);
 
-/* The training loop is linked in (engine/train.h); otherwise the train
+/* The training loop is linked in (engine/train/train.h); otherwise the train
  * commands answer with SK_TRAIN_UNAVAILABLE. */
 int sk_engine_can_train(void);
 

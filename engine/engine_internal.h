@@ -6,8 +6,8 @@
 
 #include "engine/engine.h"
 #include "engine/error.h"
-#include "engine/lora.h"
-#include "engine/model.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
 
 /* A queued command with everything it points to owned. */
 typedef struct sk_qcmd {

@@ -1,4 +1,4 @@
-/* The engine thread's bridge to the training loop (engine/train.h), and
+/* The engine thread's bridge to the training loop (engine/train/train.h), and
  * the replay of a run's metrics.jsonl as step events (to look at a past
  * run). SK_ECMD_TRAIN_START creates the run in e->trainer;
  * sk_engine_train_tick runs one micro-step per call (the engine loop calls
@@ -11,10 +11,10 @@
 
 #include "engine/engine_internal.h"
 #include "engine/error.h"
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "engine/i18n.h"
-#include "engine/metrics.h"
-#include "engine/train.h"
+#include "engine/train/metrics.h"
+#include "engine/train/train.h"
 
 /* The run and what the engine needs to say about it. */
 struct sk_engine_trainer {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "engine/error.h"
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "engine/i18n.h"
 
 static int sk_xdg_dir(const char *env, const char *home_rel, const char *sub, char *buf, size_t cap)

@@ -7,14 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/backend_info.h"
-#include "engine/dtype.h"
+#include "engine/backend/backend_info.h"
+#include "engine/format/dtype.h"
 
 #define SK_TENSOR_MAX_DIMS 4
 
 typedef struct {
 	sk_dtype dtype;       /* stored element type (ignored when nf4) */
-	int nf4;              /* data is an sk_nf4_tensor (engine/nf4.h) of shape's elements */
+	int nf4;              /* data is an sk_nf4_tensor (engine/format/nf4.h) of shape's elements */
 	int ndim;
 	int64_t shape[SK_TENSOR_MAX_DIMS];
 	const void *data;     /* stored bytes (may be unaligned: a file mapping) */

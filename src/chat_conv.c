@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "engine/error.h"
-#include "engine/files.h"
+#include "engine/format/files.h"
 
 /* A dataset file we append to is read whole; bound it. */
 #define SK_CONV_MAX_FILE ((size_t)1 << 30)

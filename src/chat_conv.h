@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "engine/chat_template.h"
-#include "engine/tokenizer.h"
+#include "engine/text/chat_template.h"
+#include "engine/text/tokenizer.h"
 
 typedef struct {
 	char *system;        /* NULL: none */

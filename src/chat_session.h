@@ -5,9 +5,9 @@
 
 #include <signal.h>
 
-#include "engine/generate.h"
-#include "engine/lora.h"
-#include "engine/model.h"
+#include "engine/model/generate.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
 #include "src/chat_conv.h"
 #include "src/chat_stream.h"
 #include "src/cli.h"

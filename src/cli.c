@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "engine/i18n.h"
 #include "engine/paths.h"
 #include "ui/bidi.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/backend_info.h"
+#include "engine/backend/backend_info.h"
 #include "engine/i18n.h"
 #include "src/chat_repl.h"
 #include "src/chat_session.h"

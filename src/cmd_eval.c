@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dataset.h"
+#include "engine/train/dataset.h"
 #include "engine/i18n.h"
 #include "engine/paths.h"
-#include "engine/train.h"
+#include "engine/train/train.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"

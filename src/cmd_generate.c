@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/chat_template.h"
-#include "engine/generate.h"
+#include "engine/text/chat_template.h"
+#include "engine/model/generate.h"
 #include "engine/i18n.h"
 #include "src/cli.h"
 #include "src/commands.h"

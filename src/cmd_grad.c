@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "engine/i18n.h"
-#include "engine/safetensors.h"
-#include "engine/train_grad.h"
+#include "engine/format/safetensors.h"
+#include "engine/train/train_grad.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"

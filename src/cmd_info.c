@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/config.h"
-#include "engine/dtype.h"
+#include "engine/model/config.h"
+#include "engine/format/dtype.h"
 #include "engine/i18n.h"
-#include "engine/model_source.h"
-#include "engine/tensor_names.h"
+#include "engine/model/model_source.h"
+#include "engine/model/tensor_names.h"
 #include "src/cli.h"
 #include "src/commands.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "engine/i18n.h"
-#include "engine/npy.h"
+#include "engine/format/npy.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"

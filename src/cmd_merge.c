@@ -1,14 +1,14 @@
 /* `sokhan merge`: a LoRA adapter merged into the model's original weights,
- * written as a new Hugging Face checkpoint (engine/merge.h). */
+ * written as a new Hugging Face checkpoint (engine/train/merge.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include "engine/dtype.h"
+#include "engine/format/dtype.h"
 #include "engine/i18n.h"
-#include "engine/merge.h"
+#include "engine/train/merge.h"
 #include "src/cli.h"
 #include "src/commands.h"
 

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "engine/i18n.h"
-#include "engine/metrics.h"
-#include "engine/svg_plot.h"
+#include "engine/train/metrics.h"
+#include "engine/train/svg_plot.h"
 #include "src/cli.h"
 #include "src/commands.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "engine/i18n.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "src/cli.h"
 #include "src/commands.h"
 

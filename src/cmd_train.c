@@ -1,5 +1,5 @@
 /* `sokhan train --model M --data FILE --out RUN_DIR [options]`: QLoRA
- * fine-tuning through the training loop (engine/train.h), with a progress
+ * fine-tuning through the training loop (engine/train/train.h), with a progress
  * bar, Ctrl-C that checkpoints, and --resume. */
 #include <math.h>
 #include <signal.h>
@@ -10,7 +10,7 @@
 
 #include "engine/i18n.h"
 #include "engine/paths.h"
-#include "engine/train.h"
+#include "engine/train/train.h"
 #include "ui/tui.h"
 #include "ui/bidi.h"
 #include "src/cli.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend_info.h"
+#include "engine/backend/backend_info.h"
 #include "engine/i18n.h"
 #include "src/cli.h"
 #include "src/commands.h"

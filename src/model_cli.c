@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend_info.h"
+#include "engine/backend/backend_info.h"
 #include "engine/i18n.h"
 
 int sk_cli_parse_ids(const sk_command_help *h, const char *opt, const char *s, sk_ids *ids)

@@ -3,9 +3,9 @@
 #ifndef SK_MODEL_CLI_H
 #define SK_MODEL_CLI_H
 
-#include "engine/lora.h"
-#include "engine/model.h"
-#include "engine/tokenizer.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
+#include "engine/text/tokenizer.h"
 #include "src/cli.h"
 
 /* Ids as decimal numbers separated by commas and/or spaces ("2,105, 7").

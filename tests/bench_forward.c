@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "engine/error.h"
-#include "engine/model.h"
+#include "engine/model/model.h"
 
 static double now(void)
 {

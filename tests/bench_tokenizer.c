@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 
 static double now(void)
 {

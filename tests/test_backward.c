@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend_cpu_backward.h"
-#include "engine/dtype.h"
+#include "engine/backend/backend_cpu_backward.h"
+#include "engine/format/dtype.h"
 #include "engine/error.h"
-#include "engine/nf4.h"
-#include "engine/quants.h"
+#include "engine/format/nf4.h"
+#include "engine/format/quants.h"
 #include "tests/test.h"
 
 static sk_backend *be;

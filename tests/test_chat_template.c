@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/chat_template.h"
+#include "engine/text/chat_template.h"
 #include "engine/error.h"
 #include "tests/test.h"
 

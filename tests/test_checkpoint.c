@@ -16,16 +16,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/adapter_write.h"
-#include "engine/atomic_dir.h"
-#include "engine/checkpoint.h"
-#include "engine/config.h"
+#include "engine/train/adapter_write.h"
+#include "engine/format/atomic_dir.h"
+#include "engine/train/checkpoint.h"
+#include "engine/model/config.h"
 #include "engine/error.h"
-#include "engine/files.h"
-#include "engine/lora.h"
-#include "engine/metrics.h"
-#include "engine/safetensors.h"
-#include "engine/svg_plot.h"
+#include "engine/format/files.h"
+#include "engine/model/lora.h"
+#include "engine/train/metrics.h"
+#include "engine/format/safetensors.h"
+#include "engine/train/svg_plot.h"
 #include "tests/test.h"
 
 #define G3N "tests/fixtures/hf/tiny-gemma3n"

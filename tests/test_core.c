@@ -5,11 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/dtype.h"
+#include "engine/format/dtype.h"
 #include "engine/error.h"
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "engine/paths.h"
-#include "engine/backend_info.h"
+#include "engine/backend/backend_info.h"
 #include "kernels/kernels.h"
 #include "tests/test.h"
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/batcher.h"
-#include "engine/dataset.h"
+#include "engine/train/batcher.h"
+#include "engine/train/dataset.h"
 #include "engine/error.h"
 #include "tests/test.h"
 

@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/lora.h"
-#include "engine/model.h"
-#include "engine/model_source.h"
-#include "engine/npy.h"
-#include "engine/safetensors.h"
-#include "engine/tokenizer.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
+#include "engine/model/model_source.h"
+#include "engine/format/npy.h"
+#include "engine/format/safetensors.h"
+#include "engine/text/tokenizer.h"
 #include "tests/test.h"
 
 #define MAX_SEQS 8

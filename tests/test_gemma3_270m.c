@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "engine/error.h"
-#include "engine/generate.h"
-#include "engine/model.h"
-#include "engine/tokenizer.h"
+#include "engine/model/generate.h"
+#include "engine/model/model.h"
+#include "engine/text/tokenizer.h"
 #include "tests/test.h"
 
 /* Logit gap (reference top-1 minus the reference logit of sokhan's pick)

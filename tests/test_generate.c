@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include "engine/error.h"
-#include "engine/generate.h"
-#include "engine/lora.h"
+#include "engine/model/generate.h"
+#include "engine/model/lora.h"
 #include "tests/test.h"
 
 #define MAX_SEQS 8

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "engine/error.h"
-#include "engine/generate.h"
+#include "engine/model/generate.h"
 #include "tests/test.h"
 
 #define V 384

@@ -1,13 +1,13 @@
 /* Tests of the GGUF reader: the reference fixture written by gguf-py
  * (tests/fixtures/gguf/make_gguf_fixture.py), and malformed files built here
  * with a tiny writer. SK_DEFAULT_MODEL, when set, adds checks on a real model. */
-#include "engine/gguf.h"
+#include "engine/format/gguf.h"
 
 #include <stdint.h>
 #include <time.h>
 
 #include "engine/error.h"
-#include "engine/quants.h"
+#include "engine/format/quants.h"
 #include "tests/test.h"
 
 /* ---- fixture ---- */

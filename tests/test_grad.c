@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/lora.h"
-#include "engine/model.h"
-#include "engine/safetensors.h"
-#include "engine/train_grad.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
+#include "engine/format/safetensors.h"
+#include "engine/train/train_grad.h"
 #include "tests/test.h"
 
 #define GN "tests/fixtures/hf/tiny-gemma3n"

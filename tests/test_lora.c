@@ -3,7 +3,7 @@
  * models' configs and compared with the safetensors data read directly;
  * adapter_config.json rules (PEFT target matching, checked against Python's
  * re.fullmatch); and broken adapters built here in a temporary directory. */
-#include "engine/lora.h"
+#include "engine/model/lora.h"
 
 #include <ftw.h>
 #include <math.h>
@@ -14,10 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/config.h"
-#include "engine/dtype.h"
+#include "engine/model/config.h"
+#include "engine/format/dtype.h"
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/format/safetensors.h"
 #include "tests/test.h"
 
 #define G3N "tests/fixtures/hf/tiny-gemma3n"

@@ -1,4 +1,4 @@
-/* engine/merge.h: size parsing (huggingface_hub's units), the fp32 delta
+/* engine/train/merge.h: size parsing (huggingface_hub's units), the fp32 delta
  * math against a double-precision sum, rounding to bf16/f16 with overflow
  * counting, and one library-level merge of the tiny Gemma 3 fixture with
  * its progress reports. The numerics against PEFT/transformers are in
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/atomic_dir.h"
+#include "engine/format/atomic_dir.h"
 #include "engine/error.h"
-#include "engine/merge.h"
-#include "engine/safetensors.h"
+#include "engine/train/merge.h"
+#include "engine/format/safetensors.h"
 #include "tests/test.h"
 
 static char tmpdir[64];

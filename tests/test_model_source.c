@@ -8,11 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/config.h"
+#include "engine/model/config.h"
 #include "engine/error.h"
-#include "engine/model_source.h"
-#include "engine/safetensors.h"
-#include "engine/tensor_names.h"
+#include "engine/model/model_source.h"
+#include "engine/format/safetensors.h"
+#include "engine/model/tensor_names.h"
 #include "tests/test.h"
 
 static sk_model_source *open_fixture(const char *rel)

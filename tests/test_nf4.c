@@ -2,7 +2,7 @@
  * of tests/fixtures/bnb/ (bitsandbytes 0.50.2 on a CUDA GPU, made by
  * tests/fixtures/make_fixtures.py, function make_nf4) and the normative
  * tables and worked example of formats.md §1, §2.1, Appendix A and B. */
-#include "engine/nf4.h"
+#include "engine/format/nf4.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/dtype.h"
+#include "engine/format/dtype.h"
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/format/safetensors.h"
 #include "tests/test.h"
 
 #define NF4_FIXTURE "tests/fixtures/bnb/nf4_cases.safetensors"

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/npy.h"
+#include "engine/format/npy.h"
 #include "tests/test.h"
 
 static char tmpdir[256];

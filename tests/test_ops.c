@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "engine/dtype.h"
-#include "engine/nf4.h"
-#include "engine/quants.h"
+#include "engine/backend/backend.h"
+#include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
+#include "engine/format/quants.h"
 #include "engine/threadpool.h"
 #include "tests/test.h"
 

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/lr_schedule.h"
-#include "engine/nf4.h"
-#include "engine/optim.h"
-#include "engine/safetensors.h"
+#include "engine/train/lr_schedule.h"
+#include "engine/format/nf4.h"
+#include "engine/train/optim.h"
+#include "engine/format/safetensors.h"
 #include "tests/test.h"
 
 /* ---------- helpers ---------- */

@@ -4,14 +4,14 @@
  * argument handling. Exact equality is expected, not a tolerance: both sides
  * do the same f32 operations in the same order (f16 -> f32 is exact, then one
  * or two correctly rounded multiplies and a subtract/add per element). */
-#include "engine/quants.h"
+#include "engine/format/quants.h"
 
 #include <stdint.h>
 #include <time.h>
 
 #include "engine/error.h"
-#include "engine/files.h"
-#include "engine/gguf.h"
+#include "engine/format/files.h"
+#include "engine/format/gguf.h"
 #include "tests/test.h"
 
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }

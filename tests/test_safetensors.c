@@ -2,7 +2,7 @@
  * files written by the reference Python package
  * (tests/fixtures/safetensors/make_fixtures.py) and hostile inputs built
  * here from templates. */
-#include "engine/safetensors.h"
+#include "engine/format/safetensors.h"
 
 #include <dirent.h>
 #include <ftw.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/files.h"
+#include "engine/format/files.h"
 #include "tests/test.h"
 
 #define MEMNAME "mem.safetensors"

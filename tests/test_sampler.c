@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 #include "engine/error.h"
-#include "engine/generate.h"
+#include "engine/model/generate.h"
 #include "tests/test.h"
 
 static sk_sampling plain(void)

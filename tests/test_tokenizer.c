@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tests/test.h"
 
 typedef struct {

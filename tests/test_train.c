@@ -1,4 +1,4 @@
-/* Tests of the training loop (engine/train.h) on the tiny Gemma 3n fixture:
+/* Tests of the training loop (engine/train/train.h) on the tiny Gemma 3n fixture:
  * configuration, loss normalisation, the loss going down, stop + resume
  * repeating an uninterrupted run bit for bit, and evaluation. */
 #include <jansson.h>
@@ -10,12 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/atomic_dir.h"
-#include "engine/batcher.h"
+#include "engine/format/atomic_dir.h"
+#include "engine/train/batcher.h"
 #include "engine/error.h"
-#include "engine/files.h"
-#include "engine/train.h"
-#include "engine/train_grad.h"
+#include "engine/format/files.h"
+#include "engine/train/train.h"
+#include "engine/train/train_grad.h"
 #include "tests/test.h"
 
 static char g_model[4096], g_data[4096];

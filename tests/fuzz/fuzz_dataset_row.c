@@ -1,10 +1,10 @@
 /* Fuzzes one dataset row: JSON parsing, the three formats, field and role
- * checks and the chat template's validation (engine/dataset_row.c). The
+ * checks and the chat template's validation (engine/train/dataset_row.c). The
  * whole input is one line. */
 #include <stdint.h>
 #include <string.h>
 
-#include "engine/dataset.h"
+#include "engine/train/dataset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

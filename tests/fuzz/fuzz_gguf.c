@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/gguf.h"
-#include "engine/quants.h"
+#include "engine/format/gguf.h"
+#include "engine/format/quants.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/lora.h"
+#include "engine/model/lora.h"
 
 static const char *const names[] = {
 	"model.language_model.layers.0.self_attn.q_proj",

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/optim.h"
-#include "engine/safetensors.h"
+#include "engine/train/optim.h"
+#include "engine/format/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

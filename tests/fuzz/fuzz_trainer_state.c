@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "engine/checkpoint.h"
+#include "engine/train/checkpoint.h"
 #include "engine/error.h"
-#include "engine/metrics.h"
+#include "engine/train/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

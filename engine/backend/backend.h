@@ -1,0 +1,150 @@
+/* The backend ops table: everything the model definition (gemma.c) computes
+ * goes through these calls, so a CUDA backend plugs in by filling the same
+ * table. Activations are fp32 arrays the backend can address (host memory
+ * for the CPU backend), rows of a matrix contiguous; weights are sk_tensor in
+ * their stored type. Fusion (dequantization inside the matmul, the gate
+ * activation with its sparsity cutoff, ...) happens inside the ops. */
+#ifndef SK_BACKEND_H
+#define SK_BACKEND_H
+
+#include <stdint.h>
+
+#include "engine/model/lora.h"
+#include "engine/tensor.h"
+
+typedef struct sk_backend sk_backend;
+
+/* The keys and values an attention call sees for one sequence: positions
+ * [past_lo, past_hi) from the cache, where position p sits in slot p % cap
+ * of k_past/v_past ([cap][kv_dim]), then n new ones at past_hi, past_hi+1,
+ * ... in k_new/v_new ([n][kv_dim]). Query row i is at position past_hi + i. */
+typedef struct {
+	const float *k_past, *v_past;
+	int64_t cap;
+	int64_t past_lo, past_hi;
+	const float *k_new, *v_new;
+} sk_attn_kv;
+
+typedef struct {
+	const char *name;
+
+	/* y[n][out] = x[n][in] · Wᵀ for W [out, in] (any stored type, or NF4).
+	 * With lora (may be NULL): rows i with lora_rows[i] != 0 also get
+	 * scale · B (A x_i). Returns 0, or -1 for a weight type it cannot read. */
+	int (*linear)(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+	              const sk_lora_pair *lora, const uint8_t *lora_rows);
+	/* out[i] = table[ids[i]] · scale (rows dequantized one by one). ids must
+	 * be in range (the caller checks). */
+	int (*embed)(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out);
+	/* y = x / sqrt(mean(x²) + eps) ⊙ w over each row of dim (w NULL: no
+	 * weight). y may equal x. */
+	void (*rmsnorm)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
+	/* Rotary embedding, half-split (NeoX) form, in place on x [n][heads][hd];
+	 * angle of pair m at row i: pos[i] · theta^(-2m/hd) / factor. */
+	void (*rope)(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
+	/* Causal attention of n query rows q [n][nh·hd] over kv (GQA: query head
+	 * h reads kv head h / (nh / nkv)); window > 0 limits a query at position
+	 * p to keys at positions > p - window. scores · scale, then softcap when
+	 * > 0, softmax in fp32. out [n][nh·hd]. 0 or -1. */
+	int (*attention)(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
+	                 int window, float scale, float softcap, float *out);
+	/* y = (a + b) · scale (y may alias a or b). */
+	void (*add)(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
+	/* y[r] = x[r] ⊙ w for each row of dim (w broadcast over rows). */
+	void (*mul_rows)(sk_backend *be, const float *x, const float *w, int64_t rows, int64_t dim, float *y);
+	/* Gated activation in place: g ← gelu_tanh(g') ⊙ u, where g' = g, or,
+	 * with sparsity_z != 0, relu(g - (mean(g) + z·std(g))) per row
+	 * (population std). u may be NULL (no product: plain gelu). */
+	void (*gelu_mul)(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
+	/* x ← cap · tanh(x / cap). */
+	void (*softcap)(sk_backend *be, float *x, int64_t count, float cap);
+	/* AltUp magnitude match: u[r] ← u[r] · rms(ref[r]) / sqrt(max(mean(u[r]²), 1e-5)). */
+	void (*rescale_rms)(sk_backend *be, float *u, const float *ref, int64_t rows, int64_t dim);
+	/* AltUp router: out[r][k] = tanh(Σ_j W[k][j] · RMS(x[r]; norm_w)_j / dim), W [A][dim] fp32. */
+	void (*altup_router)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+	                     const float *w, int A, float *out);
+	/* Streams are [A][rows][dim]. Predict: p_k = x_k + Σ_i C[k][i] x_i, with
+	 * C[k][i] = Σ_m Wp[k·A + i][m] · modal[r][m] (Wp [A·A][A]). */
+	void (*altup_predict)(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+	                      const float *modal, float *p);
+	/* Correct: c_k = p_k + (1 + Σ_m Wc[k][m] · modal[r][m]) · (y - p_active). */
+	void (*altup_correct)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+	                      int active, const float *wc, const float *modal, float *c);
+
+	/* ---- Training (train_grad.h): the LoRA branch with dropout, and the
+	 * backward of every op above. "d" arrays are gradients of the loss;
+	 * "accumulate" adds to the output instead of overwriting it. ---- */
+
+	/* y[n][out] += scale · B A drop(x_i) for every row, drop(x) = x ⊙ keep /
+	 * (1 - dropout), keep[i][j] a hash of (seed, i, j) (recomputed, never
+	 * stored); dropout 0 uses x as is. 0 or -1. */
+	int (*lora_fwd)(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout, uint64_t seed,
+	                float *y);
+	/* Its backward with t = A drop(x): gB += scale · dyᵀ t, gA += dtᵀ drop(x)
+	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
+	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,
+	                uint64_t seed, float *gA, float *gB, float *dx);
+	/* dx[n][in] (+)= dy[n][out] · W for W [out, in] in any stored type or NF4
+	 * (tiles dequantized as in linear). 0 or -1. */
+	int (*linear_bwd)(sk_backend *be, const sk_tensor *w, const float *dy, int64_t n, float *dx, int accumulate);
+	/* RMSNorm backward from the forward's input x (w NULL: no weight):
+	 * dx (+)= r·u − (r³/dim)·x·Σ(u ⊙ x), u = dy ⊙ w. dx may equal dy when
+	 * not accumulating. */
+	void (*rmsnorm_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+	                    const float *dy, float *dx, int accumulate);
+	/* The inverse rotation of rope, in place on the gradient d [n][heads][hd]. */
+	void (*rope_bwd)(sk_backend *be, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+	                 float factor);
+	/* Backward of attention for one sequence without a cache: n query rows
+	 * at positions 0..n-1 over k, v [n][nkv·hd] (the same positions),
+	 * probabilities recomputed. dq [n][nh·hd] is overwritten; dk, dv are
+	 * accumulated (KV-shared layers add into their producer's). ws: 2·n·nh
+	 * floats. 0 or -1. */
+	int (*attention_bwd)(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
+	                     int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
+	                     float *dv, float *ws);
+	/* Backward of gelu_mul from the pre-activation g and u (NULL: plain
+	 * gelu), including the sparsity cutoff's mean and std: dg gets dL/dg,
+	 * du (when u) dL/du. dg may equal dh. */
+	void (*gelu_mul_bwd)(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z,
+	                     const float *dh, float *dg, float *du);
+	/* Backward of rescale_rms from the unscaled u: du overwritten, dref accumulated. */
+	void (*rescale_rms_bwd)(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
+	                        const float *dy, float *du, float *dref);
+	/* Backward of altup_router (out: its forward output): dx accumulated. */
+	void (*altup_router_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+	                         const float *w, int A, const float *out, const float *dout, float *dx);
+	/* Backward of altup_predict: dx [A][rows][dim] and dmodal [rows][A] overwritten. */
+	void (*altup_predict_bwd)(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+	                          const float *modal, const float *dp, float *dx, float *dmodal);
+	/* Backward of altup_correct: dp [A][rows][dim], dy and dmodal overwritten. */
+	void (*altup_correct_bwd)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+	                          int active, const float *wc, const float *modal, const float *dc, float *dp, float *dy,
+	                          float *dmodal);
+	/* Cross-entropy over a vocabulary chunk z [n][cw] (raw head outputs of
+	 * columns col0..col0+cw-1): softcap (cap > 0) in place, then the online
+	 * logsumexp state of each row (mx, se: running max and Σ exp(ℓ − mx))
+	 * and lab[i] = ℓ of labels[i] when it falls in the chunk. */
+	void (*xent_chunk)(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+	                   const int32_t *labels, float *mx, float *se, float *lab);
+	/* Its gradient in place: z ← (softmax − onehot) · coef[i] · softcap'
+	 * from the raw chunk z and each row's logsumexp lse. */
+	void (*xent_chunk_grad)(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+	                        const int32_t *labels, const float *lse, const float *coef);
+} sk_backend_ops;
+
+struct sk_backend {
+	const sk_backend_ops *ops;
+	sk_device device;
+	void *impl;  /* the backend's own state */
+};
+
+/* The CPU backend (fp32, OpenBLAS) with `threads` threads (0 = one per core). */
+sk_backend *sk_backend_cpu_new(int threads);
+/* Creates the backend for a resolved device; NULL + sk_error() when this
+ * build or machine lacks it. */
+sk_backend *sk_backend_new(sk_device device, int threads);
+void sk_backend_free(sk_backend *be);
+int sk_backend_threads(const sk_backend *be);
+
+#endif

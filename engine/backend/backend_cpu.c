@@ -1,0 +1,166 @@
+/* The CPU backend: its ops table, state (thread pool, per-thread scratch),
+ * kernel dispatch and row dequantization. */
+#include "engine/backend/backend_cpu.h"
+#include "engine/backend/backend_cpu_backward.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "engine/i18n.h"
+#include "engine/format/nf4.h"
+#include "engine/format/quants.h"
+
+static const sk_backend_ops cpu_ops = {
+	.name = "cpu",
+	.linear = sk_cpu_linear,
+	.embed = sk_cpu_embed,
+	.rmsnorm = sk_cpu_rmsnorm,
+	.rope = sk_cpu_rope,
+	.attention = sk_cpu_attention,
+	.add = sk_cpu_add,
+	.mul_rows = sk_cpu_mul_rows,
+	.gelu_mul = sk_cpu_gelu_mul,
+	.softcap = sk_cpu_softcap,
+	.rescale_rms = sk_cpu_rescale_rms,
+	.altup_router = sk_cpu_altup_router,
+	.altup_predict = sk_cpu_altup_predict,
+	.altup_correct = sk_cpu_altup_correct,
+	SK_CPU_BACKWARD_OPS,
+};
+
+int sk_cpu_have_avx2(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	static int have = -1;
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && getenv("SK_NO_AVX2") == NULL;
+	}
+	return have;
+#else
+	return 0;
+#endif
+}
+
+sk_cpu_dot_fn sk_cpu_dot_kernel(sk_dtype t)
+{
+	return sk_cpu_have_avx2() ? sk_cpu_dot_kernel_avx2(t) : NULL;
+}
+
+float sk_cpu_sdot(const float *a, const float *b, int64_t n)
+{
+	if (sk_cpu_have_avx2())
+		return sk_cpu_sdot_avx2(a, b, n);
+	/* four partial sums: shorter dependency chains */
+	float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	int64_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		s0 += a[i] * b[i];
+		s1 += a[i + 1] * b[i + 1];
+		s2 += a[i + 2] * b[i + 2];
+		s3 += a[i + 3] * b[i + 3];
+	}
+	for (; i < n; i++)
+		s0 += a[i] * b[i];
+	return (s0 + s1) + (s2 + s3);
+}
+
+float *sk_cpu_scratch_get(sk_cpu_scratch *s, size_t n)
+{
+	n += 64;
+	if (s->cap >= n)
+		return s->buf;
+	void *p = NULL;
+	if (posix_memalign(&p, 64, n * sizeof(float)) != 0)
+		return NULL;
+	free(s->buf);
+	s->buf = p;
+	s->cap = n;
+	return s->buf;
+}
+
+const float *sk_cpu_weight_rows(const sk_tensor *w, int64_t r0, int64_t nr, sk_cpu_scratch *s)
+{
+	int64_t in = sk_tensor_cols(w);
+	if (w->nf4) {
+		/* NF4 dequantizes from a 64-aligned element; the slack absorbs the offset */
+		const sk_nf4_tensor *t = w->data;
+		int64_t start = r0 * in, aligned = start - start % SK_NF4_BLOCK;
+		float *buf = sk_cpu_scratch_get(s, (size_t)(nr * in + SK_NF4_BLOCK));
+		if (!buf)
+			return NULL;
+		sk_nf4_dequantize(t, aligned, start - aligned + nr * in, buf);
+		return buf + (start - aligned);
+	}
+	int64_t rb = sk_dtype_nbytes(w->dtype, in);
+	float *buf = sk_cpu_scratch_get(s, (size_t)(nr * in));
+	if (!buf || rb < 0)
+		return NULL;
+	if (sk_dequantize(w->dtype, (const char *)w->data + rb * r0, buf, nr * in) != 0)
+		return NULL;
+	return buf;
+}
+
+sk_backend *sk_backend_cpu_new(int threads)
+{
+	sk_backend *be = calloc(1, sizeof *be);
+	sk_cpu *c = calloc(1, sizeof *c);
+	if (!be || !c) {
+		free(be);
+		free(c);
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	c->pool = sk_threadpool_new(threads);
+	if (!c->pool) {
+		free(be);
+		free(c);
+		return NULL;
+	}
+	c->nthreads = sk_threadpool_size(c->pool);
+	c->scratch = calloc((size_t)c->nthreads, sizeof *c->scratch);
+	if (!c->scratch) {
+		sk_threadpool_free(c->pool);
+		free(be);
+		free(c);
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	/* we split matrices over our own threads; OpenBLAS runs each tile on one */
+	openblas_set_num_threads(1);
+	be->ops = &cpu_ops;
+	be->device = SK_DEVICE_CPU;
+	be->impl = c;
+	return be;
+}
+
+sk_backend *sk_backend_new(sk_device device, int threads)
+{
+	if (device == SK_DEVICE_CPU || device == SK_DEVICE_AUTO)
+		return sk_backend_cpu_new(threads);
+	sk_fail(_("the %s backend is not available in this build"), sk_device_name(device));
+	return NULL;
+}
+
+void sk_backend_free(sk_backend *be)
+{
+	if (!be)
+		return;
+	sk_cpu *c = be->impl;
+	if (c) {
+		sk_threadpool_free(c->pool);
+		for (int i = 0; i < c->nthreads; i++)
+			free(c->scratch[i].buf);
+		free(c->scratch);
+		free(c->lora.buf);
+		free(c);
+	}
+	free(be);
+}
+
+int sk_backend_threads(const sk_backend *be)
+{
+	return be && be->impl ? ((const sk_cpu *)be->impl)->nthreads : 1;
+}

@@ -1,0 +1,53 @@
+/* CPU ops: RMSNorm and rotary position embedding. */
+#include "engine/backend/backend_cpu.h"
+
+#include <math.h>
+
+void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y)
+{
+	(void)be;
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * dim;
+		float *yr = y + r * dim;
+		double ss = 0;
+		for (int64_t i = 0; i < dim; i++)
+			ss += (double)xr[i] * xr[i];
+		/* HF: x · (mean(x²) + eps)^-1/2 in fp32, then · w */
+		float ms = (float)(ss / (double)dim) + eps;
+		float inv = (float)(1.0 / sqrt((double)ms));
+		if (w)
+			for (int64_t i = 0; i < dim; i++)
+				yr[i] = (xr[i] * inv) * w[i];
+		else
+			for (int64_t i = 0; i < dim; i++)
+				yr[i] = xr[i] * inv;
+	}
+}
+
+void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor)
+{
+	(void)be;
+	int half = hd / 2;
+	float inv[512];
+	if (half > 512)
+		half = 512; /* head_dim is bounded by the config check; keep the stack array safe */
+	/* the frequencies as HF builds them in fp32: 1 / theta^(2m/hd), then / factor */
+	for (int m = 0; m < half; m++) {
+		float e = (float)(2 * m) / (float)hd;
+		float p = powf(theta, e);
+		inv[m] = (1.0f / p) / factor;
+	}
+	for (int64_t i = 0; i < n; i++) {
+		float fp = (float)pos[i];
+		for (int m = 0; m < half; m++) {
+			float ang = fp * inv[m];
+			float c = (float)cos((double)ang), s = (float)sin((double)ang);
+			for (int h = 0; h < heads; h++) {
+				float *v = x + (i * heads + h) * hd;
+				float a = v[m], b = v[m + half];
+				v[m] = a * c - b * s;
+				v[m + half] = b * c + a * s;
+			}
+		}
+	}
+}

@@ -1,0 +1,476 @@
+/* Loading a model: open the source, check every tensor, bind the weights
+ * (zero-copy views of the mapping; small vectors converted to fp32; NF4
+ * quantization of the decoder's linear weights on request), load the
+ * tokenizer, and create the backend. */
+#include "engine/model/model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "engine/format/gguf.h"
+#include "engine/i18n.h"
+#include "engine/format/quants.h"
+
+static int own(sk_model *m, void *p)
+{
+	if (m->n_owned == m->cap_owned) {
+		size_t nc = m->cap_owned ? 2 * m->cap_owned : 64;
+		void **o = realloc(m->owned, nc * sizeof *o);
+		if (!o)
+			return -1;
+		m->owned = o;
+		m->cap_owned = nc;
+	}
+	m->owned[m->n_owned++] = p;
+	return 0;
+}
+
+static const char *role_name(const sk_model *m, sk_tensor_role role, int layer, int index, char *buf, size_t cap)
+{
+	if (sk_tensor_name_build(role, layer, index, sk_model_source_layout(m->src), NULL, buf, cap) != 0)
+		snprintf(buf, cap, "tensor role %d layer %d", (int)role, layer);
+	return buf;
+}
+
+static const sk_tensor_view *need(sk_model *m, sk_tensor_role role, int layer, int index)
+{
+	const sk_tensor_view *v = sk_model_source_get(m->src, role, layer, index);
+	if (!v) {
+		char nb[160];
+		sk_fail(_("%s: tensor %s is missing"), sk_model_source_path(m->src),
+		        role_name(m, role, layer, index, nb, sizeof nb));
+	}
+	return v;
+}
+
+static int view_to_tensor(sk_model *m, const sk_tensor_view *v, sk_tensor *t)
+{
+	if (v->ndim < 1 || v->ndim > SK_TENSOR_MAX_DIMS)
+		return sk_fail(_("%s: tensor %s has %d dimensions"), sk_model_source_path(m->src), v->name, v->ndim);
+	if (!sk_dequantize_supported(v->dtype))
+		return sk_fail(_("%s: tensor %s has type %s, which this engine cannot compute with"),
+		               sk_model_source_path(m->src), v->name, sk_dtype_name(v->dtype));
+	memset(t, 0, sizeof *t);
+	t->dtype = v->dtype;
+	t->ndim = v->ndim;
+	for (int i = 0; i < v->ndim; i++)
+		t->shape[i] = v->shape[i];
+	t->data = v->data;
+	t->device = SK_DEVICE_CPU;
+	int64_t total = sk_dtype_nbytes(t->dtype, sk_tensor_numel(t));
+	if (sk_tensor_row_bytes(t) < 0 || total < 0 || (uint64_t)total > v->nbytes)
+		return sk_fail(_("%s: tensor %s: rows of %lld %s values are not whole blocks"), sk_model_source_path(m->src),
+		               v->name, (long long)t->shape[t->ndim - 1], sk_dtype_name(v->dtype));
+	return 0;
+}
+
+/* A matrix [rows, cols] of a role; checks the shape. */
+static int bind_matrix(sk_model *m, sk_tensor_role role, int layer, int64_t rows, int64_t cols, sk_tensor *t)
+{
+	const sk_tensor_view *v = need(m, role, layer, 0);
+	if (!v || view_to_tensor(m, v, t) != 0)
+		return -1;
+	if (t->ndim != 2 || (rows > 0 && t->shape[0] != rows) || t->shape[1] != cols)
+		return sk_fail(_("%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]"), sk_model_source_path(m->src),
+		               v->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0),
+		               (long long)rows, (long long)cols);
+	return 0;
+}
+
+/* A small tensor of exactly n elements, converted to fp32 (plus_one: Gemma 3
+ * norm stored as w, used as 1 + w). */
+static float *bind_vector(sk_model *m, sk_tensor_role role, int layer, int index, int64_t n, int plus_one)
+{
+	const sk_tensor_view *v = need(m, role, layer, index);
+	if (!v)
+		return NULL;
+	if (sk_tensor_view_numel(v) != n) {
+		sk_fail(_("%s: tensor %s has %lld elements, expected %lld"), sk_model_source_path(m->src), v->name,
+		        (long long)sk_tensor_view_numel(v), (long long)n);
+		return NULL;
+	}
+	int64_t nb = sk_dtype_nbytes(v->dtype, n);
+	float *f = malloc((size_t)n * sizeof *f);
+	if (!f || own(m, f) != 0) {
+		free(f);
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	if (nb < 0 || (uint64_t)nb > v->nbytes || sk_dequantize(v->dtype, v->data, f, n) != 0) {
+		sk_fail(_("%s: tensor %s has type %s, which this engine cannot read"), sk_model_source_path(m->src),
+		        v->name, sk_dtype_name(v->dtype));
+		return NULL;
+	}
+	if (plus_one)
+		for (int64_t i = 0; i < n; i++)
+			f[i] += 1.0f;
+	return f;
+}
+
+static float *bind_norm(sk_model *m, sk_tensor_role role, int layer, int64_t n)
+{
+	int plus_one = m->cfg.arch == SK_ARCH_GEMMA3 && !m->cfg.norm_plus_one_stored;
+	return bind_vector(m, role, layer, 0, n, plus_one);
+}
+
+/* Replaces a bound matrix by its NF4 quantization (with double quantization,
+ * as QLoRA does), from the stored values converted one tensor at a time. */
+static int to_nf4(sk_model *m, sk_tensor *t)
+{
+	int64_t n = sk_tensor_numel(t);
+	float *f = malloc((size_t)n * sizeof *f);
+	sk_nf4_tensor *q = calloc(1, sizeof *q);
+	if (!f || !q) {
+		free(f);
+		free(q);
+		return sk_fail("%s", _("out of memory while quantizing to NF4"));
+	}
+	if (sk_dequantize(t->dtype, t->data, f, n) != 0 || sk_nf4_quantize(f, n, 1, q) != 0) {
+		free(f);
+		free(q);
+		return sk_fail("%s", _("out of memory while quantizing to NF4"));
+	}
+	free(f);
+	if (m->n_nf4 == m->cap_nf4) {
+		size_t nc = m->cap_nf4 ? 2 * m->cap_nf4 : 64;
+		sk_nf4_tensor **a = realloc(m->nf4, nc * sizeof *a);
+		if (!a) {
+			sk_nf4_free(q);
+			free(q);
+			return sk_fail("%s", _("out of memory"));
+		}
+		m->nf4 = a;
+		m->cap_nf4 = nc;
+	}
+	m->nf4[m->n_nf4++] = q;
+	t->nf4 = 1;
+	t->data = q;
+	return 0;
+}
+
+static void clip(float *w, int64_t n, float c)
+{
+	if (c <= 0)
+		return;
+	for (int64_t i = 0; i < n; i++)
+		w[i] = w[i] > c ? c : w[i] < -c ? -c : w[i];
+}
+
+/* The stacked AltUp matrices: HF has one tensor per index, GGUF one [A-1, H, H]. */
+static int bind_altup(sk_model *m, sk_tensor_role role, sk_tensor *out)
+{
+	const sk_config *c = &m->cfg;
+	int64_t H = c->hidden_size;
+	const sk_tensor_view *v0 = need(m, role, -1, 0);
+	if (!v0)
+		return -1;
+	sk_tensor t;
+	if (view_to_tensor(m, v0, &t) != 0)
+		return -1;
+	if (t.ndim == 3) {
+		if (t.shape[0] != c->altup_num_inputs - 1 || t.shape[1] != H || t.shape[2] != H)
+			return sk_fail(_("%s: tensor %s has the wrong shape"), sk_model_source_path(m->src), v0->name);
+		for (int i = 0; i < c->altup_num_inputs - 1; i++)
+			if (sk_tensor_slice(&t, i, &out[i]) != 0)
+				return sk_fail_prefix(v0->name);
+		return 0;
+	}
+	for (int i = 0; i < c->altup_num_inputs - 1; i++) {
+		const sk_tensor_view *v = need(m, role, -1, i);
+		if (!v || view_to_tensor(m, v, &out[i]) != 0)
+			return -1;
+		if (out[i].ndim != 2 || out[i].shape[0] != H || out[i].shape[1] != H)
+			return sk_fail(_("%s: tensor %s has the wrong shape"), sk_model_source_path(m->src), v->name);
+	}
+	return 0;
+}
+
+static float round_to_type(float x, sk_dtype t)
+{
+	if (t == SK_DT_BF16)
+		return sk_bf16_to_f32(sk_f32_to_bf16(x));
+	if (t == SK_DT_F16)
+		return sk_f16_to_f32(sk_f32_to_f16(x));
+	return x;
+}
+
+static int bind_layer(sk_model *m, int l)
+{
+	const sk_config *c = &m->cfg;
+	sk_layer *L = &m->layers[l];
+	int64_t H = c->hidden_size, hd = c->head_dim, F = c->intermediate_size[l];
+	int64_t qd = (int64_t)c->num_heads * hd, kvd = (int64_t)c->num_kv_heads * hd;
+	int n3 = c->arch == SK_ARCH_GEMMA3N;
+	L->sliding = c->sliding[l];
+	L->ffn = (int)F;
+	L->kv_src = sk_config_kv_source_layer(c, l);
+	if (L->kv_src < 0)
+		return sk_fail(_("%s: layer %d has no layer to read K/V from"), sk_model_source_path(m->src), l);
+	L->kv_slot = L->kv_src == l ? m->n_kv_layers++ : -1;
+	L->sparsity_z = n3 ? c->activation_sparsity_z[l] : 0.0f;
+	if (!isfinite(L->sparsity_z) || (n3 && c->activation_sparsity[l] <= 0.0f))
+		L->sparsity_z = 0.0f;
+	if (bind_matrix(m, SK_T_Q, l, qd, H, &L->q) || bind_matrix(m, SK_T_O, l, H, qd, &L->o) ||
+	    bind_matrix(m, SK_T_GATE, l, F, H, &L->gate) || bind_matrix(m, SK_T_UP, l, F, H, &L->up) ||
+	    bind_matrix(m, SK_T_DOWN, l, H, F, &L->down))
+		return -1;
+	if (!(L->attn_norm = bind_norm(m, SK_T_ATTN_NORM, l, H)) || !(L->q_norm = bind_norm(m, SK_T_Q_NORM, l, hd)) ||
+	    !(L->post_attn_norm = bind_norm(m, SK_T_POST_ATTN_NORM, l, H)) ||
+	    !(L->pre_ffn_norm = bind_norm(m, SK_T_PRE_FFN_NORM, l, H)) ||
+	    !(L->post_ffn_norm = bind_norm(m, SK_T_POST_FFN_NORM, l, H)))
+		return -1;
+	if (L->kv_slot >= 0) {
+		if (bind_matrix(m, SK_T_K, l, kvd, H, &L->k) || bind_matrix(m, SK_T_V, l, kvd, H, &L->v))
+			return -1;
+		if (!(L->k_norm = bind_norm(m, SK_T_K_NORM, l, hd)))
+			return -1;
+	}
+	if (!n3)
+		return 0;
+	int A = c->altup_num_inputs;
+	int64_t R = c->laurel_rank, P = c->hidden_size_per_layer_input;
+	if (bind_matrix(m, SK_T_LAUREL_L, l, R, H, &L->laurel_l) || bind_matrix(m, SK_T_LAUREL_R, l, H, R, &L->laurel_r) ||
+	    bind_matrix(m, SK_T_PLE_GATE, l, P, H, &L->ple_gate) || bind_matrix(m, SK_T_PLE_PROJ, l, H, P, &L->ple_proj))
+		return -1;
+	if (!(L->laurel_norm = bind_norm(m, SK_T_LAUREL_NORM, l, H)) ||
+	    !(L->ple_post_norm = bind_norm(m, SK_T_PLE_POST_NORM, l, H)) ||
+	    !(L->altup_scale = bind_vector(m, SK_T_ALTUP_CORRECT_SCALE, l, 0, H, 0)) ||
+	    !(L->router_norm = bind_norm(m, SK_T_ALTUP_ROUTER_NORM, l, H)) ||
+	    !(L->router = bind_vector(m, SK_T_ALTUP_ROUTER, l, 0, (int64_t)A * H, 0)) ||
+	    !(L->pred_coef = bind_vector(m, SK_T_ALTUP_PREDICT_COEF, l, 0, (int64_t)A * A * A, 0)) ||
+	    !(L->corr_coef = bind_vector(m, SK_T_ALTUP_CORRECT_COEF, l, 0, (int64_t)A * A, 0)))
+		return -1;
+	/* HF clamps both coefficient matrices (in place, at run time); frozen
+	 * weights can be clamped once */
+	clip(L->pred_coef, (int64_t)A * A * A, c->altup_coef_clip);
+	clip(L->corr_coef, (int64_t)A * A, c->altup_coef_clip);
+	return 0;
+}
+
+static int quantize_layers(sk_model *m)
+{
+	for (int l = 0; l < m->cfg.num_layers; l++) {
+		sk_layer *L = &m->layers[l];
+		sk_tensor *ts[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+			if (ts[i]->data && to_nf4(m, ts[i]) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int bind_all(sk_model *m)
+{
+	const sk_config *c = &m->cfg;
+	int64_t H = c->hidden_size;
+	const sk_tensor_view *ev = need(m, SK_T_EMBED, -1, 0);
+	if (!ev || view_to_tensor(m, ev, &m->embed) != 0)
+		return -1;
+	if (m->embed.ndim != 2 || m->embed.shape[1] != H || m->embed.shape[0] < 1 || m->embed.shape[0] > INT32_MAX)
+		return sk_fail(_("%s: tensor %s has the wrong shape"), sk_model_source_path(m->src), ev->name);
+	m->vocab = (int32_t)m->embed.shape[0];
+	m->embed_scale = round_to_type(sqrtf((float)H), m->embed.dtype);
+	if (!(m->final_norm = bind_norm(m, SK_T_FINAL_NORM, -1, H)))
+		return -1;
+	m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
+	if (!m->layers || own(m, m->layers) != 0) {
+		free(m->layers);
+		m->layers = NULL;
+		return sk_fail("%s", _("out of memory"));
+	}
+	for (int l = 0; l < c->num_layers; l++)
+		if (bind_layer(m, l) != 0)
+			return -1;
+	if (c->arch != SK_ARCH_GEMMA3N)
+		return 0;
+	int64_t LP = (int64_t)c->num_layers * c->hidden_size_per_layer_input;
+	if (c->altup_num_inputs < 2 || c->altup_num_inputs > SK_MAX_ALTUP)
+		return sk_fail(_("%s: altup_num_inputs %d is not supported"), sk_model_source_path(m->src),
+		               c->altup_num_inputs);
+	const sk_tensor_view *pv = need(m, SK_T_PLE_EMBED, -1, 0);
+	if (!pv || view_to_tensor(m, pv, &m->ple_embed) != 0)
+		return -1;
+	if (m->ple_embed.ndim != 2 || m->ple_embed.shape[1] != LP || m->ple_embed.shape[0] < 1)
+		return sk_fail(_("%s: tensor %s has the wrong shape"), sk_model_source_path(m->src), pv->name);
+	m->ple_scale = round_to_type(sqrtf((float)c->hidden_size_per_layer_input), m->ple_embed.dtype);
+	if (bind_matrix(m, SK_T_PLE_MODEL_PROJ, -1, LP, H, &m->ple_model_proj) != 0)
+		return -1;
+	if (!(m->ple_proj_norm = bind_norm(m, SK_T_PLE_PROJ_NORM, -1, c->hidden_size_per_layer_input)))
+		return -1;
+	if (bind_altup(m, SK_T_ALTUP_PROJ, m->altup_proj) != 0 || bind_altup(m, SK_T_ALTUP_UNEMBD, m->altup_unembed) != 0)
+		return -1;
+	return 0;
+}
+
+static int load_tokenizer(sk_model *m)
+{
+	if (sk_model_source_kind(m->src) == SK_SRC_GGUF) {
+		m->tok = sk_tokenizer_from_gguf(sk_model_source_gguf(m->src), sk_model_source_path(m->src));
+		return m->tok ? 0 : -1;
+	}
+	const char *tj = sk_model_source_tokenizer_json(m->src);
+	if (!tj)
+		return 0;
+	m->tok = sk_tokenizer_load(tj);
+	return m->tok ? 0 : -1;
+}
+
+sk_model *sk_model_load(const char *path, const sk_model_opts *opts)
+{
+	sk_model_opts def = { SK_DEVICE_CPU, 0, 0 };
+	if (!opts)
+		opts = &def;
+	sk_model *m = calloc(1, sizeof *m);
+	if (!m) {
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	m->src = sk_model_source_open(path);
+	if (!m->src)
+		goto fail;
+	const sk_config *c = sk_model_source_config(m->src);
+	if (sk_model_source_kind(m->src) == SK_SRC_TOKENIZER_ONLY || !c) {
+		sk_fail(_("%s: holds a tokenizer but no model weights"), path);
+		goto fail;
+	}
+	m->cfg = *c;
+	if (m->cfg.arch != SK_ARCH_GEMMA3N && m->cfg.arch != SK_ARCH_GEMMA3) {
+		sk_fail(_("%s: architecture \"%s\" is not supported (Gemma 3n and Gemma 3 are)"), path,
+		        m->cfg.model_type);
+		goto fail;
+	}
+	if (m->cfg.rope_scaling_global == SK_ROPE_OTHER || m->cfg.rope_scaling_local == SK_ROPE_OTHER) {
+		sk_fail(_("%s: RoPE scaling \"%s\" is not supported"), path, m->cfg.rope_scaling_name);
+		goto fail;
+	}
+	if (m->cfg.head_dim < 2 || m->cfg.head_dim > 1024 || m->cfg.head_dim % 2) {
+		sk_fail(_("%s: head_dim %d is not supported"), path, m->cfg.head_dim);
+		goto fail;
+	}
+	if (sk_config_validate(&m->cfg, path) != 0)
+		goto fail;
+	if (sk_model_source_check(m->src, NULL, NULL) > 0)
+		goto fail;
+	if (bind_all(m) != 0)
+		goto fail;
+	m->quant_nf4 = opts->quant_nf4;
+	if (opts->quant_nf4 && quantize_layers(m) != 0)
+		goto fail;
+	if (load_tokenizer(m) != 0)
+		goto fail;
+	m->be = sk_backend_new(opts->device, opts->threads);
+	if (!m->be)
+		goto fail;
+	return m;
+fail:
+	sk_model_free(m);
+	return NULL;
+}
+
+void sk_model_free(sk_model *m)
+{
+	if (!m)
+		return;
+	sk_backend_free(m->be);
+	sk_tokenizer_free(m->tok);
+	for (size_t i = 0; i < m->n_nf4; i++) {
+		sk_nf4_free(m->nf4[i]);
+		free(m->nf4[i]);
+	}
+	free(m->nf4);
+	for (size_t i = 0; i < m->n_owned; i++)
+		free(m->owned[i]);
+	free(m->owned);
+	sk_arena_free(&m->ws);
+	sk_model_source_close(m->src);
+	free(m);
+}
+
+const sk_config *sk_model_config(const sk_model *m)
+{
+	return &m->cfg;
+}
+
+const sk_tokenizer *sk_model_tokenizer(const sk_model *m)
+{
+	return m->tok;
+}
+
+int32_t sk_model_vocab(const sk_model *m)
+{
+	return m->vocab;
+}
+
+void sk_model_set_adapter(sk_model *m, const struct sk_lora *lora)
+{
+	m->lora = lora;
+}
+
+const struct sk_lora *sk_model_adapter(const sk_model *m)
+{
+	return m->lora;
+}
+
+/* Bytes of one weight tensor as the forward reads it. */
+static uint64_t tensor_bytes(const sk_tensor *t)
+{
+	if (!t->data)
+		return 0;
+	if (t->nf4) {
+		const sk_nf4_tensor *q = t->data;
+		uint64_t nb = (uint64_t)(q->n + 63) / 64;
+		uint64_t b = (uint64_t)(q->n + 1) / 2;
+		b += q->double_quant ? nb + (nb + 255) / 256 * sizeof(float) : nb * sizeof(float);
+		return b;
+	}
+	int64_t rb = sk_tensor_row_bytes(t), cols = sk_tensor_cols(t), n = sk_tensor_numel(t);
+	if (rb < 0 || cols <= 0 || n <= 0)
+		return 0;
+	return (uint64_t)rb * (uint64_t)(n / cols);
+}
+
+void sk_model_memory(const sk_model *m, sk_model_mem *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!m)
+		return;
+	const sk_config *c = &m->cfg;
+	uint64_t w = tensor_bytes(&m->embed) + tensor_bytes(&m->ple_embed) + tensor_bytes(&m->ple_model_proj);
+	for (int i = 0; i < SK_MAX_ALTUP; i++)
+		w += tensor_bytes(&m->altup_proj[i]) + tensor_bytes(&m->altup_unembed[i]);
+	for (int l = 0; l < c->num_layers; l++) {
+		const sk_layer *L = &m->layers[l];
+		const sk_tensor *ts[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down,
+		                          &L->laurel_l, &L->laurel_r, &L->ple_gate, &L->ple_proj };
+		for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+			w += tensor_bytes(ts[i]);
+	}
+	out->weights = w;
+	out->activations = m->ws.cap;
+}
+
+uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens)
+{
+	if (!m || n_seqs <= 0 || n_tokens <= 0)
+		return 0;
+	const sk_config *c = &m->cfg;
+	uint64_t per_seq = 0, kv_dim = (uint64_t)c->num_kv_heads * (uint64_t)c->head_dim;
+	for (int l = 0; l < c->num_layers; l++) {
+		const sk_layer *L = &m->layers[l];
+		if (L->kv_slot < 0)
+			continue;
+		uint64_t cap = (uint64_t)n_tokens;
+		if (L->sliding && c->sliding_window > 0 && (uint64_t)c->sliding_window < cap)
+			cap = (uint64_t)c->sliding_window;
+		per_seq += 2 * cap * kv_dim * sizeof(float);
+	}
+	return per_seq * (uint64_t)n_seqs;
+}
+
+int sk_model_has_chat_template(const sk_model *m)
+{
+	return m->src && sk_model_source_has_chat_template(m->src);
+}

@@ -1,0 +1,89 @@
+/* A loaded Gemma 3n / Gemma 3 text model and its batched forward pass: the
+ * engine's public face for inference (generation, logits, chat). The forward
+ * pass is one model definition over the backend ops table (engine/backend/backend.h). */
+#ifndef SK_MODEL_H
+#define SK_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend/backend_info.h"
+#include "engine/model/config.h"
+#include "engine/text/tokenizer.h"
+
+struct sk_lora;
+
+typedef struct {
+	sk_device device;   /* a resolved backend (SK_DEVICE_CPU until the CUDA backend lands) */
+	int quant_nf4;      /* quantize the decoder's linear weights to NF4 at load */
+	int threads;        /* CPU threads; 0 = one per core */
+} sk_model_opts;
+
+typedef struct sk_model sk_model;
+
+/* Opens PATH (any kind sk_model_source_open accepts, except tokenizer-only),
+ * binds and checks every tensor the architecture needs, and loads the
+ * tokenizer when the model has one. Weights stay in their stored type
+ * (mmap); nothing is expanded to fp32 as a whole. NULL + sk_error(). */
+sk_model *sk_model_load(const char *path, const sk_model_opts *opts);
+void sk_model_free(sk_model *m);
+
+const sk_config *sk_model_config(const sk_model *m);
+/* NULL when the model directory has no tokenizer files. */
+const sk_tokenizer *sk_model_tokenizer(const sk_model *m);
+/* Whether the model ships a chat template; without one it is most likely a
+ * base model that continues text rather than following the chat format. */
+int sk_model_has_chat_template(const sk_model *m);
+/* Width of a logits row (the embedding's row count). */
+int32_t sk_model_vocab(const sk_model *m);
+
+/* Attaches a LoRA adapter (borrowed; NULL detaches). Sequences choose per
+ * forward whether it applies (sk_batch_item.adapter_on). */
+void sk_model_set_adapter(sk_model *m, const struct sk_lora *lora);
+const struct sk_lora *sk_model_adapter(const sk_model *m);
+
+/* Memory accounting (for the TUI's memory bars), in bytes. */
+typedef struct {
+	uint64_t weights;      /* weight tensors as the forward reads them: stored type (file-mapped,
+	                          resident only where touched) or NF4; norms and other small fp32
+	                          vectors are left out */
+	uint64_t activations;  /* the forward/backward workspace reserved now: it grows to the
+	                          largest batch seen and is kept for the next */
+} sk_model_mem;
+void sk_model_memory(const sk_model *m, sk_model_mem *out);
+/* Bytes of the fp32 K and V a cache of n_seqs sequences holding n_tokens
+ * each fills (sliding layers hold at most their window). */
+uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens);
+
+/* Per-sequence decoding state: one KV cache slot per sequence. Sliding
+ * layers keep a ring of sliding_window entries; KV-shared layers read their
+ * producer layer's cache. */
+typedef struct sk_kv_cache sk_kv_cache;
+
+/* max_ctx 0 = the config's max_position_embeddings. */
+sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n_seqs, int max_ctx);
+void sk_kv_cache_free(sk_kv_cache *kv);
+int sk_kv_cache_n_seqs(const sk_kv_cache *kv);
+int sk_kv_cache_max_ctx(const sk_kv_cache *kv);
+/* Empties one sequence's cache. */
+void sk_kv_cache_clear(sk_kv_cache *kv, int seq);
+/* Number of tokens a sequence holds (its next position). */
+int sk_kv_cache_pos(const sk_kv_cache *kv, int seq);
+
+typedef struct {
+	int seq;               /* KV cache slot */
+	const int32_t *ids;    /* new tokens, appended to that sequence */
+	int n;
+	int adapter_on;        /* apply the attached adapter to this sequence */
+	int all_logits;        /* logits for every new token (else only the last) */
+} sk_batch_item;
+
+/* Runs the new tokens of every item in one batched forward (ragged: items
+ * may have different lengths and positions) and appends them to their
+ * caches. logits receives, item after item, n rows (all_logits) or one row
+ * of sk_model_vocab() floats, after the final softcap. Errors (an id out of
+ * range, a context overflow: "context of N tokens exceeds ...") leave the
+ * caches unchanged and return -1. */
+int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits);
+
+#endif

@@ -1,0 +1,98 @@
+/* Cross-entropy fused with the tied LM head (gemma3n-architecture.md
+ * §6.2): the vocabulary is processed in chunks of columns, each chunk's
+ * logits computed, softcapped and folded into a per-row online logsumexp;
+ * for the gradient a second pass recomputes each chunk, turns it into
+ * (softmax − onehot) · softcap' and accumulates dh = dz · E_chunk. Only
+ * one [rows, chunk] buffer ever exists. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/backend/backend_cpu_backward.h"
+#include "engine/error.h"
+#include "engine/i18n.h"
+#include "engine/train/train_internal.h"
+
+#define CHUNK_FLOATS (1 << 22) /* 16 MiB of logits per chunk */
+
+void sk_loss_plan(sk_arena *a, int64_t n, int64_t vocab, sk_loss_ws *w)
+{
+	memset(w, 0, sizeof *w);
+	int64_t rows = n > 0 ? n : 1;
+	int64_t cw = CHUNK_FLOATS / rows;
+	if (cw < 256)
+		cw = 256;
+	if (cw > vocab)
+		cw = vocab;
+	w->n = n;
+	w->cw = cw;
+	w->z = sk_arena_floats(a, (size_t)(rows * cw));
+	w->mx = sk_arena_floats(a, (size_t)rows);
+	w->se = sk_arena_floats(a, (size_t)rows);
+	w->lab = sk_arena_floats(a, (size_t)rows);
+	w->lse = sk_arena_floats(a, (size_t)rows);
+	w->coef = sk_arena_floats(a, (size_t)rows);
+}
+
+/* Rows [c0, c0 + cw) of the embedding as a matrix of their own. */
+static void head_chunk(const sk_model *m, int64_t c0, int64_t cw, sk_tensor *t)
+{
+	*t = m->embed;
+	t->shape[0] = cw;
+	t->data = (const char *)m->embed.data + sk_tensor_row_bytes(&m->embed) * c0;
+}
+
+int sk_loss_head(sk_model *m, const sk_backend_ops *ops, const float *hn, const int32_t *labels, int64_t n,
+                 float grad_scale, float *dhn, double *loss_sum, const sk_loss_ws *w)
+{
+	*loss_sum = 0;
+	if (n <= 0)
+		return 0;
+	int64_t V = m->vocab, H = m->cfg.hidden_size;
+	float cap = m->cfg.final_logit_softcap > 0 ? m->cfg.final_logit_softcap : 0.0f;
+	if (m->embed.nf4 || sk_tensor_row_bytes(&m->embed) < 0)
+		return sk_fail("%s", _("loss: the embedding's type cannot be split into row chunks"));
+	for (int64_t i = 0; i < n; i++) {
+		w->mx[i] = -INFINITY;
+		w->se[i] = 0;
+		w->lab[i] = 0;
+	}
+	sk_tensor t;
+	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
+		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
+		head_chunk(m, c0, cw, &t);
+		if (ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
+			return -1;
+		ops->xent_chunk(m->be, w->z, n, cw, c0, cap, labels, w->mx, w->se, w->lab);
+	}
+	double sum = 0;
+	for (int64_t i = 0; i < n; i++) {
+		double lse = (double)w->mx[i] + log((double)w->se[i]);
+		w->lse[i] = (float)lse;
+		w->coef[i] = grad_scale;
+		sum += lse - (double)w->lab[i];
+	}
+	*loss_sum = sum;
+	if (!isfinite(sum))
+		return sk_fail("%s", _("loss: the loss is not finite"));
+	if (!dhn)
+		return 0;
+	memset(dhn, 0, (size_t)(n * H) * sizeof(float));
+	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
+		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
+		head_chunk(m, c0, cw, &t);
+		if (ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
+			return -1;
+		ops->xent_chunk_grad(m->be, w->z, n, cw, c0, cap, labels, w->lse, w->coef);
+		if (ops->linear_bwd(m->be, &t, w->z, n, dhn, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+const sk_backend_ops *sk_train_ops(sk_backend *be)
+{
+	if (be->ops->linear_bwd)
+		return be->ops;
+	sk_fail(_("the %s backend cannot train"), be->ops->name);
+	return NULL;
+}

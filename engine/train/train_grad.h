@@ -1,0 +1,67 @@
+/* Training-side API of the model: trainable LoRA adapters, and one
+ * forward + loss + backward pass over a micro-batch that accumulates the
+ * LoRA gradients. The backward pass is written once in the model definition
+ * over backward ops in the backend table, like the forward. */
+#ifndef SK_TRAIN_GRAD_H
+#define SK_TRAIN_GRAD_H
+
+#include <stdint.h>
+
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
+
+/* Which modules get LoRA (bit i = sk_lora_module i). */
+#define SK_LORA_MASK_ATTN ((1u << SK_LORA_Q) | (1u << SK_LORA_K) | (1u << SK_LORA_V) | (1u << SK_LORA_O))
+#define SK_LORA_MASK_MLP ((1u << SK_LORA_GATE) | (1u << SK_LORA_UP) | (1u << SK_LORA_DOWN))
+#define SK_LORA_MASK_ALL (SK_LORA_MASK_ATTN | SK_LORA_MASK_MLP)
+
+/* A new trainable adapter for the model's language layers: A Kaiming-uniform
+ * (PEFT's init: bound 1/sqrt(in)) from the seed, B zero; k/v of KV-shared
+ * layers are not created (they would get no gradient). Gradient buffers are
+ * allocated and zeroed. */
+sk_lora *sk_lora_new_trainable(const sk_config *cfg, unsigned module_mask, int r, float alpha, int use_rslora,
+                               uint64_t seed);
+/* Gradient buffers of pair i (same shapes as A and B); NULL for an adapter
+ * loaded for inference. */
+float *sk_lora_grad_A(sk_lora *l, int i);
+float *sk_lora_grad_B(sk_lora *l, int i);
+sk_lora_pair *sk_lora_pair_at(sk_lora *l, int i, int *layer, sk_lora_module *module);
+void sk_lora_zero_grad(sk_lora *l);
+
+/* Pairs are numbered 0 .. sk_lora_pair_count() - 1 in (layer, module)
+ * order. Allocates zeroed gradient buffers for an adapter loaded with
+ * sk_lora_load (a no-op when it has them). 0 or -1. */
+int sk_lora_make_trainable(sk_lora *l);
+/* Gradient buffers of the pair at (layer, module), NULL when the adapter
+ * has no such pair or no gradients. */
+float *sk_lora_grad_of(sk_lora *l, int layer, sk_lora_module module, int is_b);
+/* The tensor name the adapter file used for A (is_b 0) or B of the pair at
+ * (layer, module); NULL for an adapter created in memory. */
+const char *sk_lora_key_name(const sk_lora *l, int layer, sk_lora_module module, int is_b);
+
+/* One training sequence: target[i] != 0 means ids[i] is a label, predicted
+ * from the logits at position i - 1 (target[0] is ignored). */
+typedef struct {
+	const int32_t *ids;
+	const uint8_t *target;
+	int n;
+} sk_train_seq;
+
+typedef struct {
+	float lora_dropout;     /* dropout on the LoRA input, 0 = off */
+	uint64_t dropout_seed;  /* seeds the dropout masks of this call */
+	int grad_ckpt;          /* recompute each layer's activations in the backward pass */
+	float grad_scale;       /* gradients accumulate d(sum of target losses)/dθ · grad_scale */
+	int want_grad;          /* 0: loss only (evaluation) */
+} sk_train_opts;
+
+/* Forward over the sequences (no KV cache; each sequence causal from
+ * position 0) with the attached adapter applied, cross-entropy over the
+ * target tokens fused with a chunked LM head (no [T, vocab] buffer), and,
+ * when want_grad, the backward pass accumulating into the adapter's
+ * gradient buffers. loss_sum gets the sum of the target tokens' losses and
+ * n_targets their count. */
+int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, int n_seqs,
+                       const sk_train_opts *opts, double *loss_sum, int64_t *n_targets);
+
+#endif

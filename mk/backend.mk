@@ -1,0 +1,11 @@
+# engine/backend/: the ops table every computation of the model goes
+# through, device probing, and the CPU backend (fp32, OpenBLAS: the
+# reference), forward and backward ops. Device code lives in kernels/.
+libsokhan_a_SOURCES += \
+	engine/backend/backend.h \
+	engine/backend/backend_info.c engine/backend/backend_info.h \
+	engine/backend/backend_cpu.h engine/backend/backend_cpu.c \
+	engine/backend/backend_cpu_linear.c engine/backend/backend_cpu_avx2.c \
+	engine/backend/backend_cpu_norm.c engine/backend/backend_cpu_attn.c engine/backend/backend_cpu_elem.c \
+	engine/backend/backend_cpu_backward.h engine/backend/backend_cpu_backward.c \
+	engine/backend/backend_cpu_backward_elem.c engine/backend/backend_cpu_backward_attn.c
