@@ -76,6 +76,13 @@ int sk_arena_reserve(sk_arena *a, size_t cap)
 	return 0;
 }
 
+void sk_arena_adopt(sk_arena *a, void *base, size_t cap)
+{
+	memset(a, 0, sizeof *a);
+	a->base = base;
+	a->cap = cap;
+}
+
 void *sk_arena_alloc(sk_arena *a, size_t bytes)
 {
 	size_t n = (bytes + SK_ARENA_ALIGN - 1) & ~(size_t)(SK_ARENA_ALIGN - 1);

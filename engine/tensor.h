@@ -42,6 +42,9 @@ typedef struct {
 void sk_arena_init_measure(sk_arena *a);
 /* Makes the arena hold at least cap bytes (contents are dropped); 0 or -1. */
 int sk_arena_reserve(sk_arena *a, size_t cap);
+/* Makes the arena carve from base [cap bytes], owned by the caller (e.g.
+ * backend memory): sk_arena_free must not be called on it. */
+void sk_arena_adopt(sk_arena *a, void *base, size_t cap);
 void *sk_arena_alloc(sk_arena *a, size_t bytes);
 float *sk_arena_floats(sk_arena *a, size_t n);
 void sk_arena_reset(sk_arena *a);

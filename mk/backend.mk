@@ -7,5 +7,6 @@ libsokhan_a_SOURCES += \
 	engine/backend/backend_cpu.h engine/backend/backend_cpu.c \
 	engine/backend/backend_cpu_linear.c engine/backend/backend_cpu_avx2.c \
 	engine/backend/backend_cpu_norm.c engine/backend/backend_cpu_attn.c engine/backend/backend_cpu_elem.c \
+	engine/backend/backend_cpu_memory.c \
 	engine/backend/backend_cpu_backward.h engine/backend/backend_cpu_backward.c \
 	engine/backend/backend_cpu_backward_elem.c engine/backend/backend_cpu_backward_attn.c

@@ -6,6 +6,6 @@ libsokhan_a_SOURCES += \
 	engine/model/tensor_names.c engine/model/tensor_names.h \
 	engine/model/model_source.c engine/model/model_source.h \
 	engine/model/model.h engine/model/model_internal.h engine/model/model.c \
-	engine/model/gemma.c engine/model/kv_cache.c \
+	engine/model/gemma_forward.h engine/model/gemma.c engine/model/model_forward.c engine/model/kv_cache.c \
 	engine/model/lora.c engine/model/lora.h engine/model/lora_internal.h engine/model/lora_config.c \
 	engine/model/sampler.c engine/model/generate.c engine/model/generate.h

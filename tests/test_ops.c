@@ -365,9 +365,13 @@ TEST(elementwise_ops)
 	be->ops->add(be, a, b, R * D, 0.7f, y);
 	for (int i = 0; i < R * D; i++)
 		CHECK_NEAR(y[i], ((double)a[i] + b[i]) * 0.7, 1e-6);
-	be->ops->mul_rows(be, a, w, R, D, y);
+	be->ops->mul_rows(be, a, w, 0, R, D, y);
 	for (int i = 0; i < R * D; i++)
 		CHECK_NEAR(y[i], (double)a[i] * w[i % D], 1e-6);
+	be->ops->mul_rows(be, a, b + 5, 7, R, 11, y); /* row r takes b[5 + 7r ...] */
+	for (int r = 0; r < R; r++)
+		for (int i = 0; i < 11; i++)
+			CHECK_NEAR(y[r * 11 + i], (double)a[r * 11 + i] * b[5 + 7 * r + i], 1e-6);
 	memcpy(y, a, sizeof a);
 	be->ops->softcap(be, y, R * D, 1.5f);
 	for (int i = 0; i < R * D; i++)
@@ -418,6 +422,49 @@ TEST(elementwise_ops)
 		for (int i = 0; i < D; i++)
 			CHECK_NEAR(y[r * D + i], before[r * D + i] * f, 1e-5 * (1 + fabs(before[r * D + i] * f)));
 	}
+}
+
+/* Scaling, zeroing, row gathers and scatters and ring writes, each with
+ * its output poisoned first so an element it fails to write shows. */
+TEST(data_movement_ops)
+{
+	enum { R = 6, D = 37 };
+	float x[R * D], y[R * D], ring[4 * D];
+	fill(x, R * D, 3.0f);
+	for (int i = 0; i < R * D; i++)
+		y[i] = NAN;
+	be->ops->scale(be, x, R * D, -0.25f, y);
+	for (int i = 0; i < R * D; i++)
+		CHECK_NEAR(y[i], x[i] * -0.25, 1e-7);
+	be->ops->scale(be, x, R * D, 1.0f, y);
+	CHECK(memcmp(x, y, sizeof x) == 0);
+	be->ops->zero(be, y, R * D);
+	for (int i = 0; i < R * D; i++)
+		CHECK(y[i] == 0.0f);
+	int64_t idx[3] = { 4, 0, 4 }, sidx[3] = { 5, 1, 2 };
+	for (int i = 0; i < R * D; i++)
+		y[i] = NAN;
+	be->ops->gather_rows(be, x, D, idx, 3, y);
+	for (int i = 0; i < 3; i++)
+		CHECK(memcmp(y + i * D, x + idx[i] * D, D * sizeof(float)) == 0);
+	be->ops->scatter_rows(be, x, D, sidx, 3, y);
+	for (int i = 0; i < 3; i++)
+		CHECK(memcmp(y + sidx[i] * D, x + i * D, D * sizeof(float)) == 0);
+	/* six rows from position 7 into a ring of 4: the last four land in slots 1, 2, 3, 0 */
+	for (int i = 0; i < 4 * D; i++)
+		ring[i] = NAN;
+	be->ops->ring_write(be, x, R, D, ring, 4, 7);
+	for (int i = 2; i < R; i++)
+		CHECK(memcmp(ring + ((7 + i) % 4) * D, x + i * D, D * sizeof(float)) == 0);
+	/* backend memory round trip */
+	float *d = be->ops->alloc(be, sizeof x, "test");
+	CHECK(d != NULL && d[0] == 0.0f && d[R * D - 1] == 0.0f);
+	CHECK(be->ops->upload(be, d, x, sizeof x) == 0);
+	for (int i = 0; i < R * D; i++)
+		y[i] = NAN;
+	CHECK(be->ops->download(be, y, d, sizeof x) == 0);
+	CHECK(memcmp(x, y, sizeof x) == 0);
+	be->ops->free(be, d);
 }
 
 TEST(altup_router_predict_correct)
@@ -520,6 +567,7 @@ int main(void)
 	RUN(rope_half_split);
 	RUN(attention_ring_window_gqa);
 	RUN(elementwise_ops);
+	RUN(data_movement_ops);
 	RUN(altup_router_predict_correct);
 	RUN(threadpool_covers_range_once);
 	sk_backend_free(be);

@@ -1,9 +1,11 @@
-/* The backend ops table: everything the model definition (gemma.c) computes
- * goes through these calls, so a CUDA backend plugs in by filling the same
- * table. Activations are fp32 arrays the backend can address (host memory
- * for the CPU backend), rows of a matrix contiguous; weights are sk_tensor in
- * their stored type. Fusion (dequantization inside the matmul, the gate
- * activation with its sparsity cutoff, ...) happens inside the ops. */
+/* The backend ops table: everything the model definition (gemma.c)
+ * computes goes through these calls, so a CUDA backend plugs in by filling
+ * the same table. Activations, index arrays, caches and workspace live in
+ * the backend's memory (alloc/upload/download below; host memory for the
+ * CPU backend) and the model code never touches them directly; rows of a
+ * matrix are contiguous fp32. Weights are sk_tensor in their stored type.
+ * Fusion (dequantization inside the matmul, the gate activation with its
+ * sparsity cutoff, ...) happens inside the ops. */
 #ifndef SK_BACKEND_H
 #define SK_BACKEND_H
 
@@ -27,6 +29,31 @@ typedef struct {
 
 typedef struct {
 	const char *name;
+	/* Activations live in host memory: the model may hand the backend host
+	 * arrays (index lists, the caller's logits) without staging copies. */
+	int host_memory;
+
+	/* ---- Memory and data movement ---- */
+
+	/* Zero-filled memory the ops can address (NULL + sk_error() when out of
+	 * memory: the message names what, how much and what is free). */
+	void *(*alloc)(sk_backend *be, size_t bytes, const char *what);
+	void (*free)(sk_backend *be, void *p);
+	/* Host → backend and backend → host copies of bytes. 0 or -1. */
+	int (*upload)(sk_backend *be, void *dst, const void *src, size_t bytes);
+	int (*download)(sk_backend *be, void *dst, const void *src, size_t bytes);
+	/* y = x · s over count floats (s = 1: a copy; y may alias x). */
+	void (*scale)(sk_backend *be, const float *x, int64_t count, float s, float *y);
+	/* x = 0 over count floats. */
+	void (*zero)(sk_backend *be, float *x, int64_t count);
+	/* y[i] = x[idx[i]] (gather) or y[idx[i]] = x[i] (scatter), rows of dim. */
+	void (*gather_rows)(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+	void (*scatter_rows)(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+	/* Appends n rows of dim to a ring of cap rows, row i to slot (pos0 + i) % cap
+	 * (only the last cap rows when n > cap). */
+	void (*ring_write)(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap, int64_t pos0);
+
+	/* ---- Forward ---- */
 
 	/* y[n][out] = x[n][in] · Wᵀ for W [out, in] (any stored type, or NF4).
 	 * With lora (may be NULL): rows i with lora_rows[i] != 0 also get
@@ -50,8 +77,10 @@ typedef struct {
 	                 int window, float scale, float softcap, float *out);
 	/* y = (a + b) · scale (y may alias a or b). */
 	void (*add)(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
-	/* y[r] = x[r] ⊙ w for each row of dim (w broadcast over rows). */
-	void (*mul_rows)(sk_backend *be, const float *x, const float *w, int64_t rows, int64_t dim, float *y);
+	/* y[r] = x[r] ⊙ w[r · w_stride ...] for each row of dim (w_stride 0:
+	 * one w broadcast over rows). y may alias x. */
+	void (*mul_rows)(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
+	                 float *y);
 	/* Gated activation in place: g ← gelu_tanh(g') ⊙ u, where g' = g, or,
 	 * with sparsity_z != 0, relu(g - (mean(g) + z·std(g))) per row
 	 * (population std). u may be NULL (no product: plain gelu). */

@@ -14,6 +14,16 @@
 
 static const sk_backend_ops cpu_ops = {
 	.name = "cpu",
+	.host_memory = 1,
+	.alloc = sk_cpu_alloc,
+	.free = sk_cpu_free,
+	.upload = sk_cpu_copy_bytes,
+	.download = sk_cpu_copy_bytes,
+	.scale = sk_cpu_scale,
+	.zero = sk_cpu_zero,
+	.gather_rows = sk_cpu_gather_rows,
+	.scatter_rows = sk_cpu_scatter_rows,
+	.ring_write = sk_cpu_ring_write,
 	.linear = sk_cpu_linear,
 	.embed = sk_cpu_embed,
 	.rmsnorm = sk_cpu_rmsnorm,

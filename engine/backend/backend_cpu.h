@@ -52,7 +52,16 @@ void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const i
 int sk_cpu_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
                       int window, float scale, float softcap, float *out);
 void sk_cpu_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
-void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t rows, int64_t dim, float *y);
+void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
+                     float *y);
+void *sk_cpu_alloc(sk_backend *be, size_t bytes, const char *what);
+void sk_cpu_free(sk_backend *be, void *p);
+int sk_cpu_copy_bytes(sk_backend *be, void *dst, const void *src, size_t bytes);
+void sk_cpu_scale(sk_backend *be, const float *x, int64_t count, float s, float *y);
+void sk_cpu_zero(sk_backend *be, float *x, int64_t count);
+void sk_cpu_gather_rows(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+void sk_cpu_scatter_rows(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+void sk_cpu_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap, int64_t pos0);
 void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
 void sk_cpu_softcap(sk_backend *be, float *x, int64_t count, float cap);
 void sk_cpu_rescale_rms(sk_backend *be, float *u, const float *ref, int64_t rows, int64_t dim);

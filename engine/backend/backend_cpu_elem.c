@@ -16,12 +16,13 @@ void sk_cpu_add(sk_backend *be, const float *a, const float *b, int64_t count, f
 			y[i] = (a[i] + b[i]) * scale;
 }
 
-void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t rows, int64_t dim, float *y)
+void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
+                     float *y)
 {
 	(void)be;
 	for (int64_t r = 0; r < rows; r++)
 		for (int64_t i = 0; i < dim; i++)
-			y[r * dim + i] = x[r * dim + i] * w[i];
+			y[r * dim + i] = x[r * dim + i] * w[r * w_stride + i];
 }
 
 static inline float gelu_tanh(float x)

@@ -1,7 +1,8 @@
 /* KV cache: per sequence, one K and one V buffer per KV-owning layer.
  * Sliding layers keep a ring of sliding_window slots (position p in slot
- * p % window); full-attention layers keep max_ctx slots. Buffers come from
- * calloc, so untouched context costs no resident memory. */
+ * p % window); full-attention layers keep max_ctx slots. Buffers are the
+ * backend's zeroed memory (calloc on the CPU, so untouched context costs no
+ * resident memory there). */
 #include "engine/model/model_internal.h"
 
 #include <stdlib.h>
@@ -43,13 +44,16 @@ sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n_seqs, int max_ctx)
 			cap = c->sliding_window;
 		kv->cap[L->kv_slot] = cap;
 	}
+	sk_backend *be = m->be;
 	for (int s = 0; s < n_seqs; s++)
 		for (int j = 0; j < kv->n_layers; j++) {
-			size_t i = (size_t)s * kv->n_layers + j;
-			kv->k[i] = calloc((size_t)(kv->cap[j] * kv->kv_dim), sizeof(float));
-			kv->v[i] = calloc((size_t)(kv->cap[j] * kv->kv_dim), sizeof(float));
-			if (!kv->k[i] || !kv->v[i])
-				goto oom;
+			size_t i = (size_t)s * kv->n_layers + j, bytes = (size_t)(kv->cap[j] * kv->kv_dim) * sizeof(float);
+			kv->k[i] = be->ops->alloc(be, bytes, _("the KV cache"));
+			kv->v[i] = kv->k[i] ? be->ops->alloc(be, bytes, _("the KV cache")) : NULL;
+			if (!kv->k[i] || !kv->v[i]) {
+				sk_kv_cache_free(kv);
+				return NULL;
+			}
 		}
 	return kv;
 oom:
@@ -63,11 +67,12 @@ void sk_kv_cache_free(sk_kv_cache *kv)
 	if (!kv)
 		return;
 	size_t nb = (size_t)kv->n_seqs * (size_t)(kv->n_layers ? kv->n_layers : 1);
+	sk_backend *be = kv->m->be;
 	for (size_t i = 0; i < nb; i++) {
-		if (kv->k)
-			free(kv->k[i]);
-		if (kv->v)
-			free(kv->v[i]);
+		if (kv->k && kv->k[i])
+			be->ops->free(be, kv->k[i]);
+		if (kv->v && kv->v[i])
+			be->ops->free(be, kv->v[i]);
 	}
 	free(kv->k);
 	free(kv->v);

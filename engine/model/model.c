@@ -2,7 +2,7 @@
  * (zero-copy views of the mapping; small vectors converted to fp32; NF4
  * quantization of the decoder's linear weights on request), load the
  * tokenizer, and create the backend. */
-#include "engine/model/model_internal.h"
+#include "engine/model/gemma_forward.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -374,6 +374,9 @@ void sk_model_free(sk_model *m)
 {
 	if (!m)
 		return;
+	if (m->be && m->ws.base)
+		m->be->ops->free(m->be, m->ws.base);
+	sk_arena_free(&m->hstage);
 	sk_backend_free(m->be);
 	sk_tokenizer_free(m->tok);
 	for (size_t i = 0; i < m->n_nf4; i++) {
@@ -384,9 +387,32 @@ void sk_model_free(sk_model *m)
 	for (size_t i = 0; i < m->n_owned; i++)
 		free(m->owned[i]);
 	free(m->owned);
-	sk_arena_free(&m->ws);
 	sk_model_source_close(m->src);
 	free(m);
+}
+
+int sk_model_workspace(sk_model *m, size_t need)
+{
+	if (m->ws.base && m->ws.cap >= need) {
+		sk_arena_reset(&m->ws);
+		return 0;
+	}
+	if (m->ws.base)
+		m->be->ops->free(m->be, m->ws.base);
+	memset(&m->ws, 0, sizeof m->ws);
+	void *p = m->be->ops->alloc(m->be, need, _("the activations workspace"));
+	if (!p)
+		return -1;
+	sk_arena_adopt(&m->ws, p, need);
+	return 0;
+}
+
+int sk_model_host_stage(sk_model *m, size_t need)
+{
+	if (m->hstage.cap < need && sk_arena_reserve(&m->hstage, need) != 0)
+		return -1;
+	sk_arena_reset(&m->hstage);
+	return 0;
 }
 
 const sk_config *sk_model_config(const sk_model *m)

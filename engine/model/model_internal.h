@@ -47,7 +47,8 @@ struct sk_model {
 	float embed_scale;             /* sqrt(H), rounded to the embedding's stored type as HF does */
 	float ple_scale;               /* sqrt(P), likewise */
 
-	sk_arena ws;                   /* activations of one forward */
+	sk_arena ws;                   /* activations of one forward, in the backend's memory */
+	sk_arena hstage;               /* host-side index arrays of one forward (staging for upload) */
 	/* owned allocations to free */
 	void **owned;
 	size_t n_owned, cap_owned;
@@ -60,7 +61,7 @@ struct sk_kv_cache {
 	int n_seqs, max_ctx, n_layers;  /* n_layers = KV-owning layers */
 	int64_t kv_dim;
 	int64_t *cap;      /* per owning layer: ring slots */
-	float **k, **v;    /* [seq · n_layers + slot] → [cap][kv_dim] */
+	float **k, **v;    /* [seq · n_layers + slot] → [cap][kv_dim], in the backend's memory */
 	int *pos;          /* per sequence */
 };
 

@@ -1,33 +1,35 @@
 /* Training pass of the Gemma 3n / Gemma 3 decoder (train_grad.h): the
- * forward of gemma.c over whole sequences from position 0 (no KV cache),
- * recording what the backward needs, the fused loss (loss.c), and the
- * backward to the LoRA factors (gemma3n-architecture.md §6), all over the
- * backend ops table. Frozen weights get no gradients; gradients stop at
- * the embedding and the per-layer inputs, which no LoRA factor feeds.
+ * forward of gemma.c (the same layer code inference runs) over whole
+ * sequences from position 0 with no KV cache, each layer writing its
+ * activations into a record the backward reads; the fused loss (loss.c);
+ * and the backward to the LoRA factors (gemma3n-architecture.md §6), all
+ * over the backend ops table. Frozen weights get no gradients; gradients
+ * stop at the embedding and the per-layer inputs, which no LoRA factor
+ * feeds.
  *
- * Memory: every activation lives in the model's arena, sized once per
- * call. With grad_ckpt only each layer's input streams (and the K/V of
- * the KV-owning layers, which KV-shared layers read) are kept; a layer's
- * other activations are recomputed from its input just before its
- * backward. Without it every layer keeps its own record. */
+ * Memory: every activation lives in the model's workspace, sized once per
+ * call. With grad_ckpt only each layer's input streams (and the K/V of the
+ * KV-owning layers, which KV-shared layers read) are kept; a layer's other
+ * activations are recomputed from its input just before its backward.
+ * Without it every layer keeps its own record. */
 #include <math.h>
 #include <string.h>
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/model/gemma_forward.h"
 #include "engine/model/lora_internal.h"
 #include "engine/train/train_grad.h"
 #include "engine/train/train_internal.h"
 
 #define OPS (w->ops)
+#define BE (m->be)
 
-/* What one layer's backward reads from its forward. */
+/* The index arrays of one pass: filled on the host, read by the backend. */
 typedef struct {
-	float *modal1, *p, *nrm, *lr, *lam0;       /* AltUp predict, input norm, LAuReL */
-	float *q0, *q, *k0, *v0, *att, *o;         /* attention: pre-norm q/k/v, roped q, heads' output, o_proj out */
-	float *h1, *mm, *g0, *u, *z, *f;           /* MLP input, its norm, gate/up outputs, gated product, down out */
-	float *y, *modal2, *vin, *pg0, *psi0;      /* AltUp correct and the per-layer input */
-} layer_rec;
+	int32_t *ids, *ple_ids, *pos, *labels;
+	int64_t *sel;  /* the row whose logits predict each label */
+} pass_ints;
 
 typedef struct {
 	const sk_backend_ops *ops;
@@ -36,14 +38,14 @@ typedef struct {
 	uint64_t seed;
 	int64_t N, n_out;
 	int n_seqs;
-	int32_t *ids, *ple_ids, *pos, *labels;
-	int64_t *seq_row, *sel;
-	float *pli;                 /* [N][L·P] */
-	float **xs;                 /* L + 1 stream sets [A][N][H]: layer l reads xs[l] */
+	pass_ints in;
+	sk_fwd_item *seq;           /* host: each sequence's rows */
+	float **xs;                 /* host: L + 1 stream sets [A][N][H]; layer l reads xs[l] */
 	float *kst, *vst;           /* K (normed, roped) and V (normed) of the owning layers [n_kv][N][kvd] */
 	float *dk, *dv;             /* their gradients, consumers' included */
-	layer_rec *rec;
+	sk_layer_acts *rec;         /* host: the records (one per layer, or one reused) */
 	int n_rec;
+	float *pli;                 /* [N][L·P] */
 	float *t1, *t2, *t3, *tP;   /* [N][wide], [N][wide], [N][max(wide, L·P)], [N][P] */
 	float *dx, *dxp, *dp;       /* [A][N][H] */
 	float *dy, *dg;             /* [N][H] */
@@ -53,8 +55,9 @@ typedef struct {
 	float *dm;                  /* [N][A] */
 	float *dlr;                 /* [N][R] */
 	float *aws;                 /* attention backward: [2][N][nh] */
-	float *hs, *vk, *dhs;       /* head: [A][n_out][H], [A-1][n_out][H], [A][n_out][H] */
-	float *hsum, *hn, *dhn, *dh, *dvk; /* [n_out][H] */
+	sk_head_acts h;             /* hs [A][n_out][H], vk [A-1][n_out][H], hsum, hn [n_out][H] */
+	float *dhs;                 /* [A][n_out][H] */
+	float *dhn, *dh, *dvk;      /* [n_out][H] */
 	sk_loss_ws lw;
 } tws;
 
@@ -67,8 +70,19 @@ static int64_t max_ffn(const sk_config *c)
 	return F;
 }
 
-static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int n_seqs, int n_rec, int want_grad,
-                 tws *w)
+static void plan_ints(sk_arena *a, int64_t N, int64_t n_out, pass_ints *o)
+{
+	int64_t NO = n_out > 0 ? n_out : 1;
+	o->ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
+	o->ple_ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
+	o->pos = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
+	o->labels = sk_arena_alloc(a, (size_t)NO * sizeof(int32_t));
+	o->sel = sk_arena_alloc(a, (size_t)NO * sizeof(int64_t));
+}
+
+/* Backend memory (a) and, for the host-side arrays of pointers and rows, host memory (ha). */
+static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_t n_out, int n_seqs, int n_rec,
+                 int want_grad, tws *w)
 {
 	const sk_config *c = &m->cfg;
 	int n3 = c->arch == SK_ARCH_GEMMA3N;
@@ -79,13 +93,9 @@ static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int n
 	int64_t wide = H > qd ? H : qd, L = c->num_layers, nkv = m->n_kv_layers;
 	int64_t NO = n_out > 0 ? n_out : 1;
 #define FL(n) sk_arena_floats(a, (size_t)(n))
-	w->ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	w->ple_ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	w->pos = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	w->labels = sk_arena_alloc(a, (size_t)NO * sizeof(int32_t));
-	w->seq_row = sk_arena_alloc(a, (size_t)(n_seqs + 1) * sizeof(int64_t));
-	w->sel = sk_arena_alloc(a, (size_t)NO * sizeof(int64_t));
-	w->xs = sk_arena_alloc(a, (size_t)(L + 1) * sizeof(float *));
+	plan_ints(a, N, n_out, &w->in);
+	w->seq = sk_arena_alloc(ha, (size_t)n_seqs * sizeof(sk_fwd_item));
+	w->xs = sk_arena_alloc(ha, (size_t)(L + 1) * sizeof(float *));
 	/* the measuring pass gets NULL for every pointer: fill only a real array */
 	float *xs0 = FL((L + 1) * A * N * H);
 	if (w->xs)
@@ -94,9 +104,9 @@ static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int n
 	w->pli = n3 ? FL(N * LP) : NULL;
 	w->kst = FL(nkv * N * kvd);
 	w->vst = FL(nkv * N * kvd);
-	w->rec = sk_arena_alloc(a, (size_t)n_rec * sizeof(layer_rec));
+	w->rec = sk_arena_alloc(ha, (size_t)n_rec * sizeof(sk_layer_acts));
 	for (int i = 0; i < n_rec; i++) {
-		layer_rec r;
+		sk_layer_acts r;
 		r.modal1 = n3 ? FL(N * A) : NULL;
 		r.p = n3 ? FL(A * N * H) : NULL;
 		r.nrm = FL(N * H);
@@ -148,246 +158,35 @@ static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int n
 		w->dh = FL(NO * H);
 		w->dvk = FL(NO * H);
 	}
-	w->hs = FL(A * NO * H);
-	w->vk = n3 ? FL((A - 1) * NO * H) : NULL;
-	w->hsum = FL(NO * H);
-	w->hn = FL(NO * H);
+	w->h.hs = FL(A * NO * H);
+	w->h.vk = n3 ? FL((A - 1) * NO * H) : NULL;
+	w->h.vk_stride = NO * H;
+	w->h.hsum = FL(NO * H);
+	w->h.hn = FL(NO * H);
 #undef FL
 	sk_loss_plan(a, n_out, m->vocab, &w->lw);
 }
 
-/* ---- forward ---- */
-
-static uint64_t lora_seed(const tws *w, int layer, int mod)
+/* The forward of gemma.c over the pass's sequences, recording into a. */
+static sk_fwd fwd_of(sk_model *m, const tws *w, const sk_train_opts *o)
 {
-	return w->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(layer * SK_LORA_NMOD + mod + 1));
-}
-
-static const sk_lora_pair *pair_of(const tws *w, int layer, int mod)
-{
-	return w->ad && mod >= 0 ? sk_lora_get(w->ad, layer, (sk_lora_module)mod) : NULL;
-}
-
-/* y = x Wᵀ, plus the LoRA branch (with dropout) when the adapter has the pair */
-static int tlin(sk_model *m, const tws *w, const sk_tensor *t, int layer, int mod, const float *x, int64_t n, float *y)
-{
-	if (OPS->linear(m->be, t, x, n, y, NULL, NULL) != 0)
-		return -1;
-	const sk_lora_pair *lp = pair_of(w, layer, mod);
-	if (lp)
-		return OPS->lora_fwd(m->be, lp, x, n, w->dropout, lora_seed(w, layer, mod), y);
-	return 0;
-}
-
-typedef struct {
-	float theta, factor;
-	int window;
-} rope_cfg;
-
-static rope_cfg layer_rope(const sk_config *c, const sk_layer *L)
-{
-	rope_cfg r;
-	r.theta = L->sliding ? c->rope_theta_local : c->rope_theta_global;
-	sk_rope_scaling rs = L->sliding ? c->rope_scaling_local : c->rope_scaling_global;
-	r.factor = rs == SK_ROPE_LINEAR ? (L->sliding ? c->rope_factor_local : c->rope_factor_global) : 1.0f;
-	if (!(r.factor > 0))
-		r.factor = 1.0f;
-	r.window = L->sliding ? c->sliding_window : 0;
-	return r;
-}
-
-static int attn_fwd(sk_model *m, tws *w, int l, layer_rec *a)
-{
-	const sk_config *c = &m->cfg;
-	const sk_layer *L = &m->layers[l];
-	int64_t N = w->N;
-	int hd = c->head_dim, nh = c->num_heads, nkv = c->num_kv_heads;
-	int64_t kvd = (int64_t)nkv * hd, qd = (int64_t)nh * hd;
-	float eps = c->rms_norm_eps;
-	rope_cfg rc = layer_rope(c, L);
-	if (tlin(m, w, &L->q, l, SK_LORA_Q, a->nrm, N, a->q0) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->q0, N * nh, hd, L->q_norm, eps, a->q);
-	OPS->rope(m->be, a->q, N, nh, hd, w->pos, rc.theta, rc.factor);
-	const sk_layer *S = &m->layers[L->kv_src];
-	float *kn = w->kst + (int64_t)S->kv_slot * N * kvd, *vn = w->vst + (int64_t)S->kv_slot * N * kvd;
-	if (L->kv_slot >= 0) {
-		if (tlin(m, w, &L->k, l, SK_LORA_K, a->nrm, N, a->k0) != 0 ||
-		    tlin(m, w, &L->v, l, SK_LORA_V, a->nrm, N, a->v0) != 0)
-			return -1;
-		OPS->rmsnorm(m->be, a->k0, N * nkv, hd, L->k_norm, eps, kn);
-		OPS->rope(m->be, kn, N, nkv, hd, w->pos, rc.theta, rc.factor);
-		if (c->arch == SK_ARCH_GEMMA3N)
-			OPS->rmsnorm(m->be, a->v0, N * nkv, hd, NULL, eps, vn);
-		else
-			memcpy(vn, a->v0, (size_t)(N * kvd) * sizeof(float));
-	}
-	for (int s = 0; s < w->n_seqs; s++) {
-		int64_t r0 = w->seq_row[s], rn = w->seq_row[s + 1] - r0;
-		sk_attn_kv kv = { NULL, NULL, 1, 0, 0, kn + r0 * kvd, vn + r0 * kvd };
-		if (OPS->attention(m->be, a->q + r0 * qd, rn, &kv, nh, nkv, hd, rc.window, sk_config_attn_scale(c),
-		                   c->attn_logit_softcap, a->att + r0 * qd) != 0)
-			return -1;
-	}
-	return tlin(m, w, &L->o, l, SK_LORA_O, a->att, N, a->o);
-}
-
-static int mlp_fwd(sk_model *m, tws *w, int l, layer_rec *a)
-{
-	const sk_layer *L = &m->layers[l];
-	int64_t N = w->N;
-	if (tlin(m, w, &L->gate, l, SK_LORA_GATE, a->mm, N, a->g0) != 0 ||
-	    tlin(m, w, &L->up, l, SK_LORA_UP, a->mm, N, a->u) != 0)
-		return -1;
-	memcpy(a->z, a->g0, (size_t)(N * L->ffn) * sizeof(float));
-	OPS->gelu_mul(m->be, a->z, a->u, N, L->ffn, L->sparsity_z);
-	return tlin(m, w, &L->down, l, SK_LORA_DOWN, a->z, N, a->f);
-}
-
-static int fwd_gemma3(sk_model *m, tws *w, int l, layer_rec *a, const float *x, float *out)
-{
-	const sk_config *c = &m->cfg;
-	const sk_layer *L = &m->layers[l];
-	int64_t N = w->N, H = c->hidden_size;
-	float eps = c->rms_norm_eps;
-	OPS->rmsnorm(m->be, x, N, H, L->attn_norm, eps, a->nrm);
-	if (attn_fwd(m, w, l, a) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->o, N, H, L->post_attn_norm, eps, w->t2);
-	OPS->add(m->be, x, w->t2, N * H, 1.0f, a->h1);
-	OPS->rmsnorm(m->be, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
-	if (mlp_fwd(m, w, l, a) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->f, N, H, L->post_ffn_norm, eps, w->t2);
-	OPS->add(m->be, a->h1, w->t2, N * H, 1.0f, out);
-	return 0;
-}
-
-static int fwd_gemma3n(sk_model *m, tws *w, int l, layer_rec *a, const float *x, float *out)
-{
-	const sk_config *c = &m->cfg;
-	const sk_layer *L = &m->layers[l];
-	int64_t N = w->N, H = c->hidden_size, P = c->hidden_size_per_layer_input, LP = (int64_t)c->num_layers * P;
-	int A = c->altup_num_inputs, act = c->altup_active_idx;
-	float eps = c->rms_norm_eps;
-	const float rsqrt2 = (float)(1.0 / sqrt(2.0));
-
-	OPS->altup_router(m->be, x + act * N * H, N, H, L->router_norm, eps, L->router, A, a->modal1);
-	OPS->altup_predict(m->be, x, N, H, A, L->pred_coef, a->modal1, a->p);
-	const float *pa = a->p + act * N * H;
-	OPS->rmsnorm(m->be, pa, N, H, L->attn_norm, eps, a->nrm);
-
-	if (tlin(m, w, &L->laurel_l, l, -1, a->nrm, N, a->lr) != 0 ||
-	    tlin(m, w, &L->laurel_r, l, -1, a->lr, N, a->lam0) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->lam0, N, H, L->laurel_norm, eps, w->t1);
-	OPS->add(m->be, a->nrm, w->t1, N * H, 1.0f, w->t1); /* λ */
-
-	if (attn_fwd(m, w, l, a) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->o, N, H, L->post_attn_norm, eps, w->t2);
-	OPS->add(m->be, pa, w->t2, N * H, 1.0f, a->h1);
-	OPS->add(m->be, a->h1, w->t1, N * H, rsqrt2, a->h1);
-
-	OPS->rmsnorm(m->be, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
-	if (mlp_fwd(m, w, l, a) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->f, N, H, L->post_ffn_norm, eps, w->t2);
-	OPS->add(m->be, a->h1, w->t2, N * H, 1.0f, a->y);
-
-	OPS->altup_router(m->be, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
-	OPS->altup_correct(m->be, a->p, a->y, N, H, A, act, L->corr_coef, a->modal2, out);
-
-	const float *ca = out + act * N * H;
-	if (c->altup_correct_scale)
-		OPS->mul_rows(m->be, ca, L->altup_scale, N, H, a->vin);
-	else
-		memcpy(a->vin, ca, (size_t)(N * H) * sizeof(float));
-	if (tlin(m, w, &L->ple_gate, l, -1, a->vin, N, a->pg0) != 0)
-		return -1;
-	memcpy(w->tP, a->pg0, (size_t)(N * P) * sizeof(float));
-	OPS->gelu_mul(m->be, w->tP, NULL, N, P, 0.0f);
-	for (int64_t r = 0; r < N; r++)
-		OPS->mul_rows(m->be, w->tP + r * P, w->pli + r * LP + (int64_t)l * P, 1, P, w->tP + r * P);
-	if (tlin(m, w, &L->ple_proj, l, -1, w->tP, N, a->psi0) != 0)
-		return -1;
-	OPS->rmsnorm(m->be, a->psi0, N, H, L->ple_post_norm, eps, w->t2);
-	for (int k = 0; k < A; k++)
-		if (k != act)
-			OPS->add(m->be, out + k * N * H, w->t2, N * H, 1.0f, out + k * N * H);
-	return 0;
-}
-
-static int fwd_layer(sk_model *m, tws *w, int l, layer_rec *a)
-{
-	return m->cfg.arch == SK_ARCH_GEMMA3N ? fwd_gemma3n(m, w, l, a, w->xs[l], w->xs[l + 1])
-	                                      : fwd_gemma3(m, w, l, a, w->xs[l], w->xs[l + 1]);
-}
-
-/* Embedding, per-layer inputs and the AltUp streams into xs[0] (as gemma.c). */
-static int embed_inputs(sk_model *m, tws *w)
-{
-	const sk_config *c = &m->cfg;
-	int64_t N = w->N, H = c->hidden_size;
-	float *x = w->xs[0];
-	if (OPS->embed(m->be, &m->embed, w->ids, N, m->embed_scale, x) != 0)
-		return -1;
-	if (c->arch != SK_ARCH_GEMMA3N)
-		return 0;
-	int64_t P = c->hidden_size_per_layer_input, LP = (int64_t)c->num_layers * P;
-	int A = c->altup_num_inputs;
-	int64_t prow = sk_tensor_rows(&m->ple_embed);
-	for (int64_t i = 0; i < N; i++)
-		w->ple_ids[i] = w->ids[i] < c->vocab_size_per_layer_input && w->ids[i] < prow ? w->ids[i] : 0;
-	if (OPS->embed(m->be, &m->ple_embed, w->ple_ids, N, m->ple_scale, w->t3) != 0)
-		return -1;
-	if (OPS->linear(m->be, &m->ple_model_proj, x, N, w->pli, NULL, NULL) != 0)
-		return -1;
-	const float pscale = (float)pow((double)H, -0.5);
-	for (int64_t i = 0; i < N * LP; i++)
-		w->pli[i] *= pscale;
-	OPS->rmsnorm(m->be, w->pli, N * c->num_layers, P, m->ple_proj_norm, c->rms_norm_eps, w->pli);
-	OPS->add(m->be, w->pli, w->t3, N * LP, (float)(1.0 / sqrt(2.0)), w->pli);
-	for (int k = 1; k < A; k++) {
-		float *xk = x + k * N * H;
-		if (OPS->linear(m->be, &m->altup_proj[k - 1], x, N, xk, NULL, NULL) != 0)
-			return -1;
-		OPS->rescale_rms(m->be, xk, x, N, H);
-	}
-	return 0;
-}
-
-/* Final hidden state of the selected rows into w->hn (§3.8), keeping what
- * the backward of this part needs. */
-static int head_fwd(sk_model *m, tws *w)
-{
-	const sk_config *c = &m->cfg;
-	int64_t H = c->hidden_size, no = w->n_out, N = w->N;
-	const float *x = w->xs[c->num_layers];
-	int A = c->arch == SK_ARCH_GEMMA3N ? c->altup_num_inputs : 1;
-	int act = c->arch == SK_ARCH_GEMMA3N ? c->altup_active_idx : 0;
-	for (int k = 0; k < A; k++)
-		for (int64_t i = 0; i < no; i++)
-			memcpy(w->hs + (k * no + i) * H, x + (k * N + w->sel[i]) * H, (size_t)H * sizeof(float));
-	const float *x0 = w->hs + act * no * H;
-	memcpy(w->hsum, x0, (size_t)(no * H) * sizeof(float));
-	int j = 0;
-	for (int k = 0; k < A; k++) {
-		if (k == act)
-			continue;
-		float *vk = w->vk + j * no * H;
-		if (OPS->linear(m->be, &m->altup_unembed[j], w->hs + k * no * H, no, vk, NULL, NULL) != 0)
-			return -1;
-		memcpy(w->hn, vk, (size_t)(no * H) * sizeof(float));
-		OPS->rescale_rms(m->be, w->hn, x0, no, H);
-		OPS->add(m->be, w->hsum, w->hn, no * H, 1.0f, w->hsum);
-		j++;
-	}
-	if (A > 1)
-		for (int64_t i = 0; i < no * H; i++)
-			w->hsum[i] /= (float)A;
-	OPS->rmsnorm(m->be, w->hsum, no, H, m->final_norm, c->rms_norm_eps, w->hn);
-	return 0;
+	sk_fwd f = { 0 };
+	f.m = m;
+	f.ops = w->ops;
+	f.N = w->N;
+	f.pos = w->in.pos;
+	f.items = w->seq;
+	f.n_items = w->n_seqs;
+	f.k_new = w->kst;
+	f.v_new = w->vst;
+	f.pli = w->pli;
+	f.lam = w->t1;
+	f.t2 = w->t2;
+	f.tP = w->tP;
+	f.train_lora = w->ad;
+	f.dropout = o->lora_dropout;
+	f.dropout_seed = o->dropout_seed;
+	return f;
 }
 
 /* ---- backward ---- */
@@ -398,19 +197,19 @@ static int tlin_bwd(sk_model *m, const tws *w, const sk_tensor *t, int layer, in
 {
 	if (OPS->linear_bwd(m->be, t, dy, n, dx, accumulate) != 0)
 		return -1;
-	const sk_lora_pair *lp = pair_of(w, layer, mod);
+	const sk_lora_pair *lp = w->ad && mod >= 0 ? sk_lora_get(w->ad, layer, (sk_lora_module)mod) : NULL;
 	if (!lp)
 		return 0;
 	float *gA = sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 0);
 	float *gB = sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 1);
-	return OPS->lora_bwd(m->be, lp, x, dy, n, w->dropout, lora_seed(w, layer, mod), gA, gB, dx);
+	return OPS->lora_bwd(m->be, lp, x, dy, n, w->dropout, sk_gemma_lora_seed(w->seed, layer, mod), gA, gB, dx);
 }
 
 /* From the gradient of o_proj's output (do_) to the gradient of the normed
  * layer input, written to dn; K/V gradients go to the owning layer's
  * accumulators, and an owning layer takes them (consumers' included) back
  * through its k/v norms, RoPE and projections. */
-static int attn_bwd(sk_model *m, tws *w, int l, const layer_rec *a, const float *do_, float *dn)
+static int attn_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, const float *do_, float *dn)
 {
 	const sk_config *c = &m->cfg;
 	const sk_layer *L = &m->layers[l];
@@ -418,31 +217,31 @@ static int attn_bwd(sk_model *m, tws *w, int l, const layer_rec *a, const float 
 	int hd = c->head_dim, nh = c->num_heads, nkv = c->num_kv_heads;
 	int64_t kvd = (int64_t)nkv * hd, qd = (int64_t)nh * hd;
 	float eps = c->rms_norm_eps;
-	rope_cfg rc = layer_rope(c, L);
+	sk_rope_cfg rc = sk_gemma_layer_rope(c, L);
 	if (tlin_bwd(m, w, &L->o, l, SK_LORA_O, a->att, do_, N, w->datt, 0) != 0)
 		return -1;
 	const sk_layer *S = &m->layers[L->kv_src];
 	int64_t off = (int64_t)S->kv_slot * N * kvd;
 	for (int s = 0; s < w->n_seqs; s++) {
-		int64_t r0 = w->seq_row[s], rn = w->seq_row[s + 1] - r0;
+		int64_t r0 = w->seq[s].row0, rn = w->seq[s].n;
 		int64_t kr = off + r0 * kvd;
 		if (OPS->attention_bwd(m->be, a->q + r0 * qd, w->kst + kr, w->vst + kr, rn, nh, nkv, hd, rc.window,
 		                       sk_config_attn_scale(c), c->attn_logit_softcap, w->datt + r0 * qd, w->dq + r0 * qd,
 		                       w->dk + kr, w->dv + kr, w->aws) != 0)
 			return -1;
 	}
-	OPS->rope_bwd(m->be, w->dq, N, nh, hd, w->pos, rc.theta, rc.factor);
+	OPS->rope_bwd(m->be, w->dq, N, nh, hd, w->in.pos, rc.theta, rc.factor);
 	OPS->rmsnorm_bwd(m->be, a->q0, N * nh, hd, L->q_norm, eps, w->dq, w->dq, 0);
 	if (tlin_bwd(m, w, &L->q, l, SK_LORA_Q, a->nrm, w->dq, N, dn, 0) != 0)
 		return -1;
 	if (L->kv_slot < 0)
 		return 0;
-	memcpy(w->dkv, w->dk + off, (size_t)(N * kvd) * sizeof(float));
-	OPS->rope_bwd(m->be, w->dkv, N, nkv, hd, w->pos, rc.theta, rc.factor);
+	OPS->scale(BE, w->dk + off, N * kvd, 1.0f, w->dkv);
+	OPS->rope_bwd(m->be, w->dkv, N, nkv, hd, w->in.pos, rc.theta, rc.factor);
 	OPS->rmsnorm_bwd(m->be, a->k0, N * nkv, hd, L->k_norm, eps, w->dkv, w->dkv, 0);
 	if (tlin_bwd(m, w, &L->k, l, SK_LORA_K, a->nrm, w->dkv, N, dn, 1) != 0)
 		return -1;
-	memcpy(w->dkv, w->dv + off, (size_t)(N * kvd) * sizeof(float));
+	OPS->scale(BE, w->dv + off, N * kvd, 1.0f, w->dkv);
 	if (c->arch == SK_ARCH_GEMMA3N)
 		OPS->rmsnorm_bwd(m->be, a->v0, N * nkv, hd, NULL, eps, w->dkv, w->dkv, 0);
 	return tlin_bwd(m, w, &L->v, l, SK_LORA_V, a->nrm, w->dkv, N, dn, 1);
@@ -450,7 +249,7 @@ static int attn_bwd(sk_model *m, tws *w, int l, const layer_rec *a, const float 
 
 /* MLP backward from dy (the gradient of y = h1 + RMS(f)): adds the MLP
  * path's contribution into dy, which then holds dL/dh1. */
-static int mlp_bwd(sk_model *m, tws *w, int l, const layer_rec *a, float *dy)
+static int mlp_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, float *dy)
 {
 	const sk_config *c = &m->cfg;
 	const sk_layer *L = &m->layers[l];
@@ -467,7 +266,7 @@ static int mlp_bwd(sk_model *m, tws *w, int l, const layer_rec *a, float *dy)
 	return 0;
 }
 
-static int bwd_gemma3(sk_model *m, tws *w, int l, const layer_rec *a, const float *x, float *dx, float *dxp)
+static int bwd_gemma3(sk_model *m, tws *w, int l, const sk_layer_acts *a, const float *x, float *dx, float *dxp)
 {
 	const sk_config *c = &m->cfg;
 	const sk_layer *L = &m->layers[l];
@@ -478,12 +277,12 @@ static int bwd_gemma3(sk_model *m, tws *w, int l, const layer_rec *a, const floa
 	OPS->rmsnorm_bwd(m->be, a->o, N, H, L->post_attn_norm, eps, dx, w->dy, 0);
 	if (attn_bwd(m, w, l, a, w->dy, w->dg) != 0)
 		return -1;
-	memcpy(dxp, dx, (size_t)(N * H) * sizeof(float));
+	OPS->scale(BE, dx, N * H, 1.0f, dxp);
 	OPS->rmsnorm_bwd(m->be, x, N, H, L->attn_norm, eps, w->dg, dxp, 1);
 	return 0;
 }
 
-static int bwd_gemma3n(sk_model *m, tws *w, int l, const layer_rec *a, const float *x, float *dx, float *dxp)
+static int bwd_gemma3n(sk_model *m, tws *w, int l, const sk_layer_acts *a, const float *x, float *dx, float *dxp)
 {
 	const sk_config *c = &m->cfg;
 	const sk_layer *L = &m->layers[l];
@@ -499,7 +298,7 @@ static int bwd_gemma3n(sk_model *m, tws *w, int l, const layer_rec *a, const flo
 		if (k == act)
 			continue;
 		if (first)
-			memcpy(t1, dx + k * N * H, (size_t)(N * H) * sizeof(float));
+			OPS->scale(BE, dx + k * N * H, N * H, 1.0f, t1);
 		else
 			OPS->add(m->be, t1, dx + k * N * H, N * H, 1.0f, t1);
 		first = 0;
@@ -507,13 +306,12 @@ static int bwd_gemma3n(sk_model *m, tws *w, int l, const layer_rec *a, const flo
 	OPS->rmsnorm_bwd(m->be, a->psi0, N, H, L->ple_post_norm, eps, t1, t1, 0);
 	if (OPS->linear_bwd(m->be, &L->ple_proj, t1, N, w->tP, 0) != 0)
 		return -1;
-	for (int64_t r = 0; r < N; r++)
-		OPS->mul_rows(m->be, w->tP + r * P, w->pli + r * LP + (int64_t)l * P, 1, P, w->tP + r * P);
+	OPS->mul_rows(BE, w->tP, w->pli + (int64_t)l * P, LP, N, P, w->tP);
 	OPS->gelu_mul_bwd(m->be, a->pg0, NULL, N, P, 0.0f, w->tP, w->tP, NULL);
 	if (OPS->linear_bwd(m->be, &L->ple_gate, w->tP, N, t1, 0) != 0)
 		return -1;
 	if (c->altup_correct_scale)
-		OPS->mul_rows(m->be, t1, L->altup_scale, N, H, t1);
+		OPS->mul_rows(m->be, t1, L->altup_scale, 0, N, H, t1);
 	OPS->add(m->be, dx + act * N * H, t1, N * H, 1.0f, dx + act * N * H);
 
 	/* AltUp correct, its router included */
@@ -524,8 +322,7 @@ static int bwd_gemma3n(sk_model *m, tws *w, int l, const layer_rec *a, const flo
 	if (mlp_bwd(m, w, l, a, w->dy) != 0)
 		return -1;
 	/* h1 = ((a + o') + λ) / √2 */
-	for (int64_t i = 0; i < N * H; i++)
-		g[i] = w->dy[i] * rsqrt2;
+	OPS->scale(BE, w->dy, N * H, rsqrt2, g);
 
 	OPS->rmsnorm_bwd(m->be, a->o, N, H, L->post_attn_norm, eps, g, t1, 0);
 	if (attn_bwd(m, w, l, a, t1, t2) != 0)
@@ -556,26 +353,24 @@ static int head_bwd(sk_model *m, tws *w)
 	int64_t H = c->hidden_size, no = w->n_out, N = w->N;
 	int n3 = c->arch == SK_ARCH_GEMMA3N;
 	int A = n3 ? c->altup_num_inputs : 1, act = n3 ? c->altup_active_idx : 0;
-	memset(w->dx, 0, (size_t)(A * N * H) * sizeof(float));
-	OPS->rmsnorm_bwd(m->be, w->hsum, no, H, m->final_norm, c->rms_norm_eps, w->dhn, w->dh, 0);
+	OPS->zero(BE, w->dx, A * N * H);
+	OPS->rmsnorm_bwd(BE, w->h.hsum, no, H, m->final_norm, c->rms_norm_eps, w->dhn, w->dh, 0);
 	if (A > 1)
-		for (int64_t i = 0; i < no * H; i++)
-			w->dh[i] /= (float)A;
+		OPS->scale(BE, w->dh, no * H, 1.0f / (float)A, w->dh);
 	float *dx0 = w->dhs + act * no * H;
-	memcpy(dx0, w->dh, (size_t)(no * H) * sizeof(float));
-	const float *x0 = w->hs + act * no * H;
+	OPS->scale(BE, w->dh, no * H, 1.0f, dx0);
+	const float *x0 = w->h.hs + act * no * H;
 	int j = 0;
 	for (int k = 0; k < A; k++) {
 		if (k == act)
 			continue;
-		OPS->rescale_rms_bwd(m->be, w->vk + j * no * H, x0, no, H, w->dh, w->dvk, dx0);
-		if (OPS->linear_bwd(m->be, &m->altup_unembed[j], w->dvk, no, w->dhs + k * no * H, 0) != 0)
+		OPS->rescale_rms_bwd(BE, w->h.vk + j * w->h.vk_stride, x0, no, H, w->dh, w->dvk, dx0);
+		if (OPS->linear_bwd(BE, &m->altup_unembed[j], w->dvk, no, w->dhs + k * no * H, 0) != 0)
 			return -1;
 		j++;
 	}
 	for (int k = 0; k < A; k++)
-		for (int64_t i = 0; i < no; i++)
-			memcpy(w->dx + (k * N + w->sel[i]) * H, w->dhs + (k * no + i) * H, (size_t)H * sizeof(float));
+		OPS->scatter_rows(BE, w->dhs + k * no * H, H, w->in.sel, no, w->dx + k * N * H);
 	return 0;
 }
 
@@ -639,53 +434,63 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	int want_grad = o->want_grad && adapter && n_out > 0;
 	int n_rec = want_grad && !o->grad_ckpt ? c->num_layers : 1;
 
-	sk_arena meas;
+	/* backend memory (meas) and host memory (hmeas), each led by the index arrays */
+	sk_arena meas, hmeas;
 	sk_arena_init_measure(&meas);
+	sk_arena_init_measure(&hmeas);
 	tws tmp = w;
-	plan(&meas, m, N, n_out, n_seqs, n_rec, want_grad, &tmp);
-	size_t need = meas.peak + 64;
-	if (m->ws.cap < need && sk_arena_reserve(&m->ws, need) != 0)
+	pass_ints h;
+	plan_ints(&hmeas, N, n_out, &h);
+	size_t int_bytes = hmeas.peak;
+	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, &tmp);
+	if (sk_model_workspace(m, meas.peak + 64) != 0 || sk_model_host_stage(m, hmeas.peak) != 0)
 		return -1;
-	sk_arena_reset(&m->ws);
-	plan(&m->ws, m, N, n_out, n_seqs, n_rec, want_grad, &w);
+	plan_ints(&m->hstage, N, n_out, &h);
+	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, &w);
 
 	int64_t r = 0, o_i = 0;
 	for (int s = 0; s < n_seqs; s++) {
 		const sk_train_seq *q = &seqs[s];
-		w.seq_row[s] = r;
+		w.seq[s] = (sk_fwd_item){ r, q->n, s };
 		for (int i = 0; i < q->n; i++, r++) {
-			w.ids[r] = q->ids[i];
-			w.pos[r] = i;
+			h.ids[r] = q->ids[i];
+			h.pos[r] = i;
 			if (i > 0 && q->target && q->target[i]) {
-				w.sel[o_i] = r - 1; /* the logits at i - 1 predict token i */
-				w.labels[o_i++] = q->ids[i];
+				h.sel[o_i] = r - 1; /* the logits at i - 1 predict token i */
+				h.labels[o_i++] = q->ids[i];
 			}
 		}
 	}
-	w.seq_row[n_seqs] = r;
+	/* ids outside the per-layer table use row 0, as transformers does */
+	int64_t prow = c->arch == SK_ARCH_GEMMA3N ? sk_tensor_rows(&m->ple_embed) : 0;
+	for (int64_t i = 0; i < N; i++)
+		h.ple_ids[i] = h.ids[i] < c->vocab_size_per_layer_input && h.ids[i] < prow ? h.ids[i] : 0;
+	if (w.ops->upload(m->be, w.in.ids, h.ids, int_bytes) != 0)
+		return -1;
 
-	if (embed_inputs(m, &w) != 0)
+	sk_fwd f = fwd_of(m, &w, o);
+	if (sk_gemma_embed(&f, w.in.ids, w.in.ple_ids, w.t3, w.xs[0]) != 0)
 		return -1;
 	for (int l = 0; l < c->num_layers; l++)
-		if (fwd_layer(m, &w, l, &w.rec[n_rec > 1 ? l : 0]) != 0)
+		if (sk_gemma_layer(&f, l, &w.rec[n_rec > 1 ? l : 0], w.xs[l], w.xs[l + 1]) != 0)
 			return -1;
 	double loss = 0;
 	if (n_out > 0) {
-		if (head_fwd(m, &w) != 0)
+		if (sk_gemma_final_hidden(&f, w.xs[c->num_layers], w.in.sel, n_out, &w.h) != 0)
 			return -1;
 		float *dhn = want_grad ? w.dhn : NULL;
-		if (sk_loss_head(m, w.ops, w.hn, w.labels, n_out, o->grad_scale, dhn, &loss, &w.lw) != 0)
+		if (sk_loss_head(m, w.ops, w.h.hn, w.in.labels, n_out, o->grad_scale, dhn, &loss, &w.lw) != 0)
 			return -1;
 	}
 	if (want_grad) {
 		int64_t kvd = (int64_t)c->num_kv_heads * c->head_dim;
-		memset(w.dk, 0, (size_t)(m->n_kv_layers * N * kvd) * sizeof(float));
-		memset(w.dv, 0, (size_t)(m->n_kv_layers * N * kvd) * sizeof(float));
+		w.ops->zero(m->be, w.dk, m->n_kv_layers * N * kvd);
+		w.ops->zero(m->be, w.dv, m->n_kv_layers * N * kvd);
 		if (head_bwd(m, &w) != 0)
 			return -1;
 		for (int l = c->num_layers - 1; l >= 0; l--) {
-			layer_rec *a = &w.rec[n_rec > 1 ? l : 0];
-			if (n_rec == 1 && fwd_layer(m, &w, l, a) != 0) /* recompute from the kept input */
+			sk_layer_acts *a = &w.rec[n_rec > 1 ? l : 0];
+			if (n_rec == 1 && sk_gemma_layer(&f, l, a, w.xs[l], w.xs[l + 1]) != 0) /* recompute from the kept input */
 				return -1;
 			int rc = c->arch == SK_ARCH_GEMMA3N ? bwd_gemma3n(m, &w, l, a, w.xs[l], w.dx, w.dxp)
 			                                    : bwd_gemma3(m, &w, l, a, w.xs[l], w.dx, w.dxp);

@@ -1,0 +1,90 @@
+/* The Gemma 3n / Gemma 3 forward pass, written once (gemma.c) over the
+ * backend ops table. Inference (model_forward.c: a KV cache, logits) and
+ * training (train/gemma_backward.c: whole sequences, each layer's
+ * activations kept or recomputed for the backward) both run these
+ * functions; they differ only in where the activations go and how LoRA is
+ * applied. Not a public header. */
+#ifndef SK_GEMMA_FORWARD_H
+#define SK_GEMMA_FORWARD_H
+
+#include "engine/model/model_internal.h"
+
+/* What one layer's forward writes, [N][...] each. The backward reads every
+ * one of them; inference points several at one buffer (q0 = q, g0 = z,
+ * pg0 = the per-layer gate's output, k0/v0 = the K/V it stores, ...) and
+ * the layer code skips a copy between aliased buffers. Gemma 3 uses
+ * nrm..f only. */
+typedef struct {
+	float *modal1, *p;          /* AltUp router output [N][A], predictions [A][N][H] */
+	float *nrm, *lr, *lam0;     /* input norm, LAuReL's low-rank and raw outputs */
+	float *q0, *q, *k0, *v0;    /* q/k/v projections before their norms; q normed and roped */
+	float *att, *o;             /* attention heads' output, o_proj's output */
+	float *h1, *mm;             /* residual after attention, its pre-MLP norm */
+	float *g0, *u, *z, *f;      /* gate and up outputs, gated product, down's output */
+	float *y, *modal2, *vin;    /* layer output before AltUp correct, its router, per-layer gate input */
+	float *pg0, *psi0;          /* per-layer gate output (before gelu), projection output */
+} sk_layer_acts;
+
+/* What the final hidden state's computation writes (§3.8): each stream's
+ * selected rows hs [A][n][H], the unembedded streams vk ([A-1][n][H], or
+ * one buffer reused when vk_stride is 0), their mean hsum and its norm hn. */
+typedef struct {
+	float *hs, *vk, *hsum, *hn;
+	int64_t vk_stride;
+} sk_head_acts;
+
+/* One sequence's rows in the batch and, with a KV cache, its slot. */
+typedef struct {
+	int64_t row0, n;
+	int seq;
+} sk_fwd_item;
+
+typedef struct {
+	sk_model *m;
+	const sk_backend_ops *ops;
+	int64_t N;                   /* rows: every item's new tokens */
+	const int32_t *pos;          /* [N] positions (backend memory) */
+	const sk_fwd_item *items;
+	int n_items;
+	const sk_kv_cache *kv;       /* NULL: each item starts at position 0 with no past */
+	float *k_new, *v_new;        /* [KV-owning layer][N][kv_dim]: K normed and roped, V normed */
+	float *pli;                  /* [N][L·P] per-layer inputs (Gemma 3n) */
+	float *lam, *t2, *tP;        /* scratch: λ [N][H], [N][H], [N][P] */
+	/* LoRA. Inference: the model's attached adapter on the rows with
+	 * lora_rows[i] != 0 (NULL: none). Training: the trainable adapter on
+	 * every row, with dropout seeded per (layer, module). */
+	const uint8_t *lora_rows;
+	sk_lora *train_lora;
+	float dropout;
+	uint64_t dropout_seed;
+} sk_fwd;
+
+/* Embedding of ids [N] into the streams x [A][N][H] (Gemma 3: [N][H]) and,
+ * for Gemma 3n, the per-layer inputs f->pli from ple_ids (ids outside the
+ * per-layer table already mapped to 0). tmp: [N][max(L·P, H)]. */
+int sk_gemma_embed(sk_fwd *f, const int32_t *ids, const int32_t *ple_ids, float *tmp, float *x);
+/* Layer l from its input streams x to its output streams out (distinct
+ * buffers), writing a. */
+int sk_gemma_layer(sk_fwd *f, int l, sk_layer_acts *a, const float *x, float *out);
+/* Final hidden states of the n rows sel (backend memory) of the last
+ * layer's streams x into h->hn. */
+int sk_gemma_final_hidden(sk_fwd *f, const float *x, const int64_t *sel, int64_t n, sk_head_acts *h);
+
+/* Seed of the LoRA dropout mask of (layer, module) in a training pass. */
+uint64_t sk_gemma_lora_seed(uint64_t seed, int layer, int mod);
+
+/* RoPE base, linear scaling factor and attention window of a layer. */
+typedef struct {
+	float theta, factor;
+	int window;
+} sk_rope_cfg;
+sk_rope_cfg sk_gemma_layer_rope(const sk_config *c, const sk_layer *L);
+
+/* Makes the model's workspace (backend memory) hold at least need bytes and
+ * resets it. 0 or -1. */
+int sk_model_workspace(sk_model *m, size_t need);
+/* Makes the model's host staging arena (index arrays before their upload)
+ * hold at least need bytes and resets it. 0 or -1. */
+int sk_model_host_stage(sk_model *m, size_t need);
+
+#endif
