@@ -366,7 +366,12 @@ static void do_load_adapter(sk_engine *e, const sk_qcmd *q)
 		sk_engine_error(e, -1, NULL);
 		return;
 	}
-	sk_model_set_adapter(e->model, l);
+	if (sk_model_set_adapter(e->model, l) != 0) {
+		sk_engine_error(e, -1, NULL);
+		sk_lora_free(l);
+		sk_model_set_adapter(e->model, e->lora);
+		return;
+	}
 	sk_lora_free(e->lora);
 	e->lora = l;
 	free(e->lora_path);

@@ -113,7 +113,8 @@ void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
 	/* While a run trains, "adapter on" is its live adapter: the engine
 	 * thread runs both, so it never changes under a forward. */
 	const sk_lora *ad = sk_engine_adapter(e);
-	sk_model_set_adapter(e->model, ad);
+	if (sk_model_set_adapter(e->model, ad) != 0)
+		ok = 0;
 	for (int a = 0; a < n && ok; a++) {
 		int dropped = 0;
 		if (sk_chat_validate(g->answers[a].msgs, g->answers[a].n_msgs) != 0 ||

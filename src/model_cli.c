@@ -77,7 +77,13 @@ sk_model *sk_cli_load_model(const sk_command_help *h, const sk_common_opts *co, 
 			sk_model_free(m);
 			return NULL;
 		}
-		sk_model_set_adapter(m, *lora);
+		if (sk_model_set_adapter(m, *lora) != 0) {
+			*rc = sk_cli_fail();
+			sk_lora_free(*lora);
+			*lora = NULL;
+			sk_model_free(m);
+			return NULL;
+		}
 	}
 	*rc = 0;
 	return m;

@@ -214,7 +214,7 @@ static void check_attention(int window, float cap)
 	att_ctx c = { to_d(q, n * qd), to_d(k, n * kvd), to_d(v, n * kvd), to_d(g, n * qd), n, nh, nkv, hd, window,
 	              scale, cap, malloc((size_t)(n * qd) * sizeof(double)) };
 	att_L(&c);
-	sk_attn_kv kv = { NULL, NULL, 1, 0, 0, k, v };
+	sk_attn_kv kv = { NULL, NULL, 1, 0, 0, k, v, NULL };
 	CHECK(ops->attention(be, q, n, &kv, nh, nkv, hd, window, scale, cap, out) == 0);
 	CHECK(rel_err(out, c.out, n * qd) < 1e-5);
 	free(c.out);

@@ -309,7 +309,7 @@ static void check_attention(int window, float softcap)
 	fill(kn, sizeof kn / 4, 1.0f);
 	fill(vn, sizeof vn / 4, 1.0f);
 	fill(q, sizeof q / 4, 2.0f);
-	sk_attn_kv kv = { kp, vp, CAP, past_lo, past_hi, kn, vn };
+	sk_attn_kv kv = { kp, vp, CAP, past_lo, past_hi, kn, vn, NULL };
 	CHECK(be->ops->attention(be, q, N, &kv, NH, NKV, HD, window, 0.7f, softcap, out) == 0);
 	for (int i = 0; i < N; i++)
 		for (int h = 0; h < NH; h++) {
@@ -453,7 +453,8 @@ TEST(data_movement_ops)
 	/* six rows from position 7 into a ring of 4: the last four land in slots 1, 2, 3, 0 */
 	for (int i = 0; i < 4 * D; i++)
 		ring[i] = NAN;
-	be->ops->ring_write(be, x, R, D, ring, 4, 7);
+	int32_t pos[R] = { 7, 8, 9, 10, 11, 12 };
+	be->ops->ring_write(be, x, R, D, ring, 4, pos);
 	for (int i = 2; i < R; i++)
 		CHECK(memcmp(ring + ((7 + i) % 4) * D, x + i * D, D * sizeof(float)) == 0);
 	/* backend memory round trip */

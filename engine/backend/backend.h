@@ -15,16 +15,21 @@
 #include "engine/tensor.h"
 
 typedef struct sk_backend sk_backend;
+struct sk_lora;
 
 /* The keys and values an attention call sees for one sequence: positions
  * [past_lo, past_hi) from the cache, where position p sits in slot p % cap
  * of k_past/v_past ([cap][kv_dim]), then n new ones at past_hi, past_hi+1,
- * ... in k_new/v_new ([n][kv_dim]). Query row i is at position past_hi + i. */
+ * ... in k_new/v_new ([n][kv_dim]). Query row i is at position past_hi + i.
+ * pos (may be NULL) holds the same positions of the new rows in backend
+ * memory, so that a recorded forward can be replayed at later positions:
+ * a backend that replays reads past_hi = pos[0] and past_lo from it. */
 typedef struct {
 	const float *k_past, *v_past;
 	int64_t cap;
 	int64_t past_lo, past_hi;
 	const float *k_new, *v_new;
+	const int32_t *pos;
 } sk_attn_kv;
 
 typedef struct {
@@ -49,9 +54,38 @@ typedef struct {
 	/* y[i] = x[idx[i]] (gather) or y[idx[i]] = x[i] (scatter), rows of dim. */
 	void (*gather_rows)(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
 	void (*scatter_rows)(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
-	/* Appends n rows of dim to a ring of cap rows, row i to slot (pos0 + i) % cap
-	 * (only the last cap rows when n > cap). */
-	void (*ring_write)(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap, int64_t pos0);
+	/* Writes n consecutive rows of dim to a ring of cap rows, row i to slot
+	 * pos[i] % cap (pos in backend memory; only the last cap rows when n > cap). */
+	void (*ring_write)(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
+	                   const int32_t *pos);
+
+	/* ---- Weights (NULL on a backend that reads them where the model put them) ---- */
+
+	/* Moves a weight the forward reads to where the backend computes,
+	 * rewriting t (its data, dtype and device; what it was stays the
+	 * caller's). host_resident: keep it in pinned host memory and read the
+	 * rows a batch needs from there (the per-layer-embedding table). what
+	 * names it in errors. 0 or -1. */
+	int (*load_tensor)(sk_backend *be, sk_tensor *t, int host_resident, const char *what);
+	/* Same for an fp32 vector of n values: *v is replaced by the backend's copy. */
+	int (*load_vector)(sk_backend *be, float **v, int64_t n, const char *what);
+	/* The adapter whose pairs the linear op is given from now on (NULL:
+	 * none); the backend keeps its own copy of the factors. 0 or -1. */
+	int (*set_adapter)(sk_backend *be, const struct sk_lora *l);
+
+	/* ---- Recording a forward to replay it (NULL: every forward runs its ops) ---- */
+
+	/* Called before the ops of a forward whose shape and buffers key
+	 * identifies. 1: the backend replayed its recording of that forward and
+	 * the caller skips the ops; 0: the caller runs the ops (the backend may
+	 * record them) and then calls record_end, with ok 0 when an op failed
+	 * (the recording is dropped). -1 on error. */
+	int (*record_begin)(sk_backend *be, uint64_t key);
+	int (*record_end)(sk_backend *be, int ok);
+	/* Forgets every recording (the buffers they name moved or were freed). */
+	void (*record_drop)(sk_backend *be);
+	/* Device memory now, in bytes (0 when not a device). */
+	void (*mem_info)(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
 
 	/* ---- Forward ---- */
 

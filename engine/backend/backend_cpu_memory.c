@@ -64,9 +64,10 @@ void sk_cpu_scatter_rows(sk_backend *be, const float *x, int64_t dim, const int6
 		memcpy(y + idx[i] * dim, x + i * dim, (size_t)dim * sizeof(float));
 }
 
-void sk_cpu_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap, int64_t pos0)
+void sk_cpu_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
+                       const int32_t *pos)
 {
 	(void)be;
 	for (int64_t i = n > cap ? n - cap : 0; i < n; i++)
-		memcpy(ring + ((pos0 + i) % cap) * dim, x + i * dim, (size_t)dim * sizeof(float));
+		memcpy(ring + (pos[i] % cap) * dim, x + i * dim, (size_t)dim * sizeof(float));
 }

@@ -85,7 +85,7 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 	}
 	for (int it = 0; it < f->n_items; it++) {
 		const sk_fwd_item *b = &f->items[it];
-		sk_attn_kv kv = { NULL, NULL, 1, 0, 0, kn + b->row0 * kvd, vn + b->row0 * kvd };
+		sk_attn_kv kv = { NULL, NULL, 1, 0, 0, kn + b->row0 * kvd, vn + b->row0 * kvd, f->pos + b->row0 };
 		if (f->kv) {
 			const sk_kv_cache *C = f->kv;
 			size_t ci = (size_t)b->seq * C->n_layers + (size_t)S->kv_slot;

@@ -305,6 +305,53 @@ static int bind_all(sk_model *m)
 	return 0;
 }
 
+/* Moves every weight the forward reads to the backend (a no-op for the CPU,
+ * which reads them in place). The per-layer-embedding table stays in host
+ * memory: only the rows of a batch's tokens are read. */
+static int to_backend(sk_model *m)
+{
+	const sk_backend_ops *o = m->be->ops;
+	if (!o->load_tensor)
+		return 0;
+	const sk_config *c = &m->cfg;
+	int n3 = c->arch == SK_ARCH_GEMMA3N;
+	int64_t H = c->hidden_size, hd = c->head_dim, A = c->altup_num_inputs;
+	sk_backend *be = m->be;
+#define T(t, what) ((t)->data && o->load_tensor(be, (t), 0, (what)) != 0)
+#define V(v, n, what) ((v) && o->load_vector(be, &(v), (n), (what)) != 0)
+	if (T(&m->embed, "embed_tokens") || V(m->final_norm, H, "norm"))
+		return -1;
+	if (n3) {
+		if ((m->ple_embed.data && o->load_tensor(be, &m->ple_embed, 1, "embed_tokens_per_layer") != 0) ||
+		    T(&m->ple_model_proj, "per_layer_model_projection") ||
+		    V(m->ple_proj_norm, c->hidden_size_per_layer_input, "per_layer_projection_norm"))
+			return -1;
+		for (int i = 0; i < A - 1; i++)
+			if (T(&m->altup_proj[i], "altup_projections") || T(&m->altup_unembed[i], "altup_unembed_projections"))
+				return -1;
+	}
+	for (int l = 0; l < c->num_layers; l++) {
+		sk_layer *L = &m->layers[l];
+		sk_tensor *ts[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down,
+		                    &L->laurel_l, &L->laurel_r, &L->ple_gate, &L->ple_proj };
+		for (size_t i = 0; i < sizeof ts / sizeof *ts; i++)
+			if (T(ts[i], "layer weight"))
+				return -1;
+		if (V(L->attn_norm, H, "input_layernorm") || V(L->q_norm, hd, "q_norm") || V(L->k_norm, hd, "k_norm") ||
+		    V(L->post_attn_norm, H, "post_attention_layernorm") || V(L->pre_ffn_norm, H, "pre_feedforward_layernorm") ||
+		    V(L->post_ffn_norm, H, "post_feedforward_layernorm"))
+			return -1;
+		if (n3 && (V(L->laurel_norm, H, "laurel norm") || V(L->ple_post_norm, H, "post_per_layer_input_norm") ||
+		           V(L->altup_scale, H, "altup correct_output_scale") || V(L->router_norm, H, "altup router_norm") ||
+		           V(L->router, A * H, "altup modality_router") || V(L->pred_coef, A * A * A, "altup prediction_coefs") ||
+		           V(L->corr_coef, A * A, "altup correction_coefs")))
+			return -1;
+	}
+#undef T
+#undef V
+	return 0;
+}
+
 static int load_tokenizer(sk_model *m)
 {
 	if (sk_model_source_kind(m->src) == SK_SRC_GGUF) {
@@ -362,7 +409,7 @@ sk_model *sk_model_load(const char *path, const sk_model_opts *opts)
 	if (load_tokenizer(m) != 0)
 		goto fail;
 	m->be = sk_backend_new(opts->device, opts->threads);
-	if (!m->be)
+	if (!m->be || to_backend(m) != 0)
 		goto fail;
 	return m;
 fail:
@@ -397,6 +444,8 @@ int sk_model_workspace(sk_model *m, size_t need)
 		sk_arena_reset(&m->ws);
 		return 0;
 	}
+	if (m->be->ops->record_drop) /* recordings name the old buffers */
+		m->be->ops->record_drop(m->be);
 	if (m->ws.base)
 		m->be->ops->free(m->be, m->ws.base);
 	memset(&m->ws, 0, sizeof m->ws);
@@ -430,9 +479,14 @@ int32_t sk_model_vocab(const sk_model *m)
 	return m->vocab;
 }
 
-void sk_model_set_adapter(sk_model *m, const struct sk_lora *lora)
+int sk_model_set_adapter(sk_model *m, const struct sk_lora *lora)
 {
+	if (m->be->ops->set_adapter && m->be->ops->set_adapter(m->be, lora) != 0) {
+		m->lora = NULL;
+		return -1;
+	}
 	m->lora = lora;
+	return 0;
 }
 
 const struct sk_lora *sk_model_adapter(const sk_model *m)

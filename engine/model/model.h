@@ -38,8 +38,9 @@ int sk_model_has_chat_template(const sk_model *m);
 int32_t sk_model_vocab(const sk_model *m);
 
 /* Attaches a LoRA adapter (borrowed; NULL detaches). Sequences choose per
- * forward whether it applies (sk_batch_item.adapter_on). */
-void sk_model_set_adapter(sk_model *m, const struct sk_lora *lora);
+ * forward whether it applies (sk_batch_item.adapter_on). 0, or -1 when the
+ * backend cannot hold it (then no adapter is attached). */
+int sk_model_set_adapter(sk_model *m, const struct sk_lora *lora);
 const struct sk_lora *sk_model_adapter(const sk_model *m);
 
 /* Memory accounting (for the TUI's memory bars), in bytes. */

@@ -142,22 +142,47 @@ static int stage(sk_model *m, int64_t N, int64_t n_out, int n_items, int want_ma
 	return 0;
 }
 
-/* Appends the new K/V of every item to its cache (ring: only the last cap). */
-static void commit_kv(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, const sk_fwd_item *fi, int n_items,
-                      const fwd_ws *w, int64_t N)
+/* Writes the new K/V of every item into its cache (ring: only the last
+ * cap); the positions advance once the whole forward has succeeded. */
+static void store_kv(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *fi, int n_items, const fwd_ws *w,
+                     int64_t N)
 {
 	int64_t kvd = kv->kv_dim;
-	for (int it = 0; it < n_items; it++) {
-		int s = items[it].seq;
+	for (int it = 0; it < n_items; it++)
 		for (int j = 0; j < kv->n_layers; j++) {
-			size_t ci = (size_t)s * kv->n_layers + (size_t)j;
+			size_t ci = (size_t)fi[it].seq * kv->n_layers + (size_t)j;
 			int64_t r = (int64_t)j * N + fi[it].row0;
-			m->be->ops->ring_write(m->be, w->k_new + r * kvd, fi[it].n, kvd, kv->k[ci], kv->cap[j], kv->pos[s]);
-			m->be->ops->ring_write(m->be, w->v_new + r * kvd, fi[it].n, kvd, kv->v[ci], kv->cap[j], kv->pos[s]);
+			const int32_t *pos = w->in.pos + fi[it].row0;
+			m->be->ops->ring_write(m->be, w->k_new + r * kvd, fi[it].n, kvd, kv->k[ci], kv->cap[j], pos);
+			m->be->ops->ring_write(m->be, w->v_new + r * kvd, fi[it].n, kvd, kv->v[ci], kv->cap[j], pos);
 		}
-		kv->pos[s] += items[it].n;
-	}
 }
+
+/* What a recording of this forward depends on: its shape, the buffers it
+ * names (workspace, cache, adapter) and the output it writes; positions
+ * and token ids are data, read from backend memory at replay. FNV-1a. */
+static uint64_t forward_key(const sk_model *m, const sk_kv_cache *kv, const sk_batch_item *items, int n_items,
+                            int want_mask, const float *logits)
+{
+	uint64_t h = 1469598103934665603ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+	MIX((uintptr_t)m->ws.base);
+	MIX((uintptr_t)kv);
+	MIX((uintptr_t)m->lora);
+	MIX((uintptr_t)(m->be->ops->host_memory ? logits : NULL));
+	MIX(want_mask);
+	MIX(n_items);
+	for (int i = 0; i < n_items; i++) {
+		MIX(items[i].seq);
+		MIX(items[i].n);
+		MIX(items[i].all_logits);
+	}
+#undef MIX
+	return h;
+}
+
+static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, int n_items, fwd_ws *wp,
+                   int64_t N, int64_t n_out, float *lg);
 
 int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits)
 {
@@ -199,6 +224,30 @@ int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, i
 	if (ops->upload(m->be, w.in.ids, h.ids, int_bytes) != 0)
 		return -1;
 
+	int rec = ops->record_begin ? ops->record_begin(m->be, forward_key(m, kv, items, n_items, want_mask, logits)) : 0;
+	if (rec < 0)
+		return -1;
+	float *lg = ops->host_memory ? logits : w.logits;
+	if (rec == 0) {
+		int ok = run_ops(m, kv, items_rows, n_items, &w, N, n_out, lg) == 0;
+		if ((ops->record_end && ops->record_end(m->be, ok) != 0) || !ok)
+			return -1;
+	}
+	if (lg != logits && ops->download(m->be, logits, lg, (size_t)(n_out * m->vocab) * sizeof(float)) != 0)
+		return -1;
+	for (int it = 0; it < n_items; it++)
+		kv->pos[items[it].seq] += items[it].n;
+	return 0;
+}
+
+/* The ops of one forward, from the uploaded index arrays to the logits and
+ * the new K/V in the caches. */
+static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, int n_items, fwd_ws *wp,
+                   int64_t N, int64_t n_out, float *lg)
+{
+	const sk_config *c = &m->cfg;
+	const sk_backend_ops *ops = m->be->ops;
+	fwd_ws w = *wp;
 	sk_fwd f = { 0 };
 	f.m = m;
 	f.ops = ops;
@@ -230,13 +279,10 @@ int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, i
 	if (sk_gemma_final_hidden(&f, w.x, w.in.sel, n_out, &w.h) != 0)
 		return -1;
 	/* tied LM head: the unscaled embedding matrix */
-	float *lg = ops->host_memory ? logits : w.logits;
 	if (ops->linear(m->be, &m->embed, w.h.hn, n_out, lg, NULL, NULL) != 0)
 		return -1;
 	if (c->final_logit_softcap > 0)
 		ops->softcap(m->be, lg, n_out * (int64_t)m->vocab, c->final_logit_softcap);
-	if (lg != logits && ops->download(m->be, logits, lg, (size_t)(n_out * m->vocab) * sizeof(float)) != 0)
-		return -1;
-	commit_kv(m, kv, items, items_rows, n_items, &w, N);
+	store_kv(m, kv, items_rows, n_items, &w, N);
 	return 0;
 }
