@@ -1,6 +1,11 @@
 /* The CUDA kernels' plain C interface. Built from the .cu files in this
  * folder when CUDA is configured; otherwise kernels_none.c answers that the
- * backend is not built. Nothing here includes engine headers. */
+ * backend is not built. Nothing here includes engine headers.
+ *
+ * Every call after sk_cuda_open runs on the context's one stream, in
+ * order. Calls that return int give 0, or -1 with a message in
+ * sk_cuda_error(); void calls record a failure that the next int call (or
+ * sk_cuda_check) reports. Activations are fp32, weights bf16 or NF4. */
 #ifndef SK_KERNELS_H
 #define SK_KERNELS_H
 
@@ -29,6 +34,119 @@ int sk_cuda_bf16_to_f32(const uint16_t *d_src, float *d_dst, size_t n, void *str
 /* Same conversion for host buffers (copies in and out): used by the parity
  * test against the CPU conversion. */
 int sk_cuda_bf16_to_f32_host(const uint16_t *src, float *dst, size_t n, char *err, size_t cap);
+
+/* ---- Context ---- */
+
+typedef struct sk_cuda sk_cuda;
+
+/* Opens device dev: a stream, a cuBLASLt handle, the constant tables.
+ * NULL with the reason in err. */
+sk_cuda *sk_cuda_open(int dev, char *err, size_t cap);
+void sk_cuda_close(sk_cuda *c);
+/* The last failure's message ("" when none). */
+const char *sk_cuda_error(const sk_cuda *c);
+/* Waits for the stream; 0, or -1 when anything queued so far failed. */
+int sk_cuda_sync(sk_cuda *c);
+/* 0, or -1 when a void call failed since the last check (then cleared). */
+int sk_cuda_check(sk_cuda *c);
+/* Free and total device memory. */
+void sk_cuda_mem_info(sk_cuda *c, uint64_t *free_bytes, uint64_t *total_bytes);
+
+/* ---- Memory ---- */
+
+/* Zeroed device memory; NULL with a message naming what, how much and the
+ * device's free/total. */
+void *sk_cuda_alloc(sk_cuda *c, size_t bytes, const char *what);
+void sk_cuda_free(sk_cuda *c, void *p);
+/* Pinned host memory the device reads directly; its device address in *dev. */
+void *sk_cuda_host_alloc(sk_cuda *c, size_t bytes, const char *what, void **dev);
+void sk_cuda_host_free(sk_cuda *c, void *p);
+/* Host → device copy, queued (the source may be reused at once); device →
+ * host copy, waited for. */
+int sk_cuda_upload(sk_cuda *c, void *dst, const void *src, size_t bytes);
+int sk_cuda_download(sk_cuda *c, void *dst, const void *src, size_t bytes);
+/* Device → device copy, queued. */
+int sk_cuda_copy(sk_cuda *c, void *dst, const void *src, size_t bytes);
+
+/* ---- Recording a sequence of calls as a CUDA graph and replaying it ---- */
+
+/* 1: the graph recorded under key was launched (skip the calls); 0: run the
+ * calls, recorded when key was seen before; -1 on error. */
+int sk_cuda_record_begin(sk_cuda *c, uint64_t key);
+/* Ends a recording started by record_begin (ok 0 drops it) and launches it. */
+int sk_cuda_record_end(sk_cuda *c, int ok);
+void sk_cuda_record_drop(sk_cuda *c);
+/* Number of kernel nodes of the graph recorded last (0 when none). */
+int sk_cuda_record_nodes(const sk_cuda *c);
+
+/* ---- Weights ---- */
+
+enum { SK_CUDA_W_BF16 = 1, SK_CUDA_W_NF4 = 2 };
+
+/* A weight matrix [rows, cols] on the device (or in mapped host memory). */
+typedef struct {
+	int kind;
+	int64_t rows, cols;
+	const uint16_t *bf16;        /* SK_CUDA_W_BF16: [rows][cols] */
+	const uint8_t *packed;       /* SK_CUDA_W_NF4: two codes a byte, the even element high */
+	const uint8_t *absmax_q;     /* per 64 elements, into the signed dynamic map (double quantization) */
+	const float *nested;         /* per 256 blocks */
+	float offset;
+	const float *absmax;         /* per 64 elements, without double quantization (absmax_q NULL) */
+} sk_cuda_weight;
+
+/* A LoRA pair on the device: A [r][in], B [out][r], fp32. */
+typedef struct {
+	const float *A, *B;
+	int r, in, out;
+	float scale;
+} sk_cuda_lora;
+
+/* ---- Forward ops (the backend ops table's meaning, engine/backend/backend.h) ---- */
+
+int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y, const sk_cuda_lora *l,
+                   const uint8_t *rows);
+/* table: bf16 [V][dim] (device or mapped host memory). */
+int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, const int32_t *ids, int64_t n, float scale,
+                  float *out);
+void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
+void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
+/* One sequence: n query rows at positions pos[0] .. pos[0] + n - 1; keys
+ * from the ring k_past/v_past [cap][nkv·hd] (positions ≥ pos[0] - cap, none
+ * when k_past is NULL) and the new k_new/v_new [n][nkv·hd]. */
+int sk_cuda_attention(sk_cuda *c, const float *q, int64_t n, const int32_t *pos, const float *k_past,
+                      const float *v_past, int64_t cap, const float *k_new, const float *v_new, int nh, int nkv,
+                      int hd, int window, float scale, float softcap, float *out);
+void sk_cuda_add(sk_cuda *c, const float *a, const float *b, int64_t count, float scale, float *y);
+void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s, float *y);
+void sk_cuda_zero(sk_cuda *c, float *x, int64_t count);
+void sk_cuda_mul_rows(sk_cuda *c, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
+                      float *y);
+void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
+void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap);
+void sk_cuda_rescale_rms(sk_cuda *c, float *u, const float *ref, int64_t rows, int64_t dim);
+void sk_cuda_gather_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+void sk_cuda_scatter_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
+void sk_cuda_ring_write(sk_cuda *c, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
+                        const int32_t *pos);
+void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+                          const float *w, int A, float *out);
+void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                           const float *modal, float *p);
+void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
+                           const float *wc, const float *modal, float *out);
+
+/* ---- Weight preparation ---- */
+
+/* dst[i] = bf16(src[i]) (round to nearest even), device buffers. */
+void sk_cuda_f32_to_bf16(sk_cuda *c, const float *src, uint16_t *dst, int64_t n);
+/* Fills n bf16 values with uniform random values in [-scale, scale) from
+ * seed (a benchmark's stand-in weights). */
+void sk_cuda_fill_random_bf16(sk_cuda *c, uint16_t *dst, int64_t n, float scale, uint64_t seed);
+/* Fills an NF4 weight's codes and first-level absmax codes at random and
+ * its nested absmax with scale. */
+void sk_cuda_fill_random_nf4(sk_cuda *c, uint8_t *packed, uint8_t *absmax_q, float *nested, int64_t n, float scale,
+                             uint64_t seed);
 
 #ifdef __cplusplus
 }

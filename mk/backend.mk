@@ -10,3 +10,10 @@ libsokhan_a_SOURCES += \
 	engine/backend/backend_cpu_memory.c \
 	engine/backend/backend_cpu_backward.h engine/backend/backend_cpu_backward.c \
 	engine/backend/backend_cpu_backward_elem.c engine/backend/backend_cpu_backward_attn.c
+
+if HAVE_CUDA
+libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda.c
+else
+libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda_none.c
+endif
+EXTRA_DIST += engine/backend/backend_cuda.c engine/backend/backend_cuda_none.c

@@ -2,7 +2,8 @@
 # compute_80 PTX (JIT-compiled by the driver on other GPUs); a plain C stub
 # stands in when CUDA is not configured.
 if HAVE_CUDA
-libsokhan_a_SOURCES += kernels/kernels.h kernels/convert.cu kernels/device.cu
+libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/device.cu kernels/convert.cu \
+	kernels/context.cu kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu
 SUFFIXES = .cu
 NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
 .cu.o:
@@ -11,4 +12,5 @@ NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,co
 else
 libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
 endif
-EXTRA_DIST += kernels/convert.cu kernels/device.cu kernels/kernels_none.c
+EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/device.cu kernels/convert.cu kernels/context.cu \
+	kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/kernels_none.c

@@ -4,6 +4,7 @@
 # (make fuzz).
 
 check_PROGRAMS += \
+	tests/test_cuda \
 	tests/test_core \
 	tests/test_safetensors \
 	tests/test_gguf \
@@ -33,6 +34,7 @@ check_PROGRAMS += \
 	tests/test_engine \
 	tests/test_ui_widgets
 
+tests_test_cuda_SOURCES = tests/test_cuda.c tests/test.h
 tests_test_core_SOURCES = tests/test_core.c tests/test.h
 tests_test_safetensors_SOURCES = tests/test_safetensors.c tests/test.h
 tests_test_gguf_SOURCES = tests/test_gguf.c tests/test.h
@@ -87,6 +89,7 @@ noinst_PROGRAMS = \
 
 
 EXTRA_DIST += \
+	tests/gpu/pack.sh tests/gpu/env.sh tests/gpu/check.sh \
 	tests/run-tests.sh \
 	tests/test_cli.sh \
 	tests/test_i18n.sh \

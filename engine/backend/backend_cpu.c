@@ -2,6 +2,7 @@
  * kernel dispatch and row dequantization. */
 #include "engine/backend/backend_cpu.h"
 #include "engine/backend/backend_cpu_backward.h"
+#include "engine/backend/backend_cuda.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -148,16 +149,25 @@ sk_backend *sk_backend_cpu_new(int threads)
 
 sk_backend *sk_backend_new(sk_device device, int threads)
 {
-	if (device == SK_DEVICE_CPU || device == SK_DEVICE_AUTO)
-		return sk_backend_cpu_new(threads);
-	sk_fail(_("the %s backend is not available in this build"), sk_device_name(device));
-	return NULL;
+	if (device == SK_DEVICE_CUDA)
+		return sk_backend_cuda_new(0);
+	if (device == SK_DEVICE_AUTO) {
+		sk_backend_info bi;
+		sk_backend_probe(&bi);
+		if (bi.cuda_devices > 0)
+			return sk_backend_cuda_new(0);
+	}
+	return sk_backend_cpu_new(threads);
 }
 
 void sk_backend_free(sk_backend *be)
 {
 	if (!be)
 		return;
+	if (be->device == SK_DEVICE_CUDA) {
+		sk_backend_cuda_free(be);
+		return;
+	}
 	sk_cpu *c = be->impl;
 	if (c) {
 		sk_threadpool_free(c->pool);

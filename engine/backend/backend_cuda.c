@@ -1,0 +1,499 @@
+/* The CUDA backend's host side: its ops table over kernels/kernels.h, the
+ * weights on the device (bf16, or NF4 as the CPU path quantized them; any
+ * other stored type — f32, f16, GGUF blocks — is converted to bf16 once at
+ * load), the per-layer-embedding table in pinned host memory, and the
+ * adapter's factors. Training ops are not filled in: sk_train_ops refuses
+ * this backend. */
+#include "engine/backend/backend_cuda.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
+#include "engine/format/quants.h"
+#include "engine/i18n.h"
+#include "engine/model/lora_internal.h"
+#include "kernels/kernels.h"
+
+/* Every device and pinned allocation the backend made for weights, freed with it. */
+typedef struct {
+	void *p;
+	int host;
+} owned;
+
+typedef struct {
+	sk_cuda *c;
+	owned *own;
+	size_t n_own, cap_own;
+	sk_cuda_weight **weights;
+	size_t n_w, cap_w;
+	/* the adapter set with set_adapter: its pairs and their device copies */
+	const sk_lora *lora;
+	sk_cuda_lora *dpairs;   /* parallel to lora->pairs */
+	float *dfactors;        /* one allocation for every A and B */
+} cuda_be;
+
+static cuda_be *cb(sk_backend *be)
+{
+	return be->impl;
+}
+
+static int fail_cuda(sk_backend *be)
+{
+	return sk_fail("%s", sk_cuda_error(cb(be)->c));
+}
+
+static int remember(cuda_be *b, void *p, int host)
+{
+	if (b->n_own == b->cap_own) {
+		size_t nc = b->cap_own ? 2 * b->cap_own : 256;
+		owned *o = realloc(b->own, nc * sizeof *o);
+		if (!o)
+			return -1;
+		b->own = o;
+		b->cap_own = nc;
+	}
+	b->own[b->n_own++] = (owned){ p, host };
+	return 0;
+}
+
+static void *dev_alloc(sk_backend *be, size_t bytes, const char *what)
+{
+	cuda_be *b = cb(be);
+	void *p = sk_cuda_alloc(b->c, bytes, what);
+	if (!p) {
+		fail_cuda(be);
+		return NULL;
+	}
+	if (remember(b, p, 0) != 0) {
+		sk_cuda_free(b->c, p);
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	return p;
+}
+
+/* ---- memory ops ---- */
+
+static void *op_alloc(sk_backend *be, size_t bytes, const char *what)
+{
+	void *p = sk_cuda_alloc(cb(be)->c, bytes, what);
+	if (!p)
+		fail_cuda(be);
+	return p;
+}
+
+static void op_free(sk_backend *be, void *p)
+{
+	sk_cuda_free(cb(be)->c, p);
+}
+
+static int op_upload(sk_backend *be, void *dst, const void *src, size_t bytes)
+{
+	return sk_cuda_upload(cb(be)->c, dst, src, bytes) ? fail_cuda(be) : 0;
+}
+
+static int op_download(sk_backend *be, void *dst, const void *src, size_t bytes)
+{
+	return sk_cuda_download(cb(be)->c, dst, src, bytes) ? fail_cuda(be) : 0;
+}
+
+static void op_scale(sk_backend *be, const float *x, int64_t count, float s, float *y)
+{
+	sk_cuda_scale(cb(be)->c, x, count, s, y);
+}
+
+static void op_zero(sk_backend *be, float *x, int64_t count)
+{
+	sk_cuda_zero(cb(be)->c, x, count);
+}
+
+static void op_gather(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
+{
+	sk_cuda_gather_rows(cb(be)->c, x, dim, idx, n, y);
+}
+
+static void op_scatter(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
+{
+	sk_cuda_scatter_rows(cb(be)->c, x, dim, idx, n, y);
+}
+
+static void op_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
+                          const int32_t *pos)
+{
+	sk_cuda_ring_write(cb(be)->c, x, n, dim, ring, cap, pos);
+}
+
+/* ---- weights ---- */
+
+/* Converts rows of a stored tensor to bf16 on the host, a bounded chunk at
+ * a time, into dst (device or pinned host memory). */
+static int upload_as_bf16(sk_backend *be, const sk_tensor *t, uint16_t *dst, int host_dst, const char *what)
+{
+	int64_t rows = sk_tensor_rows(t), cols = sk_tensor_cols(t), rb = sk_tensor_row_bytes(t);
+	if (t->ndim != 2 || rb < 0)
+		return sk_fail(_("%s: a %d-dimensional %s tensor cannot be moved to the GPU"), what, t->ndim,
+		               sk_dtype_name(t->dtype));
+	if (t->dtype == SK_DT_BF16) {
+		if (host_dst) {
+			memcpy(dst, t->data, (size_t)(rows * cols) * 2);
+			return 0;
+		}
+		return op_upload(be, dst, t->data, (size_t)(rows * cols) * 2);
+	}
+	int64_t chunk = (1 << 22) / (cols > 0 ? cols : 1);
+	if (chunk < 1)
+		chunk = 1;
+	float *f = malloc((size_t)(chunk * cols) * sizeof *f);
+	uint16_t *h = malloc((size_t)(chunk * cols) * sizeof *h);
+	int rc = 0;
+	if (!f || !h)
+		rc = sk_fail("%s", _("out of memory"));
+	for (int64_t r0 = 0; rc == 0 && r0 < rows; r0 += chunk) {
+		int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+		if (sk_dequantize(t->dtype, (const char *)t->data + r0 * rb, f, nr * cols) != 0) {
+			rc = sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(t->dtype));
+			break;
+		}
+		uint16_t *out = host_dst ? dst + r0 * cols : h;
+		for (int64_t i = 0; i < nr * cols; i++)
+			out[i] = sk_f32_to_bf16(f[i]);
+		if (!host_dst)
+			rc = op_upload(be, dst + r0 * cols, h, (size_t)(nr * cols) * 2);
+	}
+	free(f);
+	free(h);
+	return rc;
+}
+
+static int op_load_tensor(sk_backend *be, sk_tensor *t, int host_resident, const char *what)
+{
+	cuda_be *b = cb(be);
+	if (t->device == SK_DEVICE_CUDA)
+		return 0;
+	if (t->ndim != 2)
+		return sk_fail(_("%s: a %d-dimensional tensor cannot be moved to the GPU"), what, t->ndim);
+	sk_cuda_weight *w = calloc(1, sizeof *w);
+	if (!w || b->n_w == b->cap_w) {
+		size_t nc = b->cap_w ? 2 * b->cap_w : 256;
+		sk_cuda_weight **a = w ? realloc(b->weights, nc * sizeof *a) : NULL;
+		if (!a) {
+			free(w);
+			return sk_fail("%s", _("out of memory"));
+		}
+		b->weights = a;
+		b->cap_w = nc;
+	}
+	b->weights[b->n_w++] = w;
+	w->rows = t->shape[0];
+	w->cols = t->shape[1];
+	int64_t n = w->rows * w->cols;
+	if (t->nf4) {
+		const sk_nf4_tensor *q = t->data;
+		int64_t nb = (n + SK_NF4_BLOCK - 1) / SK_NF4_BLOCK, nn = (nb + SK_NF4_NESTED_BLOCK - 1) / SK_NF4_NESTED_BLOCK;
+		w->kind = SK_CUDA_W_NF4;
+		uint8_t *p = dev_alloc(be, (size_t)(n + 1) / 2, what);
+		if (!p || op_upload(be, p, q->packed, (size_t)(n + 1) / 2) != 0)
+			return -1;
+		w->packed = p;
+		if (q->double_quant) {
+			uint8_t *aq = dev_alloc(be, (size_t)nb, what);
+			float *ne = dev_alloc(be, (size_t)nn * sizeof(float), what);
+			if (!aq || !ne || op_upload(be, aq, q->absmax_q, (size_t)nb) != 0 ||
+			    op_upload(be, ne, q->nested_absmax, (size_t)nn * sizeof(float)) != 0)
+				return -1;
+			w->absmax_q = aq;
+			w->nested = ne;
+			w->offset = q->nested_offset;
+		} else {
+			float *am = dev_alloc(be, (size_t)nb * sizeof(float), what);
+			if (!am || op_upload(be, am, q->absmax, (size_t)nb * sizeof(float)) != 0)
+				return -1;
+			w->absmax = am;
+		}
+	} else {
+		w->kind = SK_CUDA_W_BF16;
+		size_t bytes = (size_t)n * 2;
+		if (host_resident) {
+			void *dp = NULL;
+			uint16_t *h = sk_cuda_host_alloc(b->c, bytes, what, &dp);
+			if (!h)
+				return fail_cuda(be);
+			if (remember(b, h, 1) != 0) {
+				sk_cuda_host_free(b->c, h);
+				return sk_fail("%s", _("out of memory"));
+			}
+			if (upload_as_bf16(be, t, h, 1, what) != 0)
+				return -1;
+			w->bf16 = dp;
+		} else {
+			uint16_t *d = dev_alloc(be, bytes, what);
+			if (!d || upload_as_bf16(be, t, d, 0, what) != 0)
+				return -1;
+			w->bf16 = d;
+		}
+		t->dtype = SK_DT_BF16;
+	}
+	t->data = w;
+	t->device = SK_DEVICE_CUDA;
+	return 0;
+}
+
+static int op_load_vector(sk_backend *be, float **v, int64_t n, const char *what)
+{
+	float *d = dev_alloc(be, (size_t)n * sizeof(float), what);
+	if (!d || op_upload(be, d, *v, (size_t)n * sizeof(float)) != 0)
+		return -1;
+	*v = d;
+	return 0;
+}
+
+static void drop_adapter(cuda_be *b)
+{
+	if (b->dfactors)
+		sk_cuda_free(b->c, b->dfactors);
+	free(b->dpairs);
+	b->dfactors = NULL;
+	b->dpairs = NULL;
+	b->lora = NULL;
+}
+
+static int op_set_adapter(sk_backend *be, const sk_lora *l)
+{
+	cuda_be *b = cb(be);
+	sk_cuda_record_drop(b->c); /* recordings name the old factors */
+	drop_adapter(b);
+	if (!l)
+		return 0;
+	size_t slots = (size_t)l->num_layers * SK_LORA_NMOD, total = 0;
+	for (size_t i = 0; i < slots; i++)
+		if (l->pairs[i].A)
+			total += (size_t)l->pairs[i].r * (size_t)(l->pairs[i].in + l->pairs[i].out);
+	b->dpairs = calloc(slots ? slots : 1, sizeof *b->dpairs);
+	b->dfactors = total ? sk_cuda_alloc(b->c, total * sizeof(float), _("the adapter")) : NULL;
+	if (!b->dpairs || (total && !b->dfactors)) {
+		int rc = b->dpairs ? fail_cuda(be) : sk_fail("%s", _("out of memory"));
+		drop_adapter(b);
+		return rc;
+	}
+	float *d = b->dfactors;
+	for (size_t i = 0; i < slots; i++) {
+		const sk_lora_pair *p = &l->pairs[i];
+		if (!p->A)
+			continue;
+		size_t na = (size_t)p->r * (size_t)p->in, nb = (size_t)p->out * (size_t)p->r;
+		if (op_upload(be, d, p->A, na * sizeof(float)) != 0 || op_upload(be, d + na, p->B, nb * sizeof(float)) != 0) {
+			drop_adapter(b);
+			return -1;
+		}
+		b->dpairs[i] = (sk_cuda_lora){ d, d + na, p->r, p->in, p->out, p->scale };
+		d += na + nb;
+	}
+	b->lora = l;
+	return 0;
+}
+
+/* ---- forward ops ---- */
+
+static const sk_cuda_weight *weight_of(const sk_tensor *t)
+{
+	return t->device == SK_DEVICE_CUDA ? t->data : NULL;
+}
+
+static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t n, float *y, const sk_lora_pair *lp,
+                     const uint8_t *rows)
+{
+	cuda_be *b = cb(be);
+	const sk_cuda_weight *w = weight_of(t);
+	if (!w)
+		return sk_fail("%s", _("linear: the weight is not on the GPU"));
+	const sk_cuda_lora *dl = NULL;
+	if (lp) {
+		size_t slots = b->lora ? (size_t)b->lora->num_layers * SK_LORA_NMOD : 0;
+		if (!b->lora || lp < b->lora->pairs || lp >= b->lora->pairs + slots)
+			return sk_fail("%s", _("linear: the LoRA pair is not the GPU's adapter"));
+		dl = &b->dpairs[lp - b->lora->pairs];
+	}
+	return sk_cuda_linear(b->c, w, x, n, y, dl, rows) ? fail_cuda(be) : 0;
+}
+
+static int op_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out)
+{
+	const sk_cuda_weight *w = weight_of(table);
+	if (!w || w->kind != SK_CUDA_W_BF16)
+		return sk_fail("%s", _("embedding: the table is not on the GPU in bf16"));
+	return sk_cuda_embed(cb(be)->c, w->bf16, w->cols, ids, n, scale, out) ? fail_cuda(be) : 0;
+}
+
+static void op_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y)
+{
+	sk_cuda_rmsnorm(cb(be)->c, x, rows, dim, w, eps, y);
+}
+
+static void op_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                    float factor)
+{
+	sk_cuda_rope(cb(be)->c, x, n, heads, hd, pos, theta, factor);
+}
+
+static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
+                        int window, float scale, float softcap, float *out)
+{
+	if (!kv->pos)
+		return sk_fail("%s", _("attention: the GPU needs the rows' positions"));
+	return sk_cuda_attention(cb(be)->c, q, n, kv->pos, kv->k_past, kv->v_past, kv->cap, kv->k_new, kv->v_new, nh,
+	                         nkv, hd, window, scale, softcap, out)
+	               ? fail_cuda(be)
+	               : 0;
+}
+
+static void op_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y)
+{
+	sk_cuda_add(cb(be)->c, a, b, count, scale, y);
+}
+
+static void op_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
+                        float *y)
+{
+	sk_cuda_mul_rows(cb(be)->c, x, w, w_stride, rows, dim, y);
+}
+
+static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float z)
+{
+	sk_cuda_gelu_mul(cb(be)->c, g, u, rows, dim, z);
+}
+
+static void op_softcap(sk_backend *be, float *x, int64_t count, float cap)
+{
+	sk_cuda_softcap(cb(be)->c, x, count, cap);
+}
+
+static void op_rescale_rms(sk_backend *be, float *u, const float *ref, int64_t rows, int64_t dim)
+{
+	sk_cuda_rescale_rms(cb(be)->c, u, ref, rows, dim);
+}
+
+static void op_router(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+                      const float *w, int A, float *out)
+{
+	sk_cuda_altup_router(cb(be)->c, x, rows, dim, norm_w, eps, w, A, out);
+}
+
+static void op_predict(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                       const float *modal, float *p)
+{
+	sk_cuda_altup_predict(cb(be)->c, x, rows, dim, A, wp, modal, p);
+}
+
+static void op_correct(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
+                       const float *wc, const float *modal, float *c)
+{
+	sk_cuda_altup_correct(cb(be)->c, p, y, rows, dim, A, active, wc, modal, c);
+}
+
+/* ---- recording ---- */
+
+static int op_record_begin(sk_backend *be, uint64_t key)
+{
+	int r = sk_cuda_record_begin(cb(be)->c, key);
+	return r < 0 ? fail_cuda(be) : r;
+}
+
+static int op_record_end(sk_backend *be, int ok)
+{
+	return sk_cuda_record_end(cb(be)->c, ok) ? fail_cuda(be) : 0;
+}
+
+static void op_record_drop(sk_backend *be)
+{
+	sk_cuda_record_drop(cb(be)->c);
+}
+
+static void op_mem_info(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	sk_cuda_mem_info(cb(be)->c, free_bytes, total_bytes);
+}
+
+static const sk_backend_ops cuda_ops = {
+	.name = "cuda",
+	.host_memory = 0,
+	.alloc = op_alloc,
+	.free = op_free,
+	.upload = op_upload,
+	.download = op_download,
+	.scale = op_scale,
+	.zero = op_zero,
+	.gather_rows = op_gather,
+	.scatter_rows = op_scatter,
+	.ring_write = op_ring_write,
+	.load_tensor = op_load_tensor,
+	.load_vector = op_load_vector,
+	.set_adapter = op_set_adapter,
+	.record_begin = op_record_begin,
+	.record_end = op_record_end,
+	.record_drop = op_record_drop,
+	.mem_info = op_mem_info,
+	.linear = op_linear,
+	.embed = op_embed,
+	.rmsnorm = op_rmsnorm,
+	.rope = op_rope,
+	.attention = op_attention,
+	.add = op_add,
+	.mul_rows = op_mul_rows,
+	.gelu_mul = op_gelu_mul,
+	.softcap = op_softcap,
+	.rescale_rms = op_rescale_rms,
+	.altup_router = op_router,
+	.altup_predict = op_predict,
+	.altup_correct = op_correct,
+};
+
+sk_backend *sk_backend_cuda_new(int dev)
+{
+	char err[512];
+	sk_backend *be = calloc(1, sizeof *be);
+	cuda_be *b = calloc(1, sizeof *b);
+	if (!be || !b) {
+		free(be);
+		free(b);
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	b->c = sk_cuda_open(dev, err, sizeof err);
+	if (!b->c) {
+		sk_fail(_("the CUDA backend is unavailable: %s"), err);
+		free(b);
+		free(be);
+		return NULL;
+	}
+	be->ops = &cuda_ops;
+	be->device = SK_DEVICE_CUDA;
+	be->impl = b;
+	return be;
+}
+
+void sk_backend_cuda_free(sk_backend *be)
+{
+	cuda_be *b = cb(be);
+	drop_adapter(b);
+	for (size_t i = 0; i < b->n_own; i++) {
+		if (b->own[i].host)
+			sk_cuda_host_free(b->c, b->own[i].p);
+		else
+			sk_cuda_free(b->c, b->own[i].p);
+	}
+	free(b->own);
+	for (size_t i = 0; i < b->n_w; i++)
+		free(b->weights[i]);
+	free(b->weights);
+	sk_cuda_close(b->c);
+	free(b);
+	free(be);
+}
+
+sk_cuda *sk_backend_cuda_context(sk_backend *be)
+{
+	return be && be->device == SK_DEVICE_CUDA ? cb(be)->c : NULL;
+}

@@ -1,0 +1,112 @@
+// AltUp (Gemma 3n §3.5): the router's modality weights, the prediction of
+// every stream from all of them, and the correction after the block.
+#include "kernels/context.cuh"
+
+#define MAX_A 16
+
+// One block per row: out[r][k] = tanh(Σ_j W[k][j] · RMS(x[r]; norm_w)_j / dim).
+__global__ static void k_router(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w, float eps,
+                                const float *__restrict__ w, int A, float *out)
+{
+	__shared__ float sh[32];
+	const float *xr = x + (int64_t)blockIdx.x * dim;
+	float ss = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		ss += xr[i] * xr[i];
+	float inv = rsqrtf(sk_block_sum(ss, sh) / (float)dim + eps);
+	float sdim = 1.0f / (float)dim;
+	for (int k = 0; k < A; k++) {
+		const float *wk = w + (int64_t)k * dim;
+		float s = 0;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+			s += wk[i] * (((xr[i] * inv) * norm_w[i]) * sdim);
+		s = sk_block_sum(s, sh);
+		if (threadIdx.x == 0)
+			out[(int64_t)blockIdx.x * A + k] = tanhf(s);
+	}
+}
+
+extern "C" void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w,
+                                     float eps, const float *w, int A, float *out)
+{
+	if (rows > 0)
+		k_router<<<(unsigned)rows, 256, 0, c->stream>>>(x, dim, norm_w, eps, w, A, out);
+	sk_cuda_launched(c, "altup_router");
+}
+
+// Grid (column chunks, rows). p_k = x_k + Σ_i C[k][i] x_i with
+// C[k][i] = Σ_m Wp[k·A + i][m] · modal[r][m], computed once per block.
+__global__ static void k_predict(const float *__restrict__ x, int64_t rows, int64_t dim, int A,
+                                 const float *__restrict__ wp, const float *__restrict__ modal, float *p)
+{
+	__shared__ float C[MAX_A * MAX_A];
+	int64_t r = blockIdx.y;
+	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
+		float s = 0;
+		for (int k = 0; k < A; k++)
+			s += wp[q * A + k] * modal[r * A + k];
+		C[q] = s;
+	}
+	__syncthreads();
+	int64_t d = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (d >= dim)
+		return;
+	int64_t stride = rows * dim, off = r * dim + d;
+	float xi[MAX_A];
+	for (int i = 0; i < A; i++)
+		xi[i] = x[i * stride + off];
+	for (int k = 0; k < A; k++) {
+		float s = 0;
+		for (int i = 0; i < A; i++)
+			s += C[k * A + i] * xi[i];
+		p[k * stride + off] = s + xi[k];
+	}
+}
+
+extern "C" void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                                      const float *modal, float *p)
+{
+	if (A > MAX_A) {
+		sk_cuda_fail(c, "altup: %d streams are more than %d", A, MAX_A);
+		return;
+	}
+	if (rows > 0)
+		k_predict<<<dim3(sk_blocks(dim, 256), (unsigned)rows), 256, 0, c->stream>>>(x, rows, dim, A, wp, modal, p);
+	sk_cuda_launched(c, "altup_predict");
+}
+
+// c_k = p_k + (1 + Σ_m Wc[k][m] · modal[r][m]) · (y − p_active)
+__global__ static void k_correct(const float *__restrict__ p, const float *__restrict__ y, int64_t rows, int64_t dim,
+                                 int A, int active, const float *__restrict__ wc, const float *__restrict__ modal,
+                                 float *out)
+{
+	__shared__ float beta[MAX_A];
+	int64_t r = blockIdx.y;
+	for (int k = threadIdx.x; k < A; k += blockDim.x) {
+		float b = 0;
+		for (int i = 0; i < A; i++)
+			b += wc[k * A + i] * modal[r * A + i];
+		beta[k] = b + 1.0f;
+	}
+	__syncthreads();
+	int64_t d = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (d >= dim)
+		return;
+	int64_t stride = rows * dim, off = r * dim + d;
+	float diff = y[off] - p[active * stride + off];
+	for (int k = 0; k < A; k++)
+		out[k * stride + off] = diff * beta[k] + p[k * stride + off];
+}
+
+extern "C" void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+                                      int active, const float *wc, const float *modal, float *out)
+{
+	if (A > MAX_A) {
+		sk_cuda_fail(c, "altup: %d streams are more than %d", A, MAX_A);
+		return;
+	}
+	if (rows > 0)
+		k_correct<<<dim3(sk_blocks(dim, 256), (unsigned)rows), 256, 0, c->stream>>>(p, y, rows, dim, A, active, wc,
+		                                                                            modal, out);
+	sk_cuda_launched(c, "altup_correct");
+}

@@ -1,0 +1,337 @@
+// The device context: one stream, the cuBLASLt handle, the error sticky
+// between calls, memory with messages that say what failed, a pinned
+// staging ring for uploads, and the recorded graphs.
+#include "kernels/context.cuh"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sk_cuda_fail(sk_cuda *c, const char *fmt, ...)
+{
+	if (c->failed)
+		return; // keep the first cause
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	va_end(ap);
+	c->failed = 1;
+}
+
+int sk_cuda_launched(sk_cuda *c, const char *what)
+{
+	cudaError_t e = cudaGetLastError();
+	if (e != cudaSuccess) {
+		sk_cuda_fail(c, "%s: %s", what, cudaGetErrorString(e));
+		return -1;
+	}
+	return 0;
+}
+
+extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
+{
+	sk_cuda *c = (sk_cuda *)calloc(1, sizeof *c);
+	cudaError_t e;
+	if (!c) {
+		snprintf(err, cap, "out of memory");
+		return NULL;
+	}
+	c->dev = dev;
+	if ((e = cudaSetDevice(dev)) != cudaSuccess ||
+	    (e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+	    (e = sk_cuda_linear_init()) != cudaSuccess) {
+		snprintf(err, cap, "CUDA device %d: %s", dev, cudaGetErrorString(e));
+		free(c);
+		return NULL;
+	}
+	if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
+		snprintf(err, cap, "CUDA device %d: cuBLASLt could not be initialised", dev);
+		cudaStreamDestroy(c->stream);
+		free(c);
+		return NULL;
+	}
+	cudaDeviceProp p;
+	if (cudaGetDeviceProperties(&p, dev) == cudaSuccess)
+		c->sms = p.multiProcessorCount;
+	if (c->sms <= 0)
+		c->sms = 100;
+	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
+	return c;
+}
+
+extern "C" void sk_cuda_close(sk_cuda *c)
+{
+	if (!c)
+		return;
+	cudaStreamSynchronize(c->stream);
+	sk_cuda_record_drop(c);
+	if (c->stage)
+		cudaFreeHost(c->stage);
+	sk_cuda_free(c, c->scratch);
+	sk_cuda_free(c, c->lt_ws);
+	sk_cuda_free(c, c->lora_ws);
+	sk_cuda_free(c, c->attn_ws);
+	for (int i = 0; i < c->n_plans; i++)
+		sk_cuda_plan_free(&c->plans[i]);
+	cublasLtDestroy(c->lt);
+	cudaStreamDestroy(c->stream);
+	free(c);
+}
+
+extern "C" const char *sk_cuda_error(const sk_cuda *c)
+{
+	return c->err;
+}
+
+extern "C" int sk_cuda_check(sk_cuda *c)
+{
+	if (c->failed) {
+		c->failed = 0;
+		return -1;
+	}
+	return 0;
+}
+
+extern "C" int sk_cuda_sync(sk_cuda *c)
+{
+	cudaError_t e = cudaStreamSynchronize(c->stream);
+	if (e != cudaSuccess)
+		sk_cuda_fail(c, "%s", cudaGetErrorString(e));
+	return sk_cuda_check(c);
+}
+
+extern "C" void sk_cuda_mem_info(sk_cuda *c, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	size_t f = 0, t = 0;
+	(void)c;
+	cudaMemGetInfo(&f, &t);
+	*free_bytes = f;
+	*total_bytes = t;
+}
+
+static void fail_oom(sk_cuda *c, size_t bytes, const char *what, cudaError_t e)
+{
+	size_t f = 0, t = 0;
+	cudaGetLastError(); // an allocation failure is not sticky: clear it
+	cudaMemGetInfo(&f, &t);
+	sk_cuda_fail(c, "out of device memory: %.1f MiB for %s (%s; the device has %.1f MiB free of %.1f MiB)",
+	             (double)bytes / 1048576.0, what, cudaGetErrorString(e), (double)f / 1048576.0,
+	             (double)t / 1048576.0);
+}
+
+extern "C" void *sk_cuda_alloc(sk_cuda *c, size_t bytes, const char *what)
+{
+	void *p = NULL;
+	if (bytes == 0)
+		bytes = 16;
+	cudaError_t e = cudaMalloc(&p, bytes);
+	if (e != cudaSuccess) {
+		fail_oom(c, bytes, what, e);
+		return NULL;
+	}
+	if ((e = cudaMemsetAsync(p, 0, bytes, c->stream)) != cudaSuccess) {
+		sk_cuda_fail(c, "%s: %s", what, cudaGetErrorString(e));
+		cudaFree(p);
+		return NULL;
+	}
+	return p;
+}
+
+extern "C" void sk_cuda_free(sk_cuda *c, void *p)
+{
+	if (!p)
+		return;
+	// memory a queued kernel may still read must not be reused under it
+	cudaStreamSynchronize(c->stream);
+	cudaFree(p);
+}
+
+extern "C" void *sk_cuda_host_alloc(sk_cuda *c, size_t bytes, const char *what, void **dev)
+{
+	void *p = NULL;
+	cudaError_t e = cudaHostAlloc(&p, bytes ? bytes : 16, cudaHostAllocMapped);
+	if (e != cudaSuccess || cudaHostGetDevicePointer(dev, p, 0) != cudaSuccess) {
+		cudaGetLastError();
+		sk_cuda_fail(c, "out of pinned host memory: %.1f MiB for %s (%s)", (double)bytes / 1048576.0, what,
+		             cudaGetErrorString(e));
+		if (p)
+			cudaFreeHost(p);
+		return NULL;
+	}
+	return p;
+}
+
+extern "C" void sk_cuda_host_free(sk_cuda *c, void *p)
+{
+	if (!p)
+		return;
+	cudaStreamSynchronize(c->stream);
+	cudaFreeHost(p);
+}
+
+// Small uploads go through a pinned ring so that they are queued like
+// kernels; the ring wraps after a wait for the stream.
+#define STAGE_BYTES (4u << 20)
+
+extern "C" int sk_cuda_upload(sk_cuda *c, void *dst, const void *src, size_t bytes)
+{
+	cudaError_t e;
+	if (bytes == 0)
+		return sk_cuda_check(c);
+	if (bytes <= STAGE_BYTES / 4) {
+		if (!c->stage && (e = cudaHostAlloc(&c->stage, STAGE_BYTES, cudaHostAllocDefault)) != cudaSuccess) {
+			c->stage = NULL;
+			sk_cuda_fail(c, "upload: %s", cudaGetErrorString(e));
+			return sk_cuda_check(c);
+		}
+		size_t n = (bytes + 255) & ~(size_t)255;
+		if (c->stage_used + n > STAGE_BYTES) {
+			cudaStreamSynchronize(c->stream);
+			c->stage_used = 0;
+		}
+		char *s = (char *)c->stage + c->stage_used;
+		memcpy(s, src, bytes);
+		c->stage_used += n;
+		e = cudaMemcpyAsync(dst, s, bytes, cudaMemcpyHostToDevice, c->stream);
+	} else {
+		e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream);
+		if (e == cudaSuccess)
+			e = cudaStreamSynchronize(c->stream); // the caller may reuse src at once
+	}
+	if (e != cudaSuccess)
+		sk_cuda_fail(c, "upload of %zu bytes: %s", bytes, cudaGetErrorString(e));
+	return sk_cuda_check(c);
+}
+
+extern "C" int sk_cuda_download(sk_cuda *c, void *dst, const void *src, size_t bytes)
+{
+	cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream);
+	if (e == cudaSuccess)
+		e = cudaStreamSynchronize(c->stream);
+	if (e != cudaSuccess)
+		sk_cuda_fail(c, "download of %zu bytes: %s", bytes, cudaGetErrorString(e));
+	return sk_cuda_check(c);
+}
+
+extern "C" int sk_cuda_copy(sk_cuda *c, void *dst, const void *src, size_t bytes)
+{
+	cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+	if (e != cudaSuccess)
+		sk_cuda_fail(c, "copy of %zu bytes: %s", bytes, cudaGetErrorString(e));
+	return sk_cuda_check(c);
+}
+
+void *sk_cuda_scratch(sk_cuda *c, size_t bytes)
+{
+	if (c->scratch_cap >= bytes)
+		return c->scratch;
+	if (c->capturing) {
+		// a recording must not allocate: it is dropped and the forward runs unrecorded next time
+		c->capture_spoiled = 1;
+		sk_cuda_fail(c, "scratch grown during a recording");
+		return NULL;
+	}
+	sk_cuda_record_drop(c); // recordings name the old buffer
+	sk_cuda_free(c, c->scratch);
+	c->scratch = NULL;
+	c->scratch_cap = 0;
+	size_t cap = bytes + bytes / 4;
+	c->scratch = sk_cuda_alloc(c, cap, "the CUDA backend's scratch (bf16 operands of matrix products)");
+	if (c->scratch)
+		c->scratch_cap = cap;
+	return c->scratch;
+}
+
+// ---- graphs ----
+
+static sk_cuda_graph *find_graph(sk_cuda *c, uint64_t key)
+{
+	for (int i = 0; i < c->n_graphs; i++)
+		if (c->graphs[i].key == key)
+			return &c->graphs[i];
+	return NULL;
+}
+
+extern "C" int sk_cuda_record_begin(sk_cuda *c, uint64_t key)
+{
+	if (!c->graphs_on)
+		return 0;
+	sk_cuda_graph *g = find_graph(c, key);
+	if (g && g->exec) {
+		cudaError_t e = cudaGraphLaunch(g->exec, c->stream);
+		if (e != cudaSuccess) {
+			sk_cuda_fail(c, "graph replay: %s", cudaGetErrorString(e));
+			return sk_cuda_check(c);
+		}
+		return 1;
+	}
+	if (!g) {
+		// first sight: run it plainly and remember the key (one-off shapes, like
+		// a prompt's prefill, are never recorded)
+		if (c->n_graphs == SK_CUDA_MAX_GRAPHS)
+			return 0;
+		g = &c->graphs[c->n_graphs++];
+		memset(g, 0, sizeof *g);
+		g->key = key;
+		return 0;
+	}
+	if (g->failed)
+		return 0;
+	cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+	if (e != cudaSuccess) {
+		g->failed = 1;
+		cudaGetLastError();
+		return 0;
+	}
+	c->capturing = g;
+	c->capture_spoiled = 0;
+	return 0;
+}
+
+extern "C" int sk_cuda_record_end(sk_cuda *c, int ok)
+{
+	sk_cuda_graph *g = c->capturing;
+	if (!g)
+		return ok ? sk_cuda_check(c) : 0;
+	c->capturing = NULL;
+	cudaGraph_t graph = NULL;
+	cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+	if (e != cudaSuccess || !ok || c->capture_spoiled) {
+		cudaGetLastError();
+		if (graph)
+			cudaGraphDestroy(graph);
+		g->failed = 1; // this shape runs unrecorded from now on
+		if (ok && e != cudaSuccess)
+			sk_cuda_fail(c, "graph recording: %s", cudaGetErrorString(e));
+		return ok ? sk_cuda_check(c) : 0;
+	}
+	size_t nodes = 0;
+	cudaGraphGetNodes(graph, NULL, &nodes);
+	c->last_nodes = (int)nodes;
+	e = cudaGraphInstantiate(&g->exec, graph, 0);
+	cudaGraphDestroy(graph);
+	if (e != cudaSuccess) {
+		g->exec = NULL;
+		g->failed = 1;
+		sk_cuda_fail(c, "graph instantiation: %s", cudaGetErrorString(e));
+		return sk_cuda_check(c);
+	}
+	// the calls were only recorded: run them now
+	if ((e = cudaGraphLaunch(g->exec, c->stream)) != cudaSuccess)
+		sk_cuda_fail(c, "graph launch: %s", cudaGetErrorString(e));
+	return sk_cuda_check(c);
+}
+
+extern "C" void sk_cuda_record_drop(sk_cuda *c)
+{
+	for (int i = 0; i < c->n_graphs; i++)
+		if (c->graphs[i].exec)
+			cudaGraphExecDestroy(c->graphs[i].exec);
+	c->n_graphs = 0;
+}
+
+extern "C" int sk_cuda_record_nodes(const sk_cuda *c)
+{
+	return c->last_nodes;
+}

@@ -1,0 +1,104 @@
+// Internals shared by the .cu files: the context's fields, launch checks,
+// the constant tables and small device helpers.
+#ifndef SK_KERNELS_CONTEXT_CUH
+#define SK_KERNELS_CONTEXT_CUH
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define SK_CUDA_MAX_GRAPHS 64
+#define SK_CUDA_GEMM_PLANS 64
+
+// A cuBLASLt product of one shape: descriptors and the chosen algorithm.
+typedef struct {
+	int64_t m, n, k;
+	cublasLtMatmulDesc_t op;
+	cublasLtMatrixLayout_t a, b, d;
+	cublasLtMatmulAlgo_t algo;
+	int ok;
+} sk_cuda_gemm_plan;
+
+typedef struct {
+	uint64_t key;
+	cudaGraphExec_t exec;
+	int failed;
+} sk_cuda_graph;
+
+struct sk_cuda {
+	int dev, sms;
+	cudaStream_t stream;
+	cublasLtHandle_t lt;
+	char err[512];
+	int failed;
+	void *stage;            // pinned upload ring
+	size_t stage_used;
+	void *scratch;          // bf16 operands of matrix products
+	size_t scratch_cap;
+	void *lt_ws;            // cuBLASLt's workspace
+	void *lora_ws, *attn_ws; // LoRA intermediates, attention partial sums
+	size_t lora_cap, attn_cap;
+	sk_cuda_gemm_plan plans[SK_CUDA_GEMM_PLANS];
+	int n_plans;
+	int graphs_on;
+	sk_cuda_graph graphs[SK_CUDA_MAX_GRAPHS];
+	int n_graphs;
+	sk_cuda_graph *capturing;
+	int capture_spoiled;
+	int last_nodes;
+};
+
+// Records the first failure's message (later ones are consequences).
+void sk_cuda_fail(sk_cuda *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// After a launch: 0, or -1 with the launch error recorded.
+int sk_cuda_launched(sk_cuda *c, const char *what);
+// The context's scratch, grown to at least bytes (NULL when it cannot be).
+void *sk_cuda_scratch(sk_cuda *c, size_t bytes);
+
+void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
+// Copies the NF4 and dynamic-map tables to the linear kernels' constant memory.
+cudaError_t sk_cuda_linear_init(void);
+
+static inline unsigned sk_blocks(int64_t n, int threads)
+{
+	return (unsigned)((n + threads - 1) / threads);
+}
+
+__device__ __forceinline__ float sk_bf16f(uint16_t v)
+{
+	return __uint_as_float((uint32_t)v << 16);
+}
+
+__device__ __forceinline__ float sk_warp_sum(float v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+__device__ __forceinline__ float sk_warp_max(float v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
+// Sum over a block of up to 1024 threads; every thread gets the total.
+// sh: 32 floats of shared memory.
+__device__ __forceinline__ float sk_block_sum(float v, float *sh)
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+	v = sk_warp_sum(v);
+	__syncthreads(); // sh may still be read by a previous call
+	if (lane == 0)
+		sh[wid] = v;
+	__syncthreads();
+	float t = lane < nw ? sh[lane] : 0.0f;
+	return sk_warp_sum(t);
+}
+
+#endif

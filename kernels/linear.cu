@@ -1,0 +1,368 @@
+// y[n][out] = x[n][in] · Wᵀ for bf16 and NF4 weights, plus the LoRA branch
+// on flagged rows. Decoding (few rows) is bound by reading W: a warp per
+// output row streams it once in 16-byte loads and keeps one sum per input
+// row. Larger batches go to cuBLASLt on bf16 operands (NF4 dequantized into
+// scratch first) with fp32 accumulation and output.
+#include "kernels/context.cuh"
+
+#include <cuda_bf16.h>
+#include <string.h>
+
+#define MV_ROWS 8   /* input rows the matrix-vector kernels take at once */
+#define MV_WARPS 8
+
+__constant__ float sk_nf4_lut[16];
+__constant__ float sk_dmap_signed[256];
+
+extern "C" const float sk_nf4_table[16];
+extern "C" const float sk_dynamic_map_signed[256];
+
+cudaError_t sk_cuda_linear_init(void)
+{
+	cudaError_t e = cudaMemcpyToSymbol(sk_nf4_lut, sk_nf4_table, sizeof(float) * 16);
+	if (e == cudaSuccess)
+		e = cudaMemcpyToSymbol(sk_dmap_signed, sk_dynamic_map_signed, sizeof(float) * 256);
+	return e;
+}
+
+// The first-level absmax of NF4 block b, in bitsandbytes' order of float32
+// operations (no fused multiply-add).
+__device__ __forceinline__ float nf4_absmax(const sk_cuda_weight &w, int64_t b)
+{
+	if (!w.absmax_q)
+		return w.absmax[b];
+	return __fadd_rn(__fmul_rn(sk_dmap_signed[w.absmax_q[b]], w.nested[b >> 8]), w.offset);
+}
+
+__device__ __forceinline__ float nf4_at(const sk_cuda_weight &w, int64_t e)
+{
+	uint8_t byte = w.packed[e >> 1];
+	int code = (e & 1) ? (byte & 15) : (byte >> 4);
+	return __fmul_rn(sk_nf4_lut[code], nf4_absmax(w, e >> 6));
+}
+
+__device__ __forceinline__ float w_at(const sk_cuda_weight &w, int64_t e)
+{
+	return w.kind == SK_CUDA_W_NF4 ? nf4_at(w, e) : sk_bf16f(w.bf16[e]);
+}
+
+// ---- matrix-vector: a warp per output row, NR input rows ----
+
+template <int NR>
+__device__ __forceinline__ void mv_store(float (&acc)[NR], int lane, int64_t row, int64_t out, float *y)
+{
+#pragma unroll
+	for (int i = 0; i < NR; i++) {
+		float s = sk_warp_sum(acc[i]);
+		if (lane == 0)
+			y[(int64_t)i * out + row] = s;
+	}
+}
+
+// bf16, in % 8 == 0: eight weights (16 bytes) a load.
+template <int NR>
+__global__ static void k_mv_bf16(const uint16_t *__restrict__ W, int64_t out, int64_t in, const float *__restrict__ x,
+                                 float *__restrict__ y)
+{
+	int lane = threadIdx.x & 31;
+	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+	if (row >= out)
+		return;
+	const uint4 *wr = reinterpret_cast<const uint4 *>(W + row * in);
+	float acc[NR];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+		acc[i] = 0;
+	int64_t nch = in / 8;
+	for (int64_t ch = lane; ch < nch; ch += 32) {
+		uint4 v = __ldg(wr + ch);
+		float wv[8];
+		const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+		for (int k = 0; k < 4; k++) {
+			wv[2 * k] = __uint_as_float(u[k] << 16);
+			wv[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+		}
+#pragma unroll
+		for (int i = 0; i < NR; i++) {
+			const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 8);
+			float4 a = xv[0], b = xv[1];
+			acc[i] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y +
+			          wv[6] * b.z + wv[7] * b.w;
+		}
+	}
+	mv_store<NR>(acc, lane, row, out, y);
+}
+
+// NF4, in % 32 == 0: 32 codes (16 bytes, half a block) a load.
+template <int NR>
+__global__ static void k_mv_nf4(sk_cuda_weight w, const float *__restrict__ x, float *__restrict__ y)
+{
+	int lane = threadIdx.x & 31;
+	int64_t out = w.rows, in = w.cols;
+	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+	if (row >= out)
+		return;
+	const uint4 *pr = reinterpret_cast<const uint4 *>(w.packed + row * in / 2);
+	float acc[NR];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+		acc[i] = 0;
+	int64_t nch = in / 32;
+	for (int64_t ch = lane; ch < nch; ch += 32) {
+		uint4 v = __ldg(pr + ch);
+		float am = nf4_absmax(w, (row * in + ch * 32) >> 6);
+		const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+		float wv[32];
+#pragma unroll
+		for (int k = 0; k < 4; k++)
+#pragma unroll
+			for (int b = 0; b < 4; b++) {
+				uint32_t byte = (u[k] >> (8 * b)) & 0xffu;
+				wv[8 * k + 2 * b] = __fmul_rn(sk_nf4_lut[byte >> 4], am);
+				wv[8 * k + 2 * b + 1] = __fmul_rn(sk_nf4_lut[byte & 15], am);
+			}
+#pragma unroll
+		for (int i = 0; i < NR; i++) {
+			const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
+			float s = 0;
+#pragma unroll
+			for (int q = 0; q < 8; q++) {
+				float4 a = xv[q];
+				s += wv[4 * q] * a.x + wv[4 * q + 1] * a.y + wv[4 * q + 2] * a.z + wv[4 * q + 3] * a.w;
+			}
+			acc[i] += s;
+		}
+	}
+	mv_store<NR>(acc, lane, row, out, y);
+}
+
+// Any shape: element by element.
+template <int NR>
+__global__ static void k_mv_any(sk_cuda_weight w, const float *__restrict__ x, float *__restrict__ y)
+{
+	int lane = threadIdx.x & 31;
+	int64_t out = w.rows, in = w.cols;
+	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+	if (row >= out)
+		return;
+	float acc[NR];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+		acc[i] = 0;
+	for (int64_t k = lane; k < in; k += 32) {
+		float wv = w_at(w, row * in + k);
+#pragma unroll
+		for (int i = 0; i < NR; i++)
+			acc[i] += wv * x[i * in + k];
+	}
+	mv_store<NR>(acc, lane, row, out, y);
+}
+
+template <int NR>
+static void mv_launch(sk_cuda *c, const sk_cuda_weight *w, const float *x, float *y)
+{
+	unsigned blocks = sk_blocks(w->rows, MV_WARPS);
+	int aligned_x = ((uintptr_t)x & 15) == 0;
+	if (w->kind == SK_CUDA_W_BF16 && w->cols % 8 == 0 && ((uintptr_t)w->bf16 & 15) == 0 && aligned_x)
+		k_mv_bf16<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->bf16, w->rows, w->cols, x, y);
+	else if (w->kind == SK_CUDA_W_NF4 && w->cols % 32 == 0 && ((uintptr_t)w->packed & 15) == 0 && aligned_x)
+		k_mv_nf4<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+	else
+		k_mv_any<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+}
+
+static void matvec(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y)
+{
+	switch (n) {
+	case 1: mv_launch<1>(c, w, x, y); break;
+	case 2: mv_launch<2>(c, w, x, y); break;
+	case 3: mv_launch<3>(c, w, x, y); break;
+	case 4: mv_launch<4>(c, w, x, y); break;
+	case 5: mv_launch<5>(c, w, x, y); break;
+	case 6: mv_launch<6>(c, w, x, y); break;
+	case 7: mv_launch<7>(c, w, x, y); break;
+	default: mv_launch<8>(c, w, x, y); break;
+	}
+}
+
+// ---- matrix products through cuBLASLt ----
+
+__global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bfloat16 *__restrict__ y)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 *__restrict__ y)
+{
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		y[i] = __float2bfloat16_rn(nf4_at(w, i));
+}
+
+#define LT_WS_BYTES (32u << 20)
+
+static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k)
+{
+	for (int i = 0; i < c->n_plans; i++)
+		if (c->plans[i].m == m && c->plans[i].n == n && c->plans[i].k == k)
+			return c->plans[i].ok ? &c->plans[i] : NULL;
+	sk_cuda_gemm_plan *p = &c->plans[c->n_plans < SK_CUDA_GEMM_PLANS ? c->n_plans++ : SK_CUDA_GEMM_PLANS - 1];
+	sk_cuda_plan_free(p);
+	memset(p, 0, sizeof *p);
+	p->m = m, p->n = n, p->k = k;
+	cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+	// column-major view: Dᵀ[m=out][n] = (W as k×m)ᵀ · (X as k×n)
+	if (cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
+	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
+	    cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k) != CUBLAS_STATUS_SUCCESS ||
+	    cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, n, k) != CUBLAS_STATUS_SUCCESS ||
+	    cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, m, n, m) != CUBLAS_STATUS_SUCCESS)
+		return NULL;
+	cublasLtMatmulPreference_t pref;
+	size_t ws = LT_WS_BYTES;
+	cublasLtMatmulHeuristicResult_t res;
+	int found = 0;
+	if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
+		return NULL;
+	cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+	cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
+	cublasLtMatmulPreferenceDestroy(pref);
+	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
+		return NULL;
+	p->algo = res.algo;
+	p->ok = 1;
+	return p;
+}
+
+static int gemm(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *X, int64_t n, int64_t out, int64_t in,
+                float *Y)
+{
+	sk_cuda_gemm_plan *p = plan_for(c, out, n, in);
+	if (!p) {
+		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product", (long long)n, (long long)out,
+		             (long long)in);
+		return -1;
+	}
+	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
+		return -1;
+	float one = 1.0f, zero = 0.0f;
+	cublasStatus_t st = cublasLtMatmul(c->lt, p->op, &one, W, p->a, X, p->b, &zero, Y, p->d, Y, p->d, &p->algo,
+	                                   c->lt_ws, LT_WS_BYTES, c->stream);
+	if (st != CUBLAS_STATUS_SUCCESS) {
+		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
+		return -1;
+	}
+	return 0;
+}
+
+static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y)
+{
+	int64_t out = w->rows, in = w->cols;
+	size_t xb = ((size_t)(n * in) * 2 + 255) & ~(size_t)255;
+	size_t wb = w->kind == SK_CUDA_W_NF4 ? (size_t)(out * in) * 2 : 0;
+	char *s = (char *)sk_cuda_scratch(c, xb + wb);
+	if (!s)
+		return -1;
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s;
+	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
+	k_to_bf16<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n * in, xh);
+	if (w->kind == SK_CUDA_W_NF4) {
+		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + xb);
+		k_nf4_to_bf16<<<sk_blocks(out * in, 256), 256, 0, c->stream>>>(*w, out * in, d);
+		wh = d;
+	}
+	if (sk_cuda_launched(c, "linear operands") != 0)
+		return -1;
+	return gemm(c, wh, xh, n, out, in, y);
+}
+
+// ---- LoRA: t = A x_i (rank r) on flagged rows, then y_i += scale · B t ----
+
+__global__ static void k_lora_a(const float *__restrict__ A, int r, int64_t in, const float *__restrict__ x,
+                                const uint8_t *__restrict__ rows, float *__restrict__ t)
+{
+	__shared__ float sh[32];
+	int64_t i = blockIdx.x;
+	int j = blockIdx.y;
+	if (rows && !rows[i])
+		return;
+	float s = 0;
+	for (int64_t k = threadIdx.x; k < in; k += blockDim.x)
+		s += A[j * in + k] * x[i * in + k];
+	s = sk_block_sum(s, sh);
+	if (threadIdx.x == 0)
+		t[i * r + j] = s;
+}
+
+__global__ static void k_lora_b(const float *__restrict__ B, int r, int64_t n, int64_t out, float scale,
+                                const uint8_t *__restrict__ rows, const float *__restrict__ t, float *y)
+{
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= n * out)
+		return;
+	int64_t i = e / out, o = e - i * out;
+	if (rows && !rows[i])
+		return;
+	float s = 0;
+	for (int j = 0; j < r; j++)
+		s += B[o * r + j] * t[i * r + j];
+	y[e] += scale * s;
+}
+
+static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float *y, const uint8_t *rows)
+{
+	size_t need = (size_t)(n * l->r) * sizeof(float);
+	if (need > c->lora_cap) {
+		if (c->capturing) {
+			c->capture_spoiled = 1;
+			sk_cuda_fail(c, "LoRA buffer grown during a recording");
+			return -1;
+		}
+		sk_cuda_free(c, c->lora_ws);
+		c->lora_ws = sk_cuda_alloc(c, need, "LoRA intermediates");
+		c->lora_cap = c->lora_ws ? need : 0;
+		if (!c->lora_ws)
+			return -1;
+	}
+	float *t = (float *)c->lora_ws;
+	k_lora_a<<<dim3((unsigned)n, (unsigned)l->r), 128, 0, c->stream>>>(l->A, l->r, l->in, x, rows, t);
+	k_lora_b<<<sk_blocks(n * l->out, 256), 256, 0, c->stream>>>(l->B, l->r, n, l->out, l->scale, rows, t, y);
+	return sk_cuda_launched(c, "LoRA");
+}
+
+void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
+{
+	if (p->op)
+		cublasLtMatmulDescDestroy(p->op);
+	if (p->a)
+		cublasLtMatrixLayoutDestroy(p->a);
+	if (p->b)
+		cublasLtMatrixLayoutDestroy(p->b);
+	if (p->d)
+		cublasLtMatrixLayoutDestroy(p->d);
+	memset(p, 0, sizeof *p);
+}
+
+extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,
+                              const sk_cuda_lora *l, const uint8_t *rows)
+{
+	if (n <= 0)
+		return sk_cuda_check(c);
+	if (n <= MV_ROWS || (w->cols % 8) != 0) {
+		// few rows, or a row width cuBLASLt's bf16 layout would not align: read W once per 8 rows
+		for (int64_t i = 0; i < n; i += MV_ROWS) {
+			int64_t k = n - i < MV_ROWS ? n - i : MV_ROWS;
+			matvec(c, w, x + i * w->cols, k, y + i * w->rows);
+		}
+		sk_cuda_launched(c, "linear");
+	} else if (linear_gemm(c, w, x, n, y) != 0) {
+		return sk_cuda_check(c);
+	}
+	if (l && lora(c, l, x, n, y, rows) != 0)
+		return sk_cuda_check(c);
+	return sk_cuda_check(c);
+}

@@ -1,0 +1,39 @@
+#!/bin/sh
+# The GPU parity checks (`make check-cuda`, or tests/gpu/env.sh
+# tests/gpu/check.sh on a machine with the bundle): every CUDA op and the
+# whole models against the CPU backend, then the op checks once under
+# compute-sanitizer's memcheck and racecheck when it is installed. Logs go to
+# $SK_TEST_LOGDIR (default tests/logs); ends with "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+test_cuda=${TEST_CUDA:-$(command -v test_cuda || echo "$top/tests/test_cuda")}
+logs=${SK_TEST_LOGDIR:-$top/tests/logs}
+mkdir -p "$logs"
+SK_SRCDIR=${SK_SRCDIR:-$top}
+export SK_SRCDIR
+passed=0 failed=0
+run() { # name, command...
+	name=$1
+	shift
+	"$@" >"$logs/$name.log" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$logs/$name.log")
+	f=$(grep -c '^not ok ' "$logs/$name.log")
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+	printf '%s %-34s %d passed, %d failed\n' "$([ "$f" -eq 0 ] && echo PASS || echo FAIL)" "$name" "$p" "$f"
+	grep -E '^not ok|check failed|^# ' "$logs/$name.log" | sed 's/^/    /' | head -80
+}
+run test_cuda "$test_cuda"
+cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ -n "$cs" ]; then
+	# the op-level cases only: whole models under the sanitizer take minutes
+	for tool in memcheck racecheck; do
+		run "sanitizer_$tool" "$cs" --tool "$tool" --error-exitcode 3 "$test_cuda" --ops-only
+	done
+else
+	echo "compute-sanitizer not found: the sanitizer runs were skipped"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

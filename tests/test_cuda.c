@@ -1,0 +1,628 @@
+/* The CUDA backend against the CPU backend (the reference), as ggml's
+ * test-backend-ops does it: every op on fresh random inputs (never zeros),
+ * each output poisoned with NaN before the op so an element it fails to
+ * write shows, compared by relative L2 with a bound per op and precision;
+ * then whole models: the tiny Gemma 3n / Gemma 3 fixtures' logits (bf16
+ * and NF4 weights, prefill and token by token through the cache, LoRA on
+ * some rows of a batch), greedy continuations, and the default model when
+ * SK_DEFAULT_MODEL names it. Without a GPU every case is skipped as such.
+ *
+ * Bounds. fp32 arithmetic on both sides, summed in different orders:
+ * 2e-6 for element-wise ops and norms, 1e-5 for reductions over a row and
+ * for attention. The linear op reads bf16 or NF4 weights exactly and
+ * accumulates in fp32 for up to 8 rows (1e-5); beyond that it multiplies
+ * bf16-rounded activations on the tensor cores (relative rounding 2^-9 per
+ * operand, so 1e-2; about 3e-3 is typical). A model's logits carry that
+ * through every layer: 2e-2. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend/backend.h"
+#include "engine/backend/backend_info.h"
+#include "engine/error.h"
+#include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
+#include "engine/model/generate.h"
+#include "engine/model/lora.h"
+#include "engine/model/model.h"
+#include "tests/test.h"
+
+static sk_backend *cpu, *gpu;
+static char no_gpu[200];
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	float v = (float)((double)((rng >> 11) % 2000001u) / 1000000.0 - 1.0);
+	return v == 0.0f ? 0.25f : v;
+}
+
+static float *rnd(size_t n, float scale)
+{
+	float *x = malloc(n * sizeof *x);
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand() * scale;
+	return x;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+	double d = 0, s = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = (double)a[i] - ref[i];
+		d += e * e;
+		s += (double)ref[i] * ref[i];
+	}
+	if (!(d == d))
+		return INFINITY; /* a NaN: an element never written, or a real NaN */
+	return s > 0 ? sqrt(d / s) : sqrt(d);
+}
+
+/* ---- device buffers ---- */
+
+static void *dev(const void *host, size_t bytes)
+{
+	void *d = gpu->ops->alloc(gpu, bytes, "test");
+	if (d && host)
+		gpu->ops->upload(gpu, d, host, bytes);
+	return d;
+}
+
+static float *dev_f(const float *host, size_t n)
+{
+	return dev(host, n * sizeof(float));
+}
+
+/* A device buffer of n floats filled with NaN. */
+static float *poisoned(size_t n)
+{
+	float *h = malloc(n * sizeof *h);
+	for (size_t i = 0; i < n; i++)
+		h[i] = NAN;
+	float *d = dev_f(h, n);
+	free(h);
+	return d;
+}
+
+static float *back(const float *d, size_t n)
+{
+	float *h = malloc(n * sizeof *h);
+	if (gpu->ops->download(gpu, h, d, n * sizeof(float)) != 0)
+		fprintf(stderr, "  download: %s\n", sk_error());
+	return h;
+}
+
+static void dfree(void *d)
+{
+	gpu->ops->free(gpu, d);
+}
+
+/* Compares the device result d with the host reference ref over n. */
+static void expect(const char *what, const float *d, const float *ref, size_t n, double bound)
+{
+	float *h = back(d, n);
+	double e = rel_l2(h, ref, n);
+	printf("# %-44s rel L2 %.3g (bound %.0e)\n", what, e, bound);
+	CHECK_MSG(e <= bound, "%s: rel L2 %g > %g", what, e, bound);
+	free(h);
+}
+
+#define NEED_GPU()                                  \
+	do {                                        \
+		if (!gpu) {                         \
+			SKIP("no GPU: %s", no_gpu); \
+			return;                     \
+		}                                   \
+	} while (0)
+
+/* ---- ops ---- */
+
+/* A bf16 weight [rows, cols] with random values on the host (CPU tensor)
+ * and its device copy. */
+static void bf16_weight(int64_t rows, int64_t cols, uint16_t **host, sk_tensor *tc, sk_tensor *tg)
+{
+	*host = malloc((size_t)(rows * cols) * 2);
+	for (int64_t i = 0; i < rows * cols; i++)
+		(*host)[i] = sk_f32_to_bf16(frand() * 0.1f);
+	memset(tc, 0, sizeof *tc);
+	tc->dtype = SK_DT_BF16;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = *host;
+	tc->device = SK_DEVICE_CPU;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test weight") == 0);
+}
+
+static void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_tensor *tc, sk_tensor *tg)
+{
+	float *f = rnd((size_t)(rows * cols), 0.1f);
+	CHECK(sk_nf4_quantize(f, rows * cols, 1, q) == 0);
+	free(f);
+	memset(tc, 0, sizeof *tc);
+	tc->nf4 = 1;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = q;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
+}
+
+/* One linear case: n rows through W [out, in], LoRA on odd rows when lp. */
+static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n,
+                        const sk_lora_pair *lp, double bound)
+{
+	int64_t out = tc->shape[0], in = tc->shape[1];
+	float *x = rnd((size_t)(n * in), 1.0f), *ref = malloc((size_t)(n * out) * sizeof(float));
+	uint8_t *rows = malloc((size_t)n);
+	for (int64_t i = 0; i < n; i++)
+		rows[i] = (uint8_t)(i % 2);
+	CHECK(cpu->ops->linear(cpu, tc, x, n, ref, lp, lp ? rows : NULL) == 0);
+	float *dx = dev_f(x, (size_t)(n * in)), *dy = poisoned((size_t)(n * out));
+	uint8_t *drows = dev(rows, (size_t)n);
+	CHECK(gpu->ops->linear(gpu, tg, dx, n, dy, lp, lp ? drows : NULL) == 0);
+	char what[96];
+	snprintf(what, sizeof what, "linear %s %lldx%lld, %lld rows%s", label, (long long)out, (long long)in,
+	         (long long)n, lp ? ", LoRA" : "");
+	expect(what, dy, ref, (size_t)(n * out), bound);
+	dfree(dx);
+	dfree(dy);
+	dfree(drows);
+	free(x);
+	free(ref);
+	free(rows);
+}
+
+TEST(linear_bf16_and_nf4)
+{
+	NEED_GPU();
+	struct { int64_t out, in; } shapes[] = { { 96, 64 }, { 200, 256 }, { 33, 40 }, { 64, 24 } };
+	for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+		uint16_t *h;
+		sk_tensor tc, tg;
+		bf16_weight(shapes[s].out, shapes[s].in, &h, &tc, &tg);
+		int64_t ns[] = { 1, 3, 8, 17, 64 };
+		for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+			linear_case("bf16", &tc, &tg, ns[k], NULL, ns[k] <= 8 || shapes[s].in % 8 ? 1e-5 : 1e-2);
+		free(h);
+		if (shapes[s].in % 64 == 0) {
+			sk_nf4_tensor q;
+			nf4_weight(shapes[s].out, shapes[s].in, &q, &tc, &tg);
+			for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+				linear_case("NF4", &tc, &tg, ns[k], NULL, ns[k] <= 8 ? 1e-5 : 1e-2);
+			sk_nf4_free(&q);
+		}
+	}
+}
+
+TEST(embed_rows_device_and_host_tables)
+{
+	NEED_GPU();
+	enum { V = 50, D = 24, N = 7 };
+	for (int host = 0; host < 2; host++) {
+		uint16_t *h;
+		sk_tensor tc, tg;
+		h = malloc(V * D * 2);
+		for (int i = 0; i < V * D; i++)
+			h[i] = sk_f32_to_bf16(frand());
+		memset(&tc, 0, sizeof tc);
+		tc.dtype = SK_DT_BF16;
+		tc.ndim = 2;
+		tc.shape[0] = V;
+		tc.shape[1] = D;
+		tc.data = h;
+		tg = tc;
+		CHECK(gpu->ops->load_tensor(gpu, &tg, host, "table") == 0);
+		int32_t ids[N] = { 3, 49, 0, 3, 17, 22, 8 };
+		float ref[N * D];
+		CHECK(cpu->ops->embed(cpu, &tc, ids, N, 1.5f, ref) == 0);
+		int32_t *did = dev(ids, sizeof ids);
+		float *dy = poisoned(N * D);
+		CHECK(gpu->ops->embed(gpu, &tg, did, N, 1.5f, dy) == 0);
+		expect(host ? "embed, table in pinned host memory" : "embed, table on the device", dy, ref, N * D, 2e-6);
+		dfree(did);
+		dfree(dy);
+		free(h);
+	}
+}
+
+TEST(norm_rope_elementwise)
+{
+	NEED_GPU();
+	enum { R = 5, D = 320, H = 4, HD = 32 };
+	float *x = rnd(R * D, 2.0f), *b = rnd(R * D, 2.0f), *w = rnd(D, 1.0f), ref[R * D];
+	float *dx = dev_f(x, R * D), *db = dev_f(b, R * D), *dw = dev_f(w, D), *dy;
+	for (int with_w = 0; with_w < 2; with_w++) {
+		cpu->ops->rmsnorm(cpu, x, R, D, with_w ? w : NULL, 1e-6f, ref);
+		dy = poisoned(R * D);
+		gpu->ops->rmsnorm(gpu, dx, R, D, with_w ? dw : NULL, 1e-6f, dy);
+		expect(with_w ? "rmsnorm with weight" : "rmsnorm without weight", dy, ref, R * D, 2e-6);
+		dfree(dy);
+	}
+	/* RoPE in place on [R][H][HD] (R·H·HD = 640 ≤ R·D) at scattered positions */
+	int32_t pos[R] = { 0, 7, 513, 4095, 31 };
+	int32_t *dpos = dev(pos, sizeof pos);
+	memcpy(ref, x, R * H * HD * sizeof(float));
+	cpu->ops->rope(cpu, ref, R, H, HD, pos, 10000.0f, 1.0f);
+	dy = dev_f(x, R * H * HD);
+	gpu->ops->rope(gpu, dy, R, H, HD, dpos, 10000.0f, 1.0f);
+	expect("rope theta 1e4", dy, ref, R * H * HD, 2e-6);
+	dfree(dy);
+	memcpy(ref, x, R * H * HD * sizeof(float));
+	cpu->ops->rope(cpu, ref, R, H, HD, pos, 1000000.0f, 8.0f);
+	dy = dev_f(x, R * H * HD);
+	gpu->ops->rope(gpu, dy, R, H, HD, dpos, 1000000.0f, 8.0f);
+	expect("rope theta 1e6, linear factor 8", dy, ref, R * H * HD, 2e-6);
+	dfree(dy);
+
+	cpu->ops->add(cpu, x, b, R * D, 0.7f, ref);
+	dy = poisoned(R * D);
+	gpu->ops->add(gpu, dx, db, R * D, 0.7f, dy);
+	expect("add, scaled", dy, ref, R * D, 2e-6);
+	gpu->ops->scale(gpu, dx, R * D, -1.25f, dy);
+	cpu->ops->scale(cpu, x, R * D, -1.25f, ref);
+	expect("scale", dy, ref, R * D, 2e-6);
+	gpu->ops->mul_rows(gpu, dx, db + 3, 11, R, 29, dy);
+	cpu->ops->mul_rows(cpu, x, b + 3, 11, R, 29, ref);
+	expect("mul_rows, row stride 11", dy, ref, R * 29, 2e-6);
+	gpu->ops->mul_rows(gpu, dx, dw, 0, R, D, dy);
+	cpu->ops->mul_rows(cpu, x, w, 0, R, D, ref);
+	expect("mul_rows, broadcast", dy, ref, R * D, 2e-6);
+	memcpy(ref, x, sizeof ref);
+	cpu->ops->softcap(cpu, ref, R * D, 1.5f);
+	gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
+	gpu->ops->softcap(gpu, dy, R * D, 1.5f);
+	expect("softcap", dy, ref, R * D, 2e-6);
+	/* gelu with and without product, dense and with the sparsity cutoff */
+	float zs[2] = { 0.0f, 1.6448536f };
+	for (int k = 0; k < 2; k++)
+		for (int with_u = 0; with_u < 2; with_u++) {
+			memcpy(ref, x, sizeof ref);
+			cpu->ops->gelu_mul(cpu, ref, with_u ? b : NULL, R, D, zs[k]);
+			gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
+			gpu->ops->gelu_mul(gpu, dy, with_u ? db : NULL, R, D, zs[k]);
+			char what[64];
+			snprintf(what, sizeof what, "gelu%s%s", with_u ? " * up" : "", zs[k] != 0 ? ", sparsity cutoff" : "");
+			expect(what, dy, ref, R * D, 1e-5);
+		}
+	memcpy(ref, x, sizeof ref);
+	cpu->ops->rescale_rms(cpu, ref, b, R, D);
+	gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
+	gpu->ops->rescale_rms(gpu, dy, db, R, D);
+	expect("rescale_rms", dy, ref, R * D, 2e-6);
+	dfree(dy);
+	dfree(dx);
+	dfree(db);
+	dfree(dw);
+	dfree(dpos);
+	free(x);
+	free(b);
+	free(w);
+}
+
+TEST(rows_rings_and_memory)
+{
+	NEED_GPU();
+	enum { R = 6, D = 40 };
+	float *x = rnd(R * D, 1.0f), ref[R * D], ring[4 * D];
+	float *dx = dev_f(x, R * D), *dy = poisoned(R * D);
+	int64_t idx[4] = { 5, 0, 2, 5 }, sidx[3] = { 4, 1, 3 };
+	int64_t *didx = dev(idx, sizeof idx), *dsidx = dev(sidx, sizeof sidx);
+	cpu->ops->gather_rows(cpu, x, D, idx, 4, ref);
+	gpu->ops->gather_rows(gpu, dx, D, didx, 4, dy);
+	expect("gather_rows", dy, ref, 4 * D, 0);
+	for (int i = 0; i < R * D; i++)
+		ref[i] = 0;
+	gpu->ops->zero(gpu, dy, R * D);
+	cpu->ops->scatter_rows(cpu, x, D, sidx, 3, ref);
+	gpu->ops->scatter_rows(gpu, dx, D, dsidx, 3, dy);
+	expect("zero, then scatter_rows", dy, ref, R * D, 0);
+	int32_t pos[R] = { 9, 10, 11, 12, 13, 14 };
+	int32_t *dpos = dev(pos, sizeof pos);
+	for (int i = 0; i < 4 * D; i++)
+		ring[i] = 0;
+	float *dring = dev_f(ring, 4 * D);
+	cpu->ops->ring_write(cpu, x, R, D, ring, 4, pos);
+	gpu->ops->ring_write(gpu, dx, R, D, dring, 4, dpos);
+	expect("ring_write wrapping a ring of 4", dring, ring, 4 * D, 0);
+	uint64_t fr = 0, tot = 0;
+	gpu->ops->mem_info(gpu, &fr, &tot);
+	CHECK(tot > 0 && fr <= tot);
+	/* an impossible allocation is an error naming what and how much */
+	void *huge = gpu->ops->alloc(gpu, (size_t)1 << 50, "an impossible buffer");
+	CHECK(huge == NULL);
+	CHECK(strstr(sk_error(), "an impossible buffer") != NULL && strstr(sk_error(), "free") != NULL);
+	printf("# out of memory reads: %s\n", sk_error());
+	dfree(dx);
+	dfree(dy);
+	dfree(didx);
+	dfree(dsidx);
+	dfree(dpos);
+	dfree(dring);
+	free(x);
+}
+
+/* One attention case: n new rows after past cached positions (ring of cap). */
+static void attention_case(int64_t n, int64_t past, int64_t cap, int window, float softcap)
+{
+	enum { NH = 4, NKV = 2, HD = 64 };
+	int64_t kvd = NKV * HD, qd = NH * HD;
+	float *q = rnd((size_t)(n * qd), 1.0f), *kn = rnd((size_t)(n * kvd), 1.0f), *vn = rnd((size_t)(n * kvd), 1.0f);
+	float *kp = rnd((size_t)(cap * kvd), 1.0f), *vp = rnd((size_t)(cap * kvd), 1.0f);
+	float *ref = malloc((size_t)(n * qd) * sizeof(float));
+	int32_t *pos = malloc((size_t)n * sizeof *pos);
+	for (int64_t i = 0; i < n; i++)
+		pos[i] = (int32_t)(past + i);
+	int64_t lo = past > cap ? past - cap : 0;
+	sk_attn_kv a = { past ? kp : NULL, past ? vp : NULL, cap, past ? lo : 0, past, kn, vn, pos };
+	float sc = 1.0f / 8.0f;
+	CHECK(cpu->ops->attention(cpu, q, n, &a, NH, NKV, HD, window, sc, softcap, ref) == 0);
+	float *dq = dev_f(q, (size_t)(n * qd)), *dkn = dev_f(kn, (size_t)(n * kvd)), *dvn = dev_f(vn, (size_t)(n * kvd));
+	float *dkp = dev_f(kp, (size_t)(cap * kvd)), *dvp = dev_f(vp, (size_t)(cap * kvd));
+	int32_t *dpos = dev(pos, (size_t)n * sizeof *pos);
+	float *dout = poisoned((size_t)(n * qd));
+	sk_attn_kv g = { past ? dkp : NULL, past ? dvp : NULL, cap, past ? lo : 0, past, dkn, dvn, dpos };
+	CHECK(gpu->ops->attention(gpu, dq, n, &g, NH, NKV, HD, window, sc, softcap, dout) == 0);
+	char what[96];
+	snprintf(what, sizeof what, "attention %lld new after %lld, ring %lld, window %d%s", (long long)n,
+	         (long long)past, (long long)cap, window, softcap > 0 ? ", softcap" : "");
+	expect(what, dout, ref, (size_t)(n * qd), 1e-5);
+	dfree(dq);
+	dfree(dkn);
+	dfree(dvn);
+	dfree(dkp);
+	dfree(dvp);
+	dfree(dpos);
+	dfree(dout);
+	free(q);
+	free(kn);
+	free(vn);
+	free(kp);
+	free(vp);
+	free(ref);
+	free(pos);
+}
+
+TEST(attention_cache_window_gqa)
+{
+	NEED_GPU();
+	attention_case(1, 0, 16, 0, 0);        /* the first token */
+	attention_case(37, 0, 64, 0, 0);       /* a prefill without a past */
+	attention_case(37, 0, 64, 8, 50.0f);   /* sliding window, softcap */
+	attention_case(1, 300, 512, 0, 0);     /* decoding over a long cache (split keys) */
+	attention_case(1, 1000, 256, 256, 0);  /* a wrapped sliding ring */
+	attention_case(4, 90, 100, 32, 0);     /* a short chunk after a wrapped ring */
+}
+
+TEST(altup_router_predict_correct)
+{
+	NEED_GPU();
+	enum { A = 4, R = 3, D = 96, ACT = 0 };
+	float *x = rnd(A * R * D, 1.0f), *y = rnd(R * D, 1.0f), *nw = rnd(D, 1.0f), *w = rnd(A * D, 1.0f);
+	float *wp = rnd(A * A * A, 0.5f), *wc = rnd(A * A, 0.5f), modal[R * A], ref[A * R * D];
+	float *dx = dev_f(x, A * R * D), *dyv = dev_f(y, R * D), *dnw = dev_f(nw, D), *dw = dev_f(w, A * D);
+	float *dwp = dev_f(wp, A * A * A), *dwc = dev_f(wc, A * A), *dm = poisoned(R * A), *dout = poisoned(A * R * D);
+	cpu->ops->altup_router(cpu, x, R, D, nw, 1e-6f, w, A, modal);
+	gpu->ops->altup_router(gpu, dx, R, D, dnw, 1e-6f, dw, A, dm);
+	expect("altup_router", dm, modal, R * A, 1e-5);
+	gpu->ops->upload(gpu, dm, modal, sizeof modal); /* the same modalities for the next two */
+	cpu->ops->altup_predict(cpu, x, R, D, A, wp, modal, ref);
+	gpu->ops->altup_predict(gpu, dx, R, D, A, dwp, dm, dout);
+	expect("altup_predict", dout, ref, A * R * D, 2e-6);
+	gpu->ops->zero(gpu, dout, A * R * D);
+	cpu->ops->altup_correct(cpu, x, y, R, D, A, ACT, wc, modal, ref);
+	gpu->ops->altup_correct(gpu, dx, dyv, R, D, A, ACT, dwc, dm, dout);
+	expect("altup_correct", dout, ref, A * R * D, 2e-6);
+	dfree(dx), dfree(dyv), dfree(dnw), dfree(dw), dfree(dwp), dfree(dwc), dfree(dm), dfree(dout);
+	free(x), free(y), free(nw), free(w), free(wp), free(wc);
+}
+
+TEST(lora_pair_outside_the_adapter_is_refused)
+{
+	NEED_GPU();
+	enum { OUT = 48, IN = 64, R = 8 };
+	float *A = rnd(R * IN, 0.2f), *B = rnd(OUT * R, 0.2f);
+	sk_lora_pair lp = { A, B, R, IN, OUT, 2.0f };
+	/* the backend takes LoRA pairs from an adapter set on it: make a one-pair adapter by hand */
+	uint16_t *h;
+	sk_tensor tc, tg;
+	bf16_weight(OUT, IN, &h, &tc, &tg);
+	/* without an adapter set, a pair is refused with a message */
+	float *dx = poisoned(2 * IN), *dy = poisoned(2 * OUT);
+	uint8_t rows[2] = { 1, 1 };
+	CHECK(gpu->ops->linear(gpu, &tg, dx, 2, dy, &lp, rows) != 0);
+	dfree(dx);
+	dfree(dy);
+	free(h);
+	free(A);
+	free(B);
+}
+
+/* ---- whole models ---- */
+
+static sk_model *load_on(const char *rel, sk_device d, int nf4)
+{
+	sk_model_opts o = { d, nf4, 2 };
+	sk_model *m = sk_model_load(sk_test_path(rel), &o);
+	if (!m)
+		fprintf(stderr, "  load %s on %s: %s\n", rel, sk_device_name(d), sk_error());
+	return m;
+}
+
+static const int32_t seq_a[] = { 2, 225, 49, 314, 134, 180, 261, 265, 296, 43, 53, 121, 157, 294, 4, 275,
+	                           240, 204, 186, 344, 60, 198, 323, 21 };
+static const int32_t seq_b[] = { 2, 17, 99, 310, 5, 260, 261, 77, 12, 300, 301, 302, 150 };
+
+/* The same work on both models: a ragged prefill of two sequences (all
+ * logits; adapter on the second when lora), then token-by-token decoding
+ * of six more tokens each. */
+static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lora)
+{
+	int V = sk_model_vocab(mc);
+	int na = (int)(sizeof seq_a / sizeof *seq_a), nb = (int)(sizeof seq_b / sizeof *seq_b);
+	sk_kv_cache *kc = sk_kv_cache_new(mc, 2, 64), *kg = sk_kv_cache_new(mg, 2, 64);
+	float *lc = malloc((size_t)(na + nb) * V * sizeof(float)), *lg = malloc((size_t)(na + nb) * V * sizeof(float));
+	CHECK(kc && kg && lc && lg);
+	sk_batch_item it[2] = { { 0, seq_a, 16, 0, 1 }, { 1, seq_b, nb, lora, 1 } };
+	CHECK(sk_model_forward(mc, kc, it, 2, lc) == 0);
+	CHECK(sk_model_forward(mg, kg, it, 2, lg) == 0);
+	double e = rel_l2(lg, lc, (size_t)(16 + nb) * V);
+	printf("# %-30s prefill of 16 + %d tokens: rel L2 %.3g\n", label, nb, e);
+	CHECK_MSG(e < 2e-2, "%s prefill: rel L2 %g", label, e);
+	double worst = 0;
+	for (int k = 16; k < na; k++) {
+		sk_batch_item st[2] = { { 0, &seq_a[k], 1, 0, 0 }, { 1, &seq_a[k], 1, lora, 0 } };
+		CHECK(sk_model_forward(mc, kc, st, 2, lc) == 0);
+		CHECK(sk_model_forward(mg, kg, st, 2, lg) == 0);
+		double d = rel_l2(lg, lc, (size_t)2 * V);
+		if (d > worst)
+			worst = d;
+	}
+	printf("# %-30s %d decode steps of 2 sequences: worst rel L2 %.3g\n", label, na - 16, worst);
+	CHECK_MSG(worst < 2e-2, "%s decode: rel L2 %g", label, worst);
+	CHECK_EQ_INT(sk_kv_cache_pos(kg, 0), na);
+	sk_kv_cache_free(kc);
+	sk_kv_cache_free(kg);
+	free(lc);
+	free(lg);
+}
+
+TEST(tiny_models_match_cpu)
+{
+	NEED_GPU();
+	const char *models[] = { "tests/fixtures/hf/tiny-gemma3n", "tests/fixtures/hf/tiny-gemma3",
+		                 "tests/fixtures/model/gemma3n-tiny.gguf", "tests/fixtures/model/gemma3-tiny.gguf" };
+	for (int k = 0; k < 4; k++)
+		for (int nf4 = 0; nf4 < 2; nf4++) {
+			sk_model *mc = load_on(models[k], SK_DEVICE_CPU, nf4), *mg = load_on(models[k], SK_DEVICE_CUDA, nf4);
+			CHECK(mc && mg);
+			if (mc && mg) {
+				char label[96];
+				snprintf(label, sizeof label, "%s%s", strrchr(models[k], '/') + 1, nf4 ? " NF4" : "");
+				compare_models(label, mc, mg, 0);
+			}
+			sk_model_free(mc);
+			sk_model_free(mg);
+		}
+}
+
+TEST(tiny_models_with_adapters_match_cpu)
+{
+	NEED_GPU();
+	const char *models[] = { "tests/fixtures/hf/tiny-gemma3n", "tests/fixtures/hf/tiny-gemma3" };
+	const char *ads[] = { "tests/fixtures/hf/tiny-gemma3n/ref/adapter_all", "tests/fixtures/hf/tiny-gemma3/ref/adapter_all" };
+	for (int k = 0; k < 2; k++) {
+		sk_model *mc = load_on(models[k], SK_DEVICE_CPU, 0), *mg = load_on(models[k], SK_DEVICE_CUDA, 0);
+		sk_lora *l = mc ? sk_lora_load(sk_test_path(ads[k]), sk_model_config(mc)) : NULL;
+		CHECK(mc && mg && l);
+		if (mc && mg && l) {
+			CHECK(sk_model_set_adapter(mc, l) == 0);
+			CHECK(sk_model_set_adapter(mg, l) == 0);
+			char label[96];
+			snprintf(label, sizeof label, "%s + adapter (compare)", strrchr(models[k], '/') + 1);
+			compare_models(label, mc, mg, 1);
+			sk_model_set_adapter(mg, NULL);
+			sk_model_set_adapter(mc, NULL);
+		}
+		sk_lora_free(l);
+		sk_model_free(mc);
+		sk_model_free(mg);
+	}
+}
+
+typedef struct {
+	int32_t ids[64];
+	int n;
+} collected;
+
+static int collect(void *ctx, int i, int32_t id, const char *text)
+{
+	(void)text;
+	collected *c = (collected *)ctx + i;
+	if (c->n < 64)
+		c->ids[c->n++] = id;
+	return 0;
+}
+
+/* Greedy continuations: the same tokens on both backends. */
+static void greedy_same(const char *rel, int max_new, int n_prompts, const int32_t *const *prompts, const int *lens)
+{
+	sk_model *mc = load_on(rel, SK_DEVICE_CPU, 0), *mg = load_on(rel, SK_DEVICE_CUDA, 0);
+	CHECK(mc && mg);
+	if (mc && mg)
+		for (int p = 0; p < n_prompts; p++) {
+			sk_gen_request r;
+			memset(&r, 0, sizeof r);
+			r.prompt = prompts[p];
+			r.n_prompt = (size_t)lens[p];
+			r.max_new = max_new;
+			r.ignore_eos = 1;
+			sk_sampling_defaults(&r.sampling);
+			r.sampling.greedy = 1;
+			collected cc = { { 0 }, 0 }, cg = { { 0 }, 0 };
+			CHECK(sk_generate(mc, &r, 1, collect, &cc, NULL) == 0);
+			CHECK(sk_generate(mg, &r, 1, collect, &cg, NULL) == 0);
+			int same = cc.n == cg.n;
+			int first = -1;
+			for (int i = 0; same && i < cc.n; i++)
+				if (cc.ids[i] != cg.ids[i]) {
+					same = 0;
+					first = i;
+				}
+			printf("# %s prompt %d: greedy %d tokens %s (first difference at %d)\n", rel, p, cc.n,
+			       same ? "identical" : "DIFFER", first);
+			CHECK(same);
+		}
+	sk_model_free(mc);
+	sk_model_free(mg);
+}
+
+TEST(greedy_continuations_identical)
+{
+	NEED_GPU();
+	const int32_t *prompts[] = { seq_a, seq_b };
+	int lens[] = { 10, 13 };
+	greedy_same("tests/fixtures/hf/tiny-gemma3n", 24, 2, prompts, lens);
+	greedy_same("tests/fixtures/hf/tiny-gemma3", 24, 2, prompts, lens);
+}
+
+int main(int argc, char **argv)
+{
+	int ops_only = argc > 1 && !strcmp(argv[1], "--ops-only"); /* for the sanitizer runs */
+	sk_backend_info bi;
+	sk_backend_probe(&bi);
+	if (bi.cuda_devices > 0) {
+		cpu = sk_backend_new(SK_DEVICE_CPU, 2);
+		gpu = sk_backend_new(SK_DEVICE_CUDA, 0);
+		if (!gpu)
+			snprintf(no_gpu, sizeof no_gpu, "%.190s", sk_error());
+		else
+			printf("# GPU: %s\n", bi.cuda_desc);
+	} else {
+		snprintf(no_gpu, sizeof no_gpu, "%.190s", bi.cuda_reason);
+	}
+	RUN(linear_bf16_and_nf4);
+	RUN(embed_rows_device_and_host_tables);
+	RUN(norm_rope_elementwise);
+	RUN(rows_rings_and_memory);
+	RUN(attention_cache_window_gqa);
+	RUN(altup_router_predict_correct);
+	RUN(lora_pair_outside_the_adapter_is_refused);
+	if (!ops_only) {
+		RUN(tiny_models_match_cpu);
+		RUN(tiny_models_with_adapters_match_cpu);
+		RUN(greedy_continuations_identical);
+	}
+	sk_backend_free(cpu);
+	sk_backend_free(gpu);
+	TEST_EXIT();
+}
