@@ -6,5 +6,5 @@ libsokhan_ui_a_SOURCES += \
 	ui/widgets.c ui/widgets.h
 sokhan_SOURCES += \
 	ui/tui.h ui/tui_internal.h \
-	ui/tui_app.c ui/tui_input.c ui/tui_text.c ui/tui_chat.c ui/tui_train.c \
-	ui/tui_form.c
+	ui/tui_app.c ui/tui_input.c ui/tui_text.c ui/view_chat.c ui/view_train.c \
+	ui/tui_train_form.c
