@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unicode/ubidi.h>
 #include <unicode/unorm2.h>
+#include <unicode/ustring.h>
 
 #include "engine/error.h"
 #include "tests/test.h"
@@ -62,7 +64,7 @@ static const golden goldens[] = {
 	  "062F 0634 0020 0631 0634 062A 0646 0645 0020 06F2 002E 06F1 0020 0647 062E 0633 0646" },
 	{ "T7", "کد `x = 1` را اجرا کن", 0, 1,
 	  "0646 06A9 0020 0627 0631 062C 0627 0020 0627 0631 0020 0060 0078 0020 003D 0020 0031 0060 0020 062F 06A9" },
-	{ "T8", "می\u200cخواهم", 0, 1, "0645 0647 0627 0648 062E 06CC 200C 0645" },
+	{ "T8", "می\u200cخواهم", 0, 1, "0645 0647 0627 0648 062E 200C 06CC 0645" },
 	{ "T9", "فایل config.yaml در مسیر /home/user ذخیره شد", 0, 1,
 	  "062F 0634 0020 0647 0631 06CC 062E 0630 0020 0068 006F 006D 0065 002F 0075 0073 0065 0072 002F 0020 0631 "
 	  "06CC 0633 0645 0020 0631 062F 0020 0063 006F 006E 0066 0069 0067 002E 0079 0061 006D 006C 0020 0644 06CC "
@@ -345,7 +347,7 @@ TEST(reorder_per_wrapped_line)
 		free(v);
 		CHECK(sk_bidi_visual_range(t, strlen(t), l[2].start, l[2].end, SK_BIDI_RTL, &v, NULL) == 0);
 		hex_cps(v, got, sizeof got);
-		CHECK_MSG(!strcmp(got, "062F 0646 06A9 06CC 200C 0645"), "%s", got);
+		CHECK_MSG(!strcmp(got, "062F 0646 06A9 200C 06CC 0645"), "%s", got);
 		free(v);
 		CHECK(line_is(t, &l[1], "است و خوب کار"));
 	}
@@ -395,6 +397,130 @@ static size_t cps_of(const char *s, size_t len, uint32_t *cps, size_t cap)
 	return n;
 }
 
+/* ICU's own visual string of a paragraph (ubidi_writeReordered, marks kept
+ * after their letter, mirroring), without the pure direction controls,
+ * which sk_bidi leaves out; as "XXXX XXXX ...". */
+static void icu_visual(const char *t, int level, char *buf, size_t cap)
+{
+	UChar u[512], o[512];
+	int32_t n = 0, m = 0;
+	UErrorCode st = U_ZERO_ERROR;
+	buf[0] = '\0';
+	u_strFromUTF8(u, 512, &n, t, -1, &st);
+	UBiDi *b = ubidi_open();
+	if (U_SUCCESS(st))
+		ubidi_setPara(b, u, n, (UBiDiLevel)level, NULL, &st);
+	if (U_SUCCESS(st))
+		m = ubidi_writeReordered(b, o, 512, UBIDI_DO_MIRRORING | UBIDI_KEEP_BASE_COMBINING, &st);
+	ubidi_close(b);
+	size_t k = 0;
+	for (int32_t i = 0; U_SUCCESS(st) && i < m && k + 8 < cap;) {
+		UChar32 c;
+		U16_NEXT(o, i, m, c);
+		if (c == 0x200E || c == 0x200F || c == 0x061C || (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069))
+			continue;
+		k += (size_t)snprintf(buf + k, cap - k, "%s%04X", k ? " " : "", (unsigned)c);
+	}
+}
+
+TEST(format_characters_where_icu_puts_them)
+{
+	/* The ZWNJ of «پوشه‌ی» between ی and ه (not right of ه): a terminal
+	 * that joins the letters it is given then keeps ه and ی apart and ش
+	 * joined to ه. With shaping: ی isolated, ه final, ش initial. */
+	const char *t = "پوشه\u200cی";
+	char *v = NULL;
+	char got[512];
+	CHECK(sk_bidi_visual_line(t, strlen(t), SK_BIDI_RTL, &v) == 0);
+	hex_cps(v ? v : "", got, sizeof got);
+	CHECK_MSG(!strcmp(got, "06CC 200C 0647 0634 0648 067E"), "unshaped: %s", got);
+	free(v);
+	CHECK(sk_bidi_visual_line_shaped(t, strlen(t), SK_BIDI_RTL, 0, &v) == 0);
+	hex_cps(v ? v : "", got, sizeof got);
+	CHECK_MSG(!strcmp(got, "06CC 200C 0647 0634 0648 067E"), "shape off: %s", got);
+	free(v);
+	CHECK(sk_bidi_visual_line_shaped(t, strlen(t), SK_BIDI_RTL, 1, &v) == 0);
+	hex_cps(v ? v : "", got, sizeof got);
+	CHECK_MSG(!strcmp(got, "FBFC 200C FEEA FEB7 FEEE FB58"), "shaped: %s", got);
+	free(v);
+
+	/* The cells are still the clusters: ه with its ZWNJ, 5 cells of width
+	 * 1; the ZWNJ is drawn first in the cell of ه, so on the left of ه. */
+	sk_bidi_cell *c = NULL;
+	size_t n = 0;
+	CHECK(sk_bidi_line_cells(t, strlen(t), 0, strlen(t), SK_BIDI_RTL, &c, &n) == 0);
+	CHECK_EQ_INT(n, 5);
+	if (n == 5) {
+		CHECK_EQ_INT(c[1].start, 6);  /* ه */
+		CHECK_EQ_INT(c[1].end, 11);   /* and the ZWNJ */
+		CHECK_EQ_INT(c[1].width, 1);
+		CHECK_EQ_INT(c[1].vstart, 2);
+		CHECK_EQ_INT(c[1].vend, 7);
+	}
+	free(c);
+
+	/* Against ICU itself, shaping off and on (the shaped string keeps one
+	 * code point per code point, so its order is the unshaped one's):
+	 * ZWNJ, ZWJ, harakat before a ZWNJ, a ZWNJ after a space or before an
+	 * LRM, a word joiner, ZWSP and BOM, in RTL and LTR paragraphs, and the
+	 * §5.6 rows. */
+	static const struct {
+		const char *text;
+		int level;
+	} rows[] = {
+		{ "پوشه\u200cی", 1 },
+		{ "می\u200cخواهم", 1 },
+		{ "ب\u200dا", 1 },
+		{ "سَ\u200cلام", 1 },
+		{ "ab \u200cسلام", 1 },
+		{ "سلام\u200c ab", 1 },
+		{ "a\u200cb سلام", 1 },
+		{ "نامه\u200cها و پوشه\u200cی من", 0 },
+		{ "فایل‌های config\u200c.yaml", 1 },
+		{ "س\u200e\u200cل", 1 },
+		{ "س\u2060ل\u200bم\ufeffا", 1 },
+		{ "ok: پوشه\u200cی (نو)", 0 },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0] + sizeof goldens / sizeof goldens[0]; i++) {
+		int row = i < sizeof rows / sizeof rows[0];
+		const char *x = row ? rows[i].text : goldens[i - sizeof rows / sizeof rows[0]].text;
+		int level = row ? rows[i].level : goldens[i - sizeof rows / sizeof rows[0]].level;
+		char want[1024];
+		icu_visual(x, level, want, sizeof want);
+		for (int shape = 0; shape < 2; shape++) {
+			v = NULL;
+			CHECK(sk_bidi_visual_line_shaped(x, strlen(x), level, shape, &v) == 0);
+			if (!v)
+				continue;
+			char *plain = NULL;
+			if (shape) {
+				/* the order of the shaped string is that of the unshaped one */
+				CHECK(sk_bidi_visual_line(x, strlen(x), level, &plain) == 0);
+				uint32_t a[256], b[256];
+				size_t na = cps_of(plain ? plain : "", plain ? strlen(plain) : 0, a, 256);
+				size_t nb = cps_of(v, strlen(v), b, 256);
+				CHECK_EQ_INT(na, nb);
+				for (size_t k = 0; k < na && k < nb; k++)
+					CHECK_MSG((a[k] == 0x200C || a[k] == 0x200D) == (b[k] == 0x200C || b[k] == 0x200D),
+					          "%s: code point %zu is U+%04X shaped, U+%04X not", x, k, b[k], a[k]);
+				free(plain);
+			} else {
+				hex_cps(v, got, sizeof got);
+				CHECK_MSG(!strcmp(got, want), "%s:\n    got    %s\n    ICU    %s", x, got, want);
+			}
+			free(v);
+		}
+	}
+
+	/* Not ICU's way: an emoji ZWJ sequence in an RTL run stays one picture
+	 * in its own order (ICU would turn the family around). */
+	const char *fam = "سلام \U0001F468\u200D\U0001F469\u200D\U0001F467";
+	CHECK(sk_bidi_visual_line(fam, strlen(fam), SK_BIDI_RTL, &v) == 0);
+	hex_cps(v ? v : "", got, sizeof got);
+	CHECK_MSG(!strcmp(got, "1F468 200D 1F469 200D 1F467 0020 0645 0627 0644 0633"), "%s", got);
+	free(v);
+}
+
 static int by_start(const void *a, const void *b)
 {
 	const sk_bidi_cell *x = a, *y = b;
@@ -435,7 +561,7 @@ TEST(shaping_table_s)
 	static const char *const rows[][2] = {
 		{ "سلام", "FEB3 FEE0 FE8E FEE1" },  /* lam-alef as lam medial + alef final */
 		{ "لازم", "FEDF FE8E FEAF FEE1" },  /* lam initial + alef final */
-		{ "می\u200cخواهم", "FEE3 FBFD+200C FEA7 FEEE FE8D FEEB FEE2" }, /* yeh final before ZWNJ */
+		{ "می\u200cخواهم", "FEE3 200C+FBFD FEA7 FEEE FE8D FEEB FEE2" }, /* yeh final, ZWNJ on its left */
 		{ "سَلام", "FEB3+064E FEE0 FE8E FEE1" }, /* fatha stays a combining mark */
 		{ "پیام", "FB58 FBFF FE8E FEE1" },
 		{ "کی", "FB90 FBFD" },
@@ -445,9 +571,9 @@ TEST(shaping_table_s)
 		{ "لا", "FEDF FE8E" },
 		{ "لأ لإ", "FEDF FE84 0020 FEDF FE88" },
 		{ "بلا", "FE91 FEE0 FE8E" },
-		{ "ل\u200cا", "FEDD+200C FE8D" },   /* ZWNJ: no lam-alef at all */
+		{ "ل\u200cا", "200C+FEDD FE8D" },   /* ZWNJ: no lam-alef at all */
 		{ "لَا", "FEDF+064E FE8E" },        /* a haraka between is transparent */
-		{ "ب\u200dا", "FE91+200D FE8E" },   /* ZWJ forces the join */
+		{ "ب\u200dا", "200D+FE91 FE8E" },   /* ZWJ forces the join */
 		{ "ab 12 ۱۲ ١٢ سلام!", "0061 0062 0020 0031 0032 0020 06F1 06F2 0020 0661 0662 0020 FEB3 FEE0 FE8E FEE1 0021" },
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -471,7 +597,7 @@ static const struct {
 	  "006C 006F 0073 0073 0020 003D 0020 0030 002E 0031 0032 0033 0020 0028 FEB6 FEEB FE8E FB90 0029" },
 	{ "T6", "نسخه ۲.۱ منتشر شد", 1,
 	  "FEAA FEB7 0020 FEAE FEB8 FE98 FEE8 FEE3 0020 06F2 002E 06F1 0020 FEEA FEA8 FEB4 FEE7" },
-	{ "T8", "می\u200cخواهم", 1, "FEE2 FEEB FE8D FEEE FEA7 FBFD 200C FEE3" },
+	{ "T8", "می\u200cخواهم", 1, "FEE2 FEEB FE8D FEEE FEA7 200C FBFD FEE3" },
 	{ "T12", "12 پیام جدید", 1, "FEAA FBFE FEAA FE9F 0020 FEE1 FE8E FBFF FB58 0020 0031 0032" },
 };
 
@@ -670,6 +796,7 @@ int main(void)
 	RUN(locale_direction);
 	RUN(widths);
 	RUN(zwnj_and_harakat_kept_in_their_cell);
+	RUN(format_characters_where_icu_puts_them);
 	RUN(direction_controls_get_no_cell);
 	RUN(mirroring_in_rtl_runs);
 	RUN(wrap_words);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # `sokhan tui` driven through tmux at 100x30 with the tiny Gemma 3n: a
-# Persian chat message and its streamed answer, Compare filling two columns
+# Persian chat message and its streamed answer, a ZWNJ between the letters
+# it parts in visual order, Compare filling two columns
 # from one batch, the Train and Log views, resize (also below 80x24),
 # Ctrl-Z / SIGCONT, quit with status 0 and the terminal restored; a first
 # run started from the Train view's form with no training flags (default
@@ -79,6 +80,10 @@ check "typing works while generating" grep -q '^> abcde' "$D"
 check "the answer ends with its stats" wait_for "tokens/s; prompt" 10
 check "user message right-aligned in visual order" grep -q '^ \{40,\}ایند مالس$' "$D"
 check "model label and a reply" grep -q '^Model + adapter' "$D"
+$T send-keys C-u
+# A ZWNJ stays between the letters it parts, where ICU puts it: ی‌هشوپ, not یه‌شوپ.
+$T send-keys -l 'پوشه‌ی'
+check "ZWNJ between its letters in visual order" sh -c "for i in \$(seq 250); do grep -q '^> .*ی‌هشوپ\$' '$D' && exit 0; sleep 0.02; done; exit 1"
 $T send-keys C-u
 # Ctrl-C stops an answer mid-way.
 $T send-keys -l 'hello'; $T send-keys Enter

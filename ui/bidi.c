@@ -518,6 +518,67 @@ done:
 	return rc;
 }
 
+/* Writes the glyphs of units [a, b) of the paragraph to s at *o, in logical
+ * order, leaving out direction controls; mirror: the first code point is
+ * the base of a cluster at an odd level. */
+static void put_units(const sk_para16 *p, int32_t a, int32_t b, int mirror, char *s, int32_t *o)
+{
+	for (int32_t j = a; j < b;) {
+		UChar32 c, g;
+		int32_t k = j;
+		U16_NEXT(p->u, j, b, c);
+		U16_NEXT(p->glyphs, k, b, g);
+		if (k != j) /* shaping never touches surrogates; be safe anyway */
+			g = c;
+		if (mirror && u_isMirrored(c))
+			g = u_charMirror(c);
+		mirror = 0;
+		if (is_dir_control(c))
+			continue;
+		U8_APPEND_UNSAFE((uint8_t *)s, *o, g);
+	}
+}
+
+static int is_mark(UChar32 c)
+{
+	return (U_GET_GC_MASK(c) & U_GC_M_MASK) != 0;
+}
+
+/* Zero-width format characters that travel with the reordering (ZWNJ, ZWJ
+ * and the like); tag characters are left out: they spell an emoji flag. */
+static int is_moving_format(UChar32 c)
+{
+	return u_charType(c) == U_FORMAT_CHAR && !(c >= 0xE0000 && c <= 0xE007F);
+}
+
+/* A cluster at an odd level, in the order ICU's reordering gives
+ * (ubidi_writeReordered with UBIDI_KEEP_BASE_COMBINING): its units (a code
+ * point and the marks after it) right to left, so the ZWNJ of «پوشه‌ی» comes
+ * out between ی and ه, where a terminal that joins the letters it is given
+ * must see it; marks stay after their letter. A cluster of several spacing
+ * characters (an emoji ZWJ sequence) is kept whole, as one picture. */
+static void put_rtl_cluster(const sk_para16 *p, int32_t a, int32_t b, char *s, int32_t *o)
+{
+	int32_t j = a;
+	UChar32 c;
+	U16_NEXT(p->u, j, b, c);
+	while (j < b) {
+		U16_NEXT(p->u, j, b, c);
+		if (!is_mark(c) && !is_moving_format(c)) {
+			put_units(p, a, b, 1, s, o);
+			return;
+		}
+	}
+	for (int32_t end = b; end > a;) {
+		int32_t k = end;
+		do
+			U16_PREV(p->u, a, k, c);
+		while (k > a && is_mark(c));
+		put_units(p, k, end, k == a, s, o);
+		end = k;
+	}
+}
+
 static int check_range(size_t len, size_t start, size_t end)
 {
 	if (len > SK_BIDI_MAX_LEN)
@@ -562,22 +623,11 @@ static int layout(const char *para, size_t len, size_t start, size_t end, int di
 	}
 	int32_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		int first = 1;
 		c16[i].cell.vstart = (size_t)o;
-		for (int32_t j = c16[i].s16; j < c16[i].e16;) {
-			UChar32 c, g;
-			int32_t k = j;
-			U16_NEXT(p.u, j, c16[i].e16, c);
-			U16_NEXT(p.glyphs, k, c16[i].e16, g);
-			if (k != j) /* shaping never touches surrogates; be safe anyway */
-				g = c;
-			if (first && c16[i].cell.rtl && u_isMirrored(c))
-				g = u_charMirror(c);
-			first = 0;
-			if (is_dir_control(c))
-				continue;
-			U8_APPEND_UNSAFE((uint8_t *)s, o, g);
-		}
+		if (c16[i].cell.rtl)
+			put_rtl_cluster(&p, c16[i].s16, c16[i].e16, s, &o);
+		else
+			put_units(&p, c16[i].s16, c16[i].e16, 0, s, &o);
 		c16[i].cell.vend = (size_t)o;
 	}
 	s[o] = '\0';

@@ -59,7 +59,10 @@ int sk_wrap(const char *utf8, size_t len, int width, sk_wrap_line **lines, size_
 /* One cell of a visual line, left to right: the cluster's bytes in the
  * logical text, its width and whether its level is odd (drawn mirrored:
  * "(" as ")"). Pure direction controls (LRM, RLM, ALM, embeddings,
- * overrides, isolates) get no cell; ZWNJ and ZWJ stay in their cluster. */
+ * overrides, isolates) get no cell; ZWNJ and ZWJ stay in their cluster.
+ * In the visual string they stand where ICU's reordering puts them: in a
+ * cell at an odd level, before the letter they follow logically (so
+ * between it and the next letter to its left), marks after their letter. */
 typedef struct {
 	size_t start, end;
 	int width;

@@ -12,9 +12,13 @@
 
 #include "engine/i18n.h"
 #include "ui/bidi.h"
+#include "ui/tui_colors.h"
+#include "ui/tui_input.h"
 #include "ui/tui_internal.h"
+#include "ui/tui_text.h"
 
 static tui *g_tui;
+static void (*g_submit)(tui *t, const char *line);
 static unsigned char pending[16];
 static int npending, pos;
 
@@ -47,13 +51,14 @@ static void on_line(char *line)
 	}
 	if (*line)
 		add_history(line);
-	tui_chat_line(t, line);
+	g_submit(t, line);
 	free(line);
 }
 
-int tui_input_init(tui *t)
+int tui_input_init(tui *t, void (*submit)(tui *t, const char *line))
 {
 	g_tui = t;
+	g_submit = submit;
 	rl_catch_signals = 0;
 	rl_catch_sigwinch = 0;
 	rl_change_environment = 0;
@@ -84,6 +89,7 @@ void tui_input_end(void)
 	}
 	clear_history();
 	g_tui = NULL;
+	g_submit = NULL;
 }
 
 static void feed(const char *bytes, int n)
@@ -97,9 +103,8 @@ static void feed(const char *bytes, int n)
 	}
 }
 
-void tui_input_key(tui *t, int ch)
+void tui_input_key(int ch)
 {
-	(void)t;
 	const char *seq = NULL;
 	switch (ch) {
 	case KEY_LEFT: seq = "\033[D"; break;
@@ -121,11 +126,6 @@ void tui_input_key(tui *t, int ch)
 	}
 }
 
-int tui_input_empty(void)
-{
-	return rl_end == 0;
-}
-
 void tui_input_clear(tui *t)
 {
 	rl_replace_line("", 0);
@@ -133,12 +133,10 @@ void tui_input_clear(tui *t)
 	t->dirty = 1;
 }
 
-void tui_input_draw(tui *t)
+void tui_input_draw(tui *t, const char *prompt, int busy)
 {
 	WINDOW *w = t->input;
 	werase(w);
-	const char *prompt = t->view == V_COMPARE ? _("compare> ") : _("> ");
-	int busy = t->view == V_COMPARE ? (t->cmp_busy[0] || t->cmp_busy[1]) : t->chat_busy;
 	attr_t pa = tui_attr(t, C_USER, A_BOLD);
 	tui_put(w, 0, 0, t->cols, prompt, pa);
 	int x0 = sk_text_width(prompt, strlen(prompt));

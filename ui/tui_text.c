@@ -5,6 +5,13 @@
 
 #include "ui/bidi.h"
 #include "ui/tui_internal.h"
+#include "ui/tui_text.h"
+
+void tui_text_init(tui_text *x)
+{
+	memset(x, 0, sizeof *x);
+	x->lines_width = -1;
+}
 
 int tui_text_append(tui_text *x, const char *s, size_t n)
 {

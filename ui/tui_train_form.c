@@ -9,7 +9,10 @@
 
 #include "engine/i18n.h"
 #include "ui/bidi.h"
+#include "ui/tui_colors.h"
 #include "ui/tui_internal.h"
+#include "ui/tui_text.h"
+#include "ui/tui_train_form.h"
 
 #define DEFAULT_DATA "data/persian-sample.jsonl"
 
@@ -36,7 +39,7 @@ static const char *recipe_note(int i)
 	}
 }
 
-static void new_out_dir(tui_form *f)
+static void new_out_dir(tui_train_form *f)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -47,7 +50,7 @@ static void new_out_dir(tui_form *f)
 	f->out_auto = 1;
 }
 
-static void set_recipe(tui_form *f, int i)
+static void set_recipe(tui_train_form *f, int i)
 {
 	f->recipe = i;
 	if (i >= 0 && i < NRECIPES) {
@@ -57,10 +60,8 @@ static void set_recipe(tui_form *f, int i)
 	}
 }
 
-void tui_form_init(tui *t)
+void tui_train_form_init(tui_train_form *f, const sk_engine_train *o)
 {
-	tui_form *f = &t->form;
-	const sk_engine_train *o = &t->o.train_opts;
 	memset(f, 0, sizeof *f);
 	f->field = -1;
 	if (o->data) {
@@ -84,18 +85,17 @@ void tui_form_init(tui *t)
 		new_out_dir(f);
 }
 
-const char *tui_form_data(const tui *t)
+const char *tui_train_form_data(const tui_train_form *f)
 {
-	return t->form.data[0] ? t->form.data : NULL;
+	return f->data[0] ? f->data : NULL;
 }
 
-int tui_form_shown(const tui *t)
+int tui_train_form_shown(int train_state)
 {
-	return t->train_state != SK_TRAIN_RUNNING && t->train_state != SK_TRAIN_PAUSED &&
-	       t->train_state != SK_TRAIN_UNAVAILABLE;
+	return train_state != SK_TRAIN_RUNNING && train_state != SK_TRAIN_PAUSED && train_state != SK_TRAIN_UNAVAILABLE;
 }
 
-static char *field_buf(tui_form *f, int i, size_t *cap)
+static char *field_buf(tui_train_form *f, int i, size_t *cap)
 {
 	switch (i) {
 	case F_DATA: *cap = sizeof f->data; return f->data;
@@ -107,22 +107,21 @@ static char *field_buf(tui_form *f, int i, size_t *cap)
 	}
 }
 
-void tui_form_start(tui *t)
+char *tui_train_form_start(tui *t, tui_train_form *f)
 {
-	tui_form *f = &t->form;
-	if (!t->model_loaded) {
+	if (!t->ses.model_loaded) {
 		tui_flash(t, SK_LOG_ERROR, "%s", _("no model is loaded: start with --model PATH, or /model PATH in Chat"));
-		return;
+		return NULL;
 	}
 	if (!f->data[0]) {
 		f->field = F_DATA;
 		tui_flash(t, SK_LOG_WARN, "%s", _("type the path of a JSONL dataset in the form first"));
-		return;
+		return NULL;
 	}
 	if (access(f->data, R_OK) != 0) {
 		f->field = F_DATA;
 		tui_flash(t, SK_LOG_ERROR, _("%s: cannot read the dataset"), f->data);
-		return;
+		return NULL;
 	}
 	sk_engine_train tr = t->o.train_opts;
 	tr.config = NULL; /* the form's fields decide, not a `sokhan train --tui` configuration */
@@ -139,7 +138,7 @@ void tui_form_start(tui *t)
 		if (*end || steps < 1 || steps > 1000000) {
 			f->field = F_STEPS;
 			tui_flash(t, SK_LOG_ERROR, _("steps: '%s' is not a number from 1 to 1000000 (empty: one epoch)"), f->steps);
-			return;
+			return NULL;
 		}
 	}
 	if (f->lr[0]) {
@@ -147,7 +146,7 @@ void tui_form_start(tui *t)
 		if (*end || !(lr > 0 && lr < 1)) {
 			f->field = F_LR;
 			tui_flash(t, SK_LOG_ERROR, _("learning rate: '%s' is not a number between 0 and 1"), f->lr);
-			return;
+			return NULL;
 		}
 	}
 	if (f->rank[0]) {
@@ -155,7 +154,7 @@ void tui_form_start(tui *t)
 		if (*end || rank < 1 || rank > 4096) {
 			f->field = F_RANK;
 			tui_flash(t, SK_LOG_ERROR, _("rank: '%s' is not a number from 1 to 4096"), f->rank);
-			return;
+			return NULL;
 		}
 	}
 	tr.data = f->data;
@@ -174,25 +173,20 @@ void tui_form_start(tui *t)
 	c.train = tr;
 	if (sk_engine_submit(t->eng, &c) != 0) {
 		tui_flash(t, SK_LOG_ERROR, "%s", sk_error());
-		return;
+		return NULL;
 	}
-	free(t->run_dir);
-	t->run_dir = strdup(f->out);
+	char *run = strdup(f->out);
 	tui_flash(t, SK_LOG_INFO, _("starting a run in %s ..."), f->out);
 	f->field = -1;
 	if (f->out_auto)
 		new_out_dir(f);  /* the next run gets a directory of its own */
+	return run;
 }
 
-int tui_form_key(tui *t, int ch)
+int tui_train_form_key(tui_train_form *f, int ch)
 {
-	tui_form *f = &t->form;
-	if (!tui_form_shown(t))
-		return 0;
-	if (ch == '\r' || ch == '\n' || ch == KEY_ENTER) {
-		tui_form_start(t);
-		return 1;
-	}
+	if (ch == '\r' || ch == '\n' || ch == KEY_ENTER)
+		return 2;
 	if (f->field < 0) {
 		/* Not in the form: arrows enter it; other keys are the view's. */
 		if (ch == KEY_DOWN || ch == KEY_UP) {
@@ -249,9 +243,8 @@ int tui_form_key(tui *t, int ch)
 	return 1;
 }
 
-int tui_form_draw(tui *t, WINDOW *w, int y, int x, int width)
+int tui_train_form_draw(tui *t, const tui_train_form *f, WINDOW *w, int y, int x, int width)
 {
-	tui_form *f = &t->form;
 	const char *labels[F_N] = { _("dataset"), _("output"), _("recipe"), _("steps"), _("lr"), _("rank") };
 	tui_put(w, y, x, width, _("New training run"), tui_attr(t, C_MODEL, A_BOLD));
 	const int lw = 14;
@@ -265,7 +258,7 @@ int tui_form_draw(tui *t, WINDOW *w, int y, int x, int width)
 		tui_put(w, r, x + 2, lw - 2, labels[i], la);
 		char val[1100];
 		size_t cap;
-		const char *b = field_buf(f, i, &cap);
+		const char *b = field_buf((tui_train_form *)f, i, &cap); /* only looked at */
 		if (i == F_RECIPE) {
 			const char *name = f->recipe >= 0 ? recipes[f->recipe].name : _("(command line)");
 			snprintf(val, sizeof val, "‹ %s ›", name);
