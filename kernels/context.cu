@@ -101,6 +101,43 @@ extern "C" int sk_cuda_sync(sk_cuda *c)
 	return sk_cuda_check(c);
 }
 
+extern "C" double sk_cuda_copy_bandwidth(sk_cuda *c, size_t bytes)
+{
+	void *a = NULL, *b = NULL;
+	cudaEvent_t e0, e1;
+	double best[9];
+	int n = 0;
+	if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
+		cudaGetLastError();
+		cudaFree(a);
+		return 0;
+	}
+	cudaMemsetAsync(a, 1, bytes, c->stream);
+	cudaEventCreate(&e0);
+	cudaEventCreate(&e1);
+	for (int i = 0; i < 11; i++) {
+		cudaEventRecord(e0, c->stream);
+		cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, c->stream);
+		cudaEventRecord(e1, c->stream);
+		cudaEventSynchronize(e1);
+		float ms = 0;
+		cudaEventElapsedTime(&ms, e0, e1);
+		if (i >= 2 && ms > 0) // the first two warm up
+			best[n++] = 2.0 * (double)bytes / (ms * 1e-3);
+	}
+	cudaEventDestroy(e0);
+	cudaEventDestroy(e1);
+	cudaFree(a);
+	cudaFree(b);
+	for (int i = 1; i < n; i++) // insertion sort, then the median
+		for (int j = i; j > 0 && best[j] < best[j - 1]; j--) {
+			double t = best[j];
+			best[j] = best[j - 1];
+			best[j - 1] = t;
+		}
+	return n ? best[n / 2] : 0;
+}
+
 extern "C" void sk_cuda_mem_info(sk_cuda *c, uint64_t *free_bytes, uint64_t *total_bytes)
 {
 	size_t f = 0, t = 0;

@@ -49,6 +49,9 @@ const char *sk_cuda_error(const sk_cuda *c);
 int sk_cuda_sync(sk_cuda *c);
 /* 0, or -1 when a void call failed since the last check (then cleared). */
 int sk_cuda_check(sk_cuda *c);
+/* Device-to-device copy bandwidth, bytes read plus written per second,
+ * over buffers of the given size (the median of a few copies); 0 on error. */
+double sk_cuda_copy_bandwidth(sk_cuda *c, size_t bytes);
 /* Free and total device memory. */
 void sk_cuda_mem_info(sk_cuda *c, uint64_t *free_bytes, uint64_t *total_bytes);
 

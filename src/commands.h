@@ -15,5 +15,6 @@ int sk_cmd_plot(int argc, char **argv);
 int sk_cmd_info(int argc, char **argv);
 int sk_cmd_tokenize(int argc, char **argv);
 int sk_cmd_detokenize(int argc, char **argv);
+int sk_cmd_bench(int argc, char **argv);
 
 #endif

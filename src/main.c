@@ -30,6 +30,7 @@ static const sk_command sk_commands[] = {
 	{ "info", sk_cmd_info, N_("describe a model: architecture, config, parameters, memory") },
 	{ "tokenize", sk_cmd_tokenize, N_("print the token ids of a text") },
 	{ "detokenize", sk_cmd_detokenize, N_("print the text of token ids") },
+	{ "bench", sk_cmd_bench, N_("measure inference speed and memory against the device's floor") },
 };
 #define SK_NCOMMANDS (sizeof sk_commands / sizeof sk_commands[0])
 

@@ -67,6 +67,11 @@ typedef struct {
 	 * rows a batch needs from there (the per-layer-embedding table). what
 	 * names it in errors. 0 or -1. */
 	int (*load_tensor)(sk_backend *be, sk_tensor *t, int host_resident, const char *what);
+	/* A weight of t's shape made where the backend computes, filled with
+	 * random values of magnitude scale from seed (NF4 codes when nf4): the
+	 * stand-in weights of a benchmark on a model shape (sk_model_random). */
+	int (*random_tensor)(sk_backend *be, sk_tensor *t, int nf4, int host_resident, float scale, uint64_t seed,
+	                     const char *what);
 	/* Same for an fp32 vector of n values: *v is replaced by the backend's copy. */
 	int (*load_vector)(sk_backend *be, float **v, int64_t n, const char *what);
 	/* The adapter whose pairs the linear op is given from now on (NULL:
@@ -86,6 +91,8 @@ typedef struct {
 	void (*record_drop)(sk_backend *be);
 	/* Device memory now, in bytes (0 when not a device). */
 	void (*mem_info)(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
+	/* The device's measured copy bandwidth, bytes read + written per second. */
+	double (*copy_bandwidth)(sk_backend *be);
 
 	/* ---- Forward ---- */
 

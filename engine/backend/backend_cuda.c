@@ -75,6 +75,8 @@ static void *dev_alloc(sk_backend *be, size_t bytes, const char *what)
 	return p;
 }
 
+static sk_cuda_weight *new_weight(cuda_be *b, const sk_tensor *t);
+
 /* ---- memory ops ---- */
 
 static void *op_alloc(sk_backend *be, size_t bytes, const char *what)
@@ -175,20 +177,9 @@ static int op_load_tensor(sk_backend *be, sk_tensor *t, int host_resident, const
 		return 0;
 	if (t->ndim != 2)
 		return sk_fail(_("%s: a %d-dimensional tensor cannot be moved to the GPU"), what, t->ndim);
-	sk_cuda_weight *w = calloc(1, sizeof *w);
-	if (!w || b->n_w == b->cap_w) {
-		size_t nc = b->cap_w ? 2 * b->cap_w : 256;
-		sk_cuda_weight **a = w ? realloc(b->weights, nc * sizeof *a) : NULL;
-		if (!a) {
-			free(w);
-			return sk_fail("%s", _("out of memory"));
-		}
-		b->weights = a;
-		b->cap_w = nc;
-	}
-	b->weights[b->n_w++] = w;
-	w->rows = t->shape[0];
-	w->cols = t->shape[1];
+	sk_cuda_weight *w = new_weight(b, t);
+	if (!w)
+		return -1;
 	int64_t n = w->rows * w->cols;
 	if (t->nf4) {
 		const sk_nf4_tensor *q = t->data;
@@ -239,6 +230,92 @@ static int op_load_tensor(sk_backend *be, sk_tensor *t, int host_resident, const
 	t->data = w;
 	t->device = SK_DEVICE_CUDA;
 	return 0;
+}
+
+/* A new weight record for t (appended to the backend's list). */
+static sk_cuda_weight *new_weight(cuda_be *b, const sk_tensor *t)
+{
+	sk_cuda_weight *w = calloc(1, sizeof *w);
+	if (w && b->n_w == b->cap_w) {
+		size_t nc = b->cap_w ? 2 * b->cap_w : 256;
+		sk_cuda_weight **a = realloc(b->weights, nc * sizeof *a);
+		if (!a) {
+			free(w);
+			return NULL;
+		}
+		b->weights = a;
+		b->cap_w = nc;
+	}
+	if (!w) {
+		sk_fail("%s", _("out of memory"));
+		return NULL;
+	}
+	b->weights[b->n_w++] = w;
+	w->rows = t->shape[0];
+	w->cols = t->shape[1];
+	return w;
+}
+
+static int op_random_tensor(sk_backend *be, sk_tensor *t, int nf4, int host_resident, float scale, uint64_t seed,
+                            const char *what)
+{
+	cuda_be *b = cb(be);
+	if (t->ndim != 2)
+		return sk_fail(_("%s: a %d-dimensional tensor cannot be made on the GPU"), what, t->ndim);
+	sk_cuda_weight *w = new_weight(b, t);
+	if (!w)
+		return -1;
+	int64_t n = w->rows * w->cols;
+	if (nf4) {
+		int64_t nb = (n + SK_NF4_BLOCK - 1) / SK_NF4_BLOCK, nn = (nb + SK_NF4_NESTED_BLOCK - 1) / SK_NF4_NESTED_BLOCK;
+		uint8_t *p = dev_alloc(be, (size_t)(n + 1) / 2, what), *aq = p ? dev_alloc(be, (size_t)nb, what) : NULL;
+		float *ne = aq ? dev_alloc(be, (size_t)nn * sizeof(float), what) : NULL;
+		if (!ne)
+			return -1;
+		sk_cuda_fill_random_nf4(b->c, p, aq, ne, n, scale, seed);
+		w->kind = SK_CUDA_W_NF4;
+		w->packed = p;
+		w->absmax_q = aq;
+		w->nested = ne;
+		t->nf4 = 1;
+	} else if (host_resident) {
+		/* filled on the device a slice at a time, then copied down */
+		void *dp = NULL;
+		uint16_t *h = sk_cuda_host_alloc(b->c, (size_t)n * 2, what, &dp);
+		if (!h)
+			return fail_cuda(be);
+		if (remember(b, h, 1) != 0) {
+			sk_cuda_host_free(b->c, h);
+			return sk_fail("%s", _("out of memory"));
+		}
+		int64_t chunk = (int64_t)1 << 26;
+		uint16_t *tmp = sk_cuda_alloc(b->c, (size_t)(n < chunk ? n : chunk) * 2, what);
+		if (!tmp)
+			return fail_cuda(be);
+		for (int64_t i = 0; i < n; i += chunk) {
+			int64_t k = n - i < chunk ? n - i : chunk;
+			sk_cuda_fill_random_bf16(b->c, tmp, k, scale, seed + (uint64_t)i);
+			if (sk_cuda_download(b->c, h + i, tmp, (size_t)k * 2) != 0) {
+				sk_cuda_free(b->c, tmp);
+				return fail_cuda(be);
+			}
+		}
+		sk_cuda_free(b->c, tmp);
+		w->kind = SK_CUDA_W_BF16;
+		w->bf16 = dp;
+		t->dtype = SK_DT_BF16;
+	} else {
+		uint16_t *d = dev_alloc(be, (size_t)n * 2, what);
+		if (!d)
+			return -1;
+		sk_cuda_fill_random_bf16(b->c, d, n, scale, seed);
+		w->kind = SK_CUDA_W_BF16;
+		w->bf16 = d;
+		t->dtype = SK_DT_BF16;
+	}
+	t->data = w;
+	t->device = SK_DEVICE_CUDA;
+	return sk_cuda_check(b->c) ? fail_cuda(be) : 0;
 }
 
 static int op_load_vector(sk_backend *be, float **v, int64_t n, const char *what)
@@ -416,6 +493,11 @@ static void op_mem_info(sk_backend *be, uint64_t *free_bytes, uint64_t *total_by
 	sk_cuda_mem_info(cb(be)->c, free_bytes, total_bytes);
 }
 
+static double op_copy_bandwidth(sk_backend *be)
+{
+	return sk_cuda_copy_bandwidth(cb(be)->c, (size_t)1 << 30);
+}
+
 static const sk_backend_ops cuda_ops = {
 	.name = "cuda",
 	.host_memory = 0,
@@ -430,11 +512,13 @@ static const sk_backend_ops cuda_ops = {
 	.ring_write = op_ring_write,
 	.load_tensor = op_load_tensor,
 	.load_vector = op_load_vector,
+	.random_tensor = op_random_tensor,
 	.set_adapter = op_set_adapter,
 	.record_begin = op_record_begin,
 	.record_end = op_record_end,
 	.record_drop = op_record_drop,
 	.mem_info = op_mem_info,
+	.copy_bandwidth = op_copy_bandwidth,
 	.linear = op_linear,
 	.embed = op_embed,
 	.rmsnorm = op_rmsnorm,

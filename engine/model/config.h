@@ -92,6 +92,9 @@ int sk_config_from_json_mem(const char *json, size_t len, const char *name, sk_c
  * tensor shapes fill what the metadata lacks (vocabulary, LAuReL rank). */
 int sk_config_from_gguf(const struct sk_gguf *g, sk_config *out);
 
+/* The text configuration of a released Gemma 3n shape: "e4b" or "e2b". */
+int sk_config_preset(const char *name, sk_config *out);
+
 /* Resets to the transformers defaults of the architecture (E4B for Gemma 3n). */
 void sk_config_defaults(sk_config *c, sk_arch arch);
 /* Cross-field checks shared by every reader (sizes positive, heads divisible,

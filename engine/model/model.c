@@ -14,7 +14,7 @@
 #include "engine/i18n.h"
 #include "engine/format/quants.h"
 
-static int own(sk_model *m, void *p)
+int sk_model_own(sk_model *m, void *p)
 {
 	if (m->n_owned == m->cap_owned) {
 		size_t nc = m->cap_owned ? 2 * m->cap_owned : 64;
@@ -94,7 +94,7 @@ static float *bind_vector(sk_model *m, sk_tensor_role role, int layer, int index
 	}
 	int64_t nb = sk_dtype_nbytes(v->dtype, n);
 	float *f = malloc((size_t)n * sizeof *f);
-	if (!f || own(m, f) != 0) {
+	if (!f || sk_model_own(m, f) != 0) {
 		free(f);
 		sk_fail("%s", _("out of memory"));
 		return NULL;
@@ -197,6 +197,23 @@ static float round_to_type(float x, sk_dtype t)
 	return x;
 }
 
+int sk_model_layer_meta(sk_model *m, int l)
+{
+	const sk_config *c = &m->cfg;
+	sk_layer *L = &m->layers[l];
+	int n3 = c->arch == SK_ARCH_GEMMA3N;
+	L->sliding = c->sliding[l];
+	L->ffn = (int)c->intermediate_size[l];
+	L->kv_src = sk_config_kv_source_layer(c, l);
+	if (L->kv_src < 0)
+		return -1;
+	L->kv_slot = L->kv_src == l ? m->n_kv_layers++ : -1;
+	L->sparsity_z = n3 ? c->activation_sparsity_z[l] : 0.0f;
+	if (!isfinite(L->sparsity_z) || (n3 && c->activation_sparsity[l] <= 0.0f))
+		L->sparsity_z = 0.0f;
+	return 0;
+}
+
 static int bind_layer(sk_model *m, int l)
 {
 	const sk_config *c = &m->cfg;
@@ -204,15 +221,8 @@ static int bind_layer(sk_model *m, int l)
 	int64_t H = c->hidden_size, hd = c->head_dim, F = c->intermediate_size[l];
 	int64_t qd = (int64_t)c->num_heads * hd, kvd = (int64_t)c->num_kv_heads * hd;
 	int n3 = c->arch == SK_ARCH_GEMMA3N;
-	L->sliding = c->sliding[l];
-	L->ffn = (int)F;
-	L->kv_src = sk_config_kv_source_layer(c, l);
-	if (L->kv_src < 0)
+	if (sk_model_layer_meta(m, l) != 0)
 		return sk_fail(_("%s: layer %d has no layer to read K/V from"), sk_model_source_path(m->src), l);
-	L->kv_slot = L->kv_src == l ? m->n_kv_layers++ : -1;
-	L->sparsity_z = n3 ? c->activation_sparsity_z[l] : 0.0f;
-	if (!isfinite(L->sparsity_z) || (n3 && c->activation_sparsity[l] <= 0.0f))
-		L->sparsity_z = 0.0f;
 	if (bind_matrix(m, SK_T_Q, l, qd, H, &L->q) || bind_matrix(m, SK_T_O, l, H, qd, &L->o) ||
 	    bind_matrix(m, SK_T_GATE, l, F, H, &L->gate) || bind_matrix(m, SK_T_UP, l, F, H, &L->up) ||
 	    bind_matrix(m, SK_T_DOWN, l, H, F, &L->down))
@@ -276,7 +286,7 @@ static int bind_all(sk_model *m)
 	if (!(m->final_norm = bind_norm(m, SK_T_FINAL_NORM, -1, H)))
 		return -1;
 	m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
-	if (!m->layers || own(m, m->layers) != 0) {
+	if (!m->layers || sk_model_own(m, m->layers) != 0) {
 		free(m->layers);
 		m->layers = NULL;
 		return sk_fail("%s", _("out of memory"));
@@ -456,6 +466,11 @@ int sk_model_workspace(sk_model *m, size_t need)
 	return 0;
 }
 
+double sk_model_copy_bandwidth(sk_model *m)
+{
+	return m->be->ops->copy_bandwidth ? m->be->ops->copy_bandwidth(m->be) : 0;
+}
+
 int sk_model_host_stage(sk_model *m, size_t need)
 {
 	if (m->hstage.cap < need && sk_arena_reserve(&m->hstage, need) != 0)
@@ -499,12 +514,9 @@ static uint64_t tensor_bytes(const sk_tensor *t)
 {
 	if (!t->data)
 		return 0;
-	if (t->nf4) {
-		const sk_nf4_tensor *q = t->data;
-		uint64_t nb = (uint64_t)(q->n + 63) / 64;
-		uint64_t b = (uint64_t)(q->n + 1) / 2;
-		b += q->double_quant ? nb + (nb + 255) / 256 * sizeof(float) : nb * sizeof(float);
-		return b;
+	if (t->nf4) { /* always double-quantized (quantize_layers) */
+		uint64_t n = (uint64_t)sk_tensor_numel(t), nb = (n + 63) / 64;
+		return (n + 1) / 2 + nb + (nb + 255) / 256 * sizeof(float);
 	}
 	int64_t rb = sk_tensor_row_bytes(t), cols = sk_tensor_cols(t), n = sk_tensor_numel(t);
 	if (rb < 0 || cols <= 0 || n <= 0)
@@ -529,7 +541,11 @@ void sk_model_memory(const sk_model *m, sk_model_mem *out)
 			w += tensor_bytes(ts[i]);
 	}
 	out->weights = w;
+	out->host_table = m->be && m->be->device == SK_DEVICE_CUDA ? tensor_bytes(&m->ple_embed) : 0;
 	out->activations = m->ws.cap;
+	out->backend = m->be ? m->be->ops->name : "cpu";
+	if (m->be && m->be->ops->mem_info)
+		m->be->ops->mem_info(m->be, &out->device_free, &out->device_total);
 }
 
 uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens)

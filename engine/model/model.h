@@ -27,6 +27,10 @@ typedef struct sk_model sk_model;
  * (mmap); nothing is expanded to fp32 as a whole. NULL + sk_error(). */
 sk_model *sk_model_load(const char *path, const sk_model_opts *opts);
 void sk_model_free(sk_model *m);
+/* A model of a released Gemma 3n shape ("e4b" or "e2b") with random
+ * weights made by the backend (which must be able to: the GPU), NF4
+ * projections with opts->quant_nf4; no tokenizer. For benchmarks. */
+sk_model *sk_model_random(const char *shape, const sk_model_opts *opts, uint64_t seed);
 
 const sk_config *sk_model_config(const sk_model *m);
 /* NULL when the model directory has no tokenizer files. */
@@ -46,12 +50,19 @@ const struct sk_lora *sk_model_adapter(const sk_model *m);
 /* Memory accounting (for the TUI's memory bars), in bytes. */
 typedef struct {
 	uint64_t weights;      /* weight tensors as the forward reads them: stored type (file-mapped,
-	                          resident only where touched) or NF4; norms and other small fp32
-	                          vectors are left out */
+	                          resident only where touched) or NF4 — on the GPU, on the device; norms
+	                          and other small fp32 vectors are left out */
+	uint64_t host_table;   /* of those, the per-layer-embedding table a GPU backend keeps in pinned
+	                          host memory (0 on the CPU) */
 	uint64_t activations;  /* the forward/backward workspace reserved now: it grows to the
 	                          largest batch seen and is kept for the next */
+	uint64_t device_free, device_total; /* the GPU's memory now (0 on the CPU) */
+	const char *backend;   /* "cpu" or "cuda" */
 } sk_model_mem;
 void sk_model_memory(const sk_model *m, sk_model_mem *out);
+/* The measured copy bandwidth of the model's device (bytes read + written
+ * per second; 0 when the backend cannot measure it). */
+double sk_model_copy_bandwidth(sk_model *m);
 /* Bytes of the fp32 K and V a cache of n_seqs sequences holding n_tokens
  * each fills (sliding layers hold at most their window). */
 uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens);

@@ -65,4 +65,10 @@ struct sk_kv_cache {
 	int *pos;          /* per sequence */
 };
 
+/* Adds p to the allocations freed with the model. 0 or -1. */
+int sk_model_own(sk_model *m, void *p);
+/* The layer's attention kind, K/V source and slot, FFN width and sparsity
+ * cutoff from the config; -1 when no layer provides its K/V. */
+int sk_model_layer_meta(sk_model *m, int l);
+
 #endif
