@@ -139,6 +139,22 @@ void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim
 void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
                            const float *wc, const float *modal, float *out);
 
+/* ---- Sampling (engine/backend/backend.h's sk_sample_row, same layout) ---- */
+
+typedef struct {
+	float temperature, top_p, min_p, penalty;
+	int32_t top_k, greedy;
+	double u;  /* the draw's uniform number in [0, 1) */
+} sk_cuda_sample_row;
+
+/* Draws ids[r] from row r of logits [n][vocab] (modified in place) with
+ * the CPU sampler's rules; seen (may be NULL): a bitmap of seen ids per
+ * sequence, row r using sequence row_seq[r]; -1 when every token is masked. */
+int sk_cuda_sample(sk_cuda *c, float *logits, int64_t n, int64_t vocab, const sk_cuda_sample_row *rows,
+                   const uint32_t *seen, int64_t seen_words, const int32_t *row_seq, int32_t *ids);
+/* Sets bit ids[i] of sequence seq[i]'s bitmap, for i < n. */
+void sk_cuda_mark_seen(sk_cuda *c, uint32_t *seen, int64_t words, const int32_t *ids, const int32_t *seq, int64_t n);
+
 /* ---- Weight preparation ---- */
 
 /* dst[i] = bf16(src[i]) (round to nearest even), device buffers. */

@@ -32,6 +32,14 @@ typedef struct {
 	const int32_t *pos;
 } sk_attn_kv;
 
+/* One row's draw on the backend (the sampler's rules, engine/model/
+ * sampler.c): its settings and the uniform number the caller drew for it. */
+typedef struct {
+	float temperature, top_p, min_p, penalty;
+	int32_t top_k, greedy;
+	double u;
+} sk_sample_row;
+
 typedef struct {
 	const char *name;
 	/* Activations live in host memory: the model may hand the backend host
@@ -89,6 +97,16 @@ typedef struct {
 	int (*record_end)(sk_backend *be, int ok);
 	/* Forgets every recording (the buffers they name moved or were freed). */
 	void (*record_drop)(sk_backend *be);
+	/* ---- Sampling on the backend (NULL: the caller samples from the logits) ---- */
+
+	/* ids[r] drawn from logits row r (n rows of vocab, modified) by rows[r];
+	 * seen: per-sequence bitmaps of seen ids (words each; may be NULL), row r
+	 * of sequence row_seq[r]. All arrays in backend memory. 0 or -1. */
+	int (*sample)(sk_backend *be, float *logits, int64_t n, int64_t vocab, const sk_sample_row *rows,
+	              const uint32_t *seen, int64_t words, const int32_t *row_seq, int32_t *ids);
+	/* Marks ids[i] seen in sequence seq[i]'s bitmap, i < n. */
+	void (*mark_seen)(sk_backend *be, uint32_t *seen, int64_t words, const int32_t *ids, const int32_t *seq, int64_t n);
+
 	/* Device memory now, in bytes (0 when not a device). */
 	void (*mem_info)(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
 	/* The device's measured copy bandwidth, bytes read + written per second. */

@@ -6,6 +6,7 @@
  * this backend. */
 #include "engine/backend/backend_cuda.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -498,6 +499,25 @@ static double op_copy_bandwidth(sk_backend *be)
 	return sk_cuda_copy_bandwidth(cb(be)->c, (size_t)1 << 30);
 }
 
+/* the engine's row and the kernels' row are one layout */
+_Static_assert(sizeof(sk_sample_row) == sizeof(sk_cuda_sample_row), "sample row layout");
+_Static_assert(offsetof(sk_sample_row, u) == offsetof(sk_cuda_sample_row, u), "sample row layout");
+_Static_assert(offsetof(sk_sample_row, top_k) == offsetof(sk_cuda_sample_row, top_k), "sample row layout");
+
+static int op_sample(sk_backend *be, float *logits, int64_t n, int64_t vocab, const sk_sample_row *rows,
+                     const uint32_t *seen, int64_t words, const int32_t *row_seq, int32_t *ids)
+{
+	return sk_cuda_sample(cb(be)->c, logits, n, vocab, (const sk_cuda_sample_row *)rows, seen, words, row_seq, ids)
+	               ? fail_cuda(be)
+	               : 0;
+}
+
+static void op_mark_seen(sk_backend *be, uint32_t *seen, int64_t words, const int32_t *ids, const int32_t *seq,
+                         int64_t n)
+{
+	sk_cuda_mark_seen(cb(be)->c, seen, words, ids, seq, n);
+}
+
 static const sk_backend_ops cuda_ops = {
 	.name = "cuda",
 	.host_memory = 0,
@@ -518,6 +538,8 @@ static const sk_backend_ops cuda_ops = {
 	.record_end = op_record_end,
 	.record_drop = op_record_drop,
 	.mem_info = op_mem_info,
+	.sample = op_sample,
+	.mark_seen = op_mark_seen,
 	.copy_bandwidth = op_copy_bandwidth,
 	.linear = op_linear,
 	.embed = op_embed,

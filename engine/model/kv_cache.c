@@ -33,6 +33,7 @@ sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n_seqs, int max_ctx)
 	kv->k = calloc(nb, sizeof *kv->k);
 	kv->v = calloc(nb, sizeof *kv->v);
 	kv->pos = calloc((size_t)n_seqs, sizeof *kv->pos);
+	kv->seen_words = ((int64_t)m->vocab + 31) / 32;
 	if (!kv->cap || !kv->k || !kv->v || !kv->pos)
 		goto oom;
 	for (int l = 0; l < c->num_layers; l++) {
@@ -68,6 +69,8 @@ void sk_kv_cache_free(sk_kv_cache *kv)
 		return;
 	size_t nb = (size_t)kv->n_seqs * (size_t)(kv->n_layers ? kv->n_layers : 1);
 	sk_backend *be = kv->m->be;
+	if (kv->seen)
+		be->ops->free(be, kv->seen);
 	for (size_t i = 0; i < nb; i++) {
 		if (kv->k && kv->k[i])
 			be->ops->free(be, kv->k[i]);
@@ -94,8 +97,11 @@ int sk_kv_cache_max_ctx(const sk_kv_cache *kv)
 void sk_kv_cache_clear(sk_kv_cache *kv, int seq)
 {
 	/* old entries are never read: positions below pos do not exist any more */
-	if (seq >= 0 && seq < kv->n_seqs)
-		kv->pos[seq] = 0;
+	if (seq < 0 || seq >= kv->n_seqs)
+		return;
+	kv->pos[seq] = 0;
+	if (kv->seen) /* a bitmap of 32-bit words, cleared as floats of the same size */
+		kv->m->be->ops->zero(kv->m->be, (float *)(kv->seen + (int64_t)seq * kv->seen_words), kv->seen_words);
 }
 
 int sk_kv_cache_pos(const sk_kv_cache *kv, int seq)

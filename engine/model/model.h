@@ -98,4 +98,27 @@ typedef struct {
  * caches unchanged and return -1. */
 int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits);
 
+/* One sequence's draw of its next token on the backend: the sampler's
+ * rules (generate.h's sk_sampling) and the uniform number in [0, 1) the
+ * caller drew for this step from the sequence's sampler (sk_sampler_uniform),
+ * so the token is the one sk_sampler_sample would pick from the same logits
+ * (exactly, unless more than 2048 tokens survive top-k: then the 2048 most
+ * likely stand in for them). */
+typedef struct {
+	int greedy;
+	float temperature;
+	int top_k;
+	float top_p, min_p, repeat_penalty;  /* the penalty over every id the sequence holds */
+	double u;
+} sk_draw;
+
+/* Whether the model's backend draws tokens itself (the GPU). */
+int sk_model_can_draw(const sk_model *m);
+/* sk_model_forward with one logits row per item (all_logits 0) that never
+ * leaves the device: the next token of item i is drawn by draws[i] into
+ * ids[i] (-1 when every token is masked out). -1 + sk_error() when the
+ * backend cannot draw. */
+int sk_model_forward_draw(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, const sk_draw *draws,
+                          int32_t *ids);
+
 #endif

@@ -13,9 +13,20 @@
 /* The index arrays of one forward: filled on the host, read by the backend. */
 typedef struct {
 	int32_t *ids, *ple_ids, *pos;
-	uint8_t *mask;  /* LoRA on, per row (NULL when no item has it on) */
-	int64_t *sel;   /* rows whose logits are wanted */
+	uint8_t *mask;        /* LoRA on, per row (NULL when no item has it on) */
+	int64_t *sel;         /* rows whose logits are wanted */
+	/* drawing on the backend: */
+	int32_t *row_seq;     /* [N] each row's sequence, for the seen-ids bitmaps */
+	int32_t *out_seq;     /* [n_out] the sequence of each logits row */
+	sk_sample_row *draw;  /* [n_out] */
+	int32_t *drawn;       /* [n_out] the ids drawn (written by the backend) */
 } fwd_ints;
+
+/* The shape of one forward. */
+typedef struct {
+	int64_t N, n_out;
+	int n_items, want_mask, sample;
+} fwd_shape;
 
 /* Activations of one forward, carved from the model's workspace. */
 typedef struct {
@@ -29,17 +40,25 @@ typedef struct {
 	float *logits;    /* [n_out][V], when the backend cannot write the caller's */
 } fwd_ws;
 
-static void plan_ints(sk_arena *a, int64_t N, int64_t n_out, int want_mask, fwd_ints *o)
+static void plan_ints(sk_arena *a, const fwd_shape *s, fwd_ints *o)
 {
-	o->ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	o->ple_ids = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	o->pos = sk_arena_alloc(a, (size_t)N * sizeof(int32_t));
-	o->mask = want_mask ? sk_arena_alloc(a, (size_t)N) : NULL;
-	o->sel = sk_arena_alloc(a, (size_t)n_out * sizeof(int64_t));
+	memset(o, 0, sizeof *o);
+	o->ids = sk_arena_alloc(a, (size_t)s->N * sizeof(int32_t));
+	o->ple_ids = sk_arena_alloc(a, (size_t)s->N * sizeof(int32_t));
+	o->pos = sk_arena_alloc(a, (size_t)s->N * sizeof(int32_t));
+	o->mask = s->want_mask ? sk_arena_alloc(a, (size_t)s->N) : NULL;
+	o->sel = sk_arena_alloc(a, (size_t)s->n_out * sizeof(int64_t));
+	if (s->sample) {
+		o->row_seq = sk_arena_alloc(a, (size_t)s->N * sizeof(int32_t));
+		o->out_seq = sk_arena_alloc(a, (size_t)s->n_out * sizeof(int32_t));
+		o->draw = sk_arena_alloc(a, (size_t)s->n_out * sizeof(sk_sample_row));
+		o->drawn = sk_arena_alloc(a, (size_t)s->n_out * sizeof(int32_t));
+	}
 }
 
-static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int want_mask, fwd_ws *w)
+static void plan(sk_arena *a, const sk_model *m, const fwd_shape *sh, fwd_ws *w)
 {
+	int64_t N = sh->N, n_out = sh->n_out;
 	const sk_config *c = &m->cfg;
 	int64_t H = c->hidden_size, qd = (int64_t)c->num_heads * c->head_dim;
 	int64_t kvd = (int64_t)c->num_kv_heads * c->head_dim, F = 0;
@@ -52,7 +71,7 @@ static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int w
 	int64_t P = n3 ? c->hidden_size_per_layer_input : 0;
 #define FL(n) sk_arena_floats(a, (size_t)(n))
 	memset(w, 0, sizeof *w);
-	plan_ints(a, N, n_out, want_mask, &w->in);
+	plan_ints(a, sh, &w->in);
 	w->x = FL(A * N * H);
 	w->c = FL(A * N * H);
 	sk_layer_acts *s = &w->a;
@@ -84,7 +103,7 @@ static void plan(sk_arena *a, const sk_model *m, int64_t N, int64_t n_out, int w
 	w->h.hsum = n3 ? FL(n_out * H) : w->h.hs;
 	w->h.vk = w->h.hn = n3 ? w->c : w->h.hs;
 	w->h.vk_stride = 0;
-	if (!m->be->ops->host_memory)
+	if (!m->be->ops->host_memory || sh->sample)
 		w->logits = FL(n_out * (int64_t)m->vocab);
 #undef FL
 }
@@ -126,19 +145,18 @@ static int check_items(const sk_model *m, const sk_kv_cache *kv, const sk_batch_
 /* The host side of one forward: the index arrays, laid out as at the start
  * of the workspace (plan_ints comes first in both) so that one upload
  * moves them all, and the items' rows. */
-static int stage(sk_model *m, int64_t N, int64_t n_out, int n_items, int want_mask, fwd_ints *h,
-                 sk_fwd_item **items, size_t *int_bytes)
+static int stage(sk_model *m, const fwd_shape *s, fwd_ints *h, sk_fwd_item **items, size_t *int_bytes)
 {
 	sk_arena meas;
 	sk_arena_init_measure(&meas);
 	fwd_ints t;
-	plan_ints(&meas, N, n_out, want_mask, &t);
+	plan_ints(&meas, s, &t);
 	*int_bytes = meas.peak;
-	sk_arena_alloc(&meas, (size_t)n_items * sizeof(sk_fwd_item));
+	sk_arena_alloc(&meas, (size_t)s->n_items * sizeof(sk_fwd_item));
 	if (sk_model_host_stage(m, meas.peak) != 0)
 		return -1;
-	plan_ints(&m->hstage, N, n_out, want_mask, h);
-	*items = sk_arena_alloc(&m->hstage, (size_t)n_items * sizeof(sk_fwd_item));
+	plan_ints(&m->hstage, s, h);
+	*items = sk_arena_alloc(&m->hstage, (size_t)s->n_items * sizeof(sk_fwd_item));
 	return 0;
 }
 
@@ -162,7 +180,7 @@ static void store_kv(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *fi, 
  * names (workspace, cache, adapter) and the output it writes; positions
  * and token ids are data, read from backend memory at replay. FNV-1a. */
 static uint64_t forward_key(const sk_model *m, const sk_kv_cache *kv, const sk_batch_item *items, int n_items,
-                            int want_mask, const float *logits)
+                            const fwd_shape *s, const float *logits)
 {
 	uint64_t h = 1469598103934665603ull;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
@@ -170,7 +188,9 @@ static uint64_t forward_key(const sk_model *m, const sk_kv_cache *kv, const sk_b
 	MIX((uintptr_t)kv);
 	MIX((uintptr_t)m->lora);
 	MIX((uintptr_t)(m->be->ops->host_memory ? logits : NULL));
-	MIX(want_mask);
+	MIX(s->want_mask);
+	MIX(s->sample);
+	MIX((uintptr_t)kv->seen);
 	MIX(n_items);
 	for (int i = 0; i < n_items; i++) {
 		MIX(items[i].seq);
@@ -181,28 +201,39 @@ static uint64_t forward_key(const sk_model *m, const sk_kv_cache *kv, const sk_b
 	return h;
 }
 
-static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, int n_items, fwd_ws *wp,
-                   int64_t N, int64_t n_out, float *lg);
+static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, const fwd_shape *sh,
+                   fwd_ws *wp, float *lg);
 
-int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits)
+/* The forward of sk_model_forward and sk_model_forward_sample: logits to the
+ * caller, or (draws) one id drawn per item on the backend. */
+static int forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits,
+                   const sk_draw *draws, int32_t *drawn)
 {
-	int64_t N = 0, n_out = 0;
-	int want_mask = 0;
-	if (check_items(m, kv, items, n_items, &N, &n_out, &want_mask) != 0)
+	fwd_shape sh = { 0, 0, n_items, 0, draws != NULL };
+	if (check_items(m, kv, items, n_items, &sh.N, &sh.n_out, &sh.want_mask) != 0)
 		return -1;
 	const sk_config *c = &m->cfg;
 	const sk_backend_ops *ops = m->be->ops;
+	if (draws) {
+		if (sh.n_out != n_items)
+			return sk_fail("%s", _("forward: drawing on the device takes one logits row per sequence"));
+		if (!kv->seen) { /* the seen-ids bitmaps, made the first time they are needed */
+			size_t bytes = (size_t)kv->n_seqs * (size_t)kv->seen_words * sizeof(uint32_t);
+			if (!(kv->seen = ops->alloc(m->be, bytes, _("the seen-token bitmaps"))))
+				return -1;
+		}
+	}
 	fwd_ws w;
 	sk_arena meas;
 	sk_arena_init_measure(&meas);
-	plan(&meas, m, N, n_out, want_mask, &w);
+	plan(&meas, m, &sh, &w);
 	if (sk_model_workspace(m, meas.peak + meas.peak / 4) != 0)
 		return -1;
-	plan(&m->ws, m, N, n_out, want_mask, &w);
+	plan(&m->ws, m, &sh, &w);
 	fwd_ints h;
 	sk_fwd_item *items_rows;
 	size_t int_bytes;
-	if (stage(m, N, n_out, n_items, want_mask, &h, &items_rows, &int_bytes) != 0)
+	if (stage(m, &sh, &h, &items_rows, &int_bytes) != 0)
 		return -1;
 	int64_t r = 0, o = 0;
 	for (int it = 0; it < n_items; it++) {
@@ -213,38 +244,70 @@ int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, i
 			h.pos[r] = kv->pos[b->seq] + k;
 			if (h.mask)
 				h.mask[r] = (uint8_t)(b->adapter_on != 0);
+			if (h.row_seq)
+				h.row_seq[r] = b->seq;
 			if (b->all_logits || k == b->n - 1)
 				h.sel[o++] = r;
+		}
+		if (draws) {
+			const sk_draw *d = &draws[it];
+			h.out_seq[it] = b->seq;
+			h.draw[it] = (sk_sample_row){ d->temperature, d->top_p, d->min_p, d->repeat_penalty, d->top_k,
+				                      d->greedy, d->u };
 		}
 	}
 	/* ids outside the per-layer table use row 0, as transformers does */
 	int64_t prow = c->arch == SK_ARCH_GEMMA3N ? sk_tensor_rows(&m->ple_embed) : 0;
-	for (int64_t i = 0; i < N; i++)
+	for (int64_t i = 0; i < sh.N; i++)
 		h.ple_ids[i] = h.ids[i] < c->vocab_size_per_layer_input && h.ids[i] < prow ? h.ids[i] : 0;
 	if (ops->upload(m->be, w.in.ids, h.ids, int_bytes) != 0)
 		return -1;
 
-	int rec = ops->record_begin ? ops->record_begin(m->be, forward_key(m, kv, items, n_items, want_mask, logits)) : 0;
+	int rec = ops->record_begin ? ops->record_begin(m->be, forward_key(m, kv, items, n_items, &sh, logits)) : 0;
 	if (rec < 0)
 		return -1;
-	float *lg = ops->host_memory ? logits : w.logits;
+	float *lg = ops->host_memory && !draws ? logits : w.logits;
 	if (rec == 0) {
-		int ok = run_ops(m, kv, items_rows, n_items, &w, N, n_out, lg) == 0;
+		int ok = run_ops(m, kv, items_rows, &sh, &w, lg) == 0;
 		if ((ops->record_end && ops->record_end(m->be, ok) != 0) || !ok)
 			return -1;
 	}
-	if (lg != logits && ops->download(m->be, logits, lg, (size_t)(n_out * m->vocab) * sizeof(float)) != 0)
+	if (draws) {
+		if (ops->download(m->be, drawn, w.in.drawn, (size_t)n_items * sizeof(int32_t)) != 0)
+			return -1;
+	} else if (lg != logits && ops->download(m->be, logits, lg, (size_t)(sh.n_out * m->vocab) * sizeof(float)) != 0) {
 		return -1;
+	}
 	for (int it = 0; it < n_items; it++)
 		kv->pos[items[it].seq] += items[it].n;
 	return 0;
 }
 
+int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits)
+{
+	return forward(m, kv, items, n_items, logits, NULL, NULL);
+}
+
+int sk_model_can_draw(const sk_model *m)
+{
+	return m->be->ops->sample != NULL;
+}
+
+int sk_model_forward_draw(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, const sk_draw *draws,
+                          int32_t *ids)
+{
+	if (!sk_model_can_draw(m))
+		return sk_fail(_("the %s backend does not draw tokens itself"), m->be->ops->name);
+	return forward(m, kv, items, n_items, NULL, draws, ids);
+}
+
 /* The ops of one forward, from the uploaded index arrays to the logits and
  * the new K/V in the caches. */
-static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, int n_items, fwd_ws *wp,
-                   int64_t N, int64_t n_out, float *lg)
+static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_rows, const fwd_shape *sh,
+                   fwd_ws *wp, float *lg)
 {
+	int64_t N = sh->N, n_out = sh->n_out;
+	int n_items = sh->n_items;
 	const sk_config *c = &m->cfg;
 	const sk_backend_ops *ops = m->be->ops;
 	fwd_ws w = *wp;
@@ -283,6 +346,13 @@ static int run_ops(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *items_
 		return -1;
 	if (c->final_logit_softcap > 0)
 		ops->softcap(m->be, lg, n_out * (int64_t)m->vocab, c->final_logit_softcap);
+	if (sh->sample) {
+		/* this forward's tokens join their sequences' history before the draw */
+		ops->mark_seen(m->be, kv->seen, kv->seen_words, w.in.ids, w.in.row_seq, N);
+		if (ops->sample(m->be, lg, n_out, m->vocab, w.in.draw, kv->seen, kv->seen_words, w.in.out_seq,
+		                w.in.drawn) != 0)
+			return -1;
+	}
 	store_kv(m, kv, items_rows, n_items, &w, N);
 	return 0;
 }
