@@ -1,13 +1,18 @@
-/* Core helpers: dtype sizes and conversions, atomic files, XDG paths, CLI number parsing. */
+/* Core helpers: dtype sizes and conversions, atomic files and write errors, XDG paths, CLI number parsing. */
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/format/dtype.h"
 #include "engine/error.h"
 #include "engine/format/files.h"
+#include "engine/format/npy.h"
+#include "engine/format/safetensors.h"
 #include "engine/paths.h"
 #include "engine/backend/backend_info.h"
 #include "kernels/kernels.h"
@@ -87,6 +92,67 @@ TEST(atomic_write)
 	free(data);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* A failed write says why, whether the write, the flush or the close finds it. */
+TEST(write_error_says_why)
+{
+	const char *why = strerror(ENOSPC);
+	static char big[1 << 16];
+	FILE *f = fopen("/dev/full", "w");
+	if (!f) {
+		SKIP("no /dev/full");
+		return;
+	}
+	CHECK_EQ_INT(sk_fwrite_all(f, "/dev/full", big, sizeof big), -1);
+	CHECK_MSG(strstr(sk_error(), "/dev/full") && strstr(sk_error(), why), "%s", sk_error());
+	fclose(f);
+	/* a small write sits in the buffer: the close reports it */
+	f = fopen("/dev/full", "w");
+	CHECK(f != NULL);
+	CHECK_EQ_INT(sk_fwrite_all(f, "/dev/full", "x", 1), 0);
+	sk_error_clear();
+	CHECK_EQ_INT(sk_fclose_written(f, "/dev/full", 0), -1);
+	CHECK_MSG(strstr(sk_error(), why) != NULL, "%s", sk_error());
+}
+
+/* The file writers (atomic files, safetensors, .npy) on a file system that
+ * refuses the bytes: a file size limit stands in for a full disk (EFBIG
+ * rather than ENOSPC), and the reason must reach the message. */
+TEST(writers_report_the_reason)
+{
+	char dir[] = "/tmp/sk_test_full_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	static float data[1 << 14];
+	char path[256];
+	struct rlimit old, lim;
+	CHECK_EQ_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096;
+	signal(SIGXFSZ, SIG_IGN); /* a failed write instead of the signal */
+	CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	const char *why = strerror(EFBIG);
+
+	snprintf(path, sizeof path, "%s/a.bin", dir);
+	CHECK_EQ_INT(sk_write_file_atomic(path, data, sizeof data), -1);
+	CHECK_MSG(strstr(sk_error(), "a.bin: ") && strstr(sk_error(), why), "%s", sk_error());
+	snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+	sk_st_entry e = { "state", SK_DT_F32, 1, { 1 << 14 }, data };
+	CHECK_EQ_INT(sk_st_write(path, &e, 1), -1);
+	CHECK_MSG(strstr(sk_error(), "optimizer.safetensors: ") && strstr(sk_error(), why), "%s", sk_error());
+	snprintf(path, sizeof path, "%s/x.npy", dir);
+	int64_t shape[1] = { 1 << 14 };
+	CHECK_EQ_INT(sk_npy_write_f32(path, data, 1, shape), -1);
+	CHECK_MSG(strstr(sk_error(), "x.npy: ") && strstr(sk_error(), why), "%s", sk_error());
+
+	CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	char cmd[300];
+	/* no temporary file is left behind */
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", dir);
 	CHECK_EQ_INT(system(cmd), 0);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	CHECK_EQ_INT(system(cmd), 0);
@@ -175,6 +241,8 @@ int main(void)
 	RUN(f16_rounding);
 	RUN(bf16_rounding);
 	RUN(atomic_write);
+	RUN(write_error_says_why);
+	RUN(writers_report_the_reason);
 	RUN(missing_file_errors);
 	RUN(xdg_dirs);
 	RUN(backend_without_gpu);

@@ -141,12 +141,11 @@ int sk_st_write(const char *path, const sk_st_entry *entries, size_t n)
 	sk_atomic_file af;
 	if (sk_atomic_open(&af, path) < 0)
 		goto out;
-	int ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(hdr, 1, hlen, af.fp) == hlen &&
-		 fwrite("       ", 1, padded - hlen, af.fp) == padded - hlen;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = w[i].nbytes == 0 || fwrite(w[i].e->data, 1, w[i].nbytes, af.fp) == w[i].nbytes;
-	if (!ok) {
-		sk_fail(_("%s: write error"), path);
+	int bad = sk_fwrite_all(af.fp, path, len8, 8) || sk_fwrite_all(af.fp, path, hdr, hlen) ||
+		  sk_fwrite_all(af.fp, path, "       ", padded - hlen);
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = sk_fwrite_all(af.fp, path, w[i].e->data, w[i].nbytes);
+	if (bad) {
 		sk_atomic_abort(&af);
 		goto out;
 	}
