@@ -66,6 +66,7 @@ tests_test_ui_widgets_SOURCES = tests/test_ui_widgets.c tests/test.h
 
 SHELL_TESTS += \
 	tests/test_cli.sh \
+	tests/test_default_model.sh \
 	tests/test_i18n.sh \
 	tests/test_tokenize_cli.sh \
 	tests/test_info.sh \
@@ -89,6 +90,7 @@ noinst_PROGRAMS = \
 EXTRA_DIST += \
 	tests/run-tests.sh \
 	tests/test_cli.sh \
+	tests/test_default_model.sh \
 	tests/test_i18n.sh \
 	tests/lib.sh \
 	tests/fixtures/safetensors/make_fixtures.py \

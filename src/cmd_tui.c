@@ -23,10 +23,6 @@ static const sk_command_help tui_help = {
 	   "                      off only in VTE-based terminals). Also $SOKHAN_SHAPE.\n"
 	   "  --view NAME         start in chat, compare, train or log\n"
 	   "  -n, --max-new N     tokens per answer at most (default: 1024)\n"
-	   "  --greedy            always take the most likely token\n"
-	   "  --temp T            temperature (default: 1; 0 = greedy)\n"
-	   "  --top-k K           keep the K most likely tokens (default: 64; 0: off)\n"
-	   "  --top-p P           nucleus sampling (default: 0.95; 1: off)\n"
 	   "  --train             start a training run at once (with --data)\n"
 	   "  --data FILE         training data (JSONL conversations)\n"
 	   "  --out DIR           run directory (checkpoints, metrics.jsonl, adapter)\n"
@@ -36,12 +32,12 @@ static const sk_command_help tui_help = {
 	   "  --metrics PATH      show a past run's metrics.jsonl (or run directory) in Train\n"
 	   "  --dump FILE         write the screen's text to FILE after every redraw\n"
 	   "                      (also $SOKHAN_TUI_DUMP; for tests)"),
-	SK_CO_MODEL | SK_CO_ADAPTER | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SEED | SK_CO_VERBOSITY,
+	SK_CO_MODEL | SK_CO_ADAPTER | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SAMPLING | SK_CO_SEED |
+		SK_CO_VERBOSITY,
 };
 
 enum {
-	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MAX_NEW,
-	OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR, OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
+	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_MAX_NEW, OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR, OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
 };
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -74,21 +70,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 			}
 		return sk_cli_usage(h, _("--view: '%s' is not one of chat, compare, train, log"), arg);
 	}
-	case OPT_GREEDY: o->sampling.greedy = 1; return 0;
-	case OPT_TEMP:
-		if (sk_cli_parse_float(h, "temp", arg, 0, 100, &v)) return SK_EXIT_USAGE;
-		o->sampling.temperature = (float)v;
-		if (v == 0)
-			o->sampling.greedy = 1;
-		return 0;
-	case OPT_TOP_K:
-		if (sk_cli_parse_int(h, "top-k", arg, 0, 1 << 30, &k)) return SK_EXIT_USAGE;
-		o->sampling.top_k = (int)k;
-		return 0;
-	case OPT_TOP_P:
-		if (sk_cli_parse_float(h, "top-p", arg, 0, 1, &v)) return SK_EXIT_USAGE;
-		o->sampling.top_p = (float)v;
-		return 0;
 	case 'n':
 	case OPT_MAX_NEW:
 		if (sk_cli_parse_int(h, "max-new", arg, 1, 1 << 20, &k)) return SK_EXIT_USAGE;
@@ -126,11 +107,6 @@ int sk_cmd_tui(int argc, char **argv)
 		{ "bidi", required_argument, NULL, OPT_BIDI },
 		{ "shape", required_argument, NULL, OPT_SHAPE },
 		{ "view", required_argument, NULL, OPT_VIEW },
-		{ "greedy", no_argument, NULL, OPT_GREEDY },
-		{ "temp", required_argument, NULL, OPT_TEMP },
-		{ "temperature", required_argument, NULL, OPT_TEMP },
-		{ "top-k", required_argument, NULL, OPT_TOP_K },
-		{ "top-p", required_argument, NULL, OPT_TOP_P },
 		{ "max-new", required_argument, NULL, OPT_MAX_NEW },
 		{ "train", no_argument, NULL, OPT_TRAIN },
 		{ "data", required_argument, NULL, OPT_DATA },
@@ -146,7 +122,6 @@ int sk_cmd_tui(int argc, char **argv)
 	};
 	sk_tui_opts o;
 	memset(&o, 0, sizeof o);
-	sk_sampling_defaults(&o.sampling);
 	o.max_new = 1024;
 	o.bidi_app = 1;
 	{
@@ -189,7 +164,7 @@ int sk_cmd_tui(int argc, char **argv)
 		co.model = defmodel; /* without one the TUI opens empty and says how to load a model */
 	o.model = co.model;
 	o.adapter = co.adapter;
-	o.sampling.seed = co.seed;
+	o.sampling = co.sampling;
 	o.threads = co.threads;
 	o.quant_nf4 = co.quant == SK_QUANT_NF4;
 	o.rtl_ui = sk_cli_ui_rtl();
