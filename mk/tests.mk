@@ -67,6 +67,7 @@ tests_test_ui_widgets_SOURCES = tests/test_ui_widgets.c tests/test.h
 SHELL_TESTS += \
 	tests/test_cli.sh \
 	tests/test_default_model.sh \
+	tests/test_data_files.sh \
 	tests/test_i18n.sh \
 	tests/test_tokenize_cli.sh \
 	tests/test_info.sh \
@@ -91,6 +92,7 @@ EXTRA_DIST += \
 	tests/run-tests.sh \
 	tests/test_cli.sh \
 	tests/test_default_model.sh \
+	tests/test_data_files.sh \
 	tests/test_i18n.sh \
 	tests/lib.sh \
 	tests/fixtures/safetensors/make_fixtures.py \
@@ -178,8 +180,6 @@ EXTRA_DIST += \
 	tests/fixtures/hf/tiny-gemma3n/tokenizer_config.json \
 	tests/fixtures/hf/tiny-gemma3/tokenizer.json \
 	tests/fixtures/hf/tiny-gemma3/tokenizer_config.json \
-	data/persian-sample.jsonl \
-	data/README.md \
 	tests/fixtures/dataset/make_reference.py \
 	tests/fixtures/dataset/reference.jsonl \
 	tests/fixtures/dataset/messages.jsonl \

@@ -187,6 +187,42 @@ TEST(xdg_dirs)
 	CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* Data files: beside the executable (an uninstalled build) first, then the
+ * installed data directory; neither is an error naming both. */
+TEST(data_path)
+{
+	char dir[] = "/tmp/sk_test_data_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char bin[64], share[64], buf[512], want[512], cmd[600];
+	snprintf(bin, sizeof bin, "%s/bin", dir);
+	snprintf(share, sizeof share, "%s/share/sokhan", dir);
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/data %s && touch %s/data/x.jsonl %s/x.jsonl %s/y.jsonl", bin, share, bin,
+		 share, share);
+	CHECK_EQ_INT(system(cmd), 0);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "x.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/data/x.jsonl", bin);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "y.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/y.jsonl", share);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(NULL, share, "x.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/x.jsonl", share);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "z.jsonl", buf, sizeof buf), -1);
+	CHECK(buf[0] == '\0');
+	CHECK_MSG(strstr(sk_error(), "z.jsonl") && strstr(sk_error(), bin) && strstr(sk_error(), share), "%s", sk_error());
+	/* a path that does not fit is not found, never cut short */
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "x.jsonl", buf, 8), -1);
+	/* the real lookup: this test program is not beside data/, and the sample
+	 * is found only where it was installed */
+	if (sk_data_path(SK_SAMPLE_DATASET, buf, sizeof buf) == 0)
+		CHECK_MSG(strstr(buf, "/" SK_SAMPLE_DATASET) != NULL, "%s", buf);
+	else
+		CHECK(strstr(sk_error(), SK_PKGDATADIR) != NULL);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
 TEST(backend_without_gpu)
 {
 	/* This runs where no GPU is present (CI): CUDA must be reported as
@@ -245,6 +281,7 @@ int main(void)
 	RUN(writers_report_the_reason);
 	RUN(missing_file_errors);
 	RUN(xdg_dirs);
+	RUN(data_path);
 	RUN(backend_without_gpu);
 	RUN(cuda_bf16_parity);
 	TEST_EXIT();
