@@ -298,9 +298,12 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 			goto out;
 	rc = 0;
 out:
-	/* the output directory is synced as a whole when it is committed */
-	if (fp && sk_fclose_written(fp, path, 0) && rc == 0)
-		rc = -1;
+	/* the output directory is synced as a whole when it is committed; after
+	 * a failure the file is dropped, and the first error is the one to tell */
+	if (fp && rc == 0)
+		rc = sk_fclose_written(fp, path, 0);
+	else if (fp)
+		fclose(fp);
 	free(hdr);
 	free(list);
 	free(path);

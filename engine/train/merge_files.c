@@ -43,9 +43,11 @@ int sk_merge_copy_file(const char *src, const char *dst)
 		rc = sk_fail(_("%s: read error"), src);
 	free(buf);
 	fclose(in);
-	/* the output directory is synced as a whole when it is committed */
-	if (sk_fclose_written(out, dst, 0) && rc == 0)
-		rc = -1;
+	/* the output directory is synced as a whole when it is committed; after
+	 * a failure the first error is the one to tell */
+	if (rc == 0)
+		return sk_fclose_written(out, dst, 0);
+	fclose(out);
 	return rc;
 }
 
