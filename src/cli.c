@@ -358,6 +358,45 @@ int sk_cli_model_or_default(sk_common_opts *co)
 	return 0;
 }
 
+static int sk_bidi_word(const char *s, int *app)
+{
+	if (strcmp(s, "app") && strcmp(s, "terminal"))
+		return -1;
+	*app = !strcmp(s, "app");
+	return 0;
+}
+
+int sk_cli_parse_bidi(const sk_command_help *h, const char *arg, int *app)
+{
+	if (sk_bidi_word(arg, app))
+		return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+	return 0;
+}
+
+int sk_cli_env_bidi(const sk_command_help *h, int *app)
+{
+	const char *env = getenv("SOKHAN_BIDI");
+	if (env && *env && sk_bidi_word(env, app))
+		return sk_cli_usage(h, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
+	return 0;
+}
+
+int sk_cli_parse_shape(const sk_command_help *h, const char *arg, sk_shape_mode *m)
+{
+	if (sk_shape_mode_parse(arg, m) != 0)
+		return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
+	return 0;
+}
+
+sk_shape_mode sk_cli_env_shape(void)
+{
+	sk_shape_mode m = SK_SHAPE_AUTO;
+	const char *env = getenv("SOKHAN_SHAPE");
+	if (env && *env && sk_shape_mode_parse(env, &m) != 0)
+		m = SK_SHAPE_AUTO;
+	return m;
+}
+
 int sk_cli_ui_rtl(void)
 {
 	static const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };

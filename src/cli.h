@@ -11,6 +11,7 @@
 #include "engine/backend/backend_info.h"
 #include "engine/error.h"
 #include "engine/model/generate.h"
+#include "ui/bidi.h"
 
 enum { SK_EXIT_OK = 0, SK_EXIT_ERROR = 1, SK_EXIT_USAGE = 2 };
 
@@ -86,6 +87,16 @@ int sk_cli_default_model(char *buf, size_t cap);
 /* What every command that takes a model calls: keeps --model, else sets
  * co->model to the default model. 0, or 1 after printing the error. */
 int sk_cli_model_or_default(sk_common_opts *co);
+
+/* The display options of chat and tui. --bidi: *app = 1 for "app", 0 for
+ * "terminal"; 0, or 2 after a usage error. */
+int sk_cli_parse_bidi(const sk_command_help *h, const char *arg, int *app);
+/* $SOKHAN_BIDI likewise, *app unchanged when it is not set. */
+int sk_cli_env_bidi(const sk_command_help *h, int *app);
+/* --shape: 0, or 2 after a usage error. */
+int sk_cli_parse_shape(const sk_command_help *h, const char *arg, sk_shape_mode *m);
+/* $SOKHAN_SHAPE: auto when it is not set or not a mode. */
+sk_shape_mode sk_cli_env_shape(void);
 
 /* Whether the user's interface language (LC_ALL, LC_MESSAGES or LANG, the
  * first one set) is written right to left (Persian, Arabic, Hebrew...). */

@@ -41,31 +41,14 @@ typedef struct {
 	sk_shape_mode shape;
 } sk_chat_opts;
 
-static int parse_bidi(const char *arg, int *out)
-{
-	if (!strcmp(arg, "app"))
-		*out = 1;
-	else if (!strcmp(arg, "terminal"))
-		*out = 0;
-	else
-		return -1;
-	return 0;
-}
-
 static int on_opt(void *ctx, int opt, const char *arg)
 {
 	sk_chat_opts *o = ctx;
 	const sk_command_help *h = &chat_help;
 	switch (opt) {
 	case OPT_SYSTEM: o->system = arg; return 0;
-	case OPT_BIDI:
-		if (parse_bidi(arg, &o->bidi) != 0)
-			return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
-		return 0;
-	case OPT_SHAPE:
-		if (sk_shape_mode_parse(arg, &o->shape) != 0)
-			return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
-		return 0;
+	case OPT_BIDI: return sk_cli_parse_bidi(h, arg, &o->bidi);
+	case OPT_SHAPE: return sk_cli_parse_shape(h, arg, &o->shape);
 	case 'n':
 	case OPT_MAX_TOKENS:
 		if (sk_cli_parse_int(h, "max-new", arg, 1, 1 << 20, &o->max_new)) return SK_EXIT_USAGE;
@@ -88,16 +71,13 @@ int sk_cmd_chat(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	o.max_new = 1024;
 	o.bidi = -1;
-	o.shape = SK_SHAPE_AUTO;
-	const char *shape_env = getenv("SOKHAN_SHAPE");
-	if (shape_env && *shape_env && sk_shape_mode_parse(shape_env, &o.shape) != 0)
-		o.shape = SK_SHAPE_AUTO;
-	const char *env = getenv("SOKHAN_BIDI");
-	if (env && *env && parse_bidi(env, &o.bidi) != 0)
-		return sk_cli_usage(&chat_help, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
+	o.shape = sk_cli_env_shape();
+	int rc = sk_cli_env_bidi(&chat_help, &o.bidi);
+	if (rc)
+		return rc;
 	sk_common_opts co;
 	int first;
-	int rc = sk_cli_parse(argc, argv, &chat_help, own, "n:", on_opt, &o, &co, &first);
+	rc = sk_cli_parse(argc, argv, &chat_help, own, "n:", on_opt, &o, &co, &first);
 	if (rc == 1)
 		return SK_EXIT_OK;
 	if (rc)
@@ -138,7 +118,7 @@ int sk_cmd_chat(int argc, char **argv)
 	}
 	sk_conv_free(&s.conv);
 	sk_chat_stream_free(&s.stream);
-	free(s.answer);
+	sk_strbuf_free(&s.answer);
 	sk_cli_free_model(s.model, s.lora);
 	return rc;
 }

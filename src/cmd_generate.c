@@ -10,6 +10,7 @@
 #include "engine/text/chat_template.h"
 #include "engine/model/generate.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"
@@ -61,8 +62,7 @@ static int on_opt(void *ctx, int opt, const char *arg)
 
 /* What one request produced, kept for --batch, --json and --print-ids. */
 typedef struct {
-	char *text;
-	size_t len, cap;
+	sk_strbuf text;
 	sk_ids ids;
 } sk_gen_out;
 
@@ -88,19 +88,7 @@ static int on_token(void *vctx, int i, int32_t id, const char *text)
 		}
 		return 0;
 	}
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		char *t = realloc(o->text, cap);
-		if (!t)
-			return 1;
-		o->text = t;
-		o->cap = cap;
-	}
-	memcpy(o->text + o->len, text, n + 1);
-	o->len += n;
-	return 0;
+	return sk_strbuf_add(&o->text, text, n) != 0;
 }
 
 static const char *stop_name(int s)
@@ -129,7 +117,7 @@ static int print_json(const sk_gen_out *o, const sk_gen_stats *st, int i, uint64
 	json_t *obj = json_object();
 	json_object_set_new(obj, "request", json_integer(i + 1));
 	json_object_set_new(obj, "seed", json_integer((json_int_t)seed));
-	json_object_set_new(obj, "text", have_tok ? json_stringn(o->text ? o->text : "", o->len) : json_null());
+	json_object_set_new(obj, "text", have_tok ? json_stringn(o->text.s ? o->text.s : "", o->text.len) : json_null());
 	json_object_set_new(obj, "ids", ids);
 	json_object_set_new(obj, "n_prompt", json_integer(st->n_prompt_tokens));
 	json_object_set_new(obj, "n_generated", json_integer(st->n_generated));
@@ -262,7 +250,7 @@ int sk_cmd_generate(int argc, char **argv)
 			putchar('\n');
 		} else {
 			printf(_("--- request %d (seed %llu) ---\n"), i + 1, (unsigned long long)reqs[i].sampling.seed);
-			fwrite(outs[i].text ? outs[i].text : "", 1, outs[i].len, stdout);
+			fwrite(outs[i].text.s ? outs[i].text.s : "", 1, outs[i].text.len, stdout);
 			putchar('\n');
 		}
 	}
@@ -284,7 +272,7 @@ int sk_cmd_generate(int argc, char **argv)
 	rc = SK_EXIT_OK;
 out:
 	for (int i = 0; outs && i < nb; i++) {
-		free(outs[i].text);
+		sk_strbuf_free(&outs[i].text);
 		sk_ids_free(&outs[i].ids);
 	}
 	free(outs);

@@ -37,7 +37,8 @@ static const sk_command_help tui_help = {
 };
 
 enum {
-	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_MAX_NEW, OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR, OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
+	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_MAX_NEW, OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR,
+	OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
 };
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -48,16 +49,11 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	long long k;
 	switch (opt) {
 	case OPT_SYSTEM: o->system = arg; return 0;
-	case OPT_BIDI:
-		if (!strcmp(arg, "app") || !strcmp(arg, "terminal")) {
-			o->bidi_app = !strcmp(arg, "app");
-			return 0;
-		}
-		return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+	case OPT_BIDI: return sk_cli_parse_bidi(h, arg, &o->bidi_app);
 	case OPT_SHAPE: {
 		sk_shape_mode m;
-		if (sk_shape_mode_parse(arg, &m) != 0)
-			return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
+		if (sk_cli_parse_shape(h, arg, &m))
+			return SK_EXIT_USAGE;
 		o->shape = sk_shape_resolve(m);
 		return 0;
 	}
@@ -124,31 +120,22 @@ int sk_cmd_tui(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	o.max_new = 1024;
 	o.bidi_app = 1;
-	{
-		sk_shape_mode m = SK_SHAPE_AUTO;
-		const char *env = getenv("SOKHAN_SHAPE");
-		if (env && *env && sk_shape_mode_parse(env, &m) != 0)
-			m = SK_SHAPE_AUTO;
-		o.shape = sk_shape_resolve(m);
-	}
+	o.shape = sk_shape_resolve(sk_cli_env_shape());
 	o.start_view = -1;
 	o.train_opts.lr = 2e-4f;
 	o.train_opts.rank = 16;
 	o.train_opts.alpha = 32;
 	o.train_opts.batch = 1;
 	o.train_opts.grad_accum = 8;
-	const char *env = getenv("SOKHAN_BIDI");
-	if (env && *env) {
-		if (strcmp(env, "app") && strcmp(env, "terminal"))
-			return sk_cli_usage(&tui_help, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
-		o.bidi_app = !strcmp(env, "app");
-	}
+	int rc = sk_cli_env_bidi(&tui_help, &o.bidi_app);
+	if (rc)
+		return rc;
 	const char *dump = getenv("SOKHAN_TUI_DUMP");
 	if (dump && *dump)
 		o.dump_path = dump;
 	sk_common_opts co;
 	int first;
-	int rc = sk_cli_parse(argc, argv, &tui_help, own, "n:", on_opt, &o, &co, &first);
+	rc = sk_cli_parse(argc, argv, &tui_help, own, "n:", on_opt, &o, &co, &first);
 	if (rc == 1)
 		return SK_EXIT_OK;
 	if (rc)

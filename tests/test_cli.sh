@@ -32,6 +32,10 @@ fi
 for cmd in chat tui; do
 	expect_status 2 "$cmd --shape with a bad value is a usage error" $SOKHAN $cmd --shape sometimes
 	check "$cmd --shape usage error names the choices" sh -c "echo \"\$1\" | grep -q 'auto, on, off'" _ "$err"
+	expect_status 2 "$cmd --bidi with a bad value is a usage error" $SOKHAN $cmd --bidi sideways
+	check "$cmd --bidi usage error names the choices" sh -c "echo \"\$1\" | grep -q -- \"--bidi: 'sideways' is not one of app, terminal\"" _ "$err"
+	expect_status 2 "$cmd: a bad \$SOKHAN_BIDI is a usage error" env SOKHAN_BIDI=sideways $SOKHAN $cmd
+	check "$cmd: the message names \$SOKHAN_BIDI" sh -c "echo \"\$1\" | grep -q \"SOKHAN_BIDI: 'sideways'\"" _ "$err"
 done
 # one parser for the sampling options of chat, tui and generate: the same
 # options, limits and messages everywhere

@@ -14,6 +14,7 @@
 #include "engine/format/npy.h"
 #include "engine/format/safetensors.h"
 #include "engine/paths.h"
+#include "engine/strbuf.h"
 #include "engine/backend/backend_info.h"
 #include "kernels/kernels.h"
 #include "tests/test.h"
@@ -158,6 +159,35 @@ TEST(writers_report_the_reason)
 	CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* The growable string every text builder uses. */
+TEST(strbuf)
+{
+	sk_strbuf b = { 0 };
+	CHECK_EQ_INT(sk_strbuf_add(&b, "", 0), 0);
+	CHECK(b.s != NULL && b.s[0] == '\0' && b.len == 0);
+	CHECK_EQ_INT(sk_strbuf_puts(&b, "ab"), 0);
+	CHECK_EQ_INT(sk_strbuf_putc(&b, 'c'), 0);
+	CHECK_EQ_INT(sk_strbuf_add(&b, "d\0e", 3), 0); /* bytes, NULs included */
+	CHECK_EQ_INT(b.len, 6);
+	CHECK(!memcmp(b.s, "abcd\0e", 7));
+	sk_strbuf_clear(&b);
+	CHECK(b.len == 0 && b.s[0] == '\0');
+	/* longer than printf's stack buffer and than the first allocation */
+	char big[3000];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK_EQ_INT(sk_strbuf_printf(&b, "<%s|%d>", big, 42), 0);
+	CHECK_EQ_INT(b.len, sizeof big - 1 + 5);
+	CHECK(b.s[0] == '<' && !strcmp(b.s + b.len - 4, "|42>") && strlen(b.s) == b.len);
+	CHECK(b.cap > b.len);
+	/* after a failed allocation every append fails and leaves the text alone */
+	b.oom = 1;
+	CHECK_EQ_INT(sk_strbuf_puts(&b, "more"), -1);
+	CHECK_EQ_INT(b.len, sizeof big - 1 + 5);
+	sk_strbuf_free(&b);
+	CHECK(b.s == NULL && b.len == 0 && b.cap == 0 && !b.oom);
+}
+
 TEST(missing_file_errors)
 {
 	sk_mapping m;
@@ -279,6 +309,7 @@ int main(void)
 	RUN(atomic_write);
 	RUN(write_error_says_why);
 	RUN(writers_report_the_reason);
+	RUN(strbuf);
 	RUN(missing_file_errors);
 	RUN(xdg_dirs);
 	RUN(data_path);

@@ -278,10 +278,6 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 	qsort(list, k, sizeof *list, by_writer_order);
 	if (!(hdr = shard_header(path, list, k)))
 		goto out;
-	size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
-	uint8_t len8[8];
-	for (int i = 0; i < 8; i++)
-		len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
 	if (!(fp = fopen(path, "wb"))) {
 		sk_fail("%s: %s", path, strerror(errno));
 		goto out;
@@ -290,8 +286,7 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 	p->shard_name = name;
 	if (c->o->progress) /* announce the shard before its first byte */
 		c->o->progress(c->o->progress_ctx, s, c->nshards, name, p->done, p->total);
-	if (sk_fwrite_all(fp, path, len8, 8) || sk_fwrite_all(fp, path, hdr, hlen) ||
-	    sk_fwrite_all(fp, path, "       ", padded - hlen))
+	if (sk_st_write_header(fp, path, hdr))
 		goto out;
 	for (size_t i = 0; i < k; i++)
 		if (sk_merge_write_tensor(fp, path, list[i], p))
