@@ -68,6 +68,8 @@ tests_test_ui_widgets_SOURCES = tests/test_ui_widgets.c tests/test.h
 
 SHELL_TESTS += \
 	tests/test_cli.sh \
+	tests/test_default_model.sh \
+	tests/test_data_files.sh \
 	tests/test_i18n.sh \
 	tests/test_tokenize_cli.sh \
 	tests/test_info.sh \
@@ -92,6 +94,8 @@ EXTRA_DIST += \
 	tests/gpu/pack.sh tests/gpu/env.sh tests/gpu/check.sh \
 	tests/run-tests.sh \
 	tests/test_cli.sh \
+	tests/test_default_model.sh \
+	tests/test_data_files.sh \
 	tests/test_i18n.sh \
 	tests/lib.sh \
 	tests/fixtures/safetensors/make_fixtures.py \
@@ -179,8 +183,6 @@ EXTRA_DIST += \
 	tests/fixtures/hf/tiny-gemma3n/tokenizer_config.json \
 	tests/fixtures/hf/tiny-gemma3/tokenizer.json \
 	tests/fixtures/hf/tiny-gemma3/tokenizer_config.json \
-	data/persian-sample.jsonl \
-	data/README.md \
 	tests/fixtures/dataset/make_reference.py \
 	tests/fixtures/dataset/reference.jsonl \
 	tests/fixtures/dataset/messages.jsonl \
@@ -230,11 +232,11 @@ EXTRA_DIST += \
 FUZZ_TARGETS += \
 	fuzz_safetensors:tests/fuzz/fuzz_safetensors.c:engine/format/safetensors_read.c:engine/format/safetensors_index.c:engine/format/safetensors_write.c:engine/format/safetensors_dtypes.c:engine/error.c:engine/format/dtype.c:engine/format/files.c \
 	fuzz_gguf:tests/fuzz/fuzz_gguf.c:engine/format/gguf.c:engine/format/quants.c:engine/error.c:engine/format/files.c \
-	fuzz_tokenizer_json:tests/fuzz/fuzz_tokenizer_json.c:engine/text/tokenizer.c:engine/text/tokenizer_decode.c:engine/text/detok_stream.c:engine/text/tokenizer_json.c:engine/error.c \
+	fuzz_tokenizer_json:tests/fuzz/fuzz_tokenizer_json.c:engine/text/tokenizer.c:engine/text/tokenizer_decode.c:engine/text/detok_stream.c:engine/text/tokenizer_json.c:engine/error.c:engine/strbuf.c \
 	fuzz_chat_template:tests/fuzz/fuzz_chat_template.c:engine/text/chat_template.c:engine/error.c \
 	fuzz_config:tests/fuzz/fuzz_config.c:engine/model/config.c:engine/error.c \
-	fuzz_lora_config:tests/fuzz/fuzz_lora_config.c:engine/model/lora_config.c:engine/error.c \
+	fuzz_lora_config:tests/fuzz/fuzz_lora_config.c:engine/model/lora_config.c:engine/error.c:engine/strbuf.c \
 	fuzz_npy:tests/fuzz/fuzz_npy.c:engine/format/npy.c:engine/format/files.c:engine/error.c \
 	fuzz_dataset_row:tests/fuzz/fuzz_dataset_row.c:engine/train/dataset_row.c:engine/text/chat_template.c:engine/error.c \
 	fuzz_optim_state:tests/fuzz/fuzz_optim_state.c:engine/train/optim.c:engine/train/optim_state.c:engine/train/optim_adamw8bit.c:engine/train/optim_adamw.c:engine/train/optim_clip.c:engine/format/nf4.c:engine/format/dynamic_map.c:engine/format/safetensors_read.c:engine/format/safetensors_index.c:engine/format/safetensors_write.c:engine/format/safetensors_dtypes.c:engine/error.c:engine/format/dtype.c:engine/format/files.c:engine/format/tensor_view.c \
-	fuzz_trainer_state:tests/fuzz/fuzz_trainer_state.c:engine/train/checkpoint.c:engine/train/metrics.c:engine/format/atomic_dir.c:engine/train/adapter_write.c:engine/format/safetensors_write.c:engine/format/safetensors_dtypes.c:engine/format/safetensors_read.c:engine/model/lora.c:engine/model/lora_config.c:engine/model/config.c:engine/format/dtype.c:engine/format/tensor_view.c:engine/format/files.c:engine/error.c
+	fuzz_trainer_state:tests/fuzz/fuzz_trainer_state.c:engine/train/checkpoint.c:engine/train/metrics.c:engine/format/atomic_dir.c:engine/train/adapter_write.c:engine/format/safetensors_write.c:engine/format/safetensors_dtypes.c:engine/format/safetensors_read.c:engine/model/lora.c:engine/model/lora_config.c:engine/model/config.c:engine/format/dtype.c:engine/format/tensor_view.c:engine/format/files.c:engine/error.c:engine/strbuf.c

@@ -69,18 +69,8 @@ static int on_token(void *ctx, int i, int32_t id, const char *text)
 	sk_chat_session *s = ctx;
 	if (text && *text) {
 		size_t n = strlen(text);
-		if (s->acap - s->alen < n + 1) {
-			size_t cap = s->acap ? s->acap : 1024;
-			while (cap - s->alen < n + 1)
-				cap *= 2;
-			char *v = realloc(s->answer, cap);
-			if (!v)
-				return 1;
-			s->answer = v;
-			s->acap = cap;
-		}
-		memcpy(s->answer + s->alen, text, n + 1);
-		s->alen += n;
+		if (sk_strbuf_add(&s->answer, text, n) != 0)
+			return 1;
 		if (sk_chat_stream_write(&s->stream, text, n) != 0)
 			return 1;
 	}
@@ -133,9 +123,7 @@ static int send_message(sk_chat_session *s, const char *msg)
 	req.adapter_on = s->lora && s->adapter_on;
 	req.sampling = s->sampling;
 	sk_gen_stats st = { 0 };
-	s->alen = 0;
-	if (s->answer)
-		s->answer[0] = '\0';
+	sk_strbuf_clear(&s->answer);
 	sk_chat_stream_begin(&s->stream, stdout, s->app, s->rtl_ui, sk_chat_term_cols(), isatty(STDOUT_FILENO));
 	sk_chat_interrupted = 0;
 	sk_chat_generating = 1;
@@ -153,7 +141,7 @@ static int send_message(sk_chat_session *s, const char *msg)
 		sk_chat_err_lines(s, _("(stopped)"), 0);
 	sk_chat_interrupted = 0;
 	size_t tl;
-	const char *t = sk_chat_trim(s->answer ? s->answer : "", s->alen, &tl);
+	const char *t = sk_chat_trim(s->answer.s ? s->answer.s : "", s->answer.len, &tl);
 	if (sk_conv_push(&s->conv, SK_CHAT_ASSISTANT, t, tl) != 0)
 		return -1;
 	print_stats(s, &st, wall);

@@ -8,6 +8,7 @@
 #include "engine/model/generate.h"
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
+#include "engine/strbuf.h"
 #include "src/chat_conv.h"
 #include "src/chat_stream.h"
 #include "src/cli.h"
@@ -26,8 +27,7 @@ typedef struct {
 	int err_tty;             /* dim the stats */
 	sk_conv conv;
 	sk_chat_stream stream;
-	char *answer;            /* the answer being generated */
-	size_t alen, acap;
+	sk_strbuf answer;        /* the answer being generated */
 	int failed;              /* a message or command failed (exit status of the pipe mode) */
 } sk_chat_session;
 

@@ -10,11 +10,10 @@
 
 void sk_chat_stream_begin(sk_chat_stream *s, FILE *out, int app, int rtl_ui, int cols, int sanitize)
 {
-	char *para = s->para;
-	size_t cap = s->cap;
+	sk_strbuf para = s->para; /* its memory is kept from one answer to the next */
 	memset(s, 0, sizeof *s);
 	s->para = para;
-	s->cap = cap;
+	sk_strbuf_clear(&s->para);
 	s->out = out;
 	s->app = app;
 	s->rtl_ui = rtl_ui;
@@ -25,27 +24,7 @@ void sk_chat_stream_begin(sk_chat_stream *s, FILE *out, int app, int rtl_ui, int
 
 void sk_chat_stream_free(sk_chat_stream *s)
 {
-	free(s->para);
-	s->para = NULL;
-	s->n = s->cap = 0;
-}
-
-static int para_put(sk_chat_stream *s, const char *p, size_t n)
-{
-	if (s->cap - s->n < n + 1) {
-		size_t cap = s->cap ? s->cap : 256;
-		while (cap - s->n < n + 1)
-			cap *= 2;
-		char *v = realloc(s->para, cap);
-		if (!v)
-			return sk_fail("chat: out of memory");
-		s->para = v;
-		s->cap = cap;
-	}
-	memcpy(s->para + s->n, p, n);
-	s->n += n;
-	s->para[s->n] = '\0';
-	return 0;
+	sk_strbuf_free(&s->para);
 }
 
 /* One wrapped line of the paragraph, over whatever the current screen line
@@ -65,7 +44,7 @@ int sk_chat_stream_shaping(void)
 static int draw_line(sk_chat_stream *s, const sk_wrap_line *l, int dir)
 {
 	char *vis;
-	if (sk_bidi_visual_range_shaped(s->para, s->n, s->done + l->start, s->done + l->end, dir, sk_chat_shaping,
+	if (sk_bidi_visual_range_shaped(s->para.s, s->para.len, s->done + l->start, s->done + l->end, dir, sk_chat_shaping,
 	                                &vis, NULL) != 0)
 		return -1;
 	fputs("\r\033[K", s->out);
@@ -83,8 +62,8 @@ static int redraw(sk_chat_stream *s)
 {
 	sk_wrap_line *lines;
 	size_t nl;
-	int dir = sk_bidi_message_dir(s->para, s->n, s->rtl_ui);
-	if (sk_wrap(s->para + s->done, s->n - s->done, s->width, &lines, &nl) != 0)
+	int dir = sk_bidi_message_dir(s->para.s, s->para.len, s->rtl_ui);
+	if (sk_wrap(s->para.s + s->done, s->para.len - s->done, s->width, &lines, &nl) != 0)
 		return -1;
 	int rc = 0;
 	for (size_t i = 0; i < nl && rc == 0; i++) {
@@ -103,10 +82,11 @@ static int redraw(sk_chat_stream *s)
 
 static int end_para(sk_chat_stream *s)
 {
-	if (s->n > s->done && redraw(s) != 0)
+	if (s->para.len > s->done && redraw(s) != 0)
 		return -1;
 	fputc('\n', s->out);
-	s->n = s->done = 0;
+	sk_strbuf_clear(&s->para);
+	s->done = 0;
 	s->drawn = 0;
 	return 0;
 }
@@ -132,7 +112,7 @@ int sk_chat_stream_write(sk_chat_stream *s, const char *text, size_t len)
 		}
 		if (j > i) {
 			if (s->app) {
-				if (para_put(s, text + i, j - i) != 0)
+				if (sk_strbuf_add(&s->para, text + i, j - i) != 0)
 					return -1;
 			} else {
 				fwrite(text + i, 1, j - i, s->out);
@@ -153,7 +133,7 @@ int sk_chat_stream_write(sk_chat_stream *s, const char *text, size_t len)
 			i = j + 1;
 		} else if (c == '\t') {
 			/* widths of tabs depend on the terminal's tab stops */
-			if (s->app ? para_put(s, "    ", 4) != 0 : fputc('\t', s->out) == EOF)
+			if (s->app ? sk_strbuf_add(&s->para, "    ", 4) != 0 : fputc('\t', s->out) == EOF)
 				return -1;
 			s->at_bol = 0;
 			i = j + 1;
@@ -161,7 +141,7 @@ int sk_chat_stream_write(sk_chat_stream *s, const char *text, size_t len)
 			i = j + (c == 0xC2 ? 2 : 1); /* other controls are left out */
 		}
 	}
-	if (s->app && s->n > s->done && redraw(s) != 0)
+	if (s->app && s->para.len > s->done && redraw(s) != 0)
 		return -1;
 	fflush(s->out);
 	return 0;
@@ -170,7 +150,7 @@ int sk_chat_stream_write(sk_chat_stream *s, const char *text, size_t len)
 int sk_chat_stream_end(sk_chat_stream *s)
 {
 	int rc = 0;
-	if (s->app && s->n > 0) {
+	if (s->app && s->para.len > 0) {
 		rc = end_para(s);
 	} else if (!s->any || !s->at_bol) {
 		fputc('\n', s->out);

@@ -10,14 +10,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "engine/strbuf.h"
+
 typedef struct {
 	FILE *out;
 	int app;        /* reorder lines (bidi app mode) */
 	int rtl_ui;     /* paragraph direction rule of a right-to-left UI */
 	int width;      /* cells per line in app mode */
 	int sanitize;   /* the output is a terminal: no control characters */
-	char *para;     /* the current paragraph, logical order */
-	size_t n, cap;
+	sk_strbuf para; /* the current paragraph, logical order */
 	size_t done;    /* bytes of para already committed as full lines */
 	int drawn;      /* the current screen line holds a partial line */
 	int any;        /* something was written since begin */

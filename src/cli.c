@@ -18,7 +18,8 @@
  * characters so they never collide with a command's short options. */
 enum {
 	OPT_MODEL = 1000, OPT_ADAPTER, OPT_DEVICE, OPT_QUANT, OPT_THREADS, OPT_SEED,
-	OPT_VERBOSE, OPT_QUIET, OPT_HELP
+	OPT_VERBOSE, OPT_QUIET, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT,
+	OPT_HELP
 };
 
 static const struct {
@@ -36,6 +37,19 @@ static const struct {
 	  N_("  --quant none|nf4    quantize the base weights at load (default: none)") },
 	{ { "threads", required_argument, NULL, OPT_THREADS }, SK_CO_THREADS,
 	  N_("  --threads N         CPU threads (default: one per core)") },
+	{ { "greedy", no_argument, NULL, OPT_GREEDY }, SK_CO_SAMPLING,
+	  N_("  --greedy            always take the most likely token") },
+	{ { "temp", required_argument, NULL, OPT_TEMP }, SK_CO_SAMPLING,
+	  N_("  --temp T            temperature (default: 1; 0 = greedy)") },
+	{ { "temperature", required_argument, NULL, OPT_TEMP }, SK_CO_SAMPLING, NULL },
+	{ { "top-k", required_argument, NULL, OPT_TOP_K }, SK_CO_SAMPLING,
+	  N_("  --top-k K           keep the K most likely tokens (default: 64; 0 = off)") },
+	{ { "top-p", required_argument, NULL, OPT_TOP_P }, SK_CO_SAMPLING,
+	  N_("  --top-p P           keep the fewest tokens whose probability reaches P (default: 0.95; 1 = off)") },
+	{ { "min-p", required_argument, NULL, OPT_MIN_P }, SK_CO_SAMPLING,
+	  N_("  --min-p P           drop tokens less likely than P times the most likely (default: 0 = off)") },
+	{ { "repeat-penalty", required_argument, NULL, OPT_REPEAT }, SK_CO_SAMPLING,
+	  N_("  --repeat-penalty R  penalize tokens already in the sequence (default: 1 = off)") },
 	{ { "seed", required_argument, NULL, OPT_SEED }, SK_CO_SEED,
 	  N_("  --seed N            random seed (default: 3407)") },
 	{ { "verbose", no_argument, NULL, OPT_VERBOSE }, SK_CO_VERBOSITY,
@@ -54,7 +68,7 @@ void sk_cli_print_help(const sk_command_help *h)
 	if (h->options && *h->options)
 		printf("%s\n", _(h->options));
 	for (size_t i = 0; i < SK_NCOMMON; i++)
-		if (h->common & sk_common_table[i].mask)
+		if ((h->common & sk_common_table[i].mask) && sk_common_table[i].help)
 			printf("%s\n", _(sk_common_table[i].help));
 	printf("%s\n", _("  -h, --help          show this help and exit"));
 }
@@ -126,10 +140,57 @@ int sk_cli_parse_float(const sk_command_help *h, const char *opt, const char *ar
 	return 0;
 }
 
+/* The one parser of the sampling options (chat, generate, tui). */
+static int sk_parse_sampling(const sk_command_help *h, int code, const char *arg, sk_sampling *s)
+{
+	double v;
+	long long k;
+	switch (code) {
+	case OPT_TEMP:
+		if (sk_cli_parse_float(h, "temp", arg, 0, 100, &v))
+			return SK_EXIT_USAGE;
+		s->temperature = (float)v; /* 0: the sampler takes the most likely token */
+		return 0;
+	case OPT_TOP_K:
+		if (sk_cli_parse_int(h, "top-k", arg, 0, 1 << 30, &k))
+			return SK_EXIT_USAGE;
+		s->top_k = (int)k;
+		return 0;
+	case OPT_TOP_P:
+		if (sk_cli_parse_float(h, "top-p", arg, 0, 1, &v))
+			return SK_EXIT_USAGE;
+		if (v <= 0)
+			return sk_cli_usage(h, "%s", _("--top-p must be above 0"));
+		s->top_p = (float)v;
+		return 0;
+	case OPT_MIN_P:
+		if (sk_cli_parse_float(h, "min-p", arg, 0, 1, &v))
+			return SK_EXIT_USAGE;
+		s->min_p = (float)v;
+		return 0;
+	case OPT_REPEAT:
+		if (sk_cli_parse_float(h, "repeat-penalty", arg, 0, 100, &v))
+			return SK_EXIT_USAGE;
+		if (v <= 0)
+			return sk_cli_usage(h, "%s", _("--repeat-penalty must be above 0"));
+		s->repeat_penalty = (float)v;
+		return 0;
+	}
+	return SK_EXIT_USAGE;
+}
+
 static int sk_parse_common(const sk_command_help *h, int code, const char *arg, sk_common_opts *co)
 {
 	long long v;
 	switch (code) {
+	case OPT_GREEDY: co->sampling.greedy = 1; return 0;
+	case OPT_TEMP:
+	case OPT_TOP_K:
+	case OPT_TOP_P:
+	case OPT_MIN_P:
+	case OPT_REPEAT:
+		co->sampling_set = 1;
+		return sk_parse_sampling(h, code, arg, &co->sampling);
 	case OPT_MODEL: co->model = arg; return 0;
 	case OPT_ADAPTER: co->adapter = arg; return 0;
 	case OPT_DEVICE:
@@ -170,7 +231,8 @@ int sk_cli_parse(int argc, char **argv, const sk_command_help *h, const struct o
 {
 	memset(co, 0, sizeof *co);
 	co->device = SK_DEVICE_AUTO;
-	co->seed = 3407;
+	sk_sampling_defaults(&co->sampling);
+	co->seed = co->sampling.seed;
 
 	struct option longopts[64];
 	size_t n = 0;
@@ -216,7 +278,7 @@ int sk_cli_parse(int argc, char **argv, const sk_command_help *h, const struct o
 				return sk_cli_usage(h, _("option '-%c' needs a value"), optopt);
 			return sk_cli_usage(h, _("option '%s' needs a value"), argv[optind - 1]);
 		}
-		if (c >= OPT_MODEL && c <= OPT_QUIET) {
+		if (c >= OPT_MODEL && c < OPT_HELP) {
 			rc = sk_parse_common(h, c, optarg, co);
 		} else if (on_opt) {
 			rc = on_opt(ctx, c, optarg);
@@ -226,6 +288,9 @@ int sk_cli_parse(int argc, char **argv, const sk_command_help *h, const struct o
 		if (rc)
 			return SK_EXIT_USAGE;
 	}
+	if (co->sampling.greedy && co->sampling_set)
+		return sk_cli_usage(h, "%s", _("--greedy cannot be combined with sampling options"));
+	co->sampling.seed = co->seed;
 	*first_arg = optind;
 	return 0;
 }
@@ -261,6 +326,9 @@ const char *sk_cli_pad(const char *label, int width)
 	return buf;
 }
 
+/* what data/fetch-model.sh downloads into the cache */
+#define SK_DEFAULT_MODEL_FILE "gemma-3-270m-q4_k_m.gguf"
+
 int sk_cli_default_model(char *buf, size_t cap)
 {
 	const char *env = getenv("SK_DEFAULT_MODEL");
@@ -271,11 +339,62 @@ int sk_cli_default_model(char *buf, size_t cap)
 	char dir[3800];
 	if (sk_cache_dir("models", dir, sizeof dir))
 		return -1;
-	snprintf(buf, cap, "%s/gemma-3-270m-q4_k_m.gguf", dir);
+	snprintf(buf, cap, "%s/%s", dir, SK_DEFAULT_MODEL_FILE);
 	if (!sk_file_exists(buf))
-		return sk_fail(_("no --model given and the default model is not in %s: run data/fetch-model.sh, "
-		                 "or pass --model PATH"), dir);
+		return sk_fail(_("no --model given, and the default model %s is missing: data/fetch-model.sh "
+		                 "downloads it there, or give --model PATH"), buf);
 	return 0;
+}
+
+int sk_cli_model_or_default(sk_common_opts *co)
+{
+	/* one model per run: a static buffer outlives every copy of co */
+	static char path[4096];
+	if (co->model)
+		return 0;
+	if (sk_cli_default_model(path, sizeof path))
+		return sk_cli_fail();
+	co->model = path;
+	return 0;
+}
+
+static int sk_bidi_word(const char *s, int *app)
+{
+	if (strcmp(s, "app") && strcmp(s, "terminal"))
+		return -1;
+	*app = !strcmp(s, "app");
+	return 0;
+}
+
+int sk_cli_parse_bidi(const sk_command_help *h, const char *arg, int *app)
+{
+	if (sk_bidi_word(arg, app))
+		return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+	return 0;
+}
+
+int sk_cli_env_bidi(const sk_command_help *h, int *app)
+{
+	const char *env = getenv("SOKHAN_BIDI");
+	if (env && *env && sk_bidi_word(env, app))
+		return sk_cli_usage(h, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
+	return 0;
+}
+
+int sk_cli_parse_shape(const sk_command_help *h, const char *arg, sk_shape_mode *m)
+{
+	if (sk_shape_mode_parse(arg, m) != 0)
+		return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
+	return 0;
+}
+
+sk_shape_mode sk_cli_env_shape(void)
+{
+	sk_shape_mode m = SK_SHAPE_AUTO;
+	const char *env = getenv("SOKHAN_SHAPE");
+	if (env && *env && sk_shape_mode_parse(env, &m) != 0)
+		m = SK_SHAPE_AUTO;
+	return m;
 }
 
 int sk_cli_ui_rtl(void)

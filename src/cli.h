@@ -10,6 +10,8 @@
 
 #include "engine/backend/backend_info.h"
 #include "engine/error.h"
+#include "engine/model/generate.h"
+#include "ui/bidi.h"
 
 enum { SK_EXIT_OK = 0, SK_EXIT_ERROR = 1, SK_EXIT_USAGE = 2 };
 
@@ -24,7 +26,8 @@ enum {
 	SK_CO_THREADS = 1 << 4,
 	SK_CO_SEED = 1 << 5,
 	SK_CO_VERBOSITY = 1 << 6,
-	SK_CO_ALL = 0x7f
+	SK_CO_SAMPLING = 1 << 7, /* --greedy, --temp, --top-k, --top-p, --min-p, --repeat-penalty */
+	SK_CO_ALL = 0xff
 };
 
 typedef struct {
@@ -35,6 +38,8 @@ typedef struct {
 	int threads;     /* 0: one per core */
 	uint64_t seed;
 	int verbosity;   /* -1 quiet, 0 normal, 1 verbose */
+	sk_sampling sampling; /* the defaults, changed by the sampling options; .seed = seed */
+	int sampling_set;     /* a sampling option other than --greedy was given */
 } sk_common_opts;
 
 typedef struct {
@@ -76,8 +81,22 @@ void sk_cli_note(const sk_common_opts *co, int level, const char *fmt, ...) SK_P
 
 /* The model used when --model is not given: $SK_DEFAULT_MODEL, else the
  * default Gemma 3 270M in the cache (data/fetch-model.sh puts it there).
- * Returns 0 with the path in buf, or -1 (with sk_error()) when neither exists. */
+ * Returns 0 with the path in buf, or -1 (with sk_error() naming the path
+ * looked at and how to get the model) when neither exists. */
 int sk_cli_default_model(char *buf, size_t cap);
+/* What every command that takes a model calls: keeps --model, else sets
+ * co->model to the default model. 0, or 1 after printing the error. */
+int sk_cli_model_or_default(sk_common_opts *co);
+
+/* The display options of chat and tui. --bidi: *app = 1 for "app", 0 for
+ * "terminal"; 0, or 2 after a usage error. */
+int sk_cli_parse_bidi(const sk_command_help *h, const char *arg, int *app);
+/* $SOKHAN_BIDI likewise, *app unchanged when it is not set. */
+int sk_cli_env_bidi(const sk_command_help *h, int *app);
+/* --shape: 0, or 2 after a usage error. */
+int sk_cli_parse_shape(const sk_command_help *h, const char *arg, sk_shape_mode *m);
+/* $SOKHAN_SHAPE: auto when it is not set or not a mode. */
+sk_shape_mode sk_cli_env_shape(void);
 
 /* Whether the user's interface language (LC_ALL, LC_MESSAGES or LANG, the
  * first one set) is written right to left (Persian, Arabic, Hebrew...). */

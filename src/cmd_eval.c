@@ -89,15 +89,8 @@ int sk_cmd_eval(int argc, char **argv)
 		return sk_cli_usage(&eval_help, _("unexpected argument '%s'"), argv[first]);
 	if (!o.data)
 		return sk_cli_usage(&eval_help, "%s", _("--data FILE is required"));
-	char defmodel[4096];
-	if (!co.model) {
-		if (sk_cli_default_model(defmodel, sizeof defmodel))
-			return sk_cli_fail();
-		co.model = defmodel;
-	}
-
 	sk_lora *lora = NULL;
-	sk_model *m = sk_cli_load_model(&eval_help, &co, &lora, &rc);
+	sk_model *m = sk_cli_load_model(&co, &lora, &rc);
 	if (!m)
 		return rc;
 	const sk_tokenizer *tok = sk_model_tokenizer(m);
@@ -142,7 +135,6 @@ int sk_cmd_eval(int argc, char **argv)
 	rc = SK_EXIT_OK;
 done:
 	sk_dataset_free(ds);
-	sk_model_free(m);
-	sk_lora_free(lora);
+	sk_cli_free_model(m, lora);
 	return rc;
 }

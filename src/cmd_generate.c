@@ -10,6 +10,7 @@
 #include "engine/text/chat_template.h"
 #include "engine/model/generate.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"
@@ -18,37 +19,26 @@
 
 static const sk_command_help generate_help = {
 	"generate",
-	"--model PATH (--prompt TEXT | --ids LIST) [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P "
+	"[--model PATH] (--prompt TEXT | --ids LIST) [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P "
 	"--repeat-penalty R --seed S] [--raw] [--ignore-eos] [--batch N] [--print-ids | --json]",
 	N_("Continue a prompt with the model and print the text as it comes (speeds go to stderr)."),
 	N_("  -p, --prompt TEXT   the user's message, put through the chat template\n"
 	   "  --raw               use the prompt as it is (after <bos>), without the chat template\n"
 	   "  --ids LIST          the prompt as token ids, separated by commas or spaces\n"
 	   "  -n, --max-new N     generate at most N tokens (default: 256)\n"
-	   "  --greedy            always take the most likely token\n"
-	   "  --temp T            temperature (default: 1; 0 = greedy)\n"
-	   "  --top-k K           keep the K most likely tokens (default: 64; 0 = off)\n"
-	   "  --top-p P           keep the smallest set of tokens whose probability reaches P (default: 0.95)\n"
-	   "  --min-p P           drop tokens less likely than P times the most likely (default: 0 = off)\n"
-	   "  --repeat-penalty R  penalize tokens already in the sequence (default: 1 = off)\n"
 	   "  --ignore-eos        do not stop at end-of-sequence tokens: always generate N tokens\n"
 	   "  --batch N           decode N copies of the request together, with seeds S, S+1, ...\n"
 	   "  --print-ids         print only the generated token ids, one line per request\n"
 	   "  --json              print one JSON object per request (text, ids, counts, speeds, stop reason)"),
-	SK_CO_ALL,
+	SK_CO_ALL, /* with the sampling options */
 };
 
-enum {
-	OPT_PROMPT = 3200, OPT_IDS, OPT_MAX_NEW, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P,
-	OPT_REPEAT, OPT_RAW, OPT_IGNORE_EOS, OPT_BATCH, OPT_PRINT_IDS, OPT_JSON
-};
+enum { OPT_PROMPT = 3200, OPT_IDS, OPT_MAX_NEW, OPT_RAW, OPT_IGNORE_EOS, OPT_BATCH, OPT_PRINT_IDS, OPT_JSON };
 
 typedef struct {
 	const char *prompt, *ids;
-	long long max_new, batch, top_k;
-	double temp, top_p, min_p, repeat;
-	int greedy, raw, ignore_eos, print_ids, json;
-	int sampling_set;  /* a sampling option was given (conflicts with --greedy) */
+	long long max_new, batch;
+	int raw, ignore_eos, print_ids, json;
 } sk_gen_opts;
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -61,24 +51,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	case OPT_IDS: o->ids = arg; return 0;
 	case 'n':
 	case OPT_MAX_NEW: return sk_cli_parse_int(h, "max-new", arg, 0, 1 << 20, &o->max_new);
-	case OPT_GREEDY: o->greedy = 1; return 0;
-	case OPT_TEMP: o->sampling_set = 1; return sk_cli_parse_float(h, "temp", arg, 0.0, 100.0, &o->temp);
-	case OPT_TOP_K: o->sampling_set = 1; return sk_cli_parse_int(h, "top-k", arg, 0, INT32_MAX, &o->top_k);
-	case OPT_TOP_P:
-		o->sampling_set = 1;
-		if (sk_cli_parse_float(h, "top-p", arg, 0.0, 1.0, &o->top_p))
-			return SK_EXIT_USAGE;
-		if (o->top_p <= 0.0)
-			return sk_cli_usage(h, "%s", _("--top-p must be above 0"));
-		return 0;
-	case OPT_MIN_P: o->sampling_set = 1; return sk_cli_parse_float(h, "min-p", arg, 0.0, 1.0, &o->min_p);
-	case OPT_REPEAT:
-		o->sampling_set = 1;
-		if (sk_cli_parse_float(h, "repeat-penalty", arg, 0.0, 100.0, &o->repeat))
-			return SK_EXIT_USAGE;
-		if (o->repeat <= 0.0)
-			return sk_cli_usage(h, "%s", _("--repeat-penalty must be above 0"));
-		return 0;
 	case OPT_RAW: o->raw = 1; return 0;
 	case OPT_IGNORE_EOS: o->ignore_eos = 1; return 0;
 	case OPT_BATCH: return sk_cli_parse_int(h, "batch", arg, 1, SK_MAX_BATCH, &o->batch);
@@ -90,8 +62,7 @@ static int on_opt(void *ctx, int opt, const char *arg)
 
 /* What one request produced, kept for --batch, --json and --print-ids. */
 typedef struct {
-	char *text;
-	size_t len, cap;
+	sk_strbuf text;
 	sk_ids ids;
 } sk_gen_out;
 
@@ -117,19 +88,7 @@ static int on_token(void *vctx, int i, int32_t id, const char *text)
 		}
 		return 0;
 	}
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		char *t = realloc(o->text, cap);
-		if (!t)
-			return 1;
-		o->text = t;
-		o->cap = cap;
-	}
-	memcpy(o->text + o->len, text, n + 1);
-	o->len += n;
-	return 0;
+	return sk_strbuf_add(&o->text, text, n) != 0;
 }
 
 static const char *stop_name(int s)
@@ -158,7 +117,7 @@ static int print_json(const sk_gen_out *o, const sk_gen_stats *st, int i, uint64
 	json_t *obj = json_object();
 	json_object_set_new(obj, "request", json_integer(i + 1));
 	json_object_set_new(obj, "seed", json_integer((json_int_t)seed));
-	json_object_set_new(obj, "text", have_tok ? json_stringn(o->text ? o->text : "", o->len) : json_null());
+	json_object_set_new(obj, "text", have_tok ? json_stringn(o->text.s ? o->text.s : "", o->text.len) : json_null());
 	json_object_set_new(obj, "ids", ids);
 	json_object_set_new(obj, "n_prompt", json_integer(st->n_prompt_tokens));
 	json_object_set_new(obj, "n_generated", json_integer(st->n_generated));
@@ -203,12 +162,6 @@ int sk_cmd_generate(int argc, char **argv)
 		{ "prompt", required_argument, NULL, OPT_PROMPT },
 		{ "ids", required_argument, NULL, OPT_IDS },
 		{ "max-new", required_argument, NULL, OPT_MAX_NEW },
-		{ "greedy", no_argument, NULL, OPT_GREEDY },
-		{ "temp", required_argument, NULL, OPT_TEMP },
-		{ "top-k", required_argument, NULL, OPT_TOP_K },
-		{ "top-p", required_argument, NULL, OPT_TOP_P },
-		{ "min-p", required_argument, NULL, OPT_MIN_P },
-		{ "repeat-penalty", required_argument, NULL, OPT_REPEAT },
 		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
 		{ "batch", required_argument, NULL, OPT_BATCH },
@@ -216,12 +169,7 @@ int sk_cmd_generate(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ NULL, 0, NULL, 0 },
 	};
-	sk_sampling defaults;
-	sk_sampling_defaults(&defaults);
-	sk_gen_opts o = {
-		.max_new = 256, .batch = 1, .top_k = defaults.top_k, .temp = defaults.temperature,
-		.top_p = defaults.top_p, .min_p = defaults.min_p, .repeat = defaults.repeat_penalty,
-	};
+	sk_gen_opts o = { .max_new = 256, .batch = 1 };
 	sk_common_opts co;
 	int first;
 	int rc = sk_cli_parse(argc, argv, &generate_help, own, "p:n:", on_opt, &o, &co, &first);
@@ -233,15 +181,11 @@ int sk_cmd_generate(int argc, char **argv)
 	if (first < argc)
 		return sk_cli_usage(h, _("unexpected argument '%s' (quote the prompt and give it with --prompt)"),
 		                    argv[first]);
-	if (!co.model)
-		return sk_cli_usage(h, "%s", _("--model PATH is required"));
 	if (!o.prompt == !o.ids)
 		return sk_cli_usage(h, "%s", o.prompt ? _("give --prompt or --ids, not both")
 		                                      : _("--prompt TEXT or --ids LIST is required"));
 	if (o.raw && !o.prompt)
 		return sk_cli_usage(h, "%s", _("--raw applies to --prompt"));
-	if (o.greedy && o.sampling_set)
-		return sk_cli_usage(h, "%s", _("--greedy cannot be combined with sampling options"));
 	if (o.print_ids && o.json)
 		return sk_cli_usage(h, "%s", _("give --print-ids or --json, not both"));
 
@@ -255,7 +199,7 @@ int sk_cmd_generate(int argc, char **argv)
 	sk_gen_request *reqs = NULL;
 	sk_gen_stats *stats = NULL;
 	sk_gen_out *outs = NULL;
-	sk_model *m = sk_cli_load_model(h, &co, &lora, &rc);
+	sk_model *m = sk_cli_load_model(&co, &lora, &rc);
 	if (!m)
 		goto out;
 	if ((rc = prompt_ids(&o, m, &ids)) != 0)
@@ -280,13 +224,7 @@ int sk_cmd_generate(int argc, char **argv)
 		r->max_new = (int)o.max_new;
 		r->adapter_on = lora != NULL;
 		r->ignore_eos = o.ignore_eos;
-		r->sampling = defaults;
-		r->sampling.greedy = o.greedy;
-		r->sampling.temperature = (float)o.temp;
-		r->sampling.top_k = (int)o.top_k;
-		r->sampling.top_p = (float)o.top_p;
-		r->sampling.min_p = (float)o.min_p;
-		r->sampling.repeat_penalty = (float)o.repeat;
+		r->sampling = co.sampling;
 		r->sampling.seed = co.seed + (uint64_t)i;
 	}
 	sk_gen_ctx ctx = { outs, nb == 1 && !o.print_ids && !o.json, 0 };
@@ -312,7 +250,7 @@ int sk_cmd_generate(int argc, char **argv)
 			putchar('\n');
 		} else {
 			printf(_("--- request %d (seed %llu) ---\n"), i + 1, (unsigned long long)reqs[i].sampling.seed);
-			fwrite(outs[i].text ? outs[i].text : "", 1, outs[i].len, stdout);
+			fwrite(outs[i].text.s ? outs[i].text.s : "", 1, outs[i].text.len, stdout);
 			putchar('\n');
 		}
 	}
@@ -334,16 +272,13 @@ int sk_cmd_generate(int argc, char **argv)
 	rc = SK_EXIT_OK;
 out:
 	for (int i = 0; outs && i < nb; i++) {
-		free(outs[i].text);
+		sk_strbuf_free(&outs[i].text);
 		sk_ids_free(&outs[i].ids);
 	}
 	free(outs);
 	free(stats);
 	free(reqs);
-	if (m)
-		sk_model_free(m);
-	if (lora)
-		sk_lora_free(lora);
+	sk_cli_free_model(m, lora);
 	sk_ids_free(&ids);
 	return rc;
 }

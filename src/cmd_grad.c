@@ -15,7 +15,7 @@
 
 static const sk_command_help grad_help = {
 	"grad",
-	"--model PATH --adapter DIR --ids ID,ID,... [--mask-prefix K] --out FILE.safetensors",
+	"[--model PATH] --adapter DIR --ids ID,ID,... [--mask-prefix K] --out FILE.safetensors",
 	N_("Compute the loss and LoRA gradients of one token sequence (fp32 safetensors, the adapter's key names)."),
 	N_("  --ids LIST          token ids, separated by commas or spaces\n"
 	   "  --mask-prefix K     ignore the first K labels (default 0)\n"
@@ -23,21 +23,13 @@ static const sk_command_help grad_help = {
 	SK_CO_MODEL | SK_CO_ADAPTER | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_VERBOSITY,
 };
 
-enum { OPT_IDS = 3300, OPT_OUT, OPT_MASK };
-
-typedef struct {
-	const char *ids, *out, *mask;
-} sk_grad_opts;
+enum { OPT_MASK = 3300 };
 
 static int on_opt(void *ctx, int opt, const char *arg)
 {
-	sk_grad_opts *o = ctx;
-	switch (opt) {
-	case OPT_IDS: o->ids = arg; return 0;
-	case OPT_MASK: o->mask = arg; return 0;
-	case 'o':
-	case OPT_OUT: o->out = arg; return 0;
-	}
+	long long *k = ctx;
+	if (opt == OPT_MASK)
+		return sk_cli_parse_int(&grad_help, "mask-prefix", arg, 0, 1 << 30, k);
 	return SK_EXIT_USAGE;
 }
 
@@ -74,47 +66,19 @@ static int write_grads(const char *path, sk_lora *l)
 int sk_cmd_grad(int argc, char **argv)
 {
 	static const struct option own[] = {
-		{ "ids", required_argument, NULL, OPT_IDS },
 		{ "mask-prefix", required_argument, NULL, OPT_MASK },
-		{ "out", required_argument, NULL, OPT_OUT },
 		{ NULL, 0, NULL, 0 },
 	};
-	sk_grad_opts o = { 0 };
-	sk_common_opts co;
-	int first;
-	int rc = sk_cli_parse(argc, argv, &grad_help, own, "o:", on_opt, &o, &co, &first);
-	if (rc == 1)
-		return SK_EXIT_OK;
-	if (rc)
-		return SK_EXIT_USAGE;
-	if (first < argc)
-		return sk_cli_usage(&grad_help, _("unexpected argument '%s'"), argv[first]);
-	if (!co.model)
-		return sk_cli_usage(&grad_help, "%s", _("--model PATH is required"));
-	if (!co.adapter)
-		return sk_cli_usage(&grad_help, "%s", _("--adapter DIR is required"));
-	if (!o.ids)
-		return sk_cli_usage(&grad_help, "%s", _("--ids LIST is required"));
-	if (!o.out)
-		return sk_cli_usage(&grad_help, "%s", _("--out FILE is required"));
 	long long k = 0;
-	if (o.mask && (rc = sk_cli_parse_int(&grad_help, "mask-prefix", o.mask, 0, 1 << 30, &k)) != 0)
-		return rc;
-	sk_ids ids = { 0 };
-	rc = sk_cli_parse_ids(&grad_help, "ids", o.ids, &ids);
-	if (rc) {
-		sk_ids_free(&ids);
-		return rc;
-	}
+	sk_seq_cmd c;
 	uint8_t *target = NULL;
-	sk_lora *lora = NULL;
-	sk_model *m = sk_cli_load_model(&grad_help, &co, &lora, &rc);
-	if (!m)
+	int rc = sk_seq_cmd_open(&c, argc, argv, &grad_help, own, on_opt, &k, 1);
+	if (rc)
 		goto out;
-	if ((rc = sk_cli_check_ids(m, ids.v, ids.n)) != 0)
-		goto out;
-	if (ids.n < 2 || (size_t)k >= ids.n) {
-		rc = sk_cli_error(_("no token to predict: %zu ids with the first %lld labels ignored"), ids.n, k);
+	sk_lora *lora = c.lora;
+	size_t n = c.ids.n;
+	if (n < 2 || (size_t)k >= n) {
+		rc = sk_cli_error(_("no token to predict: %zu ids with the first %lld labels ignored"), n, k);
 		goto out;
 	}
 	if (sk_lora_pair_count(lora) == 0) {
@@ -125,32 +89,28 @@ int sk_cmd_grad(int argc, char **argv)
 		rc = sk_cli_fail();
 		goto out;
 	}
-	target = malloc(ids.n);
+	target = malloc(n);
 	if (!target) {
 		rc = sk_cli_error("%s", _("out of memory"));
 		goto out;
 	}
-	for (size_t i = 0; i < ids.n; i++)
+	for (size_t i = 0; i < n; i++)
 		target[i] = i >= (size_t)k;
-	int64_t nt = (int64_t)ids.n - (k > 1 ? k : 1);
+	int64_t nt = (int64_t)n - (k > 1 ? k : 1);
 	/* the mean over the labels, as the Hugging Face causal-LM loss */
-	sk_train_seq s = { ids.v, target, (int)ids.n };
+	sk_train_seq s = { c.ids.v, target, (int)n };
 	sk_train_opts to = { 0.0f, 0, 1, (float)(1.0 / (double)nt), 1 };
 	double loss = 0;
-	if (sk_model_loss_grad(m, lora, &s, 1, &to, &loss, &nt) != 0) {
+	if (sk_model_loss_grad(c.m, lora, &s, 1, &to, &loss, &nt) != 0) {
 		rc = sk_cli_fail();
 		goto out;
 	}
 	printf("loss = %.7f\n", loss / (double)nt);
-	rc = write_grads(o.out, lora);
+	rc = write_grads(c.out, lora);
 	if (rc == SK_EXIT_OK)
-		sk_cli_note(&co, 1, _("wrote %s: %d LoRA gradient tensors"), o.out, 2 * sk_lora_pair_count(lora));
+		sk_cli_note(&c.co, 1, _("wrote %s: %d LoRA gradient tensors"), c.out, 2 * sk_lora_pair_count(lora));
 out:
 	free(target);
-	if (m)
-		sk_model_free(m);
-	if (lora)
-		sk_lora_free(lora);
-	sk_ids_free(&ids);
-	return rc;
+	sk_seq_cmd_close(&c);
+	return rc < 0 ? SK_EXIT_OK : rc;
 }

@@ -20,7 +20,7 @@
 
 static const sk_command_help info_help = {
 	"info",
-	"--model PATH [--tensors]",
+	"[--model PATH] [--tensors]",
 	N_("Describe a model: architecture, configuration, parameter counts, stored types, memory."),
 	N_("  --tensors           also list every tensor: name, type, shape, class"),
 	SK_CO_MODEL | SK_CO_VERBOSITY,
@@ -368,7 +368,7 @@ int sk_cmd_info(int argc, char **argv)
 		return SK_EXIT_USAGE;
 	if (first < argc)
 		return sk_cli_usage(&info_help, _("unexpected argument '%s'"), argv[first]);
-	if (!co.model)
-		return sk_cli_usage(&info_help, "%s", _("--model PATH is required"));
+	if (sk_cli_model_or_default(&co))
+		return SK_EXIT_ERROR;
 	return run_info(co.model, list_tensors);
 }

@@ -119,8 +119,11 @@ int sk_cmd_merge(int argc, char **argv)
 		return SK_EXIT_USAGE;
 	if (first < argc)
 		return sk_cli_usage(&merge_help, _("unexpected argument '%s'"), argv[first]);
+	/* no default here: the default model is a GGUF file, and the base must be
+	 * the safetensors model the adapter was trained on */
 	if (!co.model)
-		return sk_cli_usage(&merge_help, "%s", _("--model PATH is required"));
+		return sk_cli_usage(&merge_help, "%s",
+		                    _("--model PATH is required: the Hugging Face model the adapter was trained on"));
 	if (!co.adapter)
 		return sk_cli_usage(&merge_help, "%s", _("--adapter DIR is required"));
 	if (!o.out)

@@ -14,7 +14,7 @@
 
 static const sk_command_help tokenize_help = {
 	"tokenize",
-	"--model PATH [--bos] [--json] TEXT",
+	"[--model PATH] [--bos] [--json] TEXT",
 	N_("Print the token ids of TEXT ('-' reads standard input), separated by spaces."),
 	N_("  --bos               put <bos> first\n"
 	   "  --json              print a JSON array"),
@@ -23,7 +23,7 @@ static const sk_command_help tokenize_help = {
 
 static const sk_command_help detokenize_help = {
 	"detokenize",
-	"--model PATH [--skip-special] [-n] ID...",
+	"[--model PATH] [--skip-special] [-n] ID...",
 	N_("Print the text of token ids (given as arguments, or '-' to read them from standard input)."),
 	N_("  --skip-special      leave out special tokens such as <bos>\n"
 	   "  -n, --no-newline    do not end the text with a newline"),
@@ -86,12 +86,10 @@ static int read_stdin(char **data, size_t *len)
 	return 0;
 }
 
-static sk_tokenizer *open_tokenizer(const sk_command_help *h, const sk_common_opts *co, int *rc)
+static sk_tokenizer *open_tokenizer(sk_common_opts *co, int *rc)
 {
-	if (!co->model) {
-		*rc = sk_cli_usage(h, "%s", _("--model PATH is required"));
+	if ((*rc = sk_cli_model_or_default(co)) != 0)
 		return NULL;
-	}
 	sk_tokenizer *t = sk_tokenizer_open(co->model);
 	if (!t)
 		*rc = sk_cli_fail();
@@ -116,7 +114,7 @@ int sk_cmd_tokenize(int argc, char **argv)
 	if (argc - first != 1)
 		return sk_cli_usage(&tokenize_help, "%s", argc - first < 1 ? _("no TEXT given") : _("give one TEXT (quote it)"));
 	rc = 0;
-	sk_tokenizer *t = open_tokenizer(&tokenize_help, &co, &rc);
+	sk_tokenizer *t = open_tokenizer(&co, &rc);
 	if (!t)
 		return rc;
 	char *text = NULL;
@@ -209,7 +207,7 @@ int sk_cmd_detokenize(int argc, char **argv)
 			return rc;
 		}
 	}
-	sk_tokenizer *t = open_tokenizer(&detokenize_help, &co, &rc);
+	sk_tokenizer *t = open_tokenizer(&co, &rc);
 	if (!t) {
 		sk_ids_free(&ids);
 		return rc;

@@ -451,7 +451,7 @@ int sk_cmd_train(int argc, char **argv)
 	mco.threads = cfg.threads;
 	mco.adapter = NULL;
 	sk_lora *unused = NULL;
-	sk_model *m = sk_cli_load_model(&train_help, &mco, &unused, &rc);
+	sk_model *m = sk_cli_load_model(&mco, &unused, &rc);
 	if (!m)
 		return rc;
 

@@ -23,10 +23,6 @@ static const sk_command_help tui_help = {
 	   "                      off only in VTE-based terminals). Also $SOKHAN_SHAPE.\n"
 	   "  --view NAME         start in chat, compare, train or log\n"
 	   "  -n, --max-new N     tokens per answer at most (default: 1024)\n"
-	   "  --greedy            always take the most likely token\n"
-	   "  --temp T            temperature (default: 1; 0 = greedy)\n"
-	   "  --top-k K           keep the K most likely tokens (default: 64; 0: off)\n"
-	   "  --top-p P           nucleus sampling (default: 0.95; 1: off)\n"
 	   "  --train             start a training run at once (with --data)\n"
 	   "  --data FILE         training data (JSONL conversations)\n"
 	   "  --out DIR           run directory (checkpoints, metrics.jsonl, adapter)\n"
@@ -36,12 +32,13 @@ static const sk_command_help tui_help = {
 	   "  --metrics PATH      show a past run's metrics.jsonl (or run directory) in Train\n"
 	   "  --dump FILE         write the screen's text to FILE after every redraw\n"
 	   "                      (also $SOKHAN_TUI_DUMP; for tests)"),
-	SK_CO_MODEL | SK_CO_ADAPTER | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SEED | SK_CO_VERBOSITY,
+	SK_CO_MODEL | SK_CO_ADAPTER | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SAMPLING | SK_CO_SEED |
+		SK_CO_VERBOSITY,
 };
 
 enum {
-	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_GREEDY, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MAX_NEW,
-	OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR, OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
+	OPT_SYSTEM = 4100, OPT_BIDI, OPT_SHAPE, OPT_VIEW, OPT_MAX_NEW, OPT_TRAIN, OPT_DATA, OPT_OUT, OPT_STEPS, OPT_LR,
+	OPT_RANK, OPT_METRICS, OPT_DUMP, OPT_TOKEN_DELAY
 };
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -52,16 +49,11 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	long long k;
 	switch (opt) {
 	case OPT_SYSTEM: o->system = arg; return 0;
-	case OPT_BIDI:
-		if (!strcmp(arg, "app") || !strcmp(arg, "terminal")) {
-			o->bidi_app = !strcmp(arg, "app");
-			return 0;
-		}
-		return sk_cli_usage(h, _("--bidi: '%s' is not one of app, terminal"), arg);
+	case OPT_BIDI: return sk_cli_parse_bidi(h, arg, &o->bidi_app);
 	case OPT_SHAPE: {
 		sk_shape_mode m;
-		if (sk_shape_mode_parse(arg, &m) != 0)
-			return sk_cli_usage(h, _("--shape: '%s' is not one of auto, on, off"), arg);
+		if (sk_cli_parse_shape(h, arg, &m))
+			return SK_EXIT_USAGE;
 		o->shape = sk_shape_resolve(m);
 		return 0;
 	}
@@ -74,21 +66,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 			}
 		return sk_cli_usage(h, _("--view: '%s' is not one of chat, compare, train, log"), arg);
 	}
-	case OPT_GREEDY: o->sampling.greedy = 1; return 0;
-	case OPT_TEMP:
-		if (sk_cli_parse_float(h, "temp", arg, 0, 100, &v)) return SK_EXIT_USAGE;
-		o->sampling.temperature = (float)v;
-		if (v == 0)
-			o->sampling.greedy = 1;
-		return 0;
-	case OPT_TOP_K:
-		if (sk_cli_parse_int(h, "top-k", arg, 0, 1 << 30, &k)) return SK_EXIT_USAGE;
-		o->sampling.top_k = (int)k;
-		return 0;
-	case OPT_TOP_P:
-		if (sk_cli_parse_float(h, "top-p", arg, 0, 1, &v)) return SK_EXIT_USAGE;
-		o->sampling.top_p = (float)v;
-		return 0;
 	case 'n':
 	case OPT_MAX_NEW:
 		if (sk_cli_parse_int(h, "max-new", arg, 1, 1 << 20, &k)) return SK_EXIT_USAGE;
@@ -126,11 +103,6 @@ int sk_cmd_tui(int argc, char **argv)
 		{ "bidi", required_argument, NULL, OPT_BIDI },
 		{ "shape", required_argument, NULL, OPT_SHAPE },
 		{ "view", required_argument, NULL, OPT_VIEW },
-		{ "greedy", no_argument, NULL, OPT_GREEDY },
-		{ "temp", required_argument, NULL, OPT_TEMP },
-		{ "temperature", required_argument, NULL, OPT_TEMP },
-		{ "top-k", required_argument, NULL, OPT_TOP_K },
-		{ "top-p", required_argument, NULL, OPT_TOP_P },
 		{ "max-new", required_argument, NULL, OPT_MAX_NEW },
 		{ "train", no_argument, NULL, OPT_TRAIN },
 		{ "data", required_argument, NULL, OPT_DATA },
@@ -146,34 +118,24 @@ int sk_cmd_tui(int argc, char **argv)
 	};
 	sk_tui_opts o;
 	memset(&o, 0, sizeof o);
-	sk_sampling_defaults(&o.sampling);
 	o.max_new = 1024;
 	o.bidi_app = 1;
-	{
-		sk_shape_mode m = SK_SHAPE_AUTO;
-		const char *env = getenv("SOKHAN_SHAPE");
-		if (env && *env && sk_shape_mode_parse(env, &m) != 0)
-			m = SK_SHAPE_AUTO;
-		o.shape = sk_shape_resolve(m);
-	}
+	o.shape = sk_shape_resolve(sk_cli_env_shape());
 	o.start_view = -1;
 	o.train_opts.lr = 2e-4f;
 	o.train_opts.rank = 16;
 	o.train_opts.alpha = 32;
 	o.train_opts.batch = 1;
 	o.train_opts.grad_accum = 8;
-	const char *env = getenv("SOKHAN_BIDI");
-	if (env && *env) {
-		if (strcmp(env, "app") && strcmp(env, "terminal"))
-			return sk_cli_usage(&tui_help, _("SOKHAN_BIDI: '%s' is not one of app, terminal"), env);
-		o.bidi_app = !strcmp(env, "app");
-	}
+	int rc = sk_cli_env_bidi(&tui_help, &o.bidi_app);
+	if (rc)
+		return rc;
 	const char *dump = getenv("SOKHAN_TUI_DUMP");
 	if (dump && *dump)
 		o.dump_path = dump;
 	sk_common_opts co;
 	int first;
-	int rc = sk_cli_parse(argc, argv, &tui_help, own, "n:", on_opt, &o, &co, &first);
+	rc = sk_cli_parse(argc, argv, &tui_help, own, "n:", on_opt, &o, &co, &first);
 	if (rc == 1)
 		return SK_EXIT_OK;
 	if (rc)
@@ -189,7 +151,7 @@ int sk_cmd_tui(int argc, char **argv)
 		co.model = defmodel; /* without one the TUI opens empty and says how to load a model */
 	o.model = co.model;
 	o.adapter = co.adapter;
-	o.sampling.seed = co.seed;
+	o.sampling = co.sampling;
 	o.threads = co.threads;
 	o.quant_nf4 = co.quant == SK_QUANT_NF4;
 	o.rtl_ui = sk_cli_ui_rtl();

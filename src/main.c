@@ -8,6 +8,7 @@
 
 #include "engine/backend/backend_info.h"
 #include "engine/i18n.h"
+#include "engine/paths.h"
 #include "src/cli.h"
 #include "src/commands.h"
 
@@ -64,6 +65,10 @@ static void sk_print_version(void)
 		printf(_("CUDA backend: built, unavailable: %s\n"), bi.cuda_reason);
 	else
 		printf(_("CUDA backend: available: %s\n"), bi.cuda_desc);
+	/* where the installed (or the build's) data files are found */
+	char sample[4096];
+	printf(_("Sample dataset: %s\n"),
+	       sk_data_path(SK_SAMPLE_DATASET, sample, sizeof sample) == 0 ? sample : sk_error());
 }
 
 int main(int argc, char **argv)

@@ -41,13 +41,11 @@ int sk_cli_check_ids(const sk_model *m, const int32_t *ids, size_t n)
 	return 0;
 }
 
-sk_model *sk_cli_load_model(const sk_command_help *h, const sk_common_opts *co, sk_lora **lora, int *rc)
+sk_model *sk_cli_load_model(sk_common_opts *co, sk_lora **lora, int *rc)
 {
 	*lora = NULL;
-	if (!co->model) {
-		*rc = sk_cli_usage(h, "%s", _("--model PATH is required"));
+	if ((*rc = sk_cli_model_or_default(co)) != 0)
 		return NULL;
-	}
 	sk_backend_info bi;
 	sk_backend_probe(&bi);
 	sk_device dev;
@@ -87,4 +85,72 @@ sk_model *sk_cli_load_model(const sk_command_help *h, const sk_common_opts *co, 
 	}
 	*rc = 0;
 	return m;
+}
+
+void sk_cli_free_model(sk_model *m, sk_lora *lora)
+{
+	if (m)
+		sk_model_set_adapter(m, NULL);
+	sk_model_free(m);
+	sk_lora_free(lora);
+}
+
+/* The command's own options come after --ids and --out. */
+enum { SEQ_OPT_IDS = 3900, SEQ_OPT_OUT };
+
+typedef struct {
+	sk_seq_cmd *c;
+	sk_cli_opt_fn on_opt;
+	void *ctx;
+} seq_parse_ctx;
+
+static int seq_on_opt(void *vctx, int opt, const char *arg)
+{
+	seq_parse_ctx *p = vctx;
+	switch (opt) {
+	case SEQ_OPT_IDS: p->c->ids_arg = arg; return 0;
+	case 'o':
+	case SEQ_OPT_OUT: p->c->out = arg; return 0;
+	}
+	return p->on_opt ? p->on_opt(p->ctx, opt, arg) : SK_EXIT_USAGE;
+}
+
+int sk_seq_cmd_open(sk_seq_cmd *c, int argc, char **argv, const sk_command_help *h, const struct option *own,
+                    sk_cli_opt_fn on_opt, void *ctx, int need_adapter)
+{
+	memset(c, 0, sizeof *c);
+	struct option opts[16] = {
+		{ "ids", required_argument, NULL, SEQ_OPT_IDS },
+		{ "out", required_argument, NULL, SEQ_OPT_OUT },
+	};
+	size_t n = 2;
+	for (; own && own->name && n < 15; own++)
+		opts[n++] = *own;
+	seq_parse_ctx p = { c, on_opt, ctx };
+	int first;
+	int rc = sk_cli_parse(argc, argv, h, opts, "o:", seq_on_opt, &p, &c->co, &first);
+	if (rc == 1)
+		return -1;
+	if (rc)
+		return SK_EXIT_USAGE;
+	if (first < argc)
+		return sk_cli_usage(h, _("unexpected argument '%s'"), argv[first]);
+	if (need_adapter && !c->co.adapter)
+		return sk_cli_usage(h, "%s", _("--adapter DIR is required"));
+	if (!c->ids_arg)
+		return sk_cli_usage(h, "%s", _("--ids LIST is required"));
+	if (!c->out)
+		return sk_cli_usage(h, "%s", _("--out FILE is required"));
+	if ((rc = sk_cli_parse_ids(h, "ids", c->ids_arg, &c->ids)) != 0)
+		return rc;
+	if (!(c->m = sk_cli_load_model(&c->co, &c->lora, &rc)))
+		return rc;
+	return sk_cli_check_ids(c->m, c->ids.v, c->ids.n);
+}
+
+void sk_seq_cmd_close(sk_seq_cmd *c)
+{
+	sk_cli_free_model(c->m, c->lora);
+	sk_ids_free(&c->ids);
+	memset(c, 0, sizeof *c);
 }

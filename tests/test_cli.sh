@@ -32,5 +32,32 @@ fi
 for cmd in chat tui; do
 	expect_status 2 "$cmd --shape with a bad value is a usage error" $SOKHAN $cmd --shape sometimes
 	check "$cmd --shape usage error names the choices" sh -c "echo \"\$1\" | grep -q 'auto, on, off'" _ "$err"
+	expect_status 2 "$cmd --bidi with a bad value is a usage error" $SOKHAN $cmd --bidi sideways
+	check "$cmd --bidi usage error names the choices" sh -c "echo \"\$1\" | grep -q -- \"--bidi: 'sideways' is not one of app, terminal\"" _ "$err"
+	expect_status 2 "$cmd: a bad \$SOKHAN_BIDI is a usage error" env SOKHAN_BIDI=sideways $SOKHAN $cmd
+	check "$cmd: the message names \$SOKHAN_BIDI" sh -c "echo \"\$1\" | grep -q \"SOKHAN_BIDI: 'sideways'\"" _ "$err"
 done
+# one parser for the sampling options of chat, tui and generate: the same
+# options, limits and messages everywhere
+for cmd in chat tui generate; do
+	expect_status 0 "$cmd --help" $SOKHAN $cmd --help
+	check "$cmd --help lists every sampling option" sh -c "for o in greedy temp top-k top-p min-p repeat-penalty seed; do echo \"\$1\" | grep -q -- \"--\$o \" || exit 1; done" _ "$out"
+	expect_status 2 "$cmd --top-p 0 is a usage error" $SOKHAN $cmd --top-p 0
+	check "$cmd --top-p 0: the message" sh -c "echo \"\$1\" | grep -q -- '--top-p must be above 0'" _ "$err"
+	expect_status 2 "$cmd --repeat-penalty 0 is a usage error" $SOKHAN $cmd --repeat-penalty 0
+	expect_status 2 "$cmd --temp above 100 is a usage error" $SOKHAN $cmd --temperature 101
+	expect_status 2 "$cmd --greedy with --min-p is a usage error" $SOKHAN $cmd --greedy --min-p 0.1
+	check "$cmd --greedy with --min-p: the message" sh -c "echo \"\$1\" | grep -q -- '--greedy cannot be combined'" _ "$err"
+done
+# logits and grad share their opening: the same checks in the same order
+for cmd in logits grad; do
+	expect_status 2 "$cmd: a stray argument is a usage error" $SOKHAN $cmd --adapter x --ids 2 --out x extra
+	check "$cmd: the stray argument is named" sh -c "echo \"\$1\" | grep -q \"unexpected argument 'extra'\"" _ "$err"
+	expect_status 2 "$cmd: --ids is required" $SOKHAN $cmd --adapter x --out x
+	check "$cmd: the message names --ids" sh -c "echo \"\$1\" | grep -q -- '--ids LIST is required'" _ "$err"
+	expect_status 2 "$cmd: --out is required" $SOKHAN $cmd --adapter x --ids 2
+	check "$cmd: the message names --out" sh -c "echo \"\$1\" | grep -q -- \"--out FILE is required\"" _ "$err"
+done
+expect_status 2 "grad: --adapter is required" $SOKHAN grad --ids 2 --out x
+expect_status 2 "grad: a bad --mask-prefix" $SOKHAN grad --adapter x --ids 2 --out x --mask-prefix -1
 sk_done

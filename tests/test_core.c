@@ -1,14 +1,20 @@
-/* Core helpers: dtype sizes and conversions, atomic files, XDG paths, CLI number parsing. */
+/* Core helpers: dtype sizes and conversions, atomic files and write errors, XDG paths, CLI number parsing. */
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/format/dtype.h"
 #include "engine/error.h"
 #include "engine/format/files.h"
+#include "engine/format/npy.h"
+#include "engine/format/safetensors.h"
 #include "engine/paths.h"
+#include "engine/strbuf.h"
 #include "engine/backend/backend_info.h"
 #include "kernels/kernels.h"
 #include "tests/test.h"
@@ -92,6 +98,96 @@ TEST(atomic_write)
 	CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* A failed write says why, whether the write, the flush or the close finds it. */
+TEST(write_error_says_why)
+{
+	const char *why = strerror(ENOSPC);
+	static char big[1 << 16];
+	FILE *f = fopen("/dev/full", "w");
+	if (!f) {
+		SKIP("no /dev/full");
+		return;
+	}
+	CHECK_EQ_INT(sk_fwrite_all(f, "/dev/full", big, sizeof big), -1);
+	CHECK_MSG(strstr(sk_error(), "/dev/full") && strstr(sk_error(), why), "%s", sk_error());
+	fclose(f);
+	/* a small write sits in the buffer: the close reports it */
+	f = fopen("/dev/full", "w");
+	CHECK(f != NULL);
+	CHECK_EQ_INT(sk_fwrite_all(f, "/dev/full", "x", 1), 0);
+	sk_error_clear();
+	CHECK_EQ_INT(sk_fclose_written(f, "/dev/full", 0), -1);
+	CHECK_MSG(strstr(sk_error(), why) != NULL, "%s", sk_error());
+}
+
+/* The file writers (atomic files, safetensors, .npy) on a file system that
+ * refuses the bytes: a file size limit stands in for a full disk (EFBIG
+ * rather than ENOSPC), and the reason must reach the message. */
+TEST(writers_report_the_reason)
+{
+	char dir[] = "/tmp/sk_test_full_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	static float data[1 << 14];
+	char path[256];
+	struct rlimit old, lim;
+	CHECK_EQ_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096;
+	signal(SIGXFSZ, SIG_IGN); /* a failed write instead of the signal */
+	CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	const char *why = strerror(EFBIG);
+
+	snprintf(path, sizeof path, "%s/a.bin", dir);
+	CHECK_EQ_INT(sk_write_file_atomic(path, data, sizeof data), -1);
+	CHECK_MSG(strstr(sk_error(), "a.bin: ") && strstr(sk_error(), why), "%s", sk_error());
+	snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+	sk_st_entry e = { "state", SK_DT_F32, 1, { 1 << 14 }, data };
+	CHECK_EQ_INT(sk_st_write(path, &e, 1), -1);
+	CHECK_MSG(strstr(sk_error(), "optimizer.safetensors: ") && strstr(sk_error(), why), "%s", sk_error());
+	snprintf(path, sizeof path, "%s/x.npy", dir);
+	int64_t shape[1] = { 1 << 14 };
+	CHECK_EQ_INT(sk_npy_write_f32(path, data, 1, shape), -1);
+	CHECK_MSG(strstr(sk_error(), "x.npy: ") && strstr(sk_error(), why), "%s", sk_error());
+
+	CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	char cmd[300];
+	/* no temporary file is left behind */
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* The growable string every text builder uses. */
+TEST(strbuf)
+{
+	sk_strbuf b = { 0 };
+	CHECK_EQ_INT(sk_strbuf_add(&b, "", 0), 0);
+	CHECK(b.s != NULL && b.s[0] == '\0' && b.len == 0);
+	CHECK_EQ_INT(sk_strbuf_puts(&b, "ab"), 0);
+	CHECK_EQ_INT(sk_strbuf_putc(&b, 'c'), 0);
+	CHECK_EQ_INT(sk_strbuf_add(&b, "d\0e", 3), 0); /* bytes, NULs included */
+	CHECK_EQ_INT(b.len, 6);
+	CHECK(!memcmp(b.s, "abcd\0e", 7));
+	sk_strbuf_clear(&b);
+	CHECK(b.len == 0 && b.s[0] == '\0');
+	/* longer than printf's stack buffer and than the first allocation */
+	char big[3000];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK_EQ_INT(sk_strbuf_printf(&b, "<%s|%d>", big, 42), 0);
+	CHECK_EQ_INT(b.len, sizeof big - 1 + 5);
+	CHECK(b.s[0] == '<' && !strcmp(b.s + b.len - 4, "|42>") && strlen(b.s) == b.len);
+	CHECK(b.cap > b.len);
+	/* after a failed allocation every append fails and leaves the text alone */
+	b.oom = 1;
+	CHECK_EQ_INT(sk_strbuf_puts(&b, "more"), -1);
+	CHECK_EQ_INT(b.len, sizeof big - 1 + 5);
+	sk_strbuf_free(&b);
+	CHECK(b.s == NULL && b.len == 0 && b.cap == 0 && !b.oom);
+}
+
 TEST(missing_file_errors)
 {
 	sk_mapping m;
@@ -117,6 +213,42 @@ TEST(xdg_dirs)
 	snprintf(want, sizeof want, "%s/.local/state/sokhan", dir);
 	CHECK(!strcmp(buf, want));
 	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* Data files: beside the executable (an uninstalled build) first, then the
+ * installed data directory; neither is an error naming both. */
+TEST(data_path)
+{
+	char dir[] = "/tmp/sk_test_data_XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char bin[64], share[64], buf[512], want[512], cmd[600];
+	snprintf(bin, sizeof bin, "%s/bin", dir);
+	snprintf(share, sizeof share, "%s/share/sokhan", dir);
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/data %s && touch %s/data/x.jsonl %s/x.jsonl %s/y.jsonl", bin, share, bin,
+		 share, share);
+	CHECK_EQ_INT(system(cmd), 0);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "x.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/data/x.jsonl", bin);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "y.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/y.jsonl", share);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(NULL, share, "x.jsonl", buf, sizeof buf), 0);
+	snprintf(want, sizeof want, "%s/x.jsonl", share);
+	CHECK_MSG(!strcmp(buf, want), "%s", buf);
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "z.jsonl", buf, sizeof buf), -1);
+	CHECK(buf[0] == '\0');
+	CHECK_MSG(strstr(sk_error(), "z.jsonl") && strstr(sk_error(), bin) && strstr(sk_error(), share), "%s", sk_error());
+	/* a path that does not fit is not found, never cut short */
+	CHECK_EQ_INT(sk_data_path_in(bin, share, "x.jsonl", buf, 8), -1);
+	/* the real lookup: this test program is not beside data/, and the sample
+	 * is found only where it was installed */
+	if (sk_data_path(SK_SAMPLE_DATASET, buf, sizeof buf) == 0)
+		CHECK_MSG(strstr(buf, "/" SK_SAMPLE_DATASET) != NULL, "%s", buf);
+	else
+		CHECK(strstr(sk_error(), SK_PKGDATADIR) != NULL);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	CHECK_EQ_INT(system(cmd), 0);
 }
@@ -175,8 +307,12 @@ int main(void)
 	RUN(f16_rounding);
 	RUN(bf16_rounding);
 	RUN(atomic_write);
+	RUN(write_error_says_why);
+	RUN(writers_report_the_reason);
+	RUN(strbuf);
 	RUN(missing_file_errors);
 	RUN(xdg_dirs);
+	RUN(data_path);
 	RUN(backend_without_gpu);
 	RUN(cuda_bf16_parity);
 	TEST_EXIT();

@@ -31,7 +31,6 @@ expect_status 0 "logits --help" $SOKHAN logits --help
 has "logits help shows usage" "$out" "Usage: sokhan logits"
 expect_status 0 "generate --help" $SOKHAN generate --help
 has "generate help shows usage" "$out" "Usage: sokhan generate"
-expect_status 2 "logits needs --model" $SOKHAN logits --ids 2,3 --out "$tmp/x.npy"
 expect_status 2 "logits needs --ids" $SOKHAN logits --model "$T3N" --out "$tmp/x.npy"
 expect_status 2 "logits needs --out" $SOKHAN logits --model "$T3N" --ids 2,3
 expect_status 2 "logits: a non-numeric id" $SOKHAN logits --model "$T3N" --ids 2,x7,3 --out "$tmp/x.npy"

@@ -63,7 +63,6 @@ expect_status 1 "missing model" $SOKHAN info --model "$FIX/does-not-exist"
 has "missing model: message" "$err" "^sokhan: error: .*does-not-exist: No such file or directory"
 expect_status 1 "a file of unknown kind" $SOKHAN info --model "$FIX/make_model_fixtures.py"
 has "unknown kind: message" "$err" "not a model (expected a .gguf or .safetensors"
-expect_status 2 "no --model is a usage error" $SOKHAN info
 expect_status 2 "a stray argument is a usage error" $SOKHAN info --model "$FIX/gemma3-tiny" extra
 
 tmp=$(mktemp -d /tmp/sk_test_info.XXXXXX)

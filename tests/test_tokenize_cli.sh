@@ -31,7 +31,6 @@ check "stdin ids decode" test "$out" = "Hello world"
 expect_status 1 "an id out of range is a runtime error" $SOKHAN detokenize --model "$json" 999999999
 check "error names the id" sh -c "echo \"\$1\" | grep -q '^sokhan: error: .*999999999'" _ "$err"
 expect_status 2 "a non-number id is a usage error" $SOKHAN detokenize --model "$json" 12x
-expect_status 2 "tokenize without --model is a usage error" $SOKHAN tokenize "x"
 expect_status 2 "tokenize without TEXT is a usage error" $SOKHAN tokenize --model "$json"
 expect_status 1 "a missing model is a runtime error" $SOKHAN tokenize --model /nonexistent/tok "x"
 sk_done

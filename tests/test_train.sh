@@ -119,6 +119,15 @@ check "SIGINT wrote a checkpoint" sh -c 'ls -d "$1"/checkpoint-* >/dev/null 2>&1
 expect_status 0 "resume after SIGINT" "$SOKHAN" train $OPTS --save-every 1000 --resume "$T/int"
 check "interrupted + resumed equals uninterrupted" same_run "$T/ref" "$T/int"
 
+# ---- a full disk (a file size limit stands in): the checkpoint being written
+# is dropped, and the message says why ----
+# shellcheck disable=SC2086
+expect_status 1 "a checkpoint that cannot be written stops the run" \
+	sh -c 'trap "" XFSZ; ulimit -f 100; exec "$@"' - "$SOKHAN" train $OPTS --out "$T/full"
+check "the message names the file and the reason" \
+	sh -c 'echo "$1" | grep -q "checkpoint-3.tmp-.*: write failed: File too large"' - "$err"
+check "no checkpoint, whole or half, is left" sh -c '! ls -d "$1"/checkpoint-* 2>/dev/null' - "$T/full"
+
 # ---- eval ----
 expect_status 0 "eval base" "$SOKHAN" eval --model "$MODEL" --data "$DATA" --loss-on all --max-len 64 --json
 check "eval prints loss and perplexity" sh -c 'case "$1" in *\"loss\":*\"perplexity\":*) exit 0;; esac; exit 1' - "$out"

@@ -8,13 +8,13 @@
 #include <unistd.h>
 
 #include "engine/i18n.h"
+#include "engine/paths.h"
 #include "ui/bidi.h"
 #include "ui/tui_colors.h"
 #include "ui/tui_internal.h"
 #include "ui/tui_text.h"
 #include "ui/tui_train_form.h"
 
-#define DEFAULT_DATA "data/persian-sample.jsonl"
 
 /* The recipes offered, with the values the form shows for them. */
 typedef struct {
@@ -75,8 +75,9 @@ void tui_train_form_init(tui_train_form *f, const sk_engine_train *o)
 		if (o->rank > 0)
 			snprintf(f->rank, sizeof f->rank, "%d", o->rank);
 	} else {
-		if (access(DEFAULT_DATA, R_OK) == 0)
-			snprintf(f->data, sizeof f->data, "%s", DEFAULT_DATA);
+		/* the sample, wherever sokhan is started from; without it the form asks */
+		if (sk_data_path(SK_SAMPLE_DATASET, f->data, sizeof f->data) != 0)
+			f->data[0] = '\0';
 		set_recipe(f, 0);
 	}
 	if (o->out_dir)

@@ -49,6 +49,9 @@ int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n,
 int sk_cpu_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out);
 void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
 void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
+/* The rotation of RoPE (sign 1) and its transpose (sign -1, the backward). */
+void sk_cpu_rope_rotate(float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor,
+                        float sign);
 int sk_cpu_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
                       int window, float scale, float softcap, float *out);
 void sk_cpu_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
@@ -72,6 +75,18 @@ void sk_cpu_altup_predict(sk_backend *be, const float *x, int64_t rows, int64_t 
                           const float *modal, float *p);
 void sk_cpu_altup_correct(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
                           int active, const float *wc, const float *modal, float *c);
+
+/* out = W v for a small row-major W (rows x cols), summed in fp32 in order:
+ * the per-token AltUp coefficients of predict and correct. */
+static inline void sk_cpu_small_matvec(const float *w, const float *v, int rows, int cols, float *out)
+{
+	for (int q = 0; q < rows; q++) {
+		float s = 0;
+		for (int k = 0; k < cols; k++)
+			s += w[q * cols + k] * v[k];
+		out[q] = s;
+	}
+}
 
 static inline sk_cpu *sk_cpu_of(sk_backend *be)
 {

@@ -33,28 +33,7 @@ void sk_cpu_rope_bwd(sk_backend *be, float *d, int64_t n, int heads, int hd, con
                      float factor)
 {
 	(void)be;
-	int half = hd / 2;
-	float inv[512];
-	if (half > 512)
-		half = 512;
-	for (int m = 0; m < half; m++) {
-		float e = (float)(2 * m) / (float)hd;
-		inv[m] = (1.0f / powf(theta, e)) / factor;
-	}
-	for (int64_t i = 0; i < n; i++) {
-		float fp = (float)pos[i];
-		for (int m = 0; m < half; m++) {
-			float ang = fp * inv[m];
-			float c = (float)cos((double)ang), s = (float)sin((double)ang);
-			for (int h = 0; h < heads; h++) {
-				float *v = d + (i * heads + h) * hd;
-				float a = v[m], b = v[m + half];
-				/* transpose of the rotation */
-				v[m] = a * c + b * s;
-				v[m + half] = b * c - a * s;
-			}
-		}
-	}
+	sk_cpu_rope_rotate(d, n, heads, hd, pos, theta, factor, -1.0f);
 }
 
 static inline void gelu_tanh_d(float x, float *val, float *der)
@@ -194,13 +173,7 @@ void sk_cpu_altup_predict_bwd(sk_backend *be, const float *x, int64_t rows, int6
 	if (A > 16)
 		return;
 	for (int64_t r = 0; r < rows; r++) {
-		const float *m = modal + r * A;
-		for (int q = 0; q < A * A; q++) {
-			float s = 0;
-			for (int k = 0; k < A; k++)
-				s += wp[q * A + k] * m[k];
-			C[q] = s;
-		}
+		sk_cpu_small_matvec(wp, modal + r * A, A * A, A, C);
 		for (int i = 0; i < A; i++) {
 			float *o = dx + i * stride + r * dim;
 			const float *xi = x + i * stride + r * dim;
@@ -238,13 +211,10 @@ void sk_cpu_altup_correct_bwd(sk_backend *be, const float *p, const float *y, in
 	if (A > 16)
 		return;
 	for (int64_t r = 0; r < rows; r++) {
-		const float *m = modal + r * A;
 		const float *pa = p + active * stride + r * dim, *yr = y + r * dim;
+		sk_cpu_small_matvec(wc, modal + r * A, A, A, beta);
 		for (int k = 0; k < A; k++) {
-			float b = 0;
-			for (int i = 0; i < A; i++)
-				b += wc[k * A + i] * m[i];
-			beta[k] = b + 1.0f;
+			beta[k] += 1.0f;
 			db[k] = 0;
 		}
 		float *dyr = dy + r * dim;

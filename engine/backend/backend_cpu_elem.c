@@ -134,13 +134,7 @@ void sk_cpu_altup_predict(sk_backend *be, const float *x, int64_t rows, int64_t 
 	if (A > 16)
 		return; /* the config check bounds altup_num_inputs */
 	for (int64_t r = 0; r < rows; r++) {
-		const float *m = modal + r * A;
-		for (int q = 0; q < A * A; q++) {
-			float s = 0;
-			for (int k = 0; k < A; k++)
-				s += wp[q * A + k] * m[k];
-			C[q] = s;
-		}
+		sk_cpu_small_matvec(wp, modal + r * A, A * A, A, C);
 		for (int k = 0; k < A; k++) {
 			float *pk = p + k * stride + r * dim;
 			const float *xk = x + k * stride + r * dim;
@@ -159,14 +153,14 @@ void sk_cpu_altup_correct(sk_backend *be, const float *p, const float *y, int64_
 {
 	(void)be;
 	int64_t stride = rows * dim;
+	float b[16];
+	if (A > 16)
+		return; /* the config check bounds altup_num_inputs */
 	for (int64_t r = 0; r < rows; r++) {
-		const float *m = modal + r * A;
 		const float *pa = p + active * stride + r * dim, *yr = y + r * dim;
+		sk_cpu_small_matvec(wc, modal + r * A, A, A, b);
 		for (int k = 0; k < A; k++) {
-			float beta = 0;
-			for (int i = 0; i < A; i++)
-				beta += wc[k * A + i] * m[i];
-			beta += 1.0f;
+			float beta = b[k] + 1.0f;
 			const float *pk = p + k * stride + r * dim;
 			float *ck = c + k * stride + r * dim;
 			for (int64_t d = 0; d < dim; d++)

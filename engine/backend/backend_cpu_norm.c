@@ -24,9 +24,9 @@ void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, c
 	}
 }
 
-void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor)
+void sk_cpu_rope_rotate(float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor,
+                        float sign)
 {
-	(void)be;
 	int half = hd / 2;
 	float inv[512];
 	if (half > 512)
@@ -41,7 +41,8 @@ void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const i
 		float fp = (float)pos[i];
 		for (int m = 0; m < half; m++) {
 			float ang = fp * inv[m];
-			float c = (float)cos((double)ang), s = (float)sin((double)ang);
+			/* sign -1: the transpose (exact: negating a float rounds nothing) */
+			float c = (float)cos((double)ang), s = sign * (float)sin((double)ang);
 			for (int h = 0; h < heads; h++) {
 				float *v = x + (i * heads + h) * hd;
 				float a = v[m], b = v[m + half];
@@ -50,4 +51,10 @@ void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const i
 			}
 		}
 	}
+}
+
+void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor)
+{
+	(void)be;
+	sk_cpu_rope_rotate(x, n, heads, hd, pos, theta, factor, 1.0f);
 }

@@ -89,6 +89,39 @@ int sk_read_file(const char *path, size_t max_len, char **data, size_t *len)
 	return 0;
 }
 
+int sk_fail_write(const char *path, int err)
+{
+	return sk_fail(_("%s: write failed: %s"), path, strerror(err ? err : EIO));
+}
+
+int sk_fwrite_all(FILE *fp, const char *path, const void *data, size_t n)
+{
+	errno = 0;
+	if (n && fwrite(data, 1, n, fp) != n)
+		return sk_fail_write(path, errno);
+	return 0;
+}
+
+int sk_fclose_written(FILE *fp, const char *path, int sync)
+{
+	int bad = 1, err = 0;
+	errno = 0;
+	if (fflush(fp) != 0)
+		err = errno;
+	else if (ferror(fp))
+		err = EIO; /* a write failed earlier and its errno is gone */
+	else if (sync && fsync(fileno(fp)) != 0)
+		err = errno;
+	else
+		bad = 0;
+	errno = 0;
+	if (fclose(fp) != 0 && !bad) {
+		bad = 1;
+		err = errno;
+	}
+	return bad ? sk_fail_write(path, err) : 0;
+}
+
 static void sk_fsync_parent(const char *path)
 {
 	char *copy = strdup(path);
@@ -138,20 +171,11 @@ int sk_atomic_open(sk_atomic_file *af, const char *path)
 
 int sk_atomic_commit(sk_atomic_file *af)
 {
-	int bad = ferror(af->fp);
-	bad |= fflush(af->fp) != 0;
-	bad |= fsync(fileno(af->fp)) != 0;
-	int e = errno;
-	bad |= fclose(af->fp) != 0;
+	int rc = sk_fclose_written(af->fp, af->path, 1);
 	af->fp = NULL;
-	if (bad) {
-		int rc = sk_fail(_("%s: write failed: %s"), af->path ? af->path : "?", strerror(e));
-		sk_atomic_abort(af);
-		return rc;
-	}
-	if (rename(af->tmp_path, af->path) != 0) {
-		e = errno;
-		int rc = sk_fail(_("%s: cannot rename into place: %s"), af->path, strerror(e));
+	if (rc == 0 && rename(af->tmp_path, af->path) != 0)
+		rc = sk_fail(_("%s: cannot rename into place: %s"), af->path, strerror(errno));
+	if (rc) {
 		sk_atomic_abort(af);
 		return rc;
 	}
@@ -179,10 +203,9 @@ int sk_write_file_atomic(const char *path, const void *data, size_t len)
 	sk_atomic_file af;
 	if (sk_atomic_open(&af, path) != 0)
 		return -1;
-	if (len && fwrite(data, 1, len, af.fp) != len) {
-		int e = errno;
+	if (sk_fwrite_all(af.fp, path, data, len) != 0) {
 		sk_atomic_abort(&af);
-		return sk_fail(_("%s: write failed: %s"), path, strerror(e));
+		return -1;
 	}
 	return sk_atomic_commit(&af);
 }

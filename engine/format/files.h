@@ -20,6 +20,17 @@ void sk_unmap_file(sk_mapping *m);
  * NUL-terminated malloc'd buffer. */
 int sk_read_file(const char *path, size_t max_len, char **data, size_t *len);
 
+/* The one report of a file that could not be written (a failed write,
+ * flush, sync or close): "PATH: write failed: REASON", REASON being
+ * strerror(err) so that a full disk says so. err is errno at the failure;
+ * 0 reads as EIO, as stdio does not always set errno. Returns -1. */
+int sk_fail_write(const char *path, int err);
+/* fwrite of all n bytes to fp: 0, or -1 after sk_fail_write. */
+int sk_fwrite_all(FILE *fp, const char *path, const void *data, size_t n);
+/* Flushes fp, fsyncs it when sync is set, and closes it (always): 0, or -1
+ * after sk_fail_write, also for an earlier write that failed unnoticed. */
+int sk_fclose_written(FILE *fp, const char *path, int sync);
+
 /* Atomic writer: sk_atomic_open gives a FILE* on PATH.tmp.XXXXXX;
  * sk_atomic_commit flushes, fsyncs and renames it over PATH;
  * sk_atomic_abort removes the temporary file. */

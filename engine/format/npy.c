@@ -81,20 +81,19 @@ int sk_npy_write(const char *path, sk_npy_dtype dtype, const void *data, int ndi
 	sk_atomic_file af;
 	if (sk_atomic_open(&af, path) != 0)
 		return -1;
-	int bad = fwrite(pre, 1, sizeof pre, af.fp) != sizeof pre || fwrite(hdr, 1, hlen, af.fp) != hlen;
+	int bad = sk_fwrite_all(af.fp, path, pre, sizeof pre) || sk_fwrite_all(af.fp, path, hdr, hlen);
 	if (!bad && sk_host_is_le()) {
-		bad = count && fwrite(data, 4, count, af.fp) != count;
+		bad = sk_fwrite_all(af.fp, path, data, 4 * count);
 	} else if (!bad) {
 		const unsigned char *p = data;
 		for (size_t i = 0; i < count && !bad; i++) {
 			unsigned char b[4] = { p[4 * i + 3], p[4 * i + 2], p[4 * i + 1], p[4 * i] };
-			bad = fwrite(b, 1, 4, af.fp) != 4;
+			bad = sk_fwrite_all(af.fp, path, b, 4);
 		}
 	}
 	if (bad) {
-		int e = errno;
 		sk_atomic_abort(&af);
-		return sk_fail(_("%s: write failed: %s"), path, strerror(e));
+		return -1;
 	}
 	return sk_atomic_commit(&af);
 }

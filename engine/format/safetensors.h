@@ -5,6 +5,8 @@
 #define SK_SAFETENSORS_H
 
 #include <stddef.h>
+#include <stdio.h>
+
 #include "engine/format/tensor_view.h"
 
 typedef struct sk_st_file sk_st_file;
@@ -48,5 +50,9 @@ typedef struct {
 	const void *data;
 } sk_st_entry;
 int sk_st_write(const char *path, const sk_st_entry *entries, size_t n);
+/* The start of a safetensors file: the header's length (u64, little
+ * endian), then the JSON header padded with spaces to a multiple of 8, so
+ * the data that follows is aligned. 0, or -1 after sk_fail_write. */
+int sk_st_write_header(FILE *fp, const char *path, const char *json);
 
 #endif

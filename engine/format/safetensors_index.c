@@ -37,18 +37,6 @@ static int sk_st_str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *sk_st_join(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), b = strlen(name);
-	char *s = malloc(a + b + 2);
-	if (!s)
-		return NULL;
-	memcpy(s, dir, a);
-	s[a] = '/';
-	memcpy(s + a + 1, name, b + 1);
-	return s;
-}
-
 /* Opens the named files of dir in order into c->files. */
 static int sk_st_open_files(sk_st_checkpoint *c, const char *dir, char **names, size_t n)
 {
@@ -56,7 +44,7 @@ static int sk_st_open_files(sk_st_checkpoint *c, const char *dir, char **names, 
 	if (!c->files)
 		return sk_fail(_("%s: out of memory"), dir);
 	for (size_t i = 0; i < n; i++) {
-		char *p = sk_st_join(dir, names[i]);
+		char *p = sk_path_join(dir, names[i]);
 		if (!p)
 			return sk_fail(_("%s: out of memory"), dir);
 		if (sk_file_exists(p) <= 0) {
@@ -261,7 +249,7 @@ sk_st_checkpoint *sk_st_checkpoint_open(const char *path)
 			rc = sk_st_merge(c, path);
 		}
 	} else {
-		char *ipath = sk_st_join(path, SK_ST_INDEX_NAME);
+		char *ipath = sk_path_join(path, SK_ST_INDEX_NAME);
 		if (!ipath)
 			rc = sk_fail(_("%s: out of memory"), path);
 		else if (sk_file_exists(ipath) > 0)

@@ -114,6 +114,16 @@ out:
 	return out;
 }
 
+int sk_st_write_header(FILE *fp, const char *path, const char *json)
+{
+	size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
+	uint8_t len8[8];
+	for (int i = 0; i < 8; i++)
+		len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+	return sk_fwrite_all(fp, path, len8, 8) || sk_fwrite_all(fp, path, json, hlen) ||
+	       sk_fwrite_all(fp, path, "       ", padded - hlen) ? -1 : 0;
+}
+
 int sk_st_write(const char *path, const sk_st_entry *entries, size_t n)
 {
 	sk_st_wentry *w = calloc(n ? n : 1, sizeof *w);
@@ -134,19 +144,13 @@ int sk_st_write(const char *path, const sk_st_entry *entries, size_t n)
 	if (!(hdr = sk_st_header(path, w, n)))
 		goto out;
 
-	size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
-	uint8_t len8[8];
-	for (int i = 0; i < 8; i++)
-		len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
 	sk_atomic_file af;
 	if (sk_atomic_open(&af, path) < 0)
 		goto out;
-	int ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(hdr, 1, hlen, af.fp) == hlen &&
-		 fwrite("       ", 1, padded - hlen, af.fp) == padded - hlen;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = w[i].nbytes == 0 || fwrite(w[i].e->data, 1, w[i].nbytes, af.fp) == w[i].nbytes;
-	if (!ok) {
-		sk_fail(_("%s: write error"), path);
+	int bad = sk_st_write_header(af.fp, path, hdr);
+	for (size_t i = 0; !bad && i < n; i++)
+		bad = sk_fwrite_all(af.fp, path, w[i].e->data, w[i].nbytes);
+	if (bad) {
 		sk_atomic_abort(&af);
 		goto out;
 	}

@@ -135,8 +135,7 @@ static void parse_key(const char *key, parsed_key *pk)
 	}
 }
 
-/* in / out features of a projection in a layer. */
-static void module_dims(const sk_config *c, int layer, sk_lora_module m, int64_t *in, int64_t *out)
+void sk_lora_module_dims(const sk_config *c, int layer, sk_lora_module m, int64_t *in, int64_t *out)
 {
 	int64_t h = c->hidden_size, q = (int64_t)c->num_heads * c->head_dim,
 		kv = (int64_t)c->num_kv_heads * c->head_dim, ff = c->intermediate_size[layer];
@@ -198,7 +197,7 @@ static int take_pair(sk_lora *l, const sk_config *c, const sk_lora_config *lc, c
 		     sk_lora_module m, const sk_tensor_view *A, const sk_tensor_view *B)
 {
 	int64_t in, out;
-	module_dims(c, layer, m, &in, &out);
+	sk_lora_module_dims(c, layer, m, &in, &out);
 	const char *mn = module_names[m];
 	if (A->shape[0] != lc->r || B->shape[1] != lc->r) {
 		const sk_tensor_view *t = A->shape[0] != lc->r ? A : B;

@@ -12,6 +12,7 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 
 /* Bounds on hostile input: target lists and regex text. */
 #define MAX_TARGETS 1024
@@ -53,38 +54,6 @@ static int match_test(const sk_lora_match *m, const char *module)
 	return 0;
 }
 
-/* Growable output buffer for the regex translation. */
-typedef struct {
-	char *s;
-	size_t len, cap;
-	int oom;
-} strbuf;
-
-static void put(strbuf *b, const char *t)
-{
-	size_t k = strlen(t);
-	if (b->oom)
-		return;
-	if (b->len + k + 1 > b->cap) {
-		size_t cap = (b->len + k + 1) * 2;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = 1;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, t, k + 1);
-	b->len += k;
-}
-
-static void putc1(strbuf *b, char c)
-{
-	char t[2] = { c, 0 };
-	put(b, t);
-}
-
 /* Characters a Python "\x" may escape to mean x itself. */
 static int is_escapable(char c)
 {
@@ -99,12 +68,12 @@ static int is_ere_special(char c)
 
 char *sk_lora_regex_to_posix(const char *py, const char *name)
 {
-	strbuf b = { 0 };
+	sk_strbuf b = { 0 };
 	const char *p = py;
 	int prev_quant = 0; /* the last token was a quantifier */
 	int depth = 0;      /* open groups: an unbalanced ")" would escape the anchors */
 	unsigned long rep_product = 1;
-	put(&b, "^(");
+	sk_strbuf_puts(&b, "^(");
 	while (*p) {
 		char c = *p;
 		if (c == '\\') {
@@ -112,11 +81,11 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 			const char *cls = e == 'd' ? "[0-9]" : e == 'D' ? "[^0-9]" : e == 'w' ? "[[:alnum:]_]"
 					: e == 'W' ? "[^[:alnum:]_]" : e == 's' ? "[[:space:]]" : e == 'S' ? "[^[:space:]]" : NULL;
 			if (cls) {
-				put(&b, cls);
+				sk_strbuf_puts(&b, cls);
 			} else if (is_escapable(e)) {
 				if (is_ere_special(e))
-					putc1(&b, '\\');
-				putc1(&b, e);
+					sk_strbuf_putc(&b, '\\');
+				sk_strbuf_putc(&b, e);
 			} else {
 				sk_fail(_("%s: target_modules: unsupported escape \\%c in regular expression \"%s\""), name,
 					e ? e : ' ', py);
@@ -126,12 +95,12 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 			prev_quant = 0;
 		} else if (c == '[') {
 			/* character class: copied, with Python's escapes made literal */
-			putc1(&b, '[');
+			sk_strbuf_putc(&b, '[');
 			p++;
 			if (*p == '^')
-				putc1(&b, *p++);
+				sk_strbuf_putc(&b, *p++);
 			if (*p == ']')
-				putc1(&b, *p++);
+				sk_strbuf_putc(&b, *p++);
 			while (*p && *p != ']') {
 				if (*p == '[' && p[1] == ':') {
 					sk_fail(_("%s: target_modules: \"[:\" inside a character class is not supported in \"%s\""),
@@ -141,13 +110,13 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 				if (*p == '\\') {
 					char e = p[1];
 					if (e == 'd')
-						put(&b, "0-9");
+						sk_strbuf_puts(&b, "0-9");
 					else if (e == 'w')
-						put(&b, "[:alnum:]_");
+						sk_strbuf_puts(&b, "[:alnum:]_");
 					else if (e == 's')
-						put(&b, "[:space:]");
+						sk_strbuf_puts(&b, "[:space:]");
 					else if (e && is_escapable(e) && !strchr("]\\^-[", e))
-						putc1(&b, e);
+						sk_strbuf_putc(&b, e);
 					else {
 						sk_fail(_("%s: target_modules: unsupported escape \\%c in a character class in \"%s\""),
 							name, e ? e : ' ', py);
@@ -155,7 +124,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 					}
 					p += 2;
 				} else {
-					putc1(&b, *p++);
+					sk_strbuf_putc(&b, *p++);
 				}
 			}
 			if (*p != ']') {
@@ -163,7 +132,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 					name, py);
 				goto fail;
 			}
-			putc1(&b, *p++);
+			sk_strbuf_putc(&b, *p++);
 			prev_quant = 0;
 		} else if (c == '(' && p[1] == '?') {
 			if (p[2] != ':') {
@@ -171,7 +140,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 					p[2] ? p[2] : ' ', py);
 				goto fail;
 			}
-			putc1(&b, '(');
+			sk_strbuf_putc(&b, '(');
 			p += 3;
 			depth++;
 			prev_quant = 0;
@@ -193,7 +162,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 					q++;
 				if (*q != '}') {
 					/* Python takes a malformed {...} literally */
-					put(&b, "\\{");
+					sk_strbuf_puts(&b, "\\{");
 					p++;
 					prev_quant = 0;
 					continue;
@@ -216,9 +185,9 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 					goto fail;
 				}
 				for (; p <= q; p++)
-					putc1(&b, *p);
+					sk_strbuf_putc(&b, *p);
 			} else {
-				putc1(&b, c);
+				sk_strbuf_putc(&b, c);
 				p++;
 			}
 			prev_quant = 1;
@@ -227,7 +196,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 				depth++;
 			if (c == ')' && --depth < 0)
 				break;
-			putc1(&b, c);
+			sk_strbuf_putc(&b, c);
 			p++;
 			prev_quant = 0;
 		}
@@ -236,7 +205,7 @@ char *sk_lora_regex_to_posix(const char *py, const char *name)
 		sk_fail(_("%s: target_modules: unbalanced parenthesis in regular expression \"%s\""), name, py);
 		goto fail;
 	}
-	put(&b, ")$");
+	sk_strbuf_puts(&b, ")$");
 	if (b.oom) {
 		sk_fail(_("%s: out of memory"), name);
 		goto fail;

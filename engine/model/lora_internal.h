@@ -20,4 +20,7 @@ struct sk_lora {
 	float **grad_a, **grad_b;
 };
 
+/* in / out features of a projection in a layer. */
+void sk_lora_module_dims(const sk_config *c, int layer, sk_lora_module m, int64_t *in, int64_t *out);
+
 #endif

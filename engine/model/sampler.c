@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/splitmix.h"
 
 struct sk_sampler {
 	sk_sampling cfg;
@@ -29,16 +30,6 @@ void sk_sampling_defaults(sk_sampling *s)
 	s->min_p = 0.0f;
 	s->repeat_penalty = 1.0f;
 	s->seed = 3407;
-}
-
-/* splitmix64 spreads one 64-bit seed over the 256-bit xoshiro state, so
- * nearby seeds (S, S+1, ...) give unrelated streams. */
-static uint64_t sk_splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
 }
 
 static uint64_t sk_rotl(uint64_t x, int k)
@@ -63,7 +54,7 @@ void sk_sampler_reseed(sk_sampler *s, uint64_t seed)
 {
 	uint64_t x = seed;
 	for (int i = 0; i < 4; i++)
-		s->rng[i] = sk_splitmix64(&x);
+		s->rng[i] = sk_splitmix64(&x); /* nearby seeds S, S+1 give unrelated streams */
 	s->cfg.seed = seed;
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 #include "engine/text/tokenizer_model.h"
 
 size_t sk_tok_decoded_piece(const sk_tokenizer *t, int32_t id, char *out, size_t cap)
@@ -37,36 +38,12 @@ size_t sk_tok_decoded_piece(const sk_tokenizer *t, int32_t id, char *out, size_t
 	return o;
 }
 
-typedef struct {
-	char *p;
-	size_t n, cap;
-} sk_buf;
-
-static int sk_buf_add(sk_buf *b, const void *data, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return sk_fail(_("out of memory"));
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, data, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return 0;
-}
-
-/* Emits the pending byte run: as is when valid UTF-8, else U+FFFD per byte. */
-static int sk_flush_bytes(sk_buf *b, const unsigned char *bytes, size_t n)
+static int sk_flush_bytes(sk_strbuf *b, const unsigned char *bytes, size_t n)
 {
 	if (sk_tok_valid_utf8((const char *)bytes, n))
-		return sk_buf_add(b, bytes, n);
+		return sk_strbuf_add(b, bytes, n);
 	for (size_t i = 0; i < n; i++)
-		if (sk_buf_add(b, "\xEF\xBF\xBD", 3) != 0)
+		if (sk_strbuf_add(b, "\xEF\xBF\xBD", 3) != 0)
 			return -1;
 	return 0;
 }
@@ -77,9 +54,9 @@ int sk_tokenizer_decode(const sk_tokenizer *t, const int32_t *ids, size_t n, int
 	*out = NULL;
 	if (out_len)
 		*out_len = 0;
-	sk_buf b = { 0 };
-	sk_buf bytes = { 0 };
-	if (sk_buf_add(&b, "", 0) != 0)
+	sk_strbuf b = { 0 };
+	sk_strbuf bytes = { 0 };
+	if (sk_strbuf_add(&b, "", 0) != 0)
 		return -1;
 	char piece[SK_TOK_MAX_PIECE];
 	for (size_t i = 0; i < n; i++) {
@@ -92,27 +69,27 @@ int sk_tokenizer_decode(const sk_tokenizer *t, const int32_t *ids, size_t n, int
 			continue;
 		size_t pl = sk_tok_decoded_piece(t, id, piece, sizeof piece);
 		if (t->flags[id] & SK_TOKF_BYTE) {
-			if (sk_buf_add(&bytes, piece, 1) != 0)
+			if (sk_strbuf_add(&bytes, piece, 1) != 0)
 				goto fail;
 			continue;
 		}
-		if (bytes.n) {
-			if (sk_flush_bytes(&b, (unsigned char *)bytes.p, bytes.n) != 0)
+		if (bytes.len) {
+			if (sk_flush_bytes(&b, (unsigned char *)bytes.s, bytes.len) != 0)
 				goto fail;
-			bytes.n = 0;
+			sk_strbuf_clear(&bytes);
 		}
-		if (sk_buf_add(&b, piece, pl) != 0)
+		if (sk_strbuf_add(&b, piece, pl) != 0)
 			goto fail;
 	}
-	if (bytes.n && sk_flush_bytes(&b, (unsigned char *)bytes.p, bytes.n) != 0)
+	if (bytes.len && sk_flush_bytes(&b, (unsigned char *)bytes.s, bytes.len) != 0)
 		goto fail;
-	free(bytes.p);
-	*out = b.p;
+	free(bytes.s);
+	*out = b.s;
 	if (out_len)
-		*out_len = b.n;
+		*out_len = b.len;
 	return 0;
 fail:
-	free(b.p);
-	free(bytes.p);
+	free(b.s);
+	free(bytes.s);
 	return -1;
 }

@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "engine/format/files.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 #include "engine/format/safetensors.h"
 
 #define MAX_FACTOR_ELEMS ((int64_t)1 << 34)
@@ -28,65 +29,37 @@ static const char *group_of(sk_lora_module m)
 	return m <= SK_LORA_O ? "self_attn" : "mlp";
 }
 
-/* Growable string for the regex and the model card. */
-typedef struct {
-	char *s;
-	size_t len, cap;
-	int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *t)
-{
-	size_t k = strlen(t);
-	if (b->oom)
-		return;
-	if (b->len + k + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + k + 1)
-			cap *= 2;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = 1;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, t, k + 1);
-	b->len += k;
-}
-
 typedef struct {
 	uint8_t layers[SK_MAX_LAYERS]; /* 1 where the module is adapted */
 	int used;
 } module_set;
 
 /* "self_attn\.(q_proj|k_proj)", "mlp\.(up_proj)" or both in a group. */
-static void add_modules(sbuf *b, unsigned mask)
+static void add_modules(sk_strbuf *b, unsigned mask)
 {
 	int attn = (mask & 0x0fu) != 0, mlp = (mask & 0x70u) != 0;
 	if (attn && mlp)
-		sb_add(b, "(");
+		sk_strbuf_puts(b, "(");
 	for (int g = 0; g < 2; g++) {
 		unsigned part = mask & (g == 0 ? 0x0fu : 0x70u);
 		if (!part)
 			continue;
 		if (g == 1 && attn)
-			sb_add(b, "|");
-		sb_add(b, group_of(g == 0 ? SK_LORA_Q : SK_LORA_GATE));
-		sb_add(b, "\\.(");
+			sk_strbuf_puts(b, "|");
+		sk_strbuf_puts(b, group_of(g == 0 ? SK_LORA_Q : SK_LORA_GATE));
+		sk_strbuf_puts(b, "\\.(");
 		int first = 1;
 		for (int m = 0; m < SK_LORA_NMOD; m++)
 			if (part & (1u << m)) {
 				if (!first)
-					sb_add(b, "|");
-				sb_add(b, sk_lora_module_name((sk_lora_module)m));
+					sk_strbuf_puts(b, "|");
+				sk_strbuf_puts(b, sk_lora_module_name((sk_lora_module)m));
 				first = 0;
 			}
-		sb_add(b, ")");
+		sk_strbuf_puts(b, ")");
 	}
 	if (attn && mlp)
-		sb_add(b, ")");
+		sk_strbuf_puts(b, ")");
 }
 
 char *sk_adapter_target_regex(const sk_adapter_pair *pairs, size_t n, sk_adapter_keys keys)
@@ -122,7 +95,7 @@ char *sk_adapter_target_regex(const sk_adapter_pair *pairs, size_t n, sk_adapter
 			}
 		ng++;
 	}
-	sbuf b = { 0 };
+	sk_strbuf b = { 0 };
 	const char *p = key_prefix(keys);
 	for (; *p; p++) {
 		char c[3] = { *p, 0, 0 };
@@ -130,10 +103,10 @@ char *sk_adapter_target_regex(const sk_adapter_pair *pairs, size_t n, sk_adapter
 			c[0] = '\\';
 			c[1] = '.';
 		}
-		sb_add(&b, c);
+		sk_strbuf_puts(&b, c);
 	}
 	if (ng > 1)
-		sb_add(&b, "(");
+		sk_strbuf_puts(&b, "(");
 	for (int g = 0; g < ng; g++) {
 		int m = __builtin_ctz(groups[g]);
 		int count = 0, all = 1;
@@ -143,28 +116,28 @@ char *sk_adapter_target_regex(const sk_adapter_pair *pairs, size_t n, sk_adapter
 				all = 0;
 		}
 		if (g)
-			sb_add(&b, "|");
+			sk_strbuf_puts(&b, "|");
 		if (all) {
-			sb_add(&b, "\\d+");
+			sk_strbuf_puts(&b, "\\d+");
 		} else {
 			if (count > 1)
-				sb_add(&b, "(");
+				sk_strbuf_puts(&b, "(");
 			int first = 1;
 			for (int l = 0; l < SK_MAX_LAYERS; l++)
 				if (sets[m].layers[l]) {
 					char num[16];
 					snprintf(num, sizeof num, "%s%d", first ? "" : "|", l);
-					sb_add(&b, num);
+					sk_strbuf_puts(&b, num);
 					first = 0;
 				}
 			if (count > 1)
-				sb_add(&b, ")");
+				sk_strbuf_puts(&b, ")");
 		}
-		sb_add(&b, "\\.");
+		sk_strbuf_puts(&b, "\\.");
 		add_modules(&b, groups[g]);
 	}
 	if (ng > 1)
-		sb_add(&b, ")");
+		sk_strbuf_puts(&b, ")");
 	free(sets);
 	if (b.oom || !b.s) {
 		free(b.s);
@@ -331,31 +304,30 @@ static int write_card(const char *dir, const sk_adapter_info *info, const char *
 	int64_t params = 0;
 	for (size_t i = 0; i < n; i++)
 		params += (int64_t)info->r * ((int64_t)pairs[i].in + pairs[i].out);
-	sbuf b = { 0 };
-	char line[512];
-	sb_add(&b, "---\n");
+	sk_strbuf b = { 0 };
+	sk_strbuf_puts(&b, "---\n");
 	if (info->base_model) {
-		sb_add(&b, "base_model: ");
-		sb_add(&b, base_q ? base_q : "\"\"");
-		sb_add(&b, "\n");
+		sk_strbuf_puts(&b, "base_model: ");
+		sk_strbuf_puts(&b, base_q ? base_q : "\"\"");
+		sk_strbuf_puts(&b, "\n");
 	}
-	sb_add(&b, "library_name: peft\ntags:\n- lora\n- sokhan\n---\n\n# LoRA adapter\n\n");
-	sb_add(&b, "A LoRA adapter trained with sokhan (QLoRA fine-tuning in the terminal)");
+	sk_strbuf_puts(&b, "library_name: peft\ntags:\n- lora\n- sokhan\n---\n\n# LoRA adapter\n\n");
+	sk_strbuf_puts(&b, "A LoRA adapter trained with sokhan (QLoRA fine-tuning in the terminal)");
 	if (info->base_model) {
-		sb_add(&b, " for `");
-		sb_add(&b, base);
-		sb_add(&b, "`");
+		sk_strbuf_puts(&b, " for `");
+		sk_strbuf_puts(&b, base);
+		sk_strbuf_puts(&b, "`");
 	}
-	sb_add(&b, ".\n\n");
-	snprintf(line, sizeof line,
-		 "- rank r = %d, lora_alpha = %g, lora_dropout = %g, rsLoRA: %s\n- %zu adapted modules, %lld "
-		 "parameters (fp32)\n- target_modules: ",
-		 (int)info->r, info->alpha, info->dropout, info->use_rslora ? "yes" : "no", n, (long long)params);
-	sb_add(&b, line);
-	sb_add(&b, "`");
-	sb_add(&b, regex);
-	sb_add(&b, "`\n\n## Use\n\n```python\nfrom peft import PeftModel\nmodel = PeftModel.from_pretrained(base_model, "
-		   "\"path/to/this/directory\")\n```\n\nor with sokhan: `sokhan chat --model BASE --adapter DIR`.\n");
+	sk_strbuf_puts(&b, ".\n\n");
+	sk_strbuf_printf(&b,
+			 "- rank r = %d, lora_alpha = %g, lora_dropout = %g, rsLoRA: %s\n- %zu adapted modules, %lld "
+			 "parameters (fp32)\n- target_modules: ",
+			 (int)info->r, info->alpha, info->dropout, info->use_rslora ? "yes" : "no", n, (long long)params);
+	sk_strbuf_puts(&b, "`");
+	sk_strbuf_puts(&b, regex);
+	sk_strbuf_puts(&b, "`\n\n## Use\n\n```python\nfrom peft import PeftModel\n"
+			   "model = PeftModel.from_pretrained(base_model, \"path/to/this/directory\")\n```\n\n"
+			   "or with sokhan: `sokhan chat --model BASE --adapter DIR`.\n");
 	free(base_q);
 	char *path = sk_path_join(dir, "README.md");
 	int rc = (b.oom || !path) ? sk_fail(_("%s: out of memory"), dir) : sk_write_file_atomic(path, b.s, b.len);

@@ -8,22 +8,12 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
-
-/* ---- splitmix64: tiny, fast, and its output is fixed by its definition,
- * so orders are the same on every platform and in every version ---- */
-
-static uint64_t sm64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
+#include "engine/splitmix.h"
 
 static uint64_t stream_state(uint64_t seed, uint64_t stream)
 {
 	uint64_t s = seed ^ (stream * 0xd1342543de82ef95ULL + 0x632be59bd9b4e019ULL);
-	sm64(&s);
+	sk_splitmix64(&s);
 	return s;
 }
 
@@ -31,7 +21,7 @@ static uint64_t stream_state(uint64_t seed, uint64_t stream)
 static uint64_t below(uint64_t *s, uint64_t n)
 {
 	uint64_t lim = UINT64_MAX - UINT64_MAX % n, r;
-	do r = sm64(s);
+	do r = sk_splitmix64(s);
 	while (r >= lim);
 	return r % n;
 }

@@ -7,32 +7,9 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/splitmix.h"
 #include "engine/model/lora_internal.h"
 #include "engine/train/train_grad.h"
-
-/* in / out features of a projection (lora.c has the same table for loading) */
-static void dims(const sk_config *c, int layer, sk_lora_module m, int32_t *in, int32_t *out)
-{
-	int32_t h = c->hidden_size, q = c->num_heads * c->head_dim, kv = c->num_kv_heads * c->head_dim,
-		ff = c->intermediate_size[layer];
-	switch (m) {
-	case SK_LORA_Q: *in = h; *out = q; break;
-	case SK_LORA_K:
-	case SK_LORA_V: *in = h; *out = kv; break;
-	case SK_LORA_O: *in = q; *out = h; break;
-	case SK_LORA_GATE:
-	case SK_LORA_UP: *in = h; *out = ff; break;
-	default: *in = ff; *out = h; break;
-	}
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
 
 int sk_lora_make_trainable(sk_lora *l)
 {
@@ -102,7 +79,10 @@ sk_lora *sk_lora_new_trainable(const sk_config *cfg, unsigned module_mask, int r
 			if ((m == SK_LORA_K || m == SK_LORA_V) && layer >= first_shared)
 				continue;
 			sk_lora_pair *p = &l->pairs[(size_t)layer * SK_LORA_NMOD + m];
-			dims(cfg, layer, (sk_lora_module)m, &p->in, &p->out);
+			int64_t in, out;
+			sk_lora_module_dims(cfg, layer, (sk_lora_module)m, &in, &out);
+			p->in = (int32_t)in;
+			p->out = (int32_t)out;
 			p->r = r;
 			p->scale = scale;
 			p->A = malloc((size_t)r * (size_t)p->in * sizeof(float));
@@ -115,7 +95,7 @@ sk_lora *sk_lora_new_trainable(const sk_config *cfg, unsigned module_mask, int r
 			/* PEFT: kaiming_uniform(a = sqrt(5)) on [r, in] = U(-1/sqrt(in), 1/sqrt(in)) */
 			float bound = 1.0f / sqrtf((float)p->in);
 			for (int64_t i = 0; i < (int64_t)r * p->in; i++) {
-				double u = (double)(splitmix(&s) >> 11) * (1.0 / 9007199254740992.0);
+				double u = (double)(sk_splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
 				p->A[i] = (float)((2.0 * u - 1.0) * bound);
 			}
 			l->npairs++;

@@ -278,10 +278,6 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 	qsort(list, k, sizeof *list, by_writer_order);
 	if (!(hdr = shard_header(path, list, k)))
 		goto out;
-	size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
-	uint8_t len8[8];
-	for (int i = 0; i < 8; i++)
-		len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
 	if (!(fp = fopen(path, "wb"))) {
 		sk_fail("%s: %s", path, strerror(errno));
 		goto out;
@@ -290,22 +286,19 @@ static int write_shard(sk_merge_ctx *c, int s, sk_merge_progress *p)
 	p->shard_name = name;
 	if (c->o->progress) /* announce the shard before its first byte */
 		c->o->progress(c->o->progress_ctx, s, c->nshards, name, p->done, p->total);
-	errno = 0;
-	if (fwrite(len8, 1, 8, fp) != 8 || fwrite(hdr, 1, hlen, fp) != hlen ||
-	    fwrite("       ", 1, padded - hlen, fp) != padded - hlen) {
-		sk_fail(_("%s: write error: %s"), path, strerror(errno ? errno : EIO));
+	if (sk_st_write_header(fp, path, hdr))
 		goto out;
-	}
 	for (size_t i = 0; i < k; i++)
 		if (sk_merge_write_tensor(fp, path, list[i], p))
 			goto out;
 	rc = 0;
 out:
-	if (fp) {
-		errno = 0;
-		if (fclose(fp) != 0 && rc == 0)
-			rc = sk_fail(_("%s: write error: %s"), path, strerror(errno ? errno : EIO));
-	}
+	/* the output directory is synced as a whole when it is committed; after
+	 * a failure the file is dropped, and the first error is the one to tell */
+	if (fp && rc == 0)
+		rc = sk_fclose_written(fp, path, 0);
+	else if (fp)
+		fclose(fp);
 	free(hdr);
 	free(list);
 	free(path);
@@ -324,37 +317,13 @@ static int write_index(sk_merge_ctx *c, uint64_t total)
 		shard_name(c, c->items[i].shard, name, sizeof name);
 		bad = json_object_set_new(map, c->items[i].v->name, json_string(name));
 	}
-	char *text = NULL;
-	if (!bad) {
-		bad = json_object_set(root, "metadata", meta) || json_object_set(root, "weight_map", map);
-		if (!bad)
-			text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	}
+	bad = bad || json_object_set(root, "metadata", meta) || json_object_set(root, "weight_map", map);
+	char *path = sk_path_join(c->dir.tmp_path, "model.safetensors.index.json");
+	int rc = bad || !path ? sk_fail(_("%s: out of memory"), c->o->out)
+			      : sk_merge_write_json(path, root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(meta);
 	json_decref(map);
 	json_decref(root);
-	char *path = sk_path_join(c->dir.tmp_path, "model.safetensors.index.json");
-	int rc = 0;
-	if (!text || !path)
-		rc = sk_fail(_("%s: out of memory"), c->o->out);
-	else {
-		FILE *f = fopen(path, "wb");
-		if (!f)
-			rc = sk_fail("%s: %s", path, strerror(errno));
-		else {
-			size_t tl = strlen(text);
-			errno = 0;
-			int ok = fwrite(text, 1, tl, f) == tl && fputc('\n', f) != EOF;
-			int e = errno;
-			if (fclose(f) != 0 && ok) {
-				ok = 0;
-				e = errno;
-			}
-			if (!ok)
-				rc = sk_fail(_("%s: write error: %s"), path, strerror(e ? e : EIO));
-		}
-	}
-	free(text);
 	free(path);
 	return rc;
 }

@@ -11,6 +11,18 @@
 #include "engine/i18n.h"
 #include "engine/train/merge_internal.h"
 
+int sk_merge_write_json(const char *path, const json_t *root, size_t flags)
+{
+	char *text = root ? json_dumps(root, flags) : NULL;
+	if (!text)
+		return sk_fail(_("%s: out of memory"), path);
+	size_t n = strlen(text);
+	text[n] = '\n'; /* the NUL becomes the final newline, as transformers ends its files */
+	int rc = sk_write_file_atomic(path, text, n + 1);
+	free(text);
+	return rc;
+}
+
 int sk_merge_copy_file(const char *src, const char *dst)
 {
 	FILE *in = fopen(src, "rb");
@@ -25,18 +37,17 @@ int sk_merge_copy_file(const char *src, const char *dst)
 	char *buf = malloc(1 << 20);
 	int rc = buf ? 0 : sk_fail(_("%s: out of memory"), dst);
 	size_t n;
-	while (rc == 0 && (n = fread(buf, 1, 1 << 20, in)) > 0) {
-		errno = 0;
-		if (fwrite(buf, 1, n, out) != n)
-			rc = sk_fail(_("%s: write error: %s"), dst, strerror(errno ? errno : EIO));
-	}
+	while (rc == 0 && (n = fread(buf, 1, 1 << 20, in)) > 0)
+		rc = sk_fwrite_all(out, dst, buf, n);
 	if (rc == 0 && ferror(in))
 		rc = sk_fail(_("%s: read error"), src);
 	free(buf);
 	fclose(in);
-	errno = 0;
-	if (fclose(out) != 0 && rc == 0)
-		rc = sk_fail(_("%s: write error: %s"), dst, strerror(errno ? errno : EIO));
+	/* the output directory is synced as a whole when it is committed; after
+	 * a failure the first error is the one to tell */
+	if (rc == 0)
+		return sk_fclose_written(out, dst, 0);
+	fclose(out);
 	return rc;
 }
 
@@ -91,26 +102,7 @@ int sk_merge_write_config(const char *src, const char *dst, sk_dtype t)
 		if (json_is_object(val) && kl > 7 && strcmp(key + kl - 7, "_config") == 0)
 			set_dtype_keys(val, name);
 	}
-	char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	int rc = sk_merge_write_json(dst, root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
-	if (!out)
-		return sk_fail(_("%s: out of memory"), dst);
-	size_t ol = strlen(out);
-	FILE *f = fopen(dst, "wb");
-	int rc = 0;
-	if (!f)
-		rc = sk_fail("%s: %s", dst, strerror(errno));
-	else {
-		errno = 0;
-		int ok = fwrite(out, 1, ol, f) == ol && fputc('\n', f) != EOF;
-		int e = errno;
-		if (fclose(f) != 0 && ok) {
-			ok = 0;
-			e = errno;
-		}
-		if (!ok)
-			rc = sk_fail(_("%s: write error: %s"), dst, strerror(e ? e : EIO));
-	}
-	free(out);
 	return rc;
 }

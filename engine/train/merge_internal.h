@@ -3,6 +3,7 @@
 #ifndef SK_MERGE_INTERNAL_H
 #define SK_MERGE_INTERNAL_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,6 +38,9 @@ int sk_merge_write_tensor(FILE *fp, const char *path, const sk_merge_item *it, s
 
 /* Copies one small side file (config, tokenizer) byte for byte. */
 int sk_merge_copy_file(const char *src, const char *dst);
+/* root as JSON text (json_dumps flags) and a final newline, as transformers
+ * writes config.json and the index. */
+int sk_merge_write_json(const char *path, const json_t *root, size_t flags);
 /* Writes dir/config.json from src_dir/config.json with every dtype entry
  * set to the torch name of t ("bfloat16"). */
 int sk_merge_write_config(const char *src, const char *dst, sk_dtype t);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "engine/error.h"
+#include "engine/format/files.h"
 #include "engine/i18n.h"
 #include "engine/train/merge_internal.h"
 #include "engine/format/quants.h"
@@ -107,12 +108,6 @@ static void report(sk_merge_progress *p, uint64_t n)
 		p->o->progress(p->o->progress_ctx, p->shard, p->nshards, p->shard_name, p->done, p->total);
 }
 
-static int write_bytes(FILE *fp, const char *path, const void *data, size_t n)
-{
-	if (n && fwrite(data, 1, n, fp) != n)
-		return sk_fail(_("%s: write error: %s"), path, strerror(errno ? errno : EIO));
-	return 0;
-}
 
 int sk_merge_write_tensor(FILE *fp, const char *path, const sk_merge_item *it, sk_merge_progress *p)
 {
@@ -124,7 +119,7 @@ int sk_merge_write_tensor(FILE *fp, const char *path, const sk_merge_item *it, s
 		while (left) {
 			size_t n = left > (64u << 20) ? (64u << 20) : (size_t)left;
 			errno = 0;
-			if (write_bytes(fp, path, src, n))
+			if (sk_fwrite_all(fp, path, src, n))
 				return -1;
 			src += n;
 			left -= n;
@@ -161,7 +156,7 @@ int sk_merge_write_tensor(FILE *fp, const char *path, const sk_merge_item *it, s
 		}
 		sk_merge_store(it->out, buf, obuf, n, &p->overflow);
 		errno = 0;
-		if (write_bytes(fp, path, obuf, (size_t)(n * out_es)))
+		if (sk_fwrite_all(fp, path, obuf, (size_t)(n * out_es)))
 			goto out;
 		report(p, (uint64_t)(n * out_es));
 		at += n;

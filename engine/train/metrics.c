@@ -221,20 +221,27 @@ int sk_metrics_append(sk_metrics_log *m, const sk_metric_rec *r)
 		return sk_fail(_("%s: out of memory"), m->path);
 	size_t n = strlen(line);
 	int rc = 0;
-	if (r->step < 0 || fwrite(line, 1, n, m->fp) != n || putc('\n', m->fp) == EOF || fflush(m->fp) != 0) {
-		m->failed = 1;
-		rc = r->step < 0 ? sk_fail(_("%s: negative step"), m->path)
-				 : sk_fail(_("%s: write failed: %s"), m->path, strerror(errno));
+	if (r->step < 0) {
+		rc = sk_fail(_("%s: negative step"), m->path);
+	} else {
+		line[n] = '\n'; /* in place of the NUL: the line and its end in one write */
+		rc = sk_fwrite_all(m->fp, m->path, line, n + 1);
+		errno = 0;
+		if (rc == 0 && fflush(m->fp) != 0)
+			rc = sk_fail_write(m->path, errno);
 	}
+	if (rc)
+		m->failed = 1;
 	free(line);
 	return rc;
 }
 
 int sk_metrics_sync(sk_metrics_log *m)
 {
+	errno = 0;
 	if (fflush(m->fp) != 0 || fsync(fileno(m->fp)) != 0) {
 		m->failed = 1;
-		return sk_fail(_("%s: write failed: %s"), m->path, strerror(errno));
+		return sk_fail_write(m->path, errno);
 	}
 	return sk_fsync_dir(m->dir);
 }
@@ -244,8 +251,9 @@ int sk_metrics_close(sk_metrics_log *m)
 	if (!m)
 		return 0;
 	int rc = sk_metrics_sync(m);
+	errno = 0;
 	if (fclose(m->fp) != 0 && !rc)
-		rc = sk_fail(_("%s: write failed: %s"), m->path, strerror(errno));
+		rc = sk_fail_write(m->path, errno);
 	if (m->failed && !rc)
 		rc = sk_fail(_("%s: a write had failed"), m->path);
 	free(m->path);

@@ -5,7 +5,6 @@
 
 #include <locale.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 
 #include "engine/error.h"
 #include "engine/i18n.h"
+#include "engine/strbuf.h"
 
 #define W 1000
 #define PL 88.0          /* plot area left */
@@ -24,59 +24,6 @@
 #define C_EVAL "#e6550d"
 #define C_LR "#31a354"
 #define C_GRAD "#756bb1"
-
-typedef struct {
-	char *s;
-	size_t len, cap;
-	int oom;
-} sb;
-
-static void sb_put(sb *b, const char *t, size_t k)
-{
-	if (b->oom)
-		return;
-	if (b->len + k + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		while (cap < b->len + k + 1)
-			cap *= 2;
-		char *s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = 1;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, t, k);
-	b->len += k;
-	b->s[b->len] = '\0';
-}
-
-static void sb_printf(sb *b, const char *fmt, ...) SK_PRINTF(2, 3);
-static void sb_printf(sb *b, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof tmp) {
-		sb_put(b, tmp, (size_t)n);
-		return;
-	}
-	char *big = malloc((size_t)n + 1);
-	if (!big) {
-		b->oom = 1;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	sb_put(b, big, (size_t)n);
-	free(big);
-}
 
 /* Length of a valid UTF-8 sequence at s (1-4), or 0. */
 static int utf8_len(const unsigned char *s)
@@ -92,22 +39,22 @@ static int utf8_len(const unsigned char *s)
 
 /* Text content or attribute value: escaped, invalid UTF-8 and control
  * characters replaced, so the document stays well-formed. */
-static void sb_text(sb *b, const char *t)
+static void sb_text(sk_strbuf *b, const char *t)
 {
 	const unsigned char *p = (const unsigned char *)t;
 	while (*p) {
 		int n = utf8_len(p);
 		if (n == 0 || (n == 1 && *p < 0x20 && *p != '\t')) {
-			sb_put(b, "?", 1);
+			sk_strbuf_add(b, "?", 1);
 			p++;
 			continue;
 		}
 		switch (*p) {
-		case '&': sb_put(b, "&amp;", 5); break;
-		case '<': sb_put(b, "&lt;", 4); break;
-		case '>': sb_put(b, "&gt;", 4); break;
-		case '"': sb_put(b, "&quot;", 6); break;
-		default: sb_put(b, (const char *)p, (size_t)n); break;
+		case '&': sk_strbuf_add(b, "&amp;", 5); break;
+		case '<': sk_strbuf_add(b, "&lt;", 4); break;
+		case '>': sk_strbuf_add(b, "&gt;", 4); break;
+		case '"': sk_strbuf_add(b, "&quot;", 6); break;
+		default: sk_strbuf_add(b, (const char *)p, (size_t)n); break;
 		}
 		p += n;
 	}
@@ -222,72 +169,72 @@ static void pad_range(panel *p, double lo, double hi)
 	p->y1 = hi;
 }
 
-static void draw_frame(sb *b, const panel *p, const char *label, int id, int x_labels)
+static void draw_frame(sk_strbuf *b, const panel *p, const char *label, int id, int x_labels)
 {
-	sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fbfbfc\" stroke=\"#c8c8d0\"/>\n",
+	sk_strbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fbfbfc\" stroke=\"#c8c8d0\"/>\n",
 		  PL, p->top, PR - PL, p->h);
-	sb_printf(b, "<clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n", id,
+	sk_strbuf_printf(b, "<clipPath id=\"clip%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n", id,
 		  PL - 6, p->top - 6, PR - PL + 12, p->h + 12);
 	/* x grid (and labels under the last panel) */
 	double xs = nice_step((x1_ - x0_) / 8.0);
 	if (xs < 1)
 		xs = 1;
 	char t[64];
-	sb_printf(b, "<g stroke=\"#e3e3ea\" stroke-width=\"1\">\n");
+	sk_strbuf_printf(b, "<g stroke=\"#e3e3ea\" stroke-width=\"1\">\n");
 	double first;
 	int nt = tick_count(x0_, x1_, xs, &first);
 	for (int k = 0; k < nt; k++)
-		sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px_x(first + k * xs), p->top,
+		sk_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px_x(first + k * xs), p->top,
 			  px_x(first + k * xs), p->top + p->h);
-	sb_printf(b, "</g>\n");
+	sk_strbuf_printf(b, "</g>\n");
 	if (x_labels) {
-		sb_printf(b, "<g font-size=\"12\" fill=\"#444\" text-anchor=\"middle\">\n");
+		sk_strbuf_printf(b, "<g font-size=\"12\" fill=\"#444\" text-anchor=\"middle\">\n");
 		for (int k = 0; k < nt; k++) {
 			double v = first + k * xs;
 			fmt_tick(t, sizeof t, v, xs, 1);
-			sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\"/>", px_x(v),
+			sk_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\"/>", px_x(v),
 				  p->top + p->h, px_x(v), p->top + p->h + 5);
-			sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", px_x(v), p->top + p->h + 19, t);
+			sk_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", px_x(v), p->top + p->h + 19, t);
 		}
-		sb_printf(b, "</g>\n");
+		sk_strbuf_printf(b, "</g>\n");
 	}
 	/* y label, rotated */
-	sb_printf(b, "<text x=\"18\" y=\"%.1f\" font-size=\"13\" fill=\"#333\" text-anchor=\"middle\" "
+	sk_strbuf_printf(b, "<text x=\"18\" y=\"%.1f\" font-size=\"13\" fill=\"#333\" text-anchor=\"middle\" "
 		     "transform=\"rotate(-90 18 %.1f)\">", p->top + p->h / 2, p->top + p->h / 2);
 	sb_text(b, label);
-	sb_printf(b, "</text>\n");
+	sk_strbuf_printf(b, "</text>\n");
 	if (p->empty) {
-		sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" fill=\"#999\" text-anchor=\"middle\">",
+		sk_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" fill=\"#999\" text-anchor=\"middle\">",
 			  (PL + PR) / 2, p->top + p->h / 2 + 4);
 		sb_text(b, _("no data"));
-		sb_printf(b, "</text>\n");
+		sk_strbuf_printf(b, "</text>\n");
 		return;
 	}
 	double ys = nice_step((p->y1 - p->y0) / (p->h >= 200 ? 6.0 : 3.0));
-	sb_printf(b, "<g font-size=\"11\" fill=\"#444\" text-anchor=\"end\">\n");
+	sk_strbuf_printf(b, "<g font-size=\"11\" fill=\"#444\" text-anchor=\"end\">\n");
 	nt = tick_count(p->y0, p->y1, ys, &first);
 	for (int k = 0; k < nt; k++) {
 		double v = first + k * ys;
 		double y = px_y(p, v);
 		fmt_tick(t, sizeof t, v, ys, 0);
-		sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3ea\"/>", PL, y, PR, y);
-		sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\"/>", PL - 5, y, PL, y);
-		sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", PL - 8, y + 4, t);
+		sk_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e3e3ea\"/>", PL, y, PR, y);
+		sk_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\"/>", PL - 5, y, PL, y);
+		sk_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", PL - 8, y + 4, t);
 	}
-	sb_printf(b, "</g>\n");
+	sk_strbuf_printf(b, "</g>\n");
 }
 
 /* One polyline series: gaps at non-finite values, thinned to min/max per
  * pixel column, isolated points drawn as dots. Returns the non-finite count. */
-static size_t draw_series(sb *b, const panel *p, int clip, const int64_t *xs, const double *ys, size_t n,
+static size_t draw_series(sk_strbuf *b, const panel *p, int clip, const int64_t *xs, const double *ys, size_t n,
 			  const char *color, double width, double opacity)
 {
-	sb dots = { 0 };
+	sk_strbuf dots = { 0 };
 	size_t skipped = 0, in_path = 0;
 	double lastx = 0, lasty = 0;
 	int col = INT32_MIN;
 	size_t imin = 0, imax = 0, have = 0;
-	sb_printf(b, "<path clip-path=\"url(#clip%d)\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
+	sk_strbuf_printf(b, "<path clip-path=\"url(#clip%d)\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" "
 		     "stroke-opacity=\"%.2f\" stroke-linejoin=\"round\" stroke-linecap=\"round\" d=\"", clip, color, width,
 		  opacity);
 	/* emits the buffered column (min and max in step order) */
@@ -300,7 +247,7 @@ static size_t draw_series(sb *b, const panel *p, int clip, const int64_t *xs, co
 				double x = px_x((double)xs[i]), y = px_y(p, ys[i]);                  \
 				if (in_path && fabs(x - lastx) < 0.05 && fabs(y - lasty) < 0.05)    \
 					continue;                                                    \
-				sb_printf(b, "%s%.1f %.1f", in_path ? " L" : " M", x, y);            \
+				sk_strbuf_printf(b, "%s%.1f %.1f", in_path ? " L" : " M", x, y);            \
 				in_path++;                                                           \
 				lastx = x;                                                           \
 				lasty = y;                                                           \
@@ -312,7 +259,7 @@ static size_t draw_series(sb *b, const panel *p, int clip, const int64_t *xs, co
 	do {                                                                                         \
 		FLUSH();                                                                             \
 		if (in_path == 1)                                                                    \
-			sb_printf(&dots, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>\n",  \
+			sk_strbuf_printf(&dots, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>\n",  \
 				  lastx, lasty, width + 1.5, color);                                 \
 		in_path = 0;                                                                         \
 	} while (0)
@@ -340,25 +287,25 @@ static size_t draw_series(sb *b, const panel *p, int clip, const int64_t *xs, co
 	PEN_UP();
 #undef PEN_UP
 #undef FLUSH
-	sb_printf(b, "\"/>\n");
+	sk_strbuf_printf(b, "\"/>\n");
 	if (dots.s)
-		sb_put(b, dots.s, dots.len);
+		sk_strbuf_add(b, dots.s, dots.len);
 	b->oom |= dots.oom;
 	free(dots.s);
 	return skipped;
 }
 
-static double legend_item(sb *b, double x, double y, const char *label, const char *color, double width, int dot)
+static double legend_item(sk_strbuf *b, double x, double y, const char *label, const char *color, double width, int dot)
 {
 	if (dot)
-		sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"2\"/>", x + 11,
+		sk_strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"2\"/>", x + 11,
 			  y - 4, color);
 	else
-		sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\" "
+		sk_strbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\" "
 			     "stroke-linecap=\"round\"/>", x, y - 4, x + 22, y - 4, color, width);
-	sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", x + 28, y);
+	sk_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", x + 28, y);
 	sb_text(b, label);
-	sb_printf(b, "</text>\n");
+	sk_strbuf_printf(b, "</text>\n");
 	return x + 28 + text_width(label, 12) + 18;
 }
 
@@ -419,20 +366,20 @@ static char *render(const sk_metrics_series *s, const char *title, sk_plot_info 
 	pad_range(&pg, lo, hi);
 	int H = 586 + 120 + 52;
 
-	sb b = { 0 };
-	sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-	sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+	sk_strbuf b = { 0 };
+	sk_strbuf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	sk_strbuf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
 		      "font-family=\"%s\">\n", W, H, W, H, FONT);
-	sb_printf(&b, "<title>");
+	sk_strbuf_printf(&b, "<title>");
 	sb_text(&b, title);
-	sb_printf(&b, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-	sb_printf(&b, "<text x=\"%.1f\" y=\"32\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", PL);
+	sk_strbuf_printf(&b, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+	sk_strbuf_printf(&b, "<text x=\"%.1f\" y=\"32\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", PL);
 	sb_text(&b, title);
-	sb_printf(&b, "</text>\n");
+	sk_strbuf_printf(&b, "</text>\n");
 
 	size_t skipped = 0;
 	/* series (the subtitle is written after, once skips are counted) */
-	sb body = { 0 };
+	sk_strbuf body = { 0 };
 	draw_frame(&body, &pl, _("loss"), 0, 0);
 	draw_frame(&body, &plr, _("learning rate"), 1, 0);
 	draw_frame(&body, &pg, _("gradient norm"), 2, 1);
@@ -440,19 +387,19 @@ static char *render(const sk_metrics_series *s, const char *title, sk_plot_info 
 	draw_series(&body, &pl, 0, s->step, ema, s->n, C_EMA, 2.5, 1.0);
 	if (s->neval) {
 		skipped += draw_series(&body, &pl, 0, s->eval_step, s->eval_loss, s->neval, C_EVAL, 1.2, 0.6);
-		sb_printf(&body, "<g clip-path=\"url(#clip0)\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"2\">\n", C_EVAL);
+		sk_strbuf_printf(&body, "<g clip-path=\"url(#clip0)\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"2\">\n", C_EVAL);
 		for (size_t i = 0; i < s->neval; i++)
 			if (usable(s->eval_loss[i]))
-				sb_printf(&body, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\"/>\n", px_x((double)s->eval_step[i]),
+				sk_strbuf_printf(&body, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\"/>\n", px_x((double)s->eval_step[i]),
 					  px_y(&pl, s->eval_loss[i]));
-		sb_printf(&body, "</g>\n");
+		sk_strbuf_printf(&body, "</g>\n");
 	}
 	skipped += draw_series(&body, &plr, 1, s->step, s->lr, s->n, C_LR, 1.8, 1.0);
 	skipped += draw_series(&body, &pg, 2, s->step, s->grad_norm, s->n, C_GRAD, 1.2, 0.9);
-	sb_printf(&body, "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" fill=\"#333\" text-anchor=\"middle\">",
+	sk_strbuf_printf(&body, "<text x=\"%.1f\" y=\"%d\" font-size=\"13\" fill=\"#333\" text-anchor=\"middle\">",
 		  (PL + PR) / 2, H - 10);
 	sb_text(&body, _("step"));
-	sb_printf(&body, "</text>\n");
+	sk_strbuf_printf(&body, "</text>\n");
 	info->skipped = skipped;
 
 	/* subtitle */
@@ -472,14 +419,14 @@ static char *render(const sk_metrics_series *s, const char *title, sk_plot_info 
 			 ngettext(", %zu non-finite value skipped", ", %zu non-finite values skipped", skipped), skipped);
 		strncat(sub, part, sizeof sub - strlen(sub) - 1);
 	}
-	sb_printf(&b, "<text x=\"%.1f\" y=\"54\" font-size=\"13\" fill=\"%s\">", PL, skipped ? "#b04000" : "#666");
+	sk_strbuf_printf(&b, "<text x=\"%.1f\" y=\"54\" font-size=\"13\" fill=\"%s\">", PL, skipped ? "#b04000" : "#666");
 	sb_text(&b, sub);
-	sb_printf(&b, "</text>\n");
+	sk_strbuf_printf(&b, "</text>\n");
 
 	/* legend */
 	char ema_label[128];
 	snprintf(ema_label, sizeof ema_label, _("loss, smoothed (EMA %.2f)"), beta);
-	sb_printf(&b, "<g font-size=\"12\" fill=\"#333\">\n");
+	sk_strbuf_printf(&b, "<g font-size=\"12\" fill=\"#333\">\n");
 	double x = PL;
 	x = legend_item(&b, x, 82, _("loss"), C_RAW, 1.5, 0);
 	x = legend_item(&b, x, 82, ema_label, C_EMA, 3, 0);
@@ -487,13 +434,13 @@ static char *render(const sk_metrics_series *s, const char *title, sk_plot_info 
 		x = legend_item(&b, x, 82, _("eval loss"), C_EVAL, 2, 1);
 	x = legend_item(&b, x, 82, _("learning rate"), C_LR, 2, 0);
 	legend_item(&b, x, 82, _("gradient norm"), C_GRAD, 2, 0);
-	sb_printf(&b, "</g>\n");
+	sk_strbuf_printf(&b, "</g>\n");
 
 	if (body.s)
-		sb_put(&b, body.s, body.len);
+		sk_strbuf_add(&b, body.s, body.len);
 	b.oom |= body.oom;
 	free(body.s);
-	sb_printf(&b, "</svg>\n");
+	sk_strbuf_printf(&b, "</svg>\n");
 	free(ema);
 	if (b.oom) {
 		free(b.s);

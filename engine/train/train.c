@@ -17,6 +17,7 @@
 #include "engine/error.h"
 #include "engine/format/files.h"
 #include "engine/i18n.h"
+#include "engine/splitmix.h"
 #include "engine/train/metrics.h"
 #include "engine/train/svg_plot.h"
 #include "engine/train/train_grad.h"
@@ -77,10 +78,7 @@ static double now_s(void)
 
 static uint64_t splitmix64(uint64_t x)
 {
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
+	return sk_splitmix64(&x);
 }
 
 uint64_t sk_train_micro_seed(uint64_t seed, int64_t step, int micro)
