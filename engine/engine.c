@@ -315,7 +315,7 @@ static void do_load_model(sk_engine *e, const sk_qcmd *q)
 	}
 	sk_engine_log(e, SK_LOG_INFO, _("loading model %s"), q->path);
 	double t0 = now_s();
-	sk_model_opts mo = { .device = SK_DEVICE_CPU, .quant_nf4 = e->opts.quant_nf4, .threads = e->opts.threads };
+	sk_model_opts mo = { .device = e->opts.device, .quant_nf4 = e->opts.quant_nf4, .threads = e->opts.threads };
 	sk_model *m = sk_model_load(q->path, &mo);
 	if (!m) {
 		sk_engine_error(e, -1, NULL);

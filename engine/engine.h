@@ -24,6 +24,7 @@
 typedef struct sk_engine sk_engine;
 
 typedef struct {
+	sk_device device;     /* where the model runs (SK_DEVICE_AUTO: the GPU when usable) */
 	int threads;          /* CPU threads for the model; 0 = one per core */
 	int quant_nf4;        /* quantize the base to NF4 at load */
 	int token_delay_us;   /* testing aid: sleep after each generated token (0 = off) */

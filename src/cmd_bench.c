@@ -18,25 +18,24 @@
 static const sk_command_help bench_help = {
 	"bench",
 	"infer (--model PATH | --random-init e4b|e2b) [--quant nf4|none] [--batch B] [--prompt-len P] [-n N] "
-	"[--temp T --top-p P] [--json]",
+	"[--temp T --top-p P ...] [--json]",
 	N_("Measure a model's prefill and decode speed, time to first token and memory against the device's floor."),
 	N_("  --random-init SHAPE a Gemma 3n model of that shape (e4b, e2b) with random weights, made on the GPU\n"
 	   "  --batch B           sequences decoded together (default: 1)\n"
 	   "  --prompt-len P      prompt tokens of each sequence (default: 32)\n"
 	   "  -n N                tokens generated for each sequence (default: 256)\n"
-	   "  --temp T            sample with temperature T (default: greedy)\n"
-	   "  --top-p P           and top-p P\n"
-	   "  --json              one JSON object instead of the table"),
-	SK_CO_MODEL | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SEED | SK_CO_VERBOSITY,
+	   "  --json              one JSON object instead of the table\n"
+	   "Greedy unless a sampling option is given."),
+	SK_CO_MODEL | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SEED | SK_CO_VERBOSITY | SK_CO_SAMPLING,
 };
 
-enum { OPT_RANDOM = 3600, OPT_BATCH, OPT_PLEN, OPT_N, OPT_TEMP, OPT_TOP_P, OPT_JSON };
+enum { OPT_RANDOM = 3600, OPT_BATCH, OPT_PLEN, OPT_N, OPT_JSON };
 
 typedef struct {
 	const char *random;
 	long long batch, plen, n;
-	double temp, top_p;
 	int json;
+	sk_sampling sampling;
 } bench_opts;
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -53,8 +52,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	case OPT_PLEN: return sk_cli_parse_int(h, "prompt-len", arg, 1, 1 << 20, &o->plen);
 	case 'n':
 	case OPT_N: return sk_cli_parse_int(h, "n", arg, 1, 1 << 20, &o->n);
-	case OPT_TEMP: return sk_cli_parse_float(h, "temp", arg, 0.0, 100.0, &o->temp);
-	case OPT_TOP_P: return sk_cli_parse_float(h, "top-p", arg, 0.0, 1.0, &o->top_p);
 	case OPT_JSON: o->json = 1; return 0;
 	}
 	return sk_cli_usage(h, "%s", _("unknown option"));
@@ -92,12 +89,7 @@ static int run_once(sk_model *m, const bench_opts *o, uint64_t seed, run_times *
 	int rc = -1;
 	if (!kv || !ids || !next || !logits || !items || !smp)
 		goto out;
-	sk_sampling sp;
-	sk_sampling_defaults(&sp);
-	sp.greedy = !(o->temp > 0);
-	sp.temperature = (float)o->temp;
-	sp.top_p = o->top_p > 0 ? (float)o->top_p : 1.0f;
-	sp.top_k = 0;
+	sk_sampling sp = o->sampling;
 	uint64_t r = seed * 0x9E3779B97F4A7C15ull + 7;
 	for (int b = 0; b < B; b++) {
 		sp.seed = seed + (uint64_t)b;
@@ -145,12 +137,11 @@ out:
 
 static int bench_infer(int argc, char **argv)
 {
-	bench_opts o = { NULL, 1, 32, 256, 0, 0, 0 };
+	bench_opts o = { NULL, 1, 32, 256, 0, { 0 } };
 	sk_common_opts co;
 	static const struct option own[] = {
 		{ "random-init", required_argument, NULL, OPT_RANDOM }, { "batch", required_argument, NULL, OPT_BATCH },
 		{ "prompt-len", required_argument, NULL, OPT_PLEN },    { "max-new", required_argument, NULL, OPT_N },
-		{ "temp", required_argument, NULL, OPT_TEMP },          { "top-p", required_argument, NULL, OPT_TOP_P },
 		{ "json", no_argument, NULL, OPT_JSON },                { 0, 0, 0, 0 },
 	};
 	int first = 0;
@@ -159,8 +150,10 @@ static int bench_infer(int argc, char **argv)
 		return rc == 1 ? SK_EXIT_OK : rc;
 	if (first < argc)
 		return sk_cli_usage(&bench_help, _("unexpected argument '%s'"), argv[first]);
-	if (!!o.random == !!co.model)
+	if (o.random && co.model)
 		return sk_cli_usage(&bench_help, "%s", _("give either --model PATH or --random-init SHAPE"));
+	o.sampling = co.sampling;
+	o.sampling.greedy = co.sampling.greedy || !co.sampling_set;
 
 	double tl = now_s();
 	sk_model *m;
@@ -170,7 +163,7 @@ static int bench_infer(int argc, char **argv)
 		m = sk_model_random(o.random, &mo, co.seed);
 		if (!m)
 			return sk_cli_fail();
-	} else if (!(m = sk_cli_load_model(&bench_help, &co, &lora, &rc))) {
+	} else if (!(m = sk_cli_load_model(&co, &lora, &rc))) {
 		return rc;
 	}
 	double load_s = now_s() - tl;
@@ -182,7 +175,7 @@ static int bench_infer(int argc, char **argv)
 	warm.n = o.n < 8 ? o.n : 8;
 	run_times tw = { 0 }, t = { 0 };
 	if (run_once(m, &warm, co.seed, &tw) != 0 || run_once(m, &o, co.seed, &t) != 0) {
-		sk_model_free(m);
+		sk_cli_free_model(m, lora);
 		return sk_cli_fail();
 	}
 	/* the bytes a decode step must read: every weight the device holds (the
@@ -223,7 +216,7 @@ static int bench_infer(int argc, char **argv)
 			         "this run %.0f %% of it\n"),
 			       step_bytes / 1e6, bw / 1e9, floor_tps, 100.0 * decode_tps / floor_tps);
 	}
-	sk_model_free(m);
+	sk_cli_free_model(m, lora);
 	return SK_EXIT_OK;
 }
 

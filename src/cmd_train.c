@@ -364,6 +364,7 @@ static int train_in_tui(const sk_train_config *cfg, const sk_common_opts *co)
 	sk_tui_opts o;
 	memset(&o, 0, sizeof o);
 	o.model = cfg->model;
+	o.device = SK_DEVICE_CPU; /* training runs on the CPU backend until the GPU one has its backward ops */
 	o.threads = cfg->threads;
 	o.quant_nf4 = cfg->quant_nf4;
 	o.bidi_app = 1;
@@ -450,6 +451,8 @@ int sk_cmd_train(int argc, char **argv)
 	mco.quant = cfg.quant_nf4 ? SK_QUANT_NF4 : SK_QUANT_NONE;
 	mco.threads = cfg.threads;
 	mco.adapter = NULL;
+	if (mco.device == SK_DEVICE_AUTO) /* the GPU backend has no backward ops yet */
+		mco.device = SK_DEVICE_CPU;
 	sk_lora *unused = NULL;
 	sk_model *m = sk_cli_load_model(&mco, &unused, &rc);
 	if (!m)

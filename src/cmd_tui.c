@@ -152,6 +152,7 @@ int sk_cmd_tui(int argc, char **argv)
 	o.model = co.model;
 	o.adapter = co.adapter;
 	o.sampling = co.sampling;
+	o.device = co.device;
 	o.threads = co.threads;
 	o.quant_nf4 = co.quant == SK_QUANT_NF4;
 	o.rtl_ui = sk_cli_ui_rtl();

@@ -53,15 +53,9 @@ sk_model *sk_cli_load_model(sk_common_opts *co, sk_lora **lora, int *rc)
 		*rc = sk_cli_fail();
 		return NULL;
 	}
-	if (dev == SK_DEVICE_CUDA) {
-		if (co->device == SK_DEVICE_CUDA) {
-			*rc = sk_cli_error("%s", _("--device cuda: the CUDA backend does not run models yet"));
-			return NULL;
-		}
-		/* auto: the GPU is there, but only the CPU backend runs models */
-		sk_cli_note(co, 1, "%s", _("the CUDA backend does not run models yet; using the CPU"));
-		dev = SK_DEVICE_CPU;
-	}
+	/* auto without a usable GPU: say why once (a build without CUDA has nothing to say) */
+	if (co->device == SK_DEVICE_AUTO && dev == SK_DEVICE_CPU && bi.cuda_built)
+		sk_cli_note(co, 0, _("sokhan: no usable GPU (%s); using the CPU"), bi.cuda_reason);
 	sk_model_opts mo = { .device = dev, .quant_nf4 = co->quant == SK_QUANT_NF4, .threads = co->threads };
 	sk_model *m = sk_model_load(co->model, &mo);
 	if (!m) {

@@ -18,7 +18,8 @@ int sk_cli_parse_ids(const sk_command_help *h, const char *opt, const char *s, s
  * naming the first id out of range. */
 int sk_cli_check_ids(const sk_model *m, const int32_t *ids, size_t n);
 
-/* Resolves --device (only the CPU backend runs models so far), loads
+/* Resolves --device (auto: the GPU when one is usable, else the CPU with a
+ * note saying why), loads
  * co->model (the default model without --model) with --quant/--threads
  * and, with co->adapter, loads the adapter and attaches it (*lora receives
  * it; free it after the model). NULL after printing the error; *rc is the

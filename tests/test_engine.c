@@ -64,7 +64,7 @@ static void collect(void *ctx, const sk_engine_event *ev)
 
 static sk_engine *start_loaded(int delay_us)
 {
-	sk_engine_opts o = { .threads = 1, .token_delay_us = delay_us };
+	sk_engine_opts o = { .device = SK_DEVICE_CPU, .threads = 1, .token_delay_us = delay_us };
 	sk_engine *e = sk_engine_start(&o);
 	if (!e)
 		return NULL;
@@ -227,7 +227,7 @@ TEST(compare_base_vs_adapter)
 
 TEST(errors_are_events)
 {
-	sk_engine_opts o = { .threads = 1 };
+	sk_engine_opts o = { .device = SK_DEVICE_CPU, .threads = 1 };
 	sk_engine *e = sk_engine_start(&o);
 	CHECK(e != NULL);
 	if (!e)

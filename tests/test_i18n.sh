@@ -20,7 +20,7 @@ if command -v xgettext >/dev/null 2>&1; then
 	missing=$(msgcmp "$po" "$tmp/sokhan.pot" 2>&1 | grep -c 'this message is used but not defined')
 	check "every source message is translated ($missing missing)" test "$missing" -eq 0
 	# and every file with messages is listed in POTFILES.in
-	unlisted=$(cd "$SK_SRCDIR" && grep -l '_("' engine/*.c src/*.c ui/*.c 2>/dev/null | while read -r f; do grep -qx "$f" po/POTFILES.in || echo "$f"; done)
+	unlisted=$(cd "$SK_SRCDIR" && grep -l '_("' engine/*.c engine/*/*.c src/*.c ui/*.c 2>/dev/null | while read -r f; do grep -qx "$f" po/POTFILES.in || echo "$f"; done)
 	check "POTFILES.in lists every file with messages ${unlisted:+(missing: $unlisted)}" test -z "$unlisted"
 fi
 

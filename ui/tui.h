@@ -15,6 +15,7 @@ typedef struct {
 	int rtl_ui;               /* the UI language is right-to-left */
 	sk_sampling sampling;
 	int max_new;
+	sk_device device;    /* --device: where the engine runs the model */
 	int threads, quant_nf4;
 	int token_delay_us;       /* testing aid, passed to the engine */
 	int start_view;           /* 0..3 (-1: Chat) */

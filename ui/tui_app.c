@@ -282,7 +282,8 @@ int sk_tui_run(const sk_tui_opts *o)
 		free_state(t);
 		return 1;
 	}
-	sk_engine_opts eo = { .threads = o->threads, .quant_nf4 = o->quant_nf4, .token_delay_us = o->token_delay_us };
+	sk_engine_opts eo = { .device = o->device, .threads = o->threads, .quant_nf4 = o->quant_nf4,
+	                      .token_delay_us = o->token_delay_us };
 	t->eng = sk_engine_start(&eo);
 	int sig_fd = t->eng ? tui_term_signals() : -1;
 	if (sig_fd < 0) {
