@@ -322,6 +322,7 @@ static void do_load_model(sk_engine *e, const sk_qcmd *q)
 		return;
 	}
 	if (e->model) {
+		sk_engine_drop_caches(e);
 		sk_engine_train_free(e);  /* the run borrowed the old model */
 		sk_model_set_adapter(e->model, NULL);
 		sk_lora_free(e->lora);
@@ -351,6 +352,7 @@ static void do_load_adapter(sk_engine *e, const sk_qcmd *q)
 		sk_engine_error(e, -1, _("load a model before an adapter"));
 		return;
 	}
+	e->adapter_gen++; /* caches made with the old adapter are stale */
 	if (q->cmd.type == SK_ECMD_UNLOAD_ADAPTER || !q->path) {
 		sk_model_set_adapter(e->model, NULL);
 		sk_lora_free(e->lora);
@@ -516,6 +518,7 @@ void sk_engine_stop(sk_engine *e)
 		free(v->ev.text);
 		free(v);
 	}
+	sk_engine_drop_caches(e);
 	sk_engine_train_free(e);
 	if (e->model)
 		sk_model_set_adapter(e->model, NULL);

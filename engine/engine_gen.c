@@ -73,6 +73,60 @@ static int fit_prompt(const sk_tokenizer *tok, const sk_chat_msg *msgs, size_t n
 	}
 }
 
+void sk_engine_drop_caches(sk_engine *e)
+{
+	sk_gen_cache_free(e->gcache);
+	e->gcache = NULL;
+}
+
+/* The kept cache's slot of a session (a free one, else the one after the
+ * last taken, forgotten); -1 when there is no cache. */
+static int slot_of(sk_engine *e, int session, const int *taken, int n_taken)
+{
+	for (int s = 0; s < SK_ENGINE_CACHE_SLOTS; s++)
+		if (e->slot_session[s] == session)
+			return s;
+	for (int s = 0; s < SK_ENGINE_CACHE_SLOTS; s++) {
+		int busy = 0;
+		for (int k = 0; k < n_taken; k++)
+			busy |= taken[k] == s;
+		if (!busy && (e->slot_session[s] < 0 || s == SK_ENGINE_CACHE_SLOTS - 1)) {
+			sk_gen_cache_forget(e->gcache, s);
+			e->slot_session[s] = session;
+			return s;
+		}
+	}
+	return -1;
+}
+
+/* The kept caches for this generation: made for ctx tokens (again when ctx
+ * changed); slots whose adapter changed since are forgotten. */
+static int ready_caches(sk_engine *e, int ctx, const sk_gen_request *reqs, const int *sessions, int n, int *slots)
+{
+	if (e->gcache && e->gcache_ctx != ctx)
+		sk_engine_drop_caches(e);
+	if (!e->gcache) {
+		if (!(e->gcache = sk_gen_cache_new(e->model, SK_ENGINE_CACHE_SLOTS, ctx)))
+			return -1;
+		e->gcache_ctx = ctx;
+		for (int s = 0; s < SK_ENGINE_CACHE_SLOTS; s++)
+			e->slot_session[s] = -1;
+		e->gcache_adapter_gen = e->adapter_gen;
+	}
+	int adapter_changed = e->gcache_adapter_gen != e->adapter_gen;
+	e->gcache_adapter_gen = e->adapter_gen;
+	for (int a = 0; a < n; a++) {
+		slots[a] = slot_of(e, sessions[a], slots, a);
+		if (slots[a] < 0)
+			return sk_fail("%s", _("engine: no cache slot for the session"));
+		/* a training run changes the live adapter between any two turns */
+		if (reqs[a].adapter_on && (adapter_changed || e->train_state == SK_TRAIN_RUNNING ||
+		                           e->train_state == SK_TRAIN_PAUSED))
+			sk_gen_cache_forget(e->gcache, slots[a]);
+	}
+	return 0;
+}
+
 void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
 {
 	const sk_engine_gen *g = &q->cmd.gen;
@@ -135,14 +189,16 @@ void sk_engine_run_generate(sk_engine *e, const sk_qcmd *q)
 	}
 	sk_gen_stats st[SK_ENGINE_MAX_ANSWERS];
 	memset(st, 0, sizeof st);
-	if (ok && sk_generate(e->model, reqs, n, on_token, &gc, st) != 0)
+	int slots[SK_ENGINE_MAX_ANSWERS];
+	if (ok && (ready_caches(e, ctx, reqs, gc.sessions, n, slots) != 0 ||
+	           sk_generate_cached(e->model, e->gcache, slots, reqs, n, on_token, &gc, st) != 0))
 		ok = 0;
 	sk_model_set_adapter(e->model, e->lora);
 	if (ok) {
 		int most = 0;
 		for (int a = 0; a < n; a++)
-			if (st[a].n_prompt_tokens + st[a].n_generated > most)
-				most = st[a].n_prompt_tokens + st[a].n_generated;
+			if (st[a].n_reused + st[a].n_prompt_tokens + st[a].n_generated > most)
+				most = st[a].n_reused + st[a].n_prompt_tokens + st[a].n_generated;
 		e->last_kv_bytes = sk_model_kv_bytes(e->model, n, most);
 	}
 	if (!ok) {

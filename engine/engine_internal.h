@@ -32,6 +32,8 @@ typedef struct {
 
 struct sk_engine_trainer;
 
+#define SK_ENGINE_CACHE_SLOTS 4
+
 struct sk_engine {
 	sk_engine_opts opts;
 	pthread_t thread;
@@ -50,6 +52,11 @@ struct sk_engine {
 	char *lora_path;
 	char *model_path;
 	uint64_t last_kv_bytes;  /* KV cache of the last generation */
+	/* conversations' KV caches kept between turns: a slot per session */
+	struct sk_gen_cache *gcache;
+	int gcache_ctx;
+	int slot_session[SK_ENGINE_CACHE_SLOTS];
+	uint64_t adapter_gen, gcache_adapter_gen; /* bumped when the loaded adapter changes */
 	struct sk_engine_trainer *trainer;
 	int train_state;
 };
@@ -67,6 +74,8 @@ int sk_engine_cancelled(sk_engine *e, uint64_t seq, int session);
 const sk_lora *sk_engine_adapter(const sk_engine *e);
 /* Sends SK_EV_ADAPTER_LOADED describing sk_engine_adapter(). */
 void sk_engine_adapter_event(sk_engine *e);
+/* Drops the kept conversation caches (before the model goes). */
+void sk_engine_drop_caches(sk_engine *e);
 /* Sends SK_EV_MEMORY. */
 void sk_engine_memory(sk_engine *e);
 

@@ -91,8 +91,12 @@ static void print_stats(const sk_chat_session *s, const sk_gen_stats *st, double
 	double t = st->decode_s > 0 ? st->decode_s : wall;
 	double tps = t > 0 ? st->n_generated / t : 0;
 	char line[256];
-	snprintf(line, sizeof line, _("%d tokens, %.1f tokens/s; prompt %d tokens in %.2f s"),
-	         st->n_generated, tps, st->n_prompt_tokens, st->prefill_s);
+	if (st->n_reused > 0)
+		snprintf(line, sizeof line, _("%d tokens, %.1f tokens/s; prompt %d tokens in %.2f s (%d kept from before)"),
+		         st->n_generated, tps, st->n_prompt_tokens, st->prefill_s, st->n_reused);
+	else
+		snprintf(line, sizeof line, _("%d tokens, %.1f tokens/s; prompt %d tokens in %.2f s"),
+		         st->n_generated, tps, st->n_prompt_tokens, st->prefill_s);
 	sk_chat_err_lines(s, line, 1);
 }
 
@@ -128,7 +132,11 @@ static int send_message(sk_chat_session *s, const char *msg)
 	sk_chat_interrupted = 0;
 	sk_chat_generating = 1;
 	double t0 = now_s();
-	int rc = sk_generate(s->model, &req, 1, on_token, s, &st);
+	/* the cache stays from turn to turn: a turn prefills only what it adds */
+	if (!s->cache)
+		s->cache = sk_gen_cache_new(s->model, 1, s->ctx);
+	int slot = 0;
+	int rc = s->cache ? sk_generate_cached(s->model, s->cache, &slot, &req, 1, on_token, s, &st) : -1;
 	double wall = now_s() - t0;
 	sk_chat_generating = 0;
 	sk_chat_stream_end(&s->stream);

@@ -28,6 +28,7 @@ typedef struct {
 	sk_conv conv;
 	sk_chat_stream stream;
 	sk_strbuf answer;        /* the answer being generated */
+	sk_gen_cache *cache;     /* the conversation's KV cache, kept between turns */
 	int failed;              /* a message or command failed (exit status of the pipe mode) */
 } sk_chat_session;
 

@@ -77,17 +77,42 @@ static void track_peak(sk_model *m, uint64_t *peak)
 		*peak = mm.device_total - mm.device_free;
 }
 
-/* One prefill of batch prompts and n decode steps, sampled on the host. */
+/* Each sequence's next token: drawn on the device when it can (only the
+ * ids come back), else sampled from the logits on the host. */
+static int step(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int B, sk_sampler **smp, float *logits,
+                sk_draw *draws, int32_t *next)
+{
+	int V = sk_model_vocab(m);
+	if (draws) {
+		for (int b = 0; b < B; b++) {
+			const sk_sampling *sp = sk_sampler_settings(smp[b]);
+			draws[b] = (sk_draw){ sp->greedy || sp->temperature <= 0, sp->temperature, sp->top_k, sp->top_p,
+				              sp->min_p, sp->repeat_penalty, 0.0 };
+			if (!draws[b].greedy)
+				draws[b].u = sk_sampler_uniform(smp[b]);
+		}
+		return sk_model_forward_draw(m, kv, items, B, draws, next);
+	}
+	if (sk_model_forward(m, kv, items, B, logits) != 0)
+		return -1;
+	for (int b = 0; b < B; b++)
+		next[b] = sk_sampler_sample(smp[b], logits + (size_t)b * V, NULL, 0);
+	return 0;
+}
+
+/* One prefill of batch prompts and n decode steps. */
 static int run_once(sk_model *m, const bench_opts *o, uint64_t seed, run_times *t)
 {
 	int B = (int)o->batch, P = (int)o->plen, N = (int)o->n, V = sk_model_vocab(m);
 	sk_kv_cache *kv = sk_kv_cache_new(m, B, P + N);
 	int32_t *ids = malloc((size_t)B * (size_t)P * sizeof *ids), *next = malloc((size_t)B * sizeof *next);
-	float *logits = malloc((size_t)B * (size_t)V * sizeof *logits);
+	int draw = sk_model_can_draw(m);
+	float *logits = draw ? NULL : malloc((size_t)B * (size_t)V * sizeof *logits);
+	sk_draw *draws = draw ? calloc((size_t)B, sizeof *draws) : NULL;
 	sk_batch_item *items = calloc((size_t)B, sizeof *items);
 	sk_sampler **smp = calloc((size_t)B, sizeof *smp);
 	int rc = -1;
-	if (!kv || !ids || !next || !logits || !items || !smp)
+	if (!kv || !ids || !next || (!logits && !draws) || !items || !smp)
 		goto out;
 	sk_sampling sp = o->sampling;
 	uint64_t r = seed * 0x9E3779B97F4A7C15ull + 7;
@@ -102,21 +127,16 @@ static int run_once(sk_model *m, const bench_opts *o, uint64_t seed, run_times *
 		items[b] = (sk_batch_item){ b, ids + (size_t)b * P, P, 0, 0 };
 	}
 	double t0 = now_s();
-	if (sk_model_forward(m, kv, items, B, logits) != 0)
+	if (step(m, kv, items, B, smp, logits, draws, next) != 0)
 		goto out;
-	t->prefill_s = now_s() - t0;
+	t->ttft_s = t->prefill_s = now_s() - t0; /* the prefill ends with the first token drawn */
 	track_peak(m, &t->peak_used);
-	for (int b = 0; b < B; b++)
-		next[b] = sk_sampler_sample(smp[b], logits + (size_t)b * V, NULL, 0);
-	t->ttft_s = now_s() - t0;
 	double t1 = now_s();
 	for (int s = 1; s < N; s++) {
 		for (int b = 0; b < B; b++)
 			items[b] = (sk_batch_item){ b, &next[b], 1, 0, 0 };
-		if (sk_model_forward(m, kv, items, B, logits) != 0)
+		if (step(m, kv, items, B, smp, logits, draws, next) != 0)
 			goto out;
-		for (int b = 0; b < B; b++)
-			next[b] = sk_sampler_sample(smp[b], logits + (size_t)b * V, NULL, 0);
 	}
 	t->decode_s = now_s() - t1;
 	track_peak(m, &t->peak_used);
@@ -128,6 +148,7 @@ out:
 		sk_sampler_free(smp[b]);
 	free(smp);
 	free(items);
+	free(draws);
 	free(logits);
 	free(next);
 	free(ids);

@@ -119,6 +119,7 @@ int sk_cmd_chat(int argc, char **argv)
 	sk_conv_free(&s.conv);
 	sk_chat_stream_free(&s.stream);
 	sk_strbuf_free(&s.answer);
+	sk_gen_cache_free(s.cache);
 	sk_cli_free_model(s.model, s.lora);
 	return rc;
 }

@@ -39,6 +39,10 @@ check "pipe: answers on stdout" [ -s "$tmp/out" ]
 printf 'hello\n/reset\nسلام\n' | $SOKHAN_CHAT --model "$M" --greedy -n 5 -q >"$tmp/out2" 2>"$tmp/err2"
 check "pipe: greedy answers repeat" cmp -s "$tmp/out" "$tmp/out2"
 check "pipe: --quiet leaves stderr empty" [ ! -s "$tmp/err2" ]
+# a second turn keeps the conversation's cache: only its new tokens are prefilled
+printf 'hello\nhow are you\n' | $SOKHAN_CHAT --model "$M" --greedy -n 5 >/dev/null 2>"$tmp/err4"
+check "pipe: turn 2 keeps turn 1's tokens" grep -q 'kept from before' "$tmp/err4"
+check "pipe: turn 1 prefills everything" sh -c '! grep "tokens/s" "$1" | head -1 | grep -q "kept from before"' - "$tmp/err4"
 printf '/adapter on\n' | $SOKHAN_CHAT --model "$M" -q >/dev/null 2>"$tmp/err3"
 check "pipe: /adapter without an adapter fails" grep -q 'no adapter' "$tmp/err3"
 # --adapter: the PEFT fixture changes the answer; /adapter off gives the

@@ -208,6 +208,75 @@ TEST(adapter_per_request)
 	sk_model_free(m);
 }
 
+/* A kept cache: turn 2's prompt extends turn 1's prompt and answer, so
+ * only its new tokens are prefilled, and the answer is the one a fresh
+ * cache gives; a prompt that departs early, the adapter flag changing, and
+ * forgetting all prefill from scratch (and still agree). */
+TEST(kept_cache_prefills_only_new_tokens)
+{
+	const char *dirs[] = { "tests/fixtures/hf/tiny-gemma3n", "tests/fixtures/hf/tiny-gemma3" };
+	for (int d = 0; d < 2; d++) {
+		manifest mf;
+		CHECK(load_manifest(dirs[d], &mf) == 0);
+		sk_model *m = load(dirs[d]);
+		if (!m)
+			continue;
+		/* a context of 40 tokens runs past the fixtures' sliding window of 8 */
+		sk_gen_cache *gc = sk_gen_cache_new(m, 2, 40);
+		CHECK(gc != NULL);
+		int slot = 1;
+		sk_gen_request r = request(&mf, 0, 6);
+		r.n_prompt = 12;
+		r.sampling.greedy = 1;
+		collected t1 = { 0 };
+		sk_gen_stats st;
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &slot, &r, 1, collect, &t1, &st), 0);
+		CHECK_EQ_INT(st.n_reused, 0);
+		CHECK_EQ_INT(st.n_prompt_tokens, 12);
+		/* turn 2: turn 1's prompt, its answer, then new tokens */
+		int32_t p2[40];
+		size_t n2 = 0;
+		for (size_t i = 0; i < r.n_prompt; i++)
+			p2[n2++] = r.prompt[i];
+		for (int i = 0; i < t1.n[0]; i++)
+			p2[n2++] = t1.ids[0][i];
+		for (int i = 0; i < 7; i++)
+			p2[n2++] = mf.ids[1][i];
+		sk_gen_request r2 = r;
+		r2.prompt = p2;
+		r2.n_prompt = n2;
+		collected kept = { 0 }, fresh = { 0 };
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &slot, &r2, 1, collect, &kept, &st), 0);
+		/* the cache held prompt 1 and all but the last answer token */
+		CHECK_EQ_INT(st.n_reused, 12 + t1.n[0] - 1);
+		CHECK_EQ_INT(st.n_prompt_tokens, (int)n2 - st.n_reused);
+		CHECK_EQ_INT(sk_generate(m, &r2, 1, collect, &fresh, NULL), 0);
+		CHECK(kept.n[0] == fresh.n[0] && memcmp(kept.ids[0], fresh.ids[0], sizeof(int32_t) * (size_t)fresh.n[0]) == 0);
+		printf("# %s: turn 2 prefilled %d of %zu tokens, the same answer as a fresh cache\n", dirs[d],
+		       st.n_prompt_tokens, n2);
+		/* departing at token 3: cut back to 3 tokens (within the rollback budget) */
+		p2[3] = (p2[3] + 1) % 300;
+		collected cut = { 0 }, cut_fresh = { 0 };
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &slot, &r2, 1, collect, &cut, &st), 0);
+		CHECK_EQ_INT(st.n_reused, 3);
+		CHECK_EQ_INT(sk_generate(m, &r2, 1, collect, &cut_fresh, NULL), 0);
+		CHECK(memcmp(cut.ids[0], cut_fresh.ids[0], sizeof(int32_t) * (size_t)cut_fresh.n[0]) == 0);
+		/* another adapter flag, or forgetting, starts over */
+		r2.adapter_on = 1;
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &slot, &r2, 1, collect, &cut, &st), 0);
+		CHECK_EQ_INT(st.n_reused, 0);
+		r2.adapter_on = 0;
+		sk_gen_cache_forget(gc, -1);
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &slot, &r2, 1, collect, &cut, &st), 0);
+		CHECK_EQ_INT(st.n_reused, 0);
+		/* the slot is checked */
+		int bad = 2;
+		CHECK_EQ_INT(sk_generate_cached(m, gc, &bad, &r2, 1, collect, &cut, &st), -1);
+		sk_gen_cache_free(gc);
+		sk_model_free(m);
+	}
+}
+
 TEST(prompt_longer_than_context_is_an_error)
 {
 	sk_model *m = load("tests/fixtures/hf/tiny-gemma3n");
@@ -237,6 +306,7 @@ int main(void)
 	RUN(greedy_equals_transformers_gemma3);
 	RUN(sampled_batch_equals_separate_runs);
 	RUN(adapter_per_request);
+	RUN(kept_cache_prefills_only_new_tokens);
 	RUN(prompt_longer_than_context_is_an_error);
 	TEST_EXIT();
 }

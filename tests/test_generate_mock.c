@@ -52,6 +52,26 @@ sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n, int max_ctx)
 
 void sk_kv_cache_free(sk_kv_cache *kv) { free(kv); }
 
+void sk_kv_cache_clear(sk_kv_cache *kv, int seq) { kv->pos[seq] = 0; }
+
+/* the mock's cache can be cut anywhere */
+int sk_kv_cache_keep(sk_kv_cache *kv, int seq, int n)
+{
+	if (n < kv->pos[seq])
+		kv->pos[seq] = n;
+	return kv->pos[seq];
+}
+
+/* the mock draws nothing itself: sk_generate samples from its logits */
+int sk_model_can_draw(const sk_model *m) { (void)m; return 0; }
+
+int sk_model_forward_draw(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, const sk_draw *draws,
+                          int32_t *ids)
+{
+	(void)m, (void)kv, (void)items, (void)n_items, (void)draws, (void)ids;
+	return sk_fail("mock: no drawing");
+}
+
 int sk_model_forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int n_items, float *logits)
 {
 	if (m->n_calls < MAX_CALLS) {

@@ -65,6 +65,7 @@ typedef struct {
 
 typedef struct {
 	int n_prompt_tokens, n_generated;
+	int n_reused;                /* prompt tokens a kept cache already held (not prefilled again) */
 	double prefill_s, decode_s;  /* wall time of the prefill and decode phases */
 	int stopped_by;              /* 0 max_new, 1 a stop token, 2 the callback */
 } sk_gen_stats;
@@ -89,5 +90,25 @@ typedef int (*sk_gen_token_fn)(void *ctx, int i, int32_t id, const char *text);
  * was done). */
 int sk_generate(sk_model *m, const sk_gen_request *reqs, int n, sk_gen_token_fn on_token, void *ctx,
                 sk_gen_stats *stats);
+
+/* Conversations whose KV caches outlive a generation: slot s remembers the
+ * ids its cache holds, so the next request on it prefills only what the
+ * new prompt adds after the longest prefix it shares with them (a chat
+ * turn: the new messages). The cache is dropped when the prompt departs
+ * from it further back than the caches can be cut (sk_kv_cache_keep), when
+ * the request's adapter flag differs from the slot's last, and by
+ * sk_gen_cache_forget. */
+typedef struct sk_gen_cache sk_gen_cache;
+/* max_ctx 0: the model's context. NULL + sk_error(). */
+sk_gen_cache *sk_gen_cache_new(sk_model *m, int n_slots, int max_ctx);
+void sk_gen_cache_free(sk_gen_cache *c);
+/* Empties one slot (-1: every slot), e.g. when the adapter's weights changed. */
+void sk_gen_cache_forget(sk_gen_cache *c, int slot);
+int sk_gen_cache_slots(const sk_gen_cache *c);
+/* sk_generate on kept caches: request i continues in slot slots[i]
+ * (distinct slots). Requests longer than the cache's context fail as in
+ * sk_generate. */
+int sk_generate_cached(sk_model *m, sk_gen_cache *c, const int *slots, const sk_gen_request *reqs, int n,
+                       sk_gen_token_fn on_token, void *ctx, sk_gen_stats *stats);
 
 #endif

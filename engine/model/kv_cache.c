@@ -41,8 +41,10 @@ sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n_seqs, int max_ctx)
 		if (L->kv_slot < 0)
 			continue;
 		int64_t cap = max_ctx;
-		if (L->sliding && c->sliding_window > 0 && c->sliding_window < cap)
-			cap = c->sliding_window;
+		/* a sliding ring holds SK_KV_ROLLBACK positions beyond its window, so
+		 * that a sequence can be cut back that far (sk_kv_cache_keep) */
+		if (L->sliding && c->sliding_window > 0 && c->sliding_window + SK_KV_ROLLBACK < cap)
+			cap = c->sliding_window + SK_KV_ROLLBACK;
 		kv->cap[L->kv_slot] = cap;
 	}
 	sk_backend *be = m->be;
@@ -102,6 +104,28 @@ void sk_kv_cache_clear(sk_kv_cache *kv, int seq)
 	kv->pos[seq] = 0;
 	if (kv->seen) /* a bitmap of 32-bit words, cleared as floats of the same size */
 		kv->m->be->ops->zero(kv->m->be, (float *)(kv->seen + (int64_t)seq * kv->seen_words), kv->seen_words);
+}
+
+int sk_kv_cache_keep(sk_kv_cache *kv, int seq, int n)
+{
+	if (seq < 0 || seq >= kv->n_seqs)
+		return 0;
+	int pos = kv->pos[seq];
+	if (n >= pos)
+		return pos;
+	/* positions past n were written over the oldest ones of each ring: going
+	 * back is sound while no ring lost a position the window still needs */
+	const sk_config *c = &kv->m->cfg;
+	int64_t spare = INT64_MAX;
+	for (int j = 0; j < kv->n_layers; j++)
+		if (kv->cap[j] < kv->max_ctx && kv->cap[j] - c->sliding_window < spare)
+			spare = kv->cap[j] - c->sliding_window;
+	if (n < 0 || pos - n > spare) {
+		sk_kv_cache_clear(kv, seq);
+		return 0;
+	}
+	kv->pos[seq] = n;
+	return n;
 }
 
 int sk_kv_cache_pos(const sk_kv_cache *kv, int seq)

@@ -79,6 +79,12 @@ int sk_kv_cache_n_seqs(const sk_kv_cache *kv);
 int sk_kv_cache_max_ctx(const sk_kv_cache *kv);
 /* Empties one sequence's cache. */
 void sk_kv_cache_clear(sk_kv_cache *kv, int seq);
+/* Cuts a sequence back to its first n tokens when its caches still hold
+ * what those need (sliding rings keep SK_KV_ROLLBACK positions beyond the
+ * window), else empties it. Returns the tokens it holds now (n or 0). The
+ * seen-ids bitmap of a cut sequence still counts the dropped ids. */
+#define SK_KV_ROLLBACK 256
+int sk_kv_cache_keep(sk_kv_cache *kv, int seq, int n);
 /* Number of tokens a sequence holds (its next position). */
 int sk_kv_cache_pos(const sk_kv_cache *kv, int seq);
 
