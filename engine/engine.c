@@ -19,7 +19,7 @@
 const char *sk_engine_mem_name(int cat)
 {
 	static const char *names[SK_MEM_NCAT] = { "weights", "adapter", "kv_cache", "optimizer", "process",
-		                                  "activations" };
+		                                  "activations", "host_table", "device_used", "device_total" };
 	return cat >= 0 && cat < SK_MEM_NCAT ? names[cat] : "?";
 }
 
@@ -290,6 +290,15 @@ static void fill_info(sk_engine *e, sk_engine_model_info *info)
 		info->adapter_pairs = sk_lora_pair_count(l);
 		info->adapter_live = l != e->lora;
 	}
+	sk_model_mem mm;
+	sk_model_memory(e->model, &mm);
+	if (!strcmp(mm.backend, "cuda")) {
+		sk_backend_info bi;
+		sk_backend_probe(&bi);
+		snprintf(info->device, sizeof info->device, "cuda: %.140s", bi.cuda_desc);
+	} else {
+		snprintf(info->device, sizeof info->device, "%s", mm.backend);
+	}
 }
 
 const sk_lora *sk_engine_adapter(const sk_engine *e)
@@ -396,7 +405,10 @@ void sk_engine_memory(sk_engine *e)
 	sk_model_memory(e->model, &mm);
 	ev.mem[SK_MEM_WEIGHTS] = mm.weights;
 	ev.mem[SK_MEM_ACTIVATIONS] = mm.activations;
-	ev.mem[SK_MEM_KV_CACHE] = e->last_kv_bytes;
+	ev.mem[SK_MEM_KV_CACHE] = e->gcache ? sk_gen_cache_bytes(e->gcache) : e->last_kv_bytes;
+	ev.mem[SK_MEM_HOST_TABLE] = mm.host_table;
+	ev.mem[SK_MEM_DEVICE_USED] = mm.device_total - mm.device_free;
+	ev.mem[SK_MEM_DEVICE_TOTAL] = mm.device_total;
 	const sk_lora *l = sk_engine_adapter(e);
 	if (l && l != e->lora) {
 		sk_engine_train_memory(e, &ev.mem[SK_MEM_ADAPTER], &ev.mem[SK_MEM_OPTIMIZER]);

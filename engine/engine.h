@@ -133,10 +133,14 @@ enum { SK_TRAIN_IDLE, SK_TRAIN_RUNNING, SK_TRAIN_PAUSED, SK_TRAIN_DONE, SK_TRAIN
  * OPTIMIZER    the optimizer state of the training run (0 without one);
  * PROCESS      the whole process' resident set (host RSS, /proc/self/statm);
  * ACTIVATIONS  the forward/backward workspace reserved now (it grows to the
- *              largest batch seen and is kept). No GPU backend yet: no device
- *              numbers. */
+ *              largest batch seen and is kept);
+ * HOST_TABLE   the per-layer-embedding table a GPU backend keeps in pinned host
+ *              memory (counted in WEIGHTS too; 0 on the CPU);
+ * DEVICE_USED, DEVICE_TOTAL  the GPU's memory in use (by every process) and in
+ *              all (0 on the CPU). */
 enum {
 	SK_MEM_WEIGHTS, SK_MEM_ADAPTER, SK_MEM_KV_CACHE, SK_MEM_OPTIMIZER, SK_MEM_PROCESS, SK_MEM_ACTIVATIONS,
+	SK_MEM_HOST_TABLE, SK_MEM_DEVICE_USED, SK_MEM_DEVICE_TOTAL,
 	SK_MEM_NCAT
 };
 /* "weights", "adapter", ... */
@@ -148,6 +152,7 @@ typedef struct {
 	int has_tokenizer;
 	int adapter_rank, adapter_pairs;  /* 0 when none */
 	int adapter_live;                 /* the adapter is a training run's, as it trains */
+	char device[160];                 /* where it runs: "cpu" or "cuda: <the GPU>" */
 } sk_engine_model_info;
 
 typedef struct {

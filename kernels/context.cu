@@ -339,9 +339,12 @@ extern "C" int sk_cuda_record_end(sk_cuda *c, int ok)
 		if (graph)
 			cudaGraphDestroy(graph);
 		g->failed = 1; // this shape runs unrecorded from now on
-		if (ok && e != cudaSuccess)
-			sk_cuda_fail(c, "graph recording: %s", cudaGetErrorString(e));
-		return ok ? sk_cuda_check(c) : 0;
+		if (!ok)
+			return 0;
+		// nothing ran: the caller runs the calls again, unrecorded
+		c->failed = 0;
+		c->err[0] = 0;
+		return 1;
 	}
 	size_t nodes = 0;
 	cudaGraphGetNodes(graph, NULL, &nodes);

@@ -76,7 +76,9 @@ int sk_cuda_copy(sk_cuda *c, void *dst, const void *src, size_t bytes);
 /* 1: the graph recorded under key was launched (skip the calls); 0: run the
  * calls, recorded when key was seen before; -1 on error. */
 int sk_cuda_record_begin(sk_cuda *c, uint64_t key);
-/* Ends a recording started by record_begin (ok 0 drops it) and launches it. */
+/* Ends a recording started by record_begin (ok 0 drops it) and launches it:
+ * 0, -1 on error, or 1 when the recording failed and nothing ran (the
+ * caller makes the calls again; they are not recorded again). */
 int sk_cuda_record_end(sk_cuda *c, int ok);
 void sk_cuda_record_drop(sk_cuda *c);
 /* Number of kernel nodes of the graph recorded last (0 when none). */

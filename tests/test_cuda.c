@@ -447,6 +447,74 @@ TEST(lora_pair_outside_the_adapter_is_refused)
 	free(B);
 }
 
+/* The GPU's draw against the CPU sampler on the same logits with the same
+ * uniform number: the same token, for each rule and their mix. */
+TEST(draws_match_cpu_sampler)
+{
+	NEED_GPU();
+	enum { V = 6000, R = 4, NH = 9 };
+	struct { int greedy; float temp; int top_k; float top_p, min_p, pen; float scale; } cases[] = {
+		{ 1, 1.0f, 0, 1.0f, 0.0f, 1.0f, 4.0f },    /* greedy */
+		{ 1, 1.0f, 0, 1.0f, 0.0f, 1.3f, 4.0f },    /* greedy with a repetition penalty */
+		{ 0, 0.8f, 40, 1.0f, 0.0f, 1.0f, 4.0f },   /* temperature, top-k */
+		{ 0, 1.0f, 64, 0.95f, 0.0f, 1.0f, 4.0f },  /* Gemma's defaults */
+		{ 0, 0.7f, 0, 0.9f, 0.0f, 1.2f, 6.0f },    /* top-p alone, peaked, penalty */
+		{ 0, 1.0f, 0, 1.0f, 0.05f, 1.0f, 6.0f },   /* min-p alone */
+		{ 0, 1.2f, 100, 0.8f, 0.02f, 1.1f, 5.0f }, /* everything */
+	};
+	int32_t hist[NH] = { 3, 17, 17, 250, 999, 5999, 42, 1, 4095 };
+	int32_t hseq[NH];
+	uint32_t words = (V + 31) / 32;
+	uint32_t *dseen = dev(NULL, (size_t)R * words * 4);
+	int32_t *dh = dev(hist, sizeof hist), *dhs;
+	for (int i = 0; i < NH; i++)
+		hseq[i] = i % R;
+	dhs = dev(hseq, sizeof hseq);
+	gpu->ops->mark_seen(gpu, dseen, words, dh, dhs, NH);
+	int same = 0, total = 0;
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		for (int round = 0; round < 5; round++) {
+			float *lg = rnd((size_t)R * V, cases[k].scale);
+			sk_sample_row rows[R];
+			int32_t want[R], rowseq[R];
+			for (int r = 0; r < R; r++) {
+				sk_sampling sp = { cases[k].greedy, cases[k].temp, cases[k].top_k, cases[k].top_p, cases[k].min_p,
+					           cases[k].pen, 1000 + (uint64_t)(k * 100 + round * 10 + r) };
+				sk_sampler *a = sk_sampler_new(&sp, V), *b = sk_sampler_new(&sp, V);
+				/* the CPU's history of row r: the ids marked for sequence r */
+				int32_t h[NH];
+				int nh = 0;
+				for (int i = 0; i < NH; i++)
+					if (hseq[i] == r)
+						h[nh++] = hist[i];
+				float *row = malloc(V * sizeof(float));
+				memcpy(row, lg + (size_t)r * V, V * sizeof(float));
+				want[r] = sk_sampler_sample(a, row, h, (size_t)nh);
+				rows[r] = (sk_sample_row){ cases[k].temp, cases[k].top_p, cases[k].min_p, cases[k].pen, cases[k].top_k,
+					                   cases[k].greedy, cases[k].greedy ? 0.0 : sk_sampler_uniform(b) };
+				rowseq[r] = r;
+				free(row);
+				sk_sampler_free(a);
+				sk_sampler_free(b);
+			}
+			float *dl = dev_f(lg, (size_t)R * V);
+			sk_sample_row *drows = dev(rows, sizeof rows);
+			int32_t *drs = dev(rowseq, sizeof rowseq), *dids = dev(NULL, sizeof want), got[R];
+			CHECK(gpu->ops->sample(gpu, dl, R, V, drows, dseen, words, drs, dids) == 0);
+			CHECK(gpu->ops->download(gpu, got, dids, sizeof got) == 0);
+			for (int r = 0; r < R; r++) {
+				same += got[r] == want[r];
+				total++;
+				CHECK_MSG(got[r] == want[r], "case %zu round %d row %d: GPU %d, CPU %d", k, round, r, got[r], want[r]);
+			}
+			dfree(dl), dfree(drows), dfree(drs), dfree(dids);
+			free(lg);
+		}
+	}
+	printf("# GPU draws equal to the CPU sampler's: %d of %d\n", same, total);
+	dfree(dseen), dfree(dh), dfree(dhs);
+}
+
 /* ---- whole models ---- */
 
 static sk_model *load_on(const char *rel, sk_device d, int nf4)
@@ -617,6 +685,7 @@ int main(int argc, char **argv)
 	RUN(attention_cache_window_gqa);
 	RUN(altup_router_predict_correct);
 	RUN(lora_pair_outside_the_adapter_is_refused);
+	RUN(draws_match_cpu_sampler);
 	if (!ops_only) {
 		RUN(tiny_models_match_cpu);
 		RUN(tiny_models_with_adapters_match_cpu);

@@ -40,7 +40,8 @@ static void describe_model(tui_session *s, const sk_engine_event *ev)
 		start--;
 	char name[256];
 	snprintf(name, sizeof name, "%.*s", (int)(len - start), path + start);
-	snprintf(s->model_desc, sizeof s->model_desc, _("%s (%s, %d layers)"), name, ev->info.arch, ev->info.n_layers);
+	snprintf(s->model_desc, sizeof s->model_desc, _("%s (%s, %d layers, %s)"), name, ev->info.arch,
+	         ev->info.n_layers, ev->info.device);
 }
 
 void tui_session_event(tui *t, const sk_engine_event *ev)

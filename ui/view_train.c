@@ -378,14 +378,29 @@ static void draw(tui *t, WINDOW *w)
 	if (v->have_mem && y < h - 2) {
 		tui_put(w, y++, sx + 1, side - 1, _("memory"), A_BOLD);
 		static const int order[] = { SK_MEM_WEIGHTS, SK_MEM_ADAPTER, SK_MEM_OPTIMIZER, SK_MEM_ACTIVATIONS,
-		                             SK_MEM_KV_CACHE, SK_MEM_PROCESS };
+		                             SK_MEM_KV_CACHE, SK_MEM_HOST_TABLE, SK_MEM_PROCESS };
 		const char *names[] = { _("weights"), _("adapter"), _("optimizer"), _("activations"), _("KV cache"),
-		                        _("host RSS") };
+		                        _("host table"), _("host RSS") };
+		/* on the GPU the bars are fractions of the device's memory, and one
+		 * line says how much of it is in use */
 		uint64_t mx = 1;
 		for (int i = 0; i < SK_MEM_NCAT; i++)
-			mx = v->mem[i] > mx ? v->mem[i] : mx;
+			if (i != SK_MEM_DEVICE_USED && i != SK_MEM_DEVICE_TOTAL)
+				mx = v->mem[i] > mx ? v->mem[i] : mx;
+		if (v->mem[SK_MEM_DEVICE_TOTAL] > 0 && y < h - 1) {
+			mx = v->mem[SK_MEM_DEVICE_TOTAL];
+			char bar[128], b3[32];
+			sk_meter((double)v->mem[SK_MEM_DEVICE_USED] / (double)mx, 9, bar);
+			tui_put(w, y, sx + 1, 12, _("GPU in use"), A_NORMAL);
+			tui_put_visual(w, y, sx + 13, 9, bar, tui_attr(t, C_BAR, A_REVERSE));
+			snprintf(buf, sizeof buf, "%s / %s", sk_fmt_bytes(v->mem[SK_MEM_DEVICE_USED], b2, sizeof b2),
+			         sk_fmt_bytes(mx, b3, sizeof b3));
+			tui_put(w, y++, sx + 23, side - 23, buf, A_NORMAL);
+		}
 		for (int k = 0; k < (int)(sizeof order / sizeof *order) && y < h - 1; k++) {
 			int i = order[k];
+			if (i == SK_MEM_HOST_TABLE && !v->mem[i])
+				continue; /* only a GPU backend keeps one */
 			char bar[128];
 			/* At least one eighth of a cell for anything above zero. */
 			double frac = (double)v->mem[i] / (double)mx;

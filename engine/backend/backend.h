@@ -92,7 +92,9 @@ typedef struct {
 	 * identifies. 1: the backend replayed its recording of that forward and
 	 * the caller skips the ops; 0: the caller runs the ops (the backend may
 	 * record them) and then calls record_end, with ok 0 when an op failed
-	 * (the recording is dropped). -1 on error. */
+	 * (the recording is dropped); record_end gives 0, -1 on error, or 1 when
+	 * the recording failed and nothing ran (the caller runs the ops again).
+	 * -1 on error. */
 	int (*record_begin)(sk_backend *be, uint64_t key);
 	int (*record_end)(sk_backend *be, int ok);
 	/* Forgets every recording (the buffers they name moved or were freed). */

@@ -481,7 +481,8 @@ static int op_record_begin(sk_backend *be, uint64_t key)
 
 static int op_record_end(sk_backend *be, int ok)
 {
-	return sk_cuda_record_end(cb(be)->c, ok) ? fail_cuda(be) : 0;
+	int r = sk_cuda_record_end(cb(be)->c, ok);
+	return r < 0 ? fail_cuda(be) : r;
 }
 
 static void op_record_drop(sk_backend *be)

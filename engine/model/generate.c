@@ -146,6 +146,11 @@ void sk_gen_cache_forget(sk_gen_cache *c, int slot)
 		}
 }
 
+uint64_t sk_gen_cache_bytes(const sk_gen_cache *c)
+{
+	return sk_kv_cache_bytes(c->kv);
+}
+
 int sk_gen_cache_slots(const sk_gen_cache *c)
 {
 	return c->n_slots;

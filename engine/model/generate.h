@@ -105,6 +105,8 @@ void sk_gen_cache_free(sk_gen_cache *c);
 /* Empties one slot (-1: every slot), e.g. when the adapter's weights changed. */
 void sk_gen_cache_forget(sk_gen_cache *c, int slot);
 int sk_gen_cache_slots(const sk_gen_cache *c);
+/* Bytes of K and V the cache holds allocated. */
+uint64_t sk_gen_cache_bytes(const sk_gen_cache *c);
 /* sk_generate on kept caches: request i continues in slot slots[i]
  * (distinct slots). Requests longer than the cache's context fail as in
  * sk_generate. */

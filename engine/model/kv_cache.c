@@ -106,6 +106,14 @@ void sk_kv_cache_clear(sk_kv_cache *kv, int seq)
 		kv->m->be->ops->zero(kv->m->be, (float *)(kv->seen + (int64_t)seq * kv->seen_words), kv->seen_words);
 }
 
+uint64_t sk_kv_cache_bytes(const sk_kv_cache *kv)
+{
+	uint64_t b = 0;
+	for (int j = 0; j < kv->n_layers; j++)
+		b += 2 * (uint64_t)kv->cap[j] * (uint64_t)kv->kv_dim * sizeof(float);
+	return b * (uint64_t)kv->n_seqs;
+}
+
 int sk_kv_cache_keep(sk_kv_cache *kv, int seq, int n)
 {
 	if (seq < 0 || seq >= kv->n_seqs)

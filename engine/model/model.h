@@ -85,6 +85,8 @@ void sk_kv_cache_clear(sk_kv_cache *kv, int seq);
  * seen-ids bitmap of a cut sequence still counts the dropped ids. */
 #define SK_KV_ROLLBACK 256
 int sk_kv_cache_keep(sk_kv_cache *kv, int seq, int n);
+/* Bytes of K and V the cache has allocated (all its sequences). */
+uint64_t sk_kv_cache_bytes(const sk_kv_cache *kv);
 /* Number of tokens a sequence holds (its next position). */
 int sk_kv_cache_pos(const sk_kv_cache *kv, int seq);
 

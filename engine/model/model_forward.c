@@ -269,7 +269,10 @@ static int forward(sk_model *m, sk_kv_cache *kv, const sk_batch_item *items, int
 	float *lg = ops->host_memory && !draws ? logits : w.logits;
 	if (rec == 0) {
 		int ok = run_ops(m, kv, items_rows, &sh, &w, lg) == 0;
-		if ((ops->record_end && ops->record_end(m->be, ok) != 0) || !ok)
+		int end = ops->record_end ? ops->record_end(m->be, ok) : 0;
+		if (end == 1) /* the recording failed before anything ran: run it plainly */
+			ok = run_ops(m, kv, items_rows, &sh, &w, lg) == 0;
+		if (end < 0 || !ok)
 			return -1;
 	}
 	if (draws) {
