@@ -57,6 +57,12 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	if (c->sms <= 0)
 		c->sms = 100;
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
+	c->profiling = getenv("SK_CUDA_PROFILE") != NULL && strcmp(getenv("SK_CUDA_PROFILE"), "0") != 0;
+	if (c->profiling) {
+		c->graphs_on = 0; // each op is timed alone
+		cudaEventCreate(&c->prof_a);
+		cudaEventCreate(&c->prof_b);
+	}
 	return c;
 }
 
@@ -65,6 +71,10 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	if (!c)
 		return;
 	cudaStreamSynchronize(c->stream);
+	if (c->profiling) {
+		cudaEventDestroy(c->prof_a);
+		cudaEventDestroy(c->prof_b);
+	}
 	sk_cuda_record_drop(c);
 	if (c->stage)
 		cudaFreeHost(c->stage);
@@ -278,6 +288,61 @@ void *sk_cuda_scratch(sk_cuda *c, size_t bytes)
 	if (c->scratch)
 		c->scratch_cap = cap;
 	return c->scratch;
+}
+
+// ---- profile ----
+
+extern "C" int sk_cuda_profiling(const sk_cuda *c)
+{
+	return c->profiling;
+}
+
+extern "C" void sk_cuda_prof_begin(sk_cuda *c)
+{
+	if (c->profiling)
+		cudaEventRecord(c->prof_a, c->stream);
+}
+
+extern "C" void sk_cuda_prof_end(sk_cuda *c, const char *name)
+{
+	if (!c->profiling)
+		return;
+	cudaEventRecord(c->prof_b, c->stream);
+	cudaEventSynchronize(c->prof_b);
+	float ms = 0;
+	cudaEventElapsedTime(&ms, c->prof_a, c->prof_b);
+	int i = 0;
+	while (i < c->n_prof && strcmp(c->prof[i].name, name))
+		i++;
+	if (i == c->n_prof) {
+		if (c->n_prof == 64)
+			return;
+		c->prof[c->n_prof].name = name;
+		c->prof[c->n_prof].calls = 0;
+		c->prof[c->n_prof++].ms = 0;
+	}
+	c->prof[i].calls++;
+	c->prof[i].ms += ms;
+}
+
+extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
+{
+	FILE *f = (FILE *)file;
+	double total = 0;
+	for (int i = 0; i < c->n_prof; i++)
+		total += c->prof[i].ms;
+	// the costliest first
+	for (int i = 1; i < c->n_prof; i++)
+		for (int j = i; j > 0 && c->prof[j].ms > c->prof[j - 1].ms; j--) {
+			auto t = c->prof[j];
+			c->prof[j] = c->prof[j - 1];
+			c->prof[j - 1] = t;
+		}
+	fprintf(f, "# GPU time by op (each op timed alone): %.3f ms in all\n", total);
+	for (int i = 0; i < c->n_prof; i++)
+		fprintf(f, "#   %-22s %9lld calls %10.3f ms %8.2f us each %5.1f %%\n", c->prof[i].name, c->prof[i].calls,
+		        c->prof[i].ms, 1e3 * c->prof[i].ms / (double)c->prof[i].calls, 100.0 * c->prof[i].ms / (total > 0 ? total : 1));
+	c->n_prof = 0;
 }
 
 // ---- graphs ----

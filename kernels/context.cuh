@@ -48,6 +48,14 @@ struct sk_cuda {
 	sk_cuda_graph *capturing;
 	int capture_spoiled;
 	int last_nodes;
+	int profiling;
+	cudaEvent_t prof_a, prof_b;
+	struct {
+		const char *name;
+		long long calls;
+		double ms;
+	} prof[64];
+	int n_prof;
 };
 
 // Records the first failure's message (later ones are consequences).

@@ -84,6 +84,15 @@ void sk_cuda_record_drop(sk_cuda *c);
 /* Number of kernel nodes of the graph recorded last (0 when none). */
 int sk_cuda_record_nodes(const sk_cuda *c);
 
+/* ---- Profile: with SK_CUDA_PROFILE=1 in the environment, each op is timed
+ * alone (the stream waits after it; nothing is recorded as a graph) ---- */
+
+int sk_cuda_profiling(const sk_cuda *c);
+void sk_cuda_prof_begin(sk_cuda *c);
+void sk_cuda_prof_end(sk_cuda *c, const char *name);
+/* One line per op name: calls, total and mean GPU time, share; then resets. */
+void sk_cuda_prof_report(sk_cuda *c, void *file);
+
 /* ---- Weights ---- */
 
 enum { SK_CUDA_W_BF16 = 1, SK_CUDA_W_NF4 = 2 };

@@ -195,7 +195,15 @@ static int bench_infer(int argc, char **argv)
 	bench_opts warm = o;
 	warm.n = o.n < 8 ? o.n : 8;
 	run_times tw = { 0 }, t = { 0 };
-	if (run_once(m, &warm, co.seed, &tw) != 0 || run_once(m, &o, co.seed, &t) != 0) {
+	int failed = run_once(m, &warm, co.seed, &tw) != 0;
+	FILE *sink = fopen("/dev/null", "w"); /* the warm-up's profile is dropped */
+	if (sink) {
+		sk_model_profile_report(m, sink);
+		fclose(sink);
+	}
+	if (!failed)
+		failed = run_once(m, &o, co.seed, &t) != 0;
+	if (failed) {
 		sk_cli_free_model(m, lora);
 		return sk_cli_fail();
 	}
@@ -211,17 +219,18 @@ static int bench_infer(int argc, char **argv)
 	double floor_tps = bw > 0 ? bw / step_bytes * (double)o.batch : 0;
 	double prefill_tps = (double)(o.batch * o.plen) / t.prefill_s;
 	double decode_tps = (double)(o.batch * (o.n - 1)) / (t.decode_s > 0 ? t.decode_s : 1e-9);
+	int kernels = sk_model_recorded_kernels(m);
 	if (o.json) {
 		printf("{\"model\":\"%s\",\"backend\":\"%s\",\"quant\":\"%s\",\"layers\":%d,\"hidden\":%d,"
 		       "\"batch\":%lld,\"prompt_len\":%lld,\"n\":%lld,\"load_s\":%.3f,\"prefill_tok_s\":%.1f,"
 		       "\"decode_tok_s\":%.1f,\"ttft_ms\":%.3f,\"peak_device_bytes\":%llu,\"weight_bytes\":%llu,"
 		       "\"host_table_bytes\":%llu,\"copy_bandwidth_gb_s\":%.1f,\"decode_step_bytes\":%.0f,"
-		       "\"decode_floor_tok_s\":%.1f,\"decode_fraction_of_floor\":%.3f}\n",
+		       "\"decode_floor_tok_s\":%.1f,\"decode_fraction_of_floor\":%.3f,\"graph_nodes_per_step\":%d}\n",
 		       o.random ? o.random : co.model, mm.backend, co.quant == SK_QUANT_NF4 ? "nf4" : "none",
 		       c->num_layers, c->hidden_size, o.batch, o.plen, o.n, load_s, prefill_tps, decode_tps,
 		       t.ttft_s * 1e3, (unsigned long long)t.peak_used, (unsigned long long)wbytes,
 		       (unsigned long long)mm.host_table, bw / 1e9, step_bytes, floor_tps,
-		       floor_tps > 0 ? decode_tps / floor_tps : 0.0);
+		       floor_tps > 0 ? decode_tps / floor_tps : 0.0, kernels);
 	} else {
 		printf(_("model            %s on %s (%s weights), loaded in %.1f s\n"), o.random ? o.random : co.model,
 		       mm.backend, co.quant == SK_QUANT_NF4 ? "NF4" : _("stored"), load_s);
@@ -236,7 +245,11 @@ static int bench_infer(int argc, char **argv)
 			printf(_("floor            %.0f MB read per decode step at %.0f GB/s copy bandwidth: %.0f tokens/s; "
 			         "this run %.0f %% of it\n"),
 			       step_bytes / 1e6, bw / 1e9, floor_tps, 100.0 * decode_tps / floor_tps);
+		if (kernels > 0)
+			printf(_("graph            %d nodes (kernels and copies) a decode step, replayed as one CUDA graph\n"),
+			       kernels);
 	}
+	sk_model_profile_report(m, stderr);
 	sk_cli_free_model(m, lora);
 	return SK_EXIT_OK;
 }

@@ -111,6 +111,10 @@ typedef struct {
 
 	/* Device memory now, in bytes (0 when not a device). */
 	void (*mem_info)(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
+	/* Kernels in the last recorded forward (0: none recorded). */
+	int (*recorded_nodes)(sk_backend *be);
+	/* Prints the per-op GPU times gathered since the last report (profiling on). */
+	void (*profile_report)(sk_backend *be, void *file);
 	/* The device's measured copy bandwidth, bytes read + written per second. */
 	double (*copy_bandwidth)(sk_backend *be);
 

@@ -78,6 +78,16 @@ static void *dev_alloc(sk_backend *be, size_t bytes, const char *what)
 
 static sk_cuda_weight *new_weight(cuda_be *b, const sk_tensor *t);
 
+/* Times an op alone when profiling (SK_CUDA_PROFILE=1). */
+#define PROF(be, name, call)                        \
+	do {                                        \
+		sk_cuda *c_ = cb(be)->c;            \
+		sk_cuda_prof_begin(c_);             \
+		call;                               \
+		sk_cuda_prof_end(c_, name);         \
+	} while (0)
+
+
 /* ---- memory ops ---- */
 
 static void *op_alloc(sk_backend *be, size_t bytes, const char *what)
@@ -105,28 +115,28 @@ static int op_download(sk_backend *be, void *dst, const void *src, size_t bytes)
 
 static void op_scale(sk_backend *be, const float *x, int64_t count, float s, float *y)
 {
-	sk_cuda_scale(cb(be)->c, x, count, s, y);
+	PROF(be, "scale", sk_cuda_scale(cb(be)->c, x, count, s, y));
 }
 
 static void op_zero(sk_backend *be, float *x, int64_t count)
 {
-	sk_cuda_zero(cb(be)->c, x, count);
+	PROF(be, "zero", sk_cuda_zero(cb(be)->c, x, count));
 }
 
 static void op_gather(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
 {
-	sk_cuda_gather_rows(cb(be)->c, x, dim, idx, n, y);
+	PROF(be, "gather_rows", sk_cuda_gather_rows(cb(be)->c, x, dim, idx, n, y));
 }
 
 static void op_scatter(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
 {
-	sk_cuda_scatter_rows(cb(be)->c, x, dim, idx, n, y);
+	PROF(be, "scatter_rows", sk_cuda_scatter_rows(cb(be)->c, x, dim, idx, n, y));
 }
 
 static void op_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
                           const int32_t *pos)
 {
-	sk_cuda_ring_write(cb(be)->c, x, n, dim, ring, cap, pos);
+	PROF(be, "ring_write", sk_cuda_ring_write(cb(be)->c, x, n, dim, ring, cap, pos));
 }
 
 /* ---- weights ---- */
@@ -394,7 +404,11 @@ static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t
 			return sk_fail("%s", _("linear: the LoRA pair is not the GPU's adapter"));
 		dl = &b->dpairs[lp - b->lora->pairs];
 	}
-	return sk_cuda_linear(b->c, w, x, n, y, dl, rows) ? fail_cuda(be) : 0;
+	int r;
+	PROF(be, n <= 8 ? (w->kind == SK_CUDA_W_NF4 ? "linear nf4 rows<=8" : "linear bf16 rows<=8")
+	                : (w->kind == SK_CUDA_W_NF4 ? "linear nf4 gemm" : "linear bf16 gemm"),
+	     r = sk_cuda_linear(b->c, w, x, n, y, dl, rows));
+	return r ? fail_cuda(be) : 0;
 }
 
 static int op_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out)
@@ -402,18 +416,20 @@ static int op_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, 
 	const sk_cuda_weight *w = weight_of(table);
 	if (!w || w->kind != SK_CUDA_W_BF16)
 		return sk_fail("%s", _("embedding: the table is not on the GPU in bf16"));
-	return sk_cuda_embed(cb(be)->c, w->bf16, w->cols, ids, n, scale, out) ? fail_cuda(be) : 0;
+	int r;
+	PROF(be, "embed", r = sk_cuda_embed(cb(be)->c, w->bf16, w->cols, ids, n, scale, out));
+	return r ? fail_cuda(be) : 0;
 }
 
 static void op_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y)
 {
-	sk_cuda_rmsnorm(cb(be)->c, x, rows, dim, w, eps, y);
+	PROF(be, "rmsnorm", sk_cuda_rmsnorm(cb(be)->c, x, rows, dim, w, eps, y));
 }
 
 static void op_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                     float factor)
 {
-	sk_cuda_rope(cb(be)->c, x, n, heads, hd, pos, theta, factor);
+	PROF(be, "rope", sk_cuda_rope(cb(be)->c, x, n, heads, hd, pos, theta, factor));
 }
 
 static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
@@ -421,54 +437,54 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 {
 	if (!kv->pos)
 		return sk_fail("%s", _("attention: the GPU needs the rows' positions"));
-	return sk_cuda_attention(cb(be)->c, q, n, kv->pos, kv->k_past, kv->v_past, kv->cap, kv->k_new, kv->v_new, nh,
-	                         nkv, hd, window, scale, softcap, out)
-	               ? fail_cuda(be)
-	               : 0;
+	int r;
+	PROF(be, "attention", r = sk_cuda_attention(cb(be)->c, q, n, kv->pos, kv->k_past, kv->v_past, kv->cap, kv->k_new,
+	                                            kv->v_new, nh, nkv, hd, window, scale, softcap, out));
+	return r ? fail_cuda(be) : 0;
 }
 
 static void op_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y)
 {
-	sk_cuda_add(cb(be)->c, a, b, count, scale, y);
+	PROF(be, "add", sk_cuda_add(cb(be)->c, a, b, count, scale, y));
 }
 
 static void op_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
                         float *y)
 {
-	sk_cuda_mul_rows(cb(be)->c, x, w, w_stride, rows, dim, y);
+	PROF(be, "mul_rows", sk_cuda_mul_rows(cb(be)->c, x, w, w_stride, rows, dim, y));
 }
 
 static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float z)
 {
-	sk_cuda_gelu_mul(cb(be)->c, g, u, rows, dim, z);
+	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, rows, dim, z));
 }
 
 static void op_softcap(sk_backend *be, float *x, int64_t count, float cap)
 {
-	sk_cuda_softcap(cb(be)->c, x, count, cap);
+	PROF(be, "softcap", sk_cuda_softcap(cb(be)->c, x, count, cap));
 }
 
 static void op_rescale_rms(sk_backend *be, float *u, const float *ref, int64_t rows, int64_t dim)
 {
-	sk_cuda_rescale_rms(cb(be)->c, u, ref, rows, dim);
+	PROF(be, "rescale_rms", sk_cuda_rescale_rms(cb(be)->c, u, ref, rows, dim));
 }
 
 static void op_router(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
                       const float *w, int A, float *out)
 {
-	sk_cuda_altup_router(cb(be)->c, x, rows, dim, norm_w, eps, w, A, out);
+	PROF(be, "altup_router", sk_cuda_altup_router(cb(be)->c, x, rows, dim, norm_w, eps, w, A, out));
 }
 
 static void op_predict(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
                        const float *modal, float *p)
 {
-	sk_cuda_altup_predict(cb(be)->c, x, rows, dim, A, wp, modal, p);
+	PROF(be, "altup_predict", sk_cuda_altup_predict(cb(be)->c, x, rows, dim, A, wp, modal, p));
 }
 
 static void op_correct(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
                        const float *wc, const float *modal, float *c)
 {
-	sk_cuda_altup_correct(cb(be)->c, p, y, rows, dim, A, active, wc, modal, c);
+	PROF(be, "altup_correct", sk_cuda_altup_correct(cb(be)->c, p, y, rows, dim, A, active, wc, modal, c));
 }
 
 /* ---- recording ---- */
@@ -495,6 +511,17 @@ static void op_mem_info(sk_backend *be, uint64_t *free_bytes, uint64_t *total_by
 	sk_cuda_mem_info(cb(be)->c, free_bytes, total_bytes);
 }
 
+static int op_recorded_nodes(sk_backend *be)
+{
+	return sk_cuda_record_nodes(cb(be)->c);
+}
+
+static void op_profile_report(sk_backend *be, void *file)
+{
+	if (sk_cuda_profiling(cb(be)->c))
+		sk_cuda_prof_report(cb(be)->c, file);
+}
+
 static double op_copy_bandwidth(sk_backend *be)
 {
 	return sk_cuda_copy_bandwidth(cb(be)->c, (size_t)1 << 30);
@@ -508,15 +535,16 @@ _Static_assert(offsetof(sk_sample_row, top_k) == offsetof(sk_cuda_sample_row, to
 static int op_sample(sk_backend *be, float *logits, int64_t n, int64_t vocab, const sk_sample_row *rows,
                      const uint32_t *seen, int64_t words, const int32_t *row_seq, int32_t *ids)
 {
-	return sk_cuda_sample(cb(be)->c, logits, n, vocab, (const sk_cuda_sample_row *)rows, seen, words, row_seq, ids)
-	               ? fail_cuda(be)
-	               : 0;
+	int r;
+	PROF(be, "sample", r = sk_cuda_sample(cb(be)->c, logits, n, vocab, (const sk_cuda_sample_row *)rows, seen, words,
+	                                      row_seq, ids));
+	return r ? fail_cuda(be) : 0;
 }
 
 static void op_mark_seen(sk_backend *be, uint32_t *seen, int64_t words, const int32_t *ids, const int32_t *seq,
                          int64_t n)
 {
-	sk_cuda_mark_seen(cb(be)->c, seen, words, ids, seq, n);
+	PROF(be, "mark_seen", sk_cuda_mark_seen(cb(be)->c, seen, words, ids, seq, n));
 }
 
 static const sk_backend_ops cuda_ops = {
@@ -542,6 +570,8 @@ static const sk_backend_ops cuda_ops = {
 	.sample = op_sample,
 	.mark_seen = op_mark_seen,
 	.copy_bandwidth = op_copy_bandwidth,
+	.recorded_nodes = op_recorded_nodes,
+	.profile_report = op_profile_report,
 	.linear = op_linear,
 	.embed = op_embed,
 	.rmsnorm = op_rmsnorm,

@@ -466,6 +466,17 @@ int sk_model_workspace(sk_model *m, size_t need)
 	return 0;
 }
 
+int sk_model_recorded_kernels(const sk_model *m)
+{
+	return m->be->ops->recorded_nodes ? m->be->ops->recorded_nodes(m->be) : 0;
+}
+
+void sk_model_profile_report(sk_model *m, void *file)
+{
+	if (m->be->ops->profile_report)
+		m->be->ops->profile_report(m->be, file);
+}
+
 double sk_model_copy_bandwidth(sk_model *m)
 {
 	return m->be->ops->copy_bandwidth ? m->be->ops->copy_bandwidth(m->be) : 0;

@@ -63,6 +63,12 @@ void sk_model_memory(const sk_model *m, sk_model_mem *out);
 /* The measured copy bandwidth of the model's device (bytes read + written
  * per second; 0 when the backend cannot measure it). */
 double sk_model_copy_bandwidth(sk_model *m);
+/* Kernels in the backend's last recorded forward (a decode step's CUDA
+ * graph); 0 when nothing was recorded. */
+int sk_model_recorded_kernels(const sk_model *m);
+/* With SK_CUDA_PROFILE=1: the GPU time of each op since the last report,
+ * printed to file (a FILE *). Nothing otherwise. */
+void sk_model_profile_report(sk_model *m, void *file);
 /* Bytes of the fp32 K and V a cache of n_seqs sequences holding n_tokens
  * each fills (sliding layers hold at most their window). */
 uint64_t sk_model_kv_bytes(const sk_model *m, int n_seqs, int n_tokens);

@@ -11,3 +11,6 @@ run --random-init e4b --quant nf4 --batch 4 --prompt-len 32 -n 256
 run --random-init e4b --quant nf4 --batch 1 --prompt-len 2048 -n 4
 run --random-init e4b --quant nf4 --batch 1 --prompt-len 32 -n 256 --temp 0.7 --top-p 0.95
 run --random-init e2b --quant nf4 --batch 1 --prompt-len 32 -n 256
+# where the time of a decode step goes: each op timed alone
+echo "# profile: SK_CUDA_PROFILE=1 sokhan bench infer --random-init e4b --quant nf4 -n 32" >&2
+SK_CUDA_PROFILE=1 sokhan bench infer --random-init e4b --quant nf4 --batch 1 --prompt-len 32 -n 32 >&2
