@@ -171,6 +171,7 @@ extern "C" int sk_cuda_attention(sk_cuda *c, const float *q, int64_t n, const in
 			if (c->capturing) {
 				S = 1; // never allocate inside a recording
 			} else {
+				sk_cuda_record_drop(c); /* recordings name the old buffer */
 				sk_cuda_free(c, c->attn_ws);
 				c->attn_ws = sk_cuda_alloc(c, need, "attention partial sums");
 				c->attn_cap = c->attn_ws ? need : 0;

@@ -46,130 +46,172 @@ __device__ __forceinline__ float w_at(const sk_cuda_weight &w, int64_t e)
 	return w.kind == SK_CUDA_W_NF4 ? nf4_at(w, e) : sk_bf16f(w.bf16[e]);
 }
 
-// ---- matrix-vector: a warp per output row, NR input rows ----
+// ---- matrix-vector: WPR warps per output row (split over the columns
+// when the matrix has few rows), NR input rows ----
 
-template <int NR>
-__device__ __forceinline__ void mv_store(float (&acc)[NR], int lane, int64_t row, int64_t out, float *y)
+// Sums each warp's NR partial sums over the WPR warps of its row; the
+// row's first lane writes y.
+template <int NR, int WPR>
+__device__ __forceinline__ void mv_store(float (&acc)[NR], int64_t row, int64_t out, float *y)
 {
+	__shared__ float part[MV_WARPS][NR];
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 #pragma unroll
-	for (int i = 0; i < NR; i++) {
-		float s = sk_warp_sum(acc[i]);
-		if (lane == 0)
-			y[(int64_t)i * out + row] = s;
+	for (int i = 0; i < NR; i++)
+		acc[i] = sk_warp_sum(acc[i]);
+	if (WPR == 1) {
+		if (lane == 0 && row < out)
+#pragma unroll
+			for (int i = 0; i < NR; i++)
+				y[(int64_t)i * out + row] = acc[i];
+		return;
+	}
+	if (lane == 0)
+#pragma unroll
+		for (int i = 0; i < NR; i++)
+			part[w][i] = acc[i];
+	__syncthreads();
+	if (w % WPR == 0 && lane < NR && row < out) {
+		float t = 0;
+		for (int k = 0; k < WPR; k++)
+			t += part[w + k][lane];
+		y[(int64_t)lane * out + row] = t;
 	}
 }
 
 // bf16, in % 8 == 0: eight weights (16 bytes) a load.
-template <int NR>
-__global__ static void k_mv_bf16(const uint16_t *__restrict__ W, int64_t out, int64_t in, const float *__restrict__ x,
-                                 float *__restrict__ y)
+template <int NR, int WPR>
+__global__ static void __launch_bounds__(MV_WARPS * 32)
+	k_mv_bf16(const uint16_t *__restrict__ W, int64_t out, int64_t in, const float *__restrict__ x, float *__restrict__ y)
 {
-	int lane = threadIdx.x & 31;
-	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-	if (row >= out)
-		return;
-	const uint4 *wr = reinterpret_cast<const uint4 *>(W + row * in);
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + w / WPR;
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
 		acc[i] = 0;
-	int64_t nch = in / 8;
-	for (int64_t ch = lane; ch < nch; ch += 32) {
-		uint4 v = __ldg(wr + ch);
-		float wv[8];
-		const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+	if (row < out) {
+		const uint4 *wr = reinterpret_cast<const uint4 *>(W + row * in);
+		int64_t nch = in / 8;
+		for (int64_t ch = (w % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+			uint4 v = __ldg(wr + ch);
+			float wv[8];
+			const uint32_t u[4] = { v.x, v.y, v.z, v.w };
 #pragma unroll
-		for (int k = 0; k < 4; k++) {
-			wv[2 * k] = __uint_as_float(u[k] << 16);
-			wv[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
-		}
+			for (int k = 0; k < 4; k++) {
+				wv[2 * k] = __uint_as_float(u[k] << 16);
+				wv[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+			}
 #pragma unroll
-		for (int i = 0; i < NR; i++) {
-			const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 8);
-			float4 a = xv[0], b = xv[1];
-			acc[i] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y +
-			          wv[6] * b.z + wv[7] * b.w;
+			for (int i = 0; i < NR; i++) {
+				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 8);
+				float4 a = xv[0], b = xv[1];
+				acc[i] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y +
+				          wv[6] * b.z + wv[7] * b.w;
+			}
 		}
 	}
-	mv_store<NR>(acc, lane, row, out, y);
+	mv_store<NR, WPR>(acc, row, out, y);
 }
 
-// NF4, in % 32 == 0: 32 codes (16 bytes, half a block) a load.
-template <int NR>
-__global__ static void k_mv_nf4(sk_cuda_weight w, const float *__restrict__ x, float *__restrict__ y)
+// NF4, in % 32 == 0: 32 codes (16 bytes, half a block) a load. The code
+// and absmax tables sit in shared memory: lanes look up different entries,
+// which constant memory would serialize.
+template <int NR, int WPR>
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(sk_cuda_weight w, const float *__restrict__ x,
+                                                                  float *__restrict__ y)
 {
-	int lane = threadIdx.x & 31;
+	__shared__ float lut[16], dmap[256];
+	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+		dmap[i] = sk_dmap_signed[i];
+		if (i < 16)
+			lut[i] = sk_nf4_lut[i];
+	}
+	__syncthreads();
+	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t out = w.rows, in = w.cols;
-	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-	if (row >= out)
-		return;
-	const uint4 *pr = reinterpret_cast<const uint4 *>(w.packed + row * in / 2);
+	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
 		acc[i] = 0;
-	int64_t nch = in / 32;
-	for (int64_t ch = lane; ch < nch; ch += 32) {
-		uint4 v = __ldg(pr + ch);
-		float am = nf4_absmax(w, (row * in + ch * 32) >> 6);
-		const uint32_t u[4] = { v.x, v.y, v.z, v.w };
-		float wv[32];
+	if (row < out) {
+		const uint4 *pr = reinterpret_cast<const uint4 *>(w.packed + row * in / 2);
+		int64_t nch = in / 32;
+		for (int64_t ch = (wp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+			uint4 v = __ldg(pr + ch);
+			int64_t b = (row * in + ch * 32) >> 6;
+			float am = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset) : w.absmax[b];
+			const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+			float wv[32];
 #pragma unroll
-		for (int k = 0; k < 4; k++)
+			for (int k = 0; k < 4; k++)
 #pragma unroll
-			for (int b = 0; b < 4; b++) {
-				uint32_t byte = (u[k] >> (8 * b)) & 0xffu;
-				wv[8 * k + 2 * b] = __fmul_rn(sk_nf4_lut[byte >> 4], am);
-				wv[8 * k + 2 * b + 1] = __fmul_rn(sk_nf4_lut[byte & 15], am);
+				for (int q = 0; q < 4; q++) {
+					uint32_t byte = (u[k] >> (8 * q)) & 0xffu;
+					wv[8 * k + 2 * q] = __fmul_rn(lut[byte >> 4], am);
+					wv[8 * k + 2 * q + 1] = __fmul_rn(lut[byte & 15], am);
+				}
+#pragma unroll
+			for (int i = 0; i < NR; i++) {
+				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
+				float s = 0;
+#pragma unroll
+				for (int q = 0; q < 8; q++) {
+					float4 a = xv[q];
+					s += wv[4 * q] * a.x + wv[4 * q + 1] * a.y + wv[4 * q + 2] * a.z + wv[4 * q + 3] * a.w;
+				}
+				acc[i] += s;
 			}
-#pragma unroll
-		for (int i = 0; i < NR; i++) {
-			const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
-			float s = 0;
-#pragma unroll
-			for (int q = 0; q < 8; q++) {
-				float4 a = xv[q];
-				s += wv[4 * q] * a.x + wv[4 * q + 1] * a.y + wv[4 * q + 2] * a.z + wv[4 * q + 3] * a.w;
-			}
-			acc[i] += s;
 		}
 	}
-	mv_store<NR>(acc, lane, row, out, y);
+	mv_store<NR, WPR>(acc, row, out, y);
 }
 
 // Any shape: element by element.
-template <int NR>
-__global__ static void k_mv_any(sk_cuda_weight w, const float *__restrict__ x, float *__restrict__ y)
+template <int NR, int WPR>
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(sk_cuda_weight w, const float *__restrict__ x,
+                                                                  float *__restrict__ y)
 {
-	int lane = threadIdx.x & 31;
+	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t out = w.rows, in = w.cols;
-	int64_t row = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
-	if (row >= out)
-		return;
+	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
 		acc[i] = 0;
-	for (int64_t k = lane; k < in; k += 32) {
-		float wv = w_at(w, row * in + k);
+	if (row < out)
+		for (int64_t k = (wp % WPR) * 32 + lane; k < in; k += 32 * WPR) {
+			float wv = w_at(w, row * in + k);
 #pragma unroll
-		for (int i = 0; i < NR; i++)
-			acc[i] += wv * x[i * in + k];
-	}
-	mv_store<NR>(acc, lane, row, out, y);
+			for (int i = 0; i < NR; i++)
+				acc[i] += wv * x[i * in + k];
+		}
+	mv_store<NR, WPR>(acc, row, out, y);
 }
 
+template <int NR, int WPR>
+static void mv_launch2(sk_cuda *c, const sk_cuda_weight *w, const float *x, float *y)
+{
+	unsigned blocks = sk_blocks(w->rows, MV_WARPS / WPR);
+	int aligned_x = ((uintptr_t)x & 15) == 0;
+	if (w->kind == SK_CUDA_W_BF16 && w->cols % 8 == 0 && ((uintptr_t)w->bf16 & 15) == 0 && aligned_x)
+		k_mv_bf16<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->bf16, w->rows, w->cols, x, y);
+	else if (w->kind == SK_CUDA_W_NF4 && w->cols % 32 == 0 && ((uintptr_t)w->packed & 15) == 0 && aligned_x)
+		k_mv_nf4<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+	else
+		k_mv_any<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+}
+
+// A warp per row when there are rows enough to fill the GPU several times
+// over; else 8 warps share a row, each a slice of its columns.
 template <int NR>
 static void mv_launch(sk_cuda *c, const sk_cuda_weight *w, const float *x, float *y)
 {
-	unsigned blocks = sk_blocks(w->rows, MV_WARPS);
-	int aligned_x = ((uintptr_t)x & 15) == 0;
-	if (w->kind == SK_CUDA_W_BF16 && w->cols % 8 == 0 && ((uintptr_t)w->bf16 & 15) == 0 && aligned_x)
-		k_mv_bf16<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->bf16, w->rows, w->cols, x, y);
-	else if (w->kind == SK_CUDA_W_NF4 && w->cols % 32 == 0 && ((uintptr_t)w->packed & 15) == 0 && aligned_x)
-		k_mv_nf4<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+	if (w->rows >= (int64_t)c->sms * 64)
+		mv_launch2<NR, 1>(c, w, x, y);
 	else
-		k_mv_any<NR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+		mv_launch2<NR, 8>(c, w, x, y);
 }
 
 static void matvec(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y)
@@ -322,6 +364,7 @@ static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, fl
 			sk_cuda_fail(c, "LoRA buffer grown during a recording");
 			return -1;
 		}
+		sk_cuda_record_drop(c); /* recordings name the old buffer */
 		sk_cuda_free(c, c->lora_ws);
 		c->lora_ws = sk_cuda_alloc(c, need, "LoRA intermediates");
 		c->lora_cap = c->lora_ws ? need : 0;

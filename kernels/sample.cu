@@ -141,6 +141,7 @@ __global__ static void __launch_bounds__(ST) k_sample(float *logits, int64_t V, 
 
 	// top-k threshold: the K-th largest key by radix select (K capped)
 	int K = p.top_k > 0 && p.top_k < s_n ? p.top_k : s_n;
+	int all_kept = K == s_n; // top-k removes nothing: top-p's mass is over every token
 	if (K > SAMPLE_CAP)
 		K = SAMPLE_CAP;
 	if (t == 0) {
@@ -221,10 +222,17 @@ __global__ static void __launch_bounds__(ST) k_sample(float *logits, int64_t V, 
 				}
 				__syncthreads();
 			}
-		// keep the smallest top set whose mass reaches p: keep = min{k >= 1 : Σ_{j<k} e_j >= p·total}
+		// keep the smallest top set whose mass reaches p: keep = min{k >= 1 : Σ_{j<k} e_j >= p·total},
+		// the total over every token top-k kept (all of them: one more pass over the row)
 		double sum_all = 0;
-		for (int i = t; i < n; i += ST)
-			sum_all += exp((double)cs[i].l - maxl);
+		if (all_kept && total > n) {
+			for (int64_t i = t; i < V; i += ST)
+				if (x[i] > -INFINITY)
+					sum_all += exp((double)x[i] - maxl);
+		} else {
+			for (int i = t; i < n; i += ST)
+				sum_all += exp((double)cs[i].l - maxl);
+		}
 		dsh[t] = sum_all;
 		__syncthreads();
 		if (t == 0) {

@@ -13,7 +13,9 @@
  * accumulates in fp32 for up to 8 rows (1e-5); beyond that it multiplies
  * bf16-rounded activations on the tensor cores (relative rounding 2^-9 per
  * operand, so 1e-2; about 3e-3 is typical). A model's logits carry that
- * through every layer: 2e-2. */
+ * through every layer: 2e-2; 5e-2 for the GGUF fixtures, whose Q8_0 blocks
+ * the CPU reads exactly and the GPU holds in bf16 (one more rounding of
+ * every weight). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -533,22 +535,28 @@ static const int32_t seq_b[] = { 2, 17, 99, 310, 5, 260, 261, 77, 12, 300, 301, 
 /* The same work on both models: a ragged prefill of two sequences (all
  * logits; adapter on the second when lora), then token-by-token decoding
  * of six more tokens each. */
-static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lora)
+static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lora, double bound)
 {
 	int V = sk_model_vocab(mc);
 	int na = (int)(sizeof seq_a / sizeof *seq_a), nb = (int)(sizeof seq_b / sizeof *seq_b);
+	/* the ids, folded into a smaller vocabulary (the GGUF fixtures have 256) */
+	int32_t a_ids[sizeof seq_a / sizeof *seq_a], b_ids[sizeof seq_b / sizeof *seq_b];
+	for (int i = 0; i < na; i++)
+		a_ids[i] = seq_a[i] % V;
+	for (int i = 0; i < nb; i++)
+		b_ids[i] = seq_b[i] % V;
 	sk_kv_cache *kc = sk_kv_cache_new(mc, 2, 64), *kg = sk_kv_cache_new(mg, 2, 64);
 	float *lc = malloc((size_t)(na + nb) * V * sizeof(float)), *lg = malloc((size_t)(na + nb) * V * sizeof(float));
 	CHECK(kc && kg && lc && lg);
-	sk_batch_item it[2] = { { 0, seq_a, 16, 0, 1 }, { 1, seq_b, nb, lora, 1 } };
+	sk_batch_item it[2] = { { 0, a_ids, 16, 0, 1 }, { 1, b_ids, nb, lora, 1 } };
 	CHECK(sk_model_forward(mc, kc, it, 2, lc) == 0);
 	CHECK(sk_model_forward(mg, kg, it, 2, lg) == 0);
 	double e = rel_l2(lg, lc, (size_t)(16 + nb) * V);
 	printf("# %-30s prefill of 16 + %d tokens: rel L2 %.3g\n", label, nb, e);
-	CHECK_MSG(e < 2e-2, "%s prefill: rel L2 %g", label, e);
+	CHECK_MSG(e < bound, "%s prefill: rel L2 %g", label, e);
 	double worst = 0;
 	for (int k = 16; k < na; k++) {
-		sk_batch_item st[2] = { { 0, &seq_a[k], 1, 0, 0 }, { 1, &seq_a[k], 1, lora, 0 } };
+		sk_batch_item st[2] = { { 0, &a_ids[k], 1, 0, 0 }, { 1, &a_ids[k], 1, lora, 0 } };
 		CHECK(sk_model_forward(mc, kc, st, 2, lc) == 0);
 		CHECK(sk_model_forward(mg, kg, st, 2, lg) == 0);
 		double d = rel_l2(lg, lc, (size_t)2 * V);
@@ -556,7 +564,7 @@ static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lo
 			worst = d;
 	}
 	printf("# %-30s %d decode steps of 2 sequences: worst rel L2 %.3g\n", label, na - 16, worst);
-	CHECK_MSG(worst < 2e-2, "%s decode: rel L2 %g", label, worst);
+	CHECK_MSG(worst < bound, "%s decode: rel L2 %g", label, worst);
 	CHECK_EQ_INT(sk_kv_cache_pos(kg, 0), na);
 	sk_kv_cache_free(kc);
 	sk_kv_cache_free(kg);
@@ -576,7 +584,8 @@ TEST(tiny_models_match_cpu)
 			if (mc && mg) {
 				char label[96];
 				snprintf(label, sizeof label, "%s%s", strrchr(models[k], '/') + 1, nf4 ? " NF4" : "");
-				compare_models(label, mc, mg, 0);
+				/* GGUF blocks are read exactly by the CPU but held in bf16 by the GPU */
+				compare_models(label, mc, mg, 0, strstr(models[k], ".gguf") ? 5e-2 : 2e-2);
 			}
 			sk_model_free(mc);
 			sk_model_free(mg);
@@ -597,7 +606,7 @@ TEST(tiny_models_with_adapters_match_cpu)
 			CHECK(sk_model_set_adapter(mg, l) == 0);
 			char label[96];
 			snprintf(label, sizeof label, "%s + adapter (compare)", strrchr(models[k], '/') + 1);
-			compare_models(label, mc, mg, 1);
+			compare_models(label, mc, mg, 1, 2e-2);
 			sk_model_set_adapter(mg, NULL);
 			sk_model_set_adapter(mc, NULL);
 		}

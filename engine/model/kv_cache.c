@@ -23,7 +23,9 @@ sk_kv_cache *sk_kv_cache_new(const sk_model *m, int n_seqs, int max_ctx)
 	sk_kv_cache *kv = calloc(1, sizeof *kv);
 	if (!kv)
 		goto oom;
+	static _Atomic uint64_t serials;
 	kv->m = m;
+	kv->serial = ++serials;
 	kv->n_seqs = n_seqs;
 	kv->max_ctx = max_ctx;
 	kv->n_layers = m->n_kv_layers;

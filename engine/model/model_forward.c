@@ -185,7 +185,7 @@ static uint64_t forward_key(const sk_model *m, const sk_kv_cache *kv, const sk_b
 	uint64_t h = 1469598103934665603ull;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
 	MIX((uintptr_t)m->ws.base);
-	MIX((uintptr_t)kv);
+	MIX(kv->serial); /* a new cache may reuse a freed one's addresses: never its serial */
 	MIX((uintptr_t)m->lora);
 	MIX((uintptr_t)(m->be->ops->host_memory ? logits : NULL));
 	MIX(s->want_mask);

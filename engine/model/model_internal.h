@@ -63,6 +63,7 @@ struct sk_kv_cache {
 	int64_t *cap;      /* per owning layer: ring slots */
 	float **k, **v;    /* [seq · n_layers + slot] → [cap][kv_dim], in the backend's memory */
 	int *pos;          /* per sequence */
+	uint64_t serial;   /* unique among the process's caches: recordings of a forward name its buffers */
 	uint32_t *seen;    /* per sequence, a bitmap of the ids it holds (backend memory; made when
 	                      tokens are first drawn on the backend) */
 	int64_t seen_words;
