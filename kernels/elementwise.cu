@@ -59,6 +59,79 @@ extern "C" void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_
 	sk_cuda_launched(c, "rmsnorm");
 }
 
+// ---- fused: y = ((a + RMSNorm(x; w)) + b) · scale, one block per row ----
+
+__global__ static void k_norm_add(const float *x, int64_t dim, const float *__restrict__ w, float eps, const float *a,
+                                  const float *b, float scale, float *y)
+{
+	__shared__ float sh[32];
+	int64_t off = (int64_t)blockIdx.x * dim;
+	float ss = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		ss += x[off + i] * x[off + i];
+	ss = sk_block_sum(ss, sh);
+	float inv = rsqrtf(ss / (float)dim + eps);
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		float t = x[off + i] * inv;
+		if (w)
+			t = t * w[i];
+		float s = a[off + i] + t;
+		if (b)
+			s = s + b[off + i];
+		y[off + i] = scale == 1.0f ? s : s * scale;
+	}
+}
+
+extern "C" void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                                 const float *a, const float *b, float scale, float *y)
+{
+	if (rows <= 0)
+		return;
+	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+	k_norm_add<<<(unsigned)rows, t, 0, c->stream>>>(x, dim, w, eps, a, b, scale, y);
+	sk_cuda_launched(c, "norm_add");
+}
+
+// ---- fused: y = rope(RMSNorm(x; w)) per head, one block per (row, head) ----
+
+__global__ static void k_norm_rope(const float *x, int heads, int hd, const float *__restrict__ w, float eps,
+                                   const int32_t *__restrict__ pos, float theta, float factor, float *y)
+{
+	__shared__ float sh[32];
+	int64_t ih = blockIdx.x, i = ih / heads;
+	const float *v = x + ih * hd;
+	float *o = y + ih * hd;
+	int half = hd / 2;
+	float ss = 0;
+	for (int d = threadIdx.x; d < hd; d += blockDim.x)
+		ss += v[d] * v[d];
+	ss = sk_block_sum(ss, sh);
+	float inv = rsqrtf(ss / (float)hd + eps);
+	for (int m = threadIdx.x; m < half; m += blockDim.x) {
+		float a = v[m] * inv, b = v[m + half] * inv;
+		if (w) {
+			a = a * w[m];
+			b = b * w[m + half];
+		}
+		float fr = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
+		double sd, cd;
+		sincos((double)((float)pos[i] * fr), &sd, &cd);
+		float cs = (float)cd, sn = (float)sd;
+		o[m] = a * cs - b * sn;
+		o[m + half] = b * cs + a * sn;
+	}
+}
+
+extern "C" void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+                                  const int32_t *pos, float theta, float factor, float *y)
+{
+	if (n * heads <= 0)
+		return;
+	k_norm_rope<<<(unsigned)(n * heads), hd / 2 >= 128 ? 128 : 32, 0, c->stream>>>(x, heads, hd, w, eps, pos, theta,
+	                                                                                factor, y);
+	sk_cuda_launched(c, "norm_rope");
+}
+
 // ---- RoPE, half-split: pair m of head h at row i rotated by pos[i]·inv_freq[m] ----
 
 __global__ static void k_rope(float *x, int64_t n, int heads, int hd, const int32_t *__restrict__ pos, float theta,

@@ -124,6 +124,10 @@ int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t 
 int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, const int32_t *ids, int64_t n, float scale,
                   float *out);
 void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
+void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                      const float *a, const float *b, float scale, float *y);
+void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+                       const int32_t *pos, float theta, float factor, float *y);
 void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
 /* One sequence: n query rows at positions pos[0] .. pos[0] + n - 1; keys
  * from the ring k_past/v_past [cap][nkv·hd] (positions ≥ pos[0] - cap, none

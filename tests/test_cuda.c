@@ -266,6 +266,25 @@ TEST(norm_rope_elementwise)
 	expect("rope theta 1e6, linear factor 8", dy, ref, R * H * HD, 2e-6);
 	dfree(dy);
 
+	/* the fused ops: norm + rope, norm + add (+ add) · scale */
+	float *xh = rnd(R * H * HD, 1.5f), *wh = rnd(HD, 1.0f);
+	float *dxh = dev_f(xh, R * H * HD), *dwh = dev_f(wh, HD);
+	cpu->ops->norm_rope(cpu, xh, R, H, HD, wh, 1e-6f, pos, 10000.0f, 1.0f, ref);
+	dy = poisoned(R * H * HD);
+	gpu->ops->norm_rope(gpu, dxh, R, H, HD, dwh, 1e-6f, dpos, 10000.0f, 1.0f, dy);
+	expect("norm_rope", dy, ref, R * H * HD, 2e-6);
+	dfree(dy);
+	dfree(dxh);
+	dfree(dwh);
+	free(xh);
+	free(wh);
+	for (int with_b = 0; with_b < 2; with_b++) {
+		cpu->ops->norm_add(cpu, x, R, D, w, 1e-6f, b, with_b ? x : NULL, with_b ? 0.7f : 1.0f, ref);
+		dy = poisoned(R * D);
+		gpu->ops->norm_add(gpu, dx, R, D, dw, 1e-6f, db, with_b ? dx : NULL, with_b ? 0.7f : 1.0f, dy);
+		expect(with_b ? "norm_add with b, scaled" : "norm_add", dy, ref, R * D, 2e-6);
+		dfree(dy);
+	}
 	cpu->ops->add(cpu, x, b, R * D, 0.7f, ref);
 	dy = poisoned(R * D);
 	gpu->ops->add(gpu, dx, db, R * D, 0.7f, dy);

@@ -131,6 +131,15 @@ typedef struct {
 	/* y = x / sqrt(mean(x²) + eps) ⊙ w over each row of dim (w NULL: no
 	 * weight). y may equal x. */
 	void (*rmsnorm)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
+	/* Fused: y = ((a + RMSNorm(x; w)) + b) · scale over rows of dim (b may
+	 * be NULL: then (a + RMSNorm(x; w)) · scale), rounded as the separate
+	 * ops round. y may alias any input. */
+	void (*norm_add)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+	                 const float *a, const float *b, float scale, float *y);
+	/* Fused: y = rope(RMSNorm(x; w)) on [n][heads][hd] (norm over each
+	 * head), as rmsnorm then rope compute it. y may alias x. */
+	void (*norm_rope)(sk_backend *be, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+	                  const int32_t *pos, float theta, float factor, float *y);
 	/* Rotary embedding, half-split (NeoX) form, in place on x [n][heads][hd];
 	 * angle of pair m at row i: pos[i] · theta^(-2m/hd) / factor. */
 	void (*rope)(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);

@@ -48,6 +48,10 @@ int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n,
                   const sk_lora_pair *lora, const uint8_t *lora_rows);
 int sk_cpu_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out);
 void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
+void sk_cpu_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                     const float *a, const float *b, float scale, float *y);
+void sk_cpu_norm_rope(sk_backend *be, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+                      const int32_t *pos, float theta, float factor, float *y);
 void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
 /* The rotation of RoPE (sign 1) and its transpose (sign -1, the backward). */
 void sk_cpu_rope_rotate(float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor,

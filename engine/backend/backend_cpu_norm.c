@@ -53,6 +53,35 @@ void sk_cpu_rope_rotate(float *x, int64_t n, int heads, int hd, const int32_t *p
 	}
 }
 
+void sk_cpu_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                     const float *a, const float *b, float scale, float *y)
+{
+	(void)be;
+	for (int64_t r = 0; r < rows; r++) {
+		const float *xr = x + r * dim, *ar = a + r * dim, *br = b ? b + r * dim : NULL;
+		float *yr = y + r * dim;
+		double ss = 0;
+		for (int64_t i = 0; i < dim; i++)
+			ss += (double)xr[i] * xr[i];
+		float ms = (float)(ss / (double)dim) + eps;
+		float inv = (float)(1.0 / sqrt((double)ms));
+		for (int64_t i = 0; i < dim; i++) {
+			float t = w ? (xr[i] * inv) * w[i] : xr[i] * inv;
+			float s = ar[i] + t;
+			if (br)
+				s = s + br[i];
+			yr[i] = scale == 1.0f ? s : s * scale;
+		}
+	}
+}
+
+void sk_cpu_norm_rope(sk_backend *be, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+                      const int32_t *pos, float theta, float factor, float *y)
+{
+	sk_cpu_rmsnorm(be, x, n * heads, hd, w, eps, y);
+	sk_cpu_rope(be, y, n, heads, hd, pos, theta, factor);
+}
+
 void sk_cpu_rope(sk_backend *be, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor)
 {
 	(void)be;

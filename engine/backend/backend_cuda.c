@@ -443,6 +443,18 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 	return r ? fail_cuda(be) : 0;
 }
 
+static void op_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                        const float *a, const float *b, float scale, float *y)
+{
+	PROF(be, "norm_add", sk_cuda_norm_add(cb(be)->c, x, rows, dim, w, eps, a, b, scale, y));
+}
+
+static void op_norm_rope(sk_backend *be, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
+                         const int32_t *pos, float theta, float factor, float *y)
+{
+	PROF(be, "norm_rope", sk_cuda_norm_rope(cb(be)->c, x, n, heads, hd, w, eps, pos, theta, factor, y));
+}
+
 static void op_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y)
 {
 	PROF(be, "add", sk_cuda_add(cb(be)->c, a, b, count, scale, y));
@@ -576,6 +588,8 @@ static const sk_backend_ops cuda_ops = {
 	.embed = op_embed,
 	.rmsnorm = op_rmsnorm,
 	.rope = op_rope,
+	.norm_add = op_norm_add,
+	.norm_rope = op_norm_rope,
 	.attention = op_attention,
 	.add = op_add,
 	.mul_rows = op_mul_rows,

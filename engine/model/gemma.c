@@ -67,8 +67,7 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 
 	if (lin(f, &L->q, l, SK_LORA_Q, a->nrm, N, a->q0) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->q0, N * nh, hd, L->q_norm, eps, a->q);
-	OPS->rope(BE, a->q, N, nh, hd, f->pos, rc.theta, rc.factor);
+	OPS->norm_rope(BE, a->q0, N, nh, hd, L->q_norm, eps, f->pos, rc.theta, rc.factor, a->q);
 	/* KV-shared layers read the K/V their producer stored in this pass */
 	const sk_layer *S = &m->layers[L->kv_src];
 	float *kn = f->k_new + (int64_t)S->kv_slot * N * kvd, *vn = f->v_new + (int64_t)S->kv_slot * N * kvd;
@@ -76,8 +75,7 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 		float *k0 = a->k0 ? a->k0 : kn, *v0 = a->v0 ? a->v0 : vn;
 		if (lin(f, &L->k, l, SK_LORA_K, a->nrm, N, k0) != 0 || lin(f, &L->v, l, SK_LORA_V, a->nrm, N, v0) != 0)
 			return -1;
-		OPS->rmsnorm(BE, k0, N * nkv, hd, L->k_norm, eps, kn);
-		OPS->rope(BE, kn, N, nkv, hd, f->pos, rc.theta, rc.factor);
+		OPS->norm_rope(BE, k0, N, nkv, hd, L->k_norm, eps, f->pos, rc.theta, rc.factor, kn);
 		if (c->arch == SK_ARCH_GEMMA3N) /* Gemma 3n's weight-less v_norm */
 			OPS->rmsnorm(BE, v0, N * nkv, hd, NULL, eps, vn);
 		else
@@ -123,13 +121,11 @@ static int layer_gemma3(const sk_fwd *f, int l, sk_layer_acts *a, const float *x
 	OPS->rmsnorm(BE, x, N, H, L->attn_norm, eps, a->nrm);
 	if (attention(f, l, a) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->o, N, H, L->post_attn_norm, eps, f->t2);
-	OPS->add(BE, x, f->t2, N * H, 1.0f, a->h1);
+	OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, x, NULL, 1.0f, a->h1);
 	OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
 	if (mlp(f, l, a) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->f, N, H, L->post_ffn_norm, eps, f->t2);
-	OPS->add(BE, a->h1, f->t2, N * H, 1.0f, out);
+	OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, out);
 	return 0;
 }
 
@@ -151,22 +147,18 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	/* LAuReL: λ = n + RMS(W_r W_l n) */
 	if (lin(f, &L->laurel_l, l, -1, a->nrm, N, a->lr) != 0 || lin(f, &L->laurel_r, l, -1, a->lr, N, a->lam0) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->lam0, N, H, L->laurel_norm, eps, f->lam);
-	OPS->add(BE, a->nrm, f->lam, N * H, 1.0f, f->lam);
+	OPS->norm_add(BE, a->lam0, N, H, L->laurel_norm, eps, a->nrm, NULL, 1.0f, f->lam);
 
 	/* h1 = ((a + RMS(attn)) + λ) / √2 */
 	if (attention(f, l, a) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->o, N, H, L->post_attn_norm, eps, f->t2);
-	OPS->add(BE, pa, f->t2, N * H, 1.0f, a->h1);
-	OPS->add(BE, a->h1, f->lam, N * H, rsqrt2, a->h1);
+	OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, pa, f->lam, rsqrt2, a->h1);
 
 	/* y = h1 + RMS(MLP(RMS(h1))) */
 	OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
 	if (mlp(f, l, a) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->f, N, H, L->post_ffn_norm, eps, f->t2);
-	OPS->add(BE, a->h1, f->t2, N * H, 1.0f, a->y);
+	OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, a->y);
 
 	/* AltUp correct */
 	OPS->altup_router(BE, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
@@ -185,10 +177,9 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	OPS->mul_rows(BE, f->tP, f->pli + (int64_t)l * P, LP, N, P, f->tP); /* the layer's slice of each row */
 	if (lin(f, &L->ple_proj, l, -1, f->tP, N, a->psi0) != 0)
 		return -1;
-	OPS->rmsnorm(BE, a->psi0, N, H, L->ple_post_norm, eps, f->t2);
 	for (int k = 0; k < A; k++)
 		if (k != act)
-			OPS->add(BE, out + k * N * H, f->t2, N * H, 1.0f, out + k * N * H);
+			OPS->norm_add(BE, a->psi0, N, H, L->ple_post_norm, eps, out + k * N * H, NULL, 1.0f, out + k * N * H);
 	return 0;
 }
 
