@@ -248,11 +248,11 @@ __device__ __forceinline__ float gelu_tanh(float x)
 }
 
 // One block per row: the row's mean and population std first, when cut.
-__global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t dim, float z)
+__global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t u_stride, int64_t dim, float z)
 {
 	__shared__ float sh[32];
 	float *gr = g + (int64_t)blockIdx.x * dim;
-	const float *ur = u ? u + (int64_t)blockIdx.x * dim : NULL;
+	const float *ur = u ? u + (int64_t)blockIdx.x * u_stride : NULL;
 	float cut = 0;
 	if (z != 0.0f) {
 		float s = 0;
@@ -276,10 +276,11 @@ __global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t
 	}
 }
 
-extern "C" void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z)
+extern "C" void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                                 float sparsity_z)
 {
 	if (rows > 0)
-		k_gelu_mul<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z);
+		k_gelu_mul<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, u_stride, dim, sparsity_z);
 	sk_cuda_launched(c, "gelu_mul");
 }
 

@@ -120,6 +120,10 @@ typedef struct {
 
 int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y, const sk_cuda_lora *l,
                    const uint8_t *rows);
+/* Two linears of one input (k and v, gate and up) in one launch when they
+ * are read a row at a time alike; else one after the other. */
+int sk_cuda_linear2(sk_cuda *c, const sk_cuda_weight *w1, const sk_cuda_weight *w2, const float *x, int64_t n,
+                    float *y1, float *y2, const sk_cuda_lora *l1, const sk_cuda_lora *l2, const uint8_t *rows);
 /* table: bf16 [V][dim] (device or mapped host memory). */
 int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, const int32_t *ids, int64_t n, float scale,
                   float *out);
@@ -140,7 +144,8 @@ void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s, float *y)
 void sk_cuda_zero(sk_cuda *c, float *x, int64_t count);
 void sk_cuda_mul_rows(sk_cuda *c, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
                       float *y);
-void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
+void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                      float sparsity_z);
 void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap);
 void sk_cuda_rescale_rms(sk_cuda *c, float *u, const float *ref, int64_t rows, int64_t dim);
 void sk_cuda_gather_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);

@@ -79,13 +79,35 @@ __device__ __forceinline__ void mv_store(float (&acc)[NR], int64_t row, int64_t 
 	}
 }
 
+// One launch for one or two weights that read the same input (q-k-v,
+// gate-up): rows [0, w[0].rows) are the first's, then the second's.
+struct mv_job {
+	sk_cuda_weight w[2];
+	float *y[2];
+	int n;
+};
+
+// Which weight a global row belongs to; the row within it.
+__device__ __forceinline__ int mv_pick(const mv_job &j, int64_t *row)
+{
+	if (j.n > 1 && *row >= j.w[0].rows) {
+		*row -= j.w[0].rows;
+		return 1;
+	}
+	return 0;
+}
+
 // bf16, in % 8 == 0: eight weights (16 bytes) a load.
 template <int NR, int WPR>
-__global__ static void __launch_bounds__(MV_WARPS * 32)
-	k_mv_bf16(const uint16_t *__restrict__ W, int64_t out, int64_t in, const float *__restrict__ x, float *__restrict__ y)
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16(mv_job j, const float *__restrict__ x)
 {
 	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + w / WPR;
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	int which = row < total ? mv_pick(j, &row) : 0;
+	const uint16_t *__restrict__ W = j.w[which].bf16;
+	int64_t out = row < total ? j.w[which].rows : 0, in = j.w[which].cols;
+	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
@@ -118,8 +140,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32)
 // and absmax tables sit in shared memory: lanes look up different entries,
 // which constant memory would serialize.
 template <int NR, int WPR>
-__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(sk_cuda_weight w, const float *__restrict__ x,
-                                                                  float *__restrict__ y)
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const float *__restrict__ x)
 {
 	__shared__ float lut[16], dmap[256];
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
@@ -129,8 +150,12 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(sk_cuda_weight 
 	}
 	__syncthreads();
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-	int64_t out = w.rows, in = w.cols;
 	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	int which = row < total ? mv_pick(j, &row) : 0;
+	const sk_cuda_weight &w = j.w[which];
+	int64_t out = row < total ? w.rows : 0, in = w.cols;
+	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
@@ -170,12 +195,15 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(sk_cuda_weight 
 
 // Any shape: element by element.
 template <int NR, int WPR>
-__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(sk_cuda_weight w, const float *__restrict__ x,
-                                                                  float *__restrict__ y)
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(mv_job j, const float *__restrict__ x)
 {
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-	int64_t out = w.rows, in = w.cols;
 	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	int which = row < total ? mv_pick(j, &row) : 0;
+	const sk_cuda_weight &w = j.w[which];
+	int64_t out = row < total ? w.rows : 0, in = w.cols;
+	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll
 	for (int i = 0; i < NR; i++)
@@ -190,42 +218,63 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(sk_cuda_weight 
 	mv_store<NR, WPR>(acc, row, out, y);
 }
 
-template <int NR, int WPR>
-static void mv_launch2(sk_cuda *c, const sk_cuda_weight *w, const float *x, float *y)
+static int mv_fast(const sk_cuda_weight *w, const float *x)
 {
-	unsigned blocks = sk_blocks(w->rows, MV_WARPS / WPR);
-	int aligned_x = ((uintptr_t)x & 15) == 0;
-	if (w->kind == SK_CUDA_W_BF16 && w->cols % 8 == 0 && ((uintptr_t)w->bf16 & 15) == 0 && aligned_x)
-		k_mv_bf16<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(w->bf16, w->rows, w->cols, x, y);
-	else if (w->kind == SK_CUDA_W_NF4 && w->cols % 32 == 0 && ((uintptr_t)w->packed & 15) == 0 && aligned_x)
-		k_mv_nf4<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+	if (((uintptr_t)x & 15) != 0)
+		return 0;
+	if (w->kind == SK_CUDA_W_BF16)
+		return w->cols % 8 == 0 && ((uintptr_t)w->bf16 & 15) == 0;
+	return w->cols % 32 == 0 && ((uintptr_t)w->packed & 15) == 0;
+}
+
+template <int NR, int WPR>
+static void mv_launch2(sk_cuda *c, const mv_job &j, const float *x)
+{
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	unsigned blocks = sk_blocks(total, MV_WARPS / WPR);
+	int fast = mv_fast(&j.w[0], x) && (j.n == 1 || mv_fast(&j.w[1], x));
+	if (fast && j.w[0].kind == SK_CUDA_W_BF16)
+		k_mv_bf16<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+	else if (fast)
+		k_mv_nf4<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
 	else
-		k_mv_any<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(*w, x, y);
+		k_mv_any<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
 }
 
 // A warp per row when there are rows enough to fill the GPU several times
 // over; else 8 warps share a row, each a slice of its columns.
 template <int NR>
-static void mv_launch(sk_cuda *c, const sk_cuda_weight *w, const float *x, float *y)
+static void mv_launch(sk_cuda *c, const mv_job &j, const float *x)
 {
-	if (w->rows >= (int64_t)c->sms * 64)
-		mv_launch2<NR, 1>(c, w, x, y);
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	if (total >= (int64_t)c->sms * 64)
+		mv_launch2<NR, 1>(c, j, x);
 	else
-		mv_launch2<NR, 8>(c, w, x, y);
+		mv_launch2<NR, 8>(c, j, x);
+}
+
+static void matvec_job(sk_cuda *c, const mv_job &j, const float *x, int64_t n)
+{
+	switch (n) {
+	case 1: mv_launch<1>(c, j, x); break;
+	case 2: mv_launch<2>(c, j, x); break;
+	case 3: mv_launch<3>(c, j, x); break;
+	case 4: mv_launch<4>(c, j, x); break;
+	case 5: mv_launch<5>(c, j, x); break;
+	case 6: mv_launch<6>(c, j, x); break;
+	case 7: mv_launch<7>(c, j, x); break;
+	default: mv_launch<8>(c, j, x); break;
+	}
 }
 
 static void matvec(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y)
 {
-	switch (n) {
-	case 1: mv_launch<1>(c, w, x, y); break;
-	case 2: mv_launch<2>(c, w, x, y); break;
-	case 3: mv_launch<3>(c, w, x, y); break;
-	case 4: mv_launch<4>(c, w, x, y); break;
-	case 5: mv_launch<5>(c, w, x, y); break;
-	case 6: mv_launch<6>(c, w, x, y); break;
-	case 7: mv_launch<7>(c, w, x, y); break;
-	default: mv_launch<8>(c, w, x, y); break;
-	}
+	mv_job j;
+	memset(&j, 0, sizeof j);
+	j.w[0] = *w;
+	j.y[0] = y;
+	j.n = 1;
+	matvec_job(c, j, x, n);
 }
 
 // ---- matrix products through cuBLASLt ----
@@ -388,6 +437,33 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
 	if (p->d)
 		cublasLtMatrixLayoutDestroy(p->d);
 	memset(p, 0, sizeof *p);
+}
+
+extern "C" int sk_cuda_linear2(sk_cuda *c, const sk_cuda_weight *w1, const sk_cuda_weight *w2, const float *x,
+                               int64_t n, float *y1, float *y2, const sk_cuda_lora *l1, const sk_cuda_lora *l2,
+                               const uint8_t *rows)
+{
+	// one launch for both when they are read a row at a time alike; else one each
+	if (n <= 0 || n > MV_ROWS || w1->kind != w2->kind || w1->cols != w2->cols || w1->cols % 8 != 0) {
+		if (sk_cuda_linear(c, w1, x, n, y1, l1, rows) != 0)
+			return -1;
+		return sk_cuda_linear(c, w2, x, n, y2, l2, rows);
+	}
+	mv_job j;
+	memset(&j, 0, sizeof j);
+	j.w[0] = *w1;
+	j.w[1] = *w2;
+	j.y[0] = y1;
+	j.y[1] = y2;
+	j.n = 2;
+	matvec_job(c, j, x, n);
+	if (sk_cuda_launched(c, "linear") != 0)
+		return sk_cuda_check(c);
+	if (l1 && lora(c, l1, x, n, y1, rows) != 0)
+		return sk_cuda_check(c);
+	if (l2 && lora(c, l2, x, n, y2, rows) != 0)
+		return sk_cuda_check(c);
+	return sk_cuda_check(c);
 }
 
 extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,

@@ -299,7 +299,7 @@ static void check_gelu(float z, int with_u)
 	gelu_ctx c = { to_d(g, n), with_u ? to_d(u, n) : NULL, to_d(gr, n), rows, dim, z, malloc(n * sizeof(double)) };
 	gelu_L(&c);
 	memcpy(y, g, sizeof g);
-	ops->gelu_mul(be, y, with_u ? u : NULL, rows, dim, z);
+	ops->gelu_mul(be, y, with_u ? u : NULL, dim, rows, dim, z);
 	CHECK(rel_err(y, c.out, n) < 1e-5);
 	free(c.out);
 	c.out = NULL;

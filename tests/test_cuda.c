@@ -30,6 +30,7 @@
 #include "engine/model/generate.h"
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
+#include "engine/text/tokenizer.h"
 #include "tests/test.h"
 
 static sk_backend *cpu, *gpu;
@@ -308,13 +309,19 @@ TEST(norm_rope_elementwise)
 	for (int k = 0; k < 2; k++)
 		for (int with_u = 0; with_u < 2; with_u++) {
 			memcpy(ref, x, sizeof ref);
-			cpu->ops->gelu_mul(cpu, ref, with_u ? b : NULL, R, D, zs[k]);
+			cpu->ops->gelu_mul(cpu, ref, with_u ? b : NULL, D, R, D, zs[k]);
 			gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
-			gpu->ops->gelu_mul(gpu, dy, with_u ? db : NULL, R, D, zs[k]);
+			gpu->ops->gelu_mul(gpu, dy, with_u ? db : NULL, D, R, D, zs[k]);
 			char what[64];
 			snprintf(what, sizeof what, "gelu%s%s", with_u ? " * up" : "", zs[k] != 0 ? ", sparsity cutoff" : "");
 			expect(what, dy, ref, R * D, 1e-5);
 		}
+	/* u's rows at another stride (the per-layer inputs' slice of a layer) */
+	memcpy(ref, x, sizeof ref);
+	cpu->ops->gelu_mul(cpu, ref, b + 7, D / 2, R, D / 2, 0.0f);
+	gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
+	gpu->ops->gelu_mul(gpu, dy, db + 7, D / 2, R, D / 2, 0.0f);
+	expect("gelu * strided rows", dy, ref, R * D / 2, 1e-5);
 	memcpy(ref, x, sizeof ref);
 	cpu->ops->rescale_rms(cpu, ref, b, R, D);
 	gpu->ops->scale(gpu, dx, R * D, 1.0f, dy);
@@ -691,6 +698,67 @@ TEST(greedy_continuations_identical)
 	greedy_same("tests/fixtures/hf/tiny-gemma3", 24, 2, prompts, lens);
 }
 
+/* The default model (Gemma 3 270M, GGUF Q4_K_M; SK_DEFAULT_MODEL or the
+ * cache): greedy answers on the GPU equal the CPU's, or where they part,
+ * the CPU's logits at that step show a near tie (a margin between the two
+ * best under 0.1, the size of the GPU's bf16 rounding of the weights). */
+TEST(default_model_greedy_same_as_cpu)
+{
+	NEED_GPU();
+	const char *path = getenv("SK_DEFAULT_MODEL");
+	if (!path || !*path) {
+		SKIP("the default model is not fetched (data/fetch-model.sh, or SK_DEFAULT_MODEL)");
+		return;
+	}
+	sk_model_opts oc = { SK_DEVICE_CPU, 0, 0 }, og = { SK_DEVICE_CUDA, 0, 0 };
+	sk_model *mc = sk_model_load(path, &oc), *mg = sk_model_load(path, &og);
+	CHECK(mc && mg && sk_model_tokenizer(mc));
+	const char *prompts[] = { "The capital of France is", "Once upon a time, in a small village,",
+		                  "پایتخت ایران شهر" };
+	for (int p = 0; mc && mg && sk_model_tokenizer(mc) && p < 3; p++) {
+		sk_ids ids = { 0 };
+		CHECK(sk_tokenizer_encode(sk_model_tokenizer(mc), prompts[p], strlen(prompts[p]), 1, &ids) == 0);
+		sk_gen_request r;
+		memset(&r, 0, sizeof r);
+		r.prompt = ids.v;
+		r.n_prompt = ids.n;
+		r.max_new = 32;
+		r.ignore_eos = 1;
+		sk_sampling_defaults(&r.sampling);
+		r.sampling.greedy = 1;
+		collected cc = { { 0 }, 0 }, cg = { { 0 }, 0 };
+		CHECK(sk_generate(mc, &r, 1, collect, &cc, NULL) == 0);
+		CHECK(sk_generate(mg, &r, 1, collect, &cg, NULL) == 0);
+		int first = -1;
+		for (int i = 0; i < cc.n && first < 0; i++)
+			if (i >= cg.n || cc.ids[i] != cg.ids[i])
+				first = i;
+		if (first < 0) {
+			printf("# 270M prompt %d: greedy %d tokens identical\n", p, cc.n);
+		} else {
+			/* the CPU's logits where the GPU took another token */
+			int V = sk_model_vocab(mc);
+			sk_kv_cache *kv = sk_kv_cache_new(mc, 1, (int)ids.n + first + 1);
+			int32_t *seq = malloc((ids.n + (size_t)first) * sizeof *seq);
+			float *lg = malloc((size_t)V * sizeof *lg);
+			memcpy(seq, ids.v, ids.n * sizeof *seq);
+			memcpy(seq + ids.n, cc.ids, (size_t)first * sizeof *seq);
+			sk_batch_item it = { 0, seq, (int)ids.n + first, 0, 0 };
+			CHECK(kv && sk_model_forward(mc, kv, &it, 1, lg) == 0);
+			float a = lg[cc.ids[first]], b = lg[cg.ids[first]];
+			printf("# 270M prompt %d: greedy parts at token %d: CPU %d (logit %.4f), GPU %d (logit %.4f), margin %.4f\n",
+			       p, first, cc.ids[first], a, cg.ids[first], b, a - b);
+			CHECK_MSG(a - b < 0.1f, "prompt %d: a margin of %g is no tie", p, a - b);
+			sk_kv_cache_free(kv);
+			free(seq);
+			free(lg);
+		}
+		sk_ids_free(&ids);
+	}
+	sk_model_free(mc);
+	sk_model_free(mg);
+}
+
 int main(int argc, char **argv)
 {
 	int ops_only = argc > 1 && !strcmp(argv[1], "--ops-only"); /* for the sanitizer runs */
@@ -718,6 +786,7 @@ int main(int argc, char **argv)
 		RUN(tiny_models_match_cpu);
 		RUN(tiny_models_with_adapters_match_cpu);
 		RUN(greedy_continuations_identical);
+		RUN(default_model_greedy_same_as_cpu);
 	}
 	sk_backend_free(cpu);
 	sk_backend_free(gpu);

@@ -381,7 +381,7 @@ TEST(elementwise_ops)
 	for (int k = 0; k < 2; k++)
 		for (int with_u = 0; with_u < 2; with_u++) {
 			memcpy(y, a, sizeof a);
-			be->ops->gelu_mul(be, y, with_u ? b : NULL, R, D, zs[k]);
+			be->ops->gelu_mul(be, y, with_u ? b : NULL, D, R, D, zs[k]);
 			int survivors = 0;
 			for (int r = 0; r < R; r++) {
 				double mean = 0, var = 0;

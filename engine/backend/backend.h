@@ -125,6 +125,10 @@ typedef struct {
 	 * scale · B (A x_i). Returns 0, or -1 for a weight type it cannot read. */
 	int (*linear)(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
 	              const sk_lora_pair *lora, const uint8_t *lora_rows);
+	/* Optional: two linears of the same input (y1 = x W1ᵀ, y2 = x W2ᵀ, each
+	 * with its LoRA pair) at once; NULL: the model calls linear twice. */
+	int (*linear2)(sk_backend *be, const sk_tensor *w1, const sk_tensor *w2, const float *x, int64_t n, float *y1,
+	               float *y2, const sk_lora_pair *l1, const sk_lora_pair *l2, const uint8_t *lora_rows);
 	/* out[i] = table[ids[i]] · scale (rows dequantized one by one). ids must
 	 * be in range (the caller checks). */
 	int (*embed)(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out);
@@ -157,8 +161,10 @@ typedef struct {
 	                 float *y);
 	/* Gated activation in place: g ← gelu_tanh(g') ⊙ u, where g' = g, or,
 	 * with sparsity_z != 0, relu(g - (mean(g) + z·std(g))) per row
-	 * (population std). u may be NULL (no product: plain gelu). */
-	void (*gelu_mul)(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
+	 * (population std). Row r of u starts at u + r·u_stride (u_stride = dim
+	 * for a matrix like g). u may be NULL (no product: plain gelu). */
+	void (*gelu_mul)(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+	                 float sparsity_z);
 	/* x ← cap · tanh(x / cap). */
 	void (*softcap)(sk_backend *be, float *x, int64_t count, float cap);
 	/* AltUp magnitude match: u[r] ← u[r] · rms(ref[r]) / sqrt(max(mean(u[r]²), 1e-5)). */

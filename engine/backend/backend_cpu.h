@@ -70,7 +70,8 @@ void sk_cpu_gather_rows(sk_backend *be, const float *x, int64_t dim, const int64
 void sk_cpu_scatter_rows(sk_backend *be, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
 void sk_cpu_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
                        const int32_t *pos);
-void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z);
+void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                     float sparsity_z);
 void sk_cpu_softcap(sk_backend *be, float *x, int64_t count, float cap);
 void sk_cpu_rescale_rms(sk_backend *be, float *u, const float *ref, int64_t rows, int64_t dim);
 void sk_cpu_altup_router(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,

@@ -35,7 +35,7 @@ static inline float gelu_tanh(float x)
 typedef struct {
 	float *g;
 	const float *u;
-	int64_t dim;
+	int64_t u_stride, dim;
 	const float *cut;  /* per row, or NULL */
 } gelu_job;
 
@@ -51,11 +51,12 @@ static void gelu_part(void *ctx, int64_t e0, int64_t e1, int tid)
 				v = 0;
 		}
 		v = gelu_tanh(v);
-		j->g[e] = j->u ? v * j->u[e] : v;
+		j->g[e] = j->u ? v * j->u[(e / j->dim) * j->u_stride + e % j->dim] : v;
 	}
 }
 
-void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z)
+void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                     float sparsity_z)
 {
 	sk_cpu *c = sk_cpu_of(be);
 	float *cut = NULL;
@@ -75,7 +76,7 @@ void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int
 			cut[r] = (float)mean + stdv * sparsity_z;
 		}
 	}
-	gelu_job j = { .g = g, .u = u, .dim = dim, .cut = cut };
+	gelu_job j = { .g = g, .u = u, .u_stride = u_stride, .dim = dim, .cut = cut };
 	sk_threadpool_for(c->pool, rows * dim, 256, gelu_part, &j);
 }
 

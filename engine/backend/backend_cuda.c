@@ -411,6 +411,36 @@ static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t
 	return r ? fail_cuda(be) : 0;
 }
 
+static const sk_cuda_lora *lora_of(sk_backend *be, const sk_lora_pair *lp, int *bad)
+{
+	cuda_be *b = cb(be);
+	*bad = 0;
+	if (!lp)
+		return NULL;
+	size_t slots = b->lora ? (size_t)b->lora->num_layers * SK_LORA_NMOD : 0;
+	if (!b->lora || lp < b->lora->pairs || lp >= b->lora->pairs + slots) {
+		*bad = 1;
+		return NULL;
+	}
+	return &b->dpairs[lp - b->lora->pairs];
+}
+
+static int op_linear2(sk_backend *be, const sk_tensor *t1, const sk_tensor *t2, const float *x, int64_t n, float *y1,
+                      float *y2, const sk_lora_pair *l1, const sk_lora_pair *l2, const uint8_t *rows)
+{
+	const sk_cuda_weight *w1 = weight_of(t1), *w2 = weight_of(t2);
+	int bad1, bad2;
+	const sk_cuda_lora *d1 = lora_of(be, l1, &bad1), *d2 = lora_of(be, l2, &bad2);
+	if (!w1 || !w2)
+		return sk_fail("%s", _("linear: the weight is not on the GPU"));
+	if (bad1 || bad2)
+		return sk_fail("%s", _("linear: the LoRA pair is not the GPU's adapter"));
+	int r;
+	PROF(be, n <= 8 ? "linear pair rows<=8" : "linear pair gemm",
+	     r = sk_cuda_linear2(cb(be)->c, w1, w2, x, n, y1, y2, d1, d2, rows));
+	return r ? fail_cuda(be) : 0;
+}
+
 static int op_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out)
 {
 	const sk_cuda_weight *w = weight_of(table);
@@ -466,9 +496,9 @@ static void op_mul_rows(sk_backend *be, const float *x, const float *w, int64_t 
 	PROF(be, "mul_rows", sk_cuda_mul_rows(cb(be)->c, x, w, w_stride, rows, dim, y));
 }
 
-static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t rows, int64_t dim, float z)
+static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim, float z)
 {
-	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, rows, dim, z));
+	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, u_stride, rows, dim, z));
 }
 
 static void op_softcap(sk_backend *be, float *x, int64_t count, float cap)
@@ -585,6 +615,7 @@ static const sk_backend_ops cuda_ops = {
 	.recorded_nodes = op_recorded_nodes,
 	.profile_report = op_profile_report,
 	.linear = op_linear,
+	.linear2 = op_linear2,
 	.embed = op_embed,
 	.rmsnorm = op_rmsnorm,
 	.rope = op_rope,

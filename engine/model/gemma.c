@@ -41,6 +41,21 @@ static int lin(const sk_fwd *f, const sk_tensor *t, int layer, int mod, const fl
 	return OPS->linear(BE, t, x, n, y, lp, lp ? f->lora_rows : NULL);
 }
 
+/* Two linears of the same input (k and v, gate and up): one call when the
+ * backend takes them together. */
+static int lin2(const sk_fwd *f, const sk_tensor *t1, int mod1, const sk_tensor *t2, int mod2, int layer,
+                const float *x, int64_t n, float *y1, float *y2)
+{
+	if (f->train_lora || !OPS->linear2)
+		return lin(f, t1, layer, mod1, x, n, y1) != 0 ? -1 : lin(f, t2, layer, mod2, x, n, y2);
+	const sk_lora_pair *l1 = NULL, *l2 = NULL;
+	if (f->m->lora && f->lora_rows) {
+		l1 = sk_lora_get(f->m->lora, layer, (sk_lora_module)mod1);
+		l2 = sk_lora_get(f->m->lora, layer, (sk_lora_module)mod2);
+	}
+	return OPS->linear2(BE, t1, t2, x, n, y1, y2, l1, l2, l1 || l2 ? f->lora_rows : NULL);
+}
+
 sk_rope_cfg sk_gemma_layer_rope(const sk_config *c, const sk_layer *L)
 {
 	sk_rope_cfg r;
@@ -73,7 +88,7 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 	float *kn = f->k_new + (int64_t)S->kv_slot * N * kvd, *vn = f->v_new + (int64_t)S->kv_slot * N * kvd;
 	if (L->kv_slot >= 0) {
 		float *k0 = a->k0 ? a->k0 : kn, *v0 = a->v0 ? a->v0 : vn;
-		if (lin(f, &L->k, l, SK_LORA_K, a->nrm, N, k0) != 0 || lin(f, &L->v, l, SK_LORA_V, a->nrm, N, v0) != 0)
+		if (lin2(f, &L->k, SK_LORA_K, &L->v, SK_LORA_V, l, a->nrm, N, k0, v0) != 0)
 			return -1;
 		OPS->norm_rope(BE, k0, N, nkv, hd, L->k_norm, eps, f->pos, rc.theta, rc.factor, kn);
 		if (c->arch == SK_ARCH_GEMMA3N) /* Gemma 3n's weight-less v_norm */
@@ -105,10 +120,10 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 {
 	const sk_layer *L = &f->m->layers[l];
 	int64_t N = f->N;
-	if (lin(f, &L->gate, l, SK_LORA_GATE, a->mm, N, a->g0) != 0 || lin(f, &L->up, l, SK_LORA_UP, a->mm, N, a->u) != 0)
+	if (lin2(f, &L->gate, SK_LORA_GATE, &L->up, SK_LORA_UP, l, a->mm, N, a->g0, a->u) != 0)
 		return -1;
 	copy(f, a->g0, N * L->ffn, a->z);
-	OPS->gelu_mul(BE, a->z, a->u, N, L->ffn, L->sparsity_z);
+	OPS->gelu_mul(BE, a->z, a->u, L->ffn, N, L->ffn, L->sparsity_z);
 	return lin(f, &L->down, l, SK_LORA_DOWN, a->z, N, a->f);
 }
 
@@ -173,8 +188,8 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	if (lin(f, &L->ple_gate, l, -1, a->vin, N, a->pg0) != 0)
 		return -1;
 	copy(f, a->pg0, N * P, f->tP);
-	OPS->gelu_mul(BE, f->tP, NULL, N, P, 0.0f);
-	OPS->mul_rows(BE, f->tP, f->pli + (int64_t)l * P, LP, N, P, f->tP); /* the layer's slice of each row */
+	/* gelu times the layer's slice of each row's per-layer inputs */
+	OPS->gelu_mul(BE, f->tP, f->pli + (int64_t)l * P, LP, N, P, 0.0f);
 	if (lin(f, &L->ple_proj, l, -1, f->tP, N, a->psi0) != 0)
 		return -1;
 	for (int k = 0; k < A; k++)
