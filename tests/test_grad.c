@@ -263,7 +263,7 @@ TEST(loss_only_matches_forward_logits)
  * fp32 activations, so it carries rounding noise, whose size depends on the
  * model and on the kernels this machine runs (AVX-512, AVX2 or portable;
  * OpenBLAS's choice). fd_noise measures it: the rms residual s_n of a
- * least-squares quartic through L at 17 nearby points (0.3 to 0.6 u|L| on
+ * least-squares quartic through L at 17 nearby points (0.2 to 0.6 u|L| on
  * the tiny fixtures, 1.2 to 2 u|L| on the default model, u = 2^-24; single
  * residuals reach 3 s_n). σ = FD_NOISE s_n bounds the error of one
  * evaluation; the bounds below add such errors at their worst (all at +σ
@@ -287,8 +287,8 @@ TEST(loss_only_matches_forward_logits)
  * does worse (checked numerically; q(2h) or q(4h) alone is blind at some
  * positions). For a smooth loss q(δ) is δ^3 |L''''| / 4, the next-order
  * term, so it also covers truncation while h |L^(5)| / |L''''| stays
- * moderate. q is measured through the same noise, at most σ Σ|c_j| ≈ 1σ/h
- * (c_j its weights), which is added to it.
+ * moderate. q is measured through the same noise, at most σ Σ|c_j| (c_j
+ * its weights; 2σ/h for q(2h), σ/h for q(4h)), which is added to it.
  *
  * Bound. |D - g| ≤ σ Σ|w_j| + max over q of (q + σ Σ|c_j|) + 1e-4 |g|, the
  * last term for the analytic gradient's own rounding (1e-5 against PEFT).
