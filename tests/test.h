@@ -52,9 +52,9 @@ static int sk_test_n, sk_test_nfailed;
 #define TEST(name) static void name(void)
 
 /* Continuous integration (CI=true or CI=1 in the environment, as CI services
- * set it) must run every comparison: there a case
- * that would skip for a missing tool, file or model fails instead, with the
- * reason. Only a missing GPU (SKIP_GPU) stays a skip everywhere. */
+ * set it) must run every comparison: there a case that would skip for a
+ * missing tool, file or model fails instead, with the reason. Only a missing
+ * GPU (SKIP_GPU) stays a skip everywhere. */
 static inline int sk_test_in_ci(void)
 {
 	const char *c = getenv("CI");
