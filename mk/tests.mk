@@ -32,7 +32,8 @@ check_PROGRAMS += \
 	tests/test_train \
 	tests/test_merge \
 	tests/test_engine \
-	tests/test_ui_widgets
+	tests/test_ui_widgets \
+	tests/sk_compare
 
 tests_test_cuda_SOURCES = tests/test_cuda.c tests/test.h
 tests_test_core_SOURCES = tests/test_core.c tests/test.h
@@ -65,6 +66,8 @@ tests_test_train_SOURCES = tests/test_train.c tests/test.h
 tests_test_merge_SOURCES = tests/test_merge.c tests/test.h
 tests_test_engine_SOURCES = tests/test_engine.c tests/test.h
 tests_test_ui_widgets_SOURCES = tests/test_ui_widgets.c tests/test.h
+# not a test: the shell tests' comparison helper (tests/run-tests.sh runs only test_*)
+tests_sk_compare_SOURCES = tests/sk_compare.c
 
 SHELL_TESTS += \
 	tests/test_cli.sh \

@@ -776,7 +776,7 @@ TEST(svg_edge_cases)
 		CHECK(svg && strstr(svg, "0.0002") && !strstr(svg, "0,0002") && !strstr(svg, ",5 "));
 		free(svg);
 	} else {
-		fprintf(stderr, "  (no comma-decimal locale here: the locale check did not run)\n");
+		SKIP("no comma-decimal locale could be built (localedef -i de_DE needs Debian's locales)");
 	}
 	setlocale(LC_ALL, "C");
 	unsetenv("LOCPATH");

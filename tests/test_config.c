@@ -381,7 +381,7 @@ TEST(gguf_default_model)
 {
 	const char *path = getenv("SK_DEFAULT_MODEL");
 	if (!path || !*path) {
-		printf("# SKIP SK_DEFAULT_MODEL is unset\n");
+		SKIP("SK_DEFAULT_MODEL is unset");
 		return;
 	}
 	sk_gguf *g = sk_gguf_open(path);

@@ -279,7 +279,7 @@ TEST(cuda_bf16_parity)
 {
 	char reason[256];
 	if (sk_cuda_probe(reason, sizeof reason) <= 0) {
-		SKIP("no usable GPU: %.200s", reason);
+		SKIP_GPU("no usable GPU: %.200s", reason);
 		return;
 	}
 	size_t n = 65536 + 13; /* an odd tail exercises the unaligned path */

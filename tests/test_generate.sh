@@ -1,7 +1,7 @@
 #!/bin/sh
 # `sokhan logits` and `sokhan generate`: argument checks, then on the tiny
 # fixtures (tests/fixtures/hf/, references from transformers via
-# make_fixtures.py): logits equal ref/logits_*.npy (compared with NumPy),
+# make_fixtures.py): logits equal ref/logits_*.npy (tests/sk_compare),
 # greedy continuations equal the manifest's, seeds, batches, adapters; and
 # on the default model (SK_DEFAULT_MODEL) a greedy factual completion.
 . "$(dirname "$0")/lib.sh"
@@ -66,18 +66,7 @@ greedy() {
 	python3 -c "import json,sys; m=json.load(open(sys.argv[1]+'/ref/manifest.json')); print(' '.join(map(str, m['sequences'][int(sys.argv[2])]['greedy'])))" "$1" "$2"
 }
 # close A.npy B.npy: float32, same shape, relative L2 error below 1e-4.
-close() {
-	python3 - "$1" "$2" <<'EOF'
-import sys
-import numpy as np
-a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
-if a.dtype != np.float32 or a.shape != b.shape:
-    sys.exit(f"dtype {a.dtype} shape {a.shape}, want float32 {b.shape}")
-rel = float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
-if not rel < 1e-4:
-    sys.exit(f"relative L2 error {rel:g}")
-EOF
-}
+close() { $SK_COMPARE --dtype F32 --rel-l2 1e-4 "$1" "$2" >&2; }
 
 for model in "$T3N" "$T3"; do
 	mname=$(basename "$model")

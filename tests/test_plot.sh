@@ -67,8 +67,28 @@ expect_status 1 "directory without a log" $SOKHAN plot "$T/nolog"
 expect_status 2 "RUN_DIR is required" $SOKHAN plot
 expect_status 2 "one RUN_DIR only" $SOKHAN plot "$T/run" "$T/run"
 
+# png_ok PNG SVG: the PNG has the SVG's width and height and is not blank
+# (its pixels take many values: the white page, the lines, the text).
+png_ok() {
+	python3 - "$1" "$2" <<'EOF'
+import re, struct, sys, zlib
+png, svg = open(sys.argv[1], "rb").read(), open(sys.argv[2]).read()
+assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+w, h = struct.unpack(">II", png[16:24])
+m = re.search(r'<svg [^>]*width="(\d+)" height="(\d+)"', svg)
+assert (w, h) == (int(m[1]), int(m[2])), ((w, h), m.groups())
+idat, i = b"", 8
+while i < len(png):
+    n, kind = struct.unpack(">I4s", png[i:i + 8])
+    if kind == b"IDAT":
+        idat += png[i + 8:i + 8 + n]
+    i += 12 + n
+assert len(set(zlib.decompress(idat))) > 16, "a blank image"
+EOF
+}
 if command -v rsvg-convert >/dev/null 2>&1; then
 	check "renders to PNG" rsvg-convert -o "$T/loss.png" "$svg"
+	check "the PNG has the chart's size and is drawn" png_ok "$T/loss.png" "$svg"
 else
 	sk_skip "renders to PNG" "no rsvg-convert (apt-get install librsvg2-bin)"
 fi

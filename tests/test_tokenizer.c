@@ -28,13 +28,6 @@ static sk_tokenizer *tj;   /* from tokenizer.json */
 static char json_path[4096];
 static char cache_home[256];
 
-static void skip(const char *name, const char *why)
-{
-	sk_test_n++;
-	printf("ok %d - %s # SKIP %s\n", sk_test_n, name, why);
-	fflush(stdout);
-}
-
 static int load_corpus(void)
 {
 	char path[4096];
@@ -722,13 +715,13 @@ int main(void)
 		if (have_json)
 			printf("not ok %d - load_tokenizer_json\n", ++sk_test_n), sk_test_nfailed++;
 		else
-			skip("json_corpus_ids", why);
+			sk_test_skip_case("json_corpus_ids", why);
 	}
 	const char *model = getenv("SK_DEFAULT_MODEL");
 	if (model && *model && have_corpus && access(model, R_OK) == 0)
 		RUN(gguf_corpus_ids);
 	else
-		skip("gguf_corpus_ids", "SK_DEFAULT_MODEL does not name a GGUF file");
+		sk_test_skip_case("gguf_corpus_ids", "SK_DEFAULT_MODEL does not name a GGUF file");
 
 	sk_tokenizer_free(tj);
 	for (size_t k = 0; k < ncases; k++) {
