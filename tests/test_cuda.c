@@ -120,7 +120,7 @@ static void expect(const char *what, const float *d, const float *ref, size_t n,
 #define NEED_GPU()                                  \
 	do {                                        \
 		if (!gpu) {                         \
-			SKIP("no GPU: %s", no_gpu); \
+			SKIP_GPU("no GPU: %s", no_gpu); \
 			return;                     \
 		}                                   \
 	} while (0)
