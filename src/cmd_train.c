@@ -453,24 +453,32 @@ int sk_cmd_train(int argc, char **argv)
 	mco.adapter = NULL;
 	if (mco.device == SK_DEVICE_AUTO) /* the GPU backend has no backward ops yet */
 		mco.device = SK_DEVICE_CPU;
+	/* Ctrl-C from here on stops at a checkpoint, even while the model loads;
+	 * SA_RESTART: a signal must not turn a file write into an error */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	sk_lora *unused = NULL;
 	sk_model *m = sk_cli_load_model(&mco, &unused, &rc);
-	if (!m)
+	if (!m) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		return rc;
+	}
 
 	ui u = { .co = &co };
 	sk_train_run *run = sk_train_start(m, &cfg, p.resume != NULL, on_event, &u);
 	if (!run) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		sk_model_free(m);
 		return sk_cli_fail();
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
 	g_run = run;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	if (g_stop)
 		sk_train_request_stop(run);
 
