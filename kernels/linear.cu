@@ -87,14 +87,16 @@ struct mv_job {
 	int n;
 };
 
-// Which weight a global row belongs to; the row within it.
-__device__ __forceinline__ int mv_pick(const mv_job &j, int64_t *row)
+// Which weight a warp's row belongs to (row and out are within that
+// weight; out is 0 past the last row, so the warp computes nothing).
+__device__ __forceinline__ int mv_locate(const mv_job &j, int wpr, int64_t *row, int64_t *out)
 {
-	if (j.n > 1 && *row >= j.w[0].rows) {
+	*row = (int64_t)blockIdx.x * (MV_WARPS / wpr) + (threadIdx.x >> 5) / wpr;
+	int which = j.n > 1 && *row >= j.w[0].rows;
+	if (which)
 		*row -= j.w[0].rows;
-		return 1;
-	}
-	return 0;
+	*out = *row < j.w[which].rows ? j.w[which].rows : 0;
+	return which;
 }
 
 // bf16, in % 8 == 0: eight weights (16 bytes) a load.
@@ -102,11 +104,10 @@ template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16(mv_job j, const float *__restrict__ x)
 {
 	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + w / WPR;
-	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
-	int which = row < total ? mv_pick(j, &row) : 0;
+	int64_t row, out;
+	int which = mv_locate(j, WPR, &row, &out);
 	const uint16_t *__restrict__ W = j.w[which].bf16;
-	int64_t out = row < total ? j.w[which].rows : 0, in = j.w[which].cols;
+	int64_t in = j.w[which].cols;
 	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll
@@ -150,11 +151,10 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 	}
 	__syncthreads();
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
-	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
-	int which = row < total ? mv_pick(j, &row) : 0;
+	int64_t row, out;
+	int which = mv_locate(j, WPR, &row, &out);
 	const sk_cuda_weight &w = j.w[which];
-	int64_t out = row < total ? w.rows : 0, in = w.cols;
+	int64_t in = w.cols;
 	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll
@@ -198,11 +198,10 @@ template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(mv_job j, const float *__restrict__ x)
 {
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-	int64_t row = (int64_t)blockIdx.x * (MV_WARPS / WPR) + wp / WPR;
-	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
-	int which = row < total ? mv_pick(j, &row) : 0;
+	int64_t row, out;
+	int which = mv_locate(j, WPR, &row, &out);
 	const sk_cuda_weight &w = j.w[which];
-	int64_t out = row < total ? w.rows : 0, in = w.cols;
+	int64_t in = w.cols;
 	float *__restrict__ y = j.y[which];
 	float acc[NR];
 #pragma unroll

@@ -3,18 +3,24 @@
 
 #include <math.h>
 
+/* HF's RMSNorm scale of a row: (mean(x²) + eps)^-1/2 in fp32 (the sum in double). */
+static float rms_inv(const float *x, int64_t dim, float eps)
+{
+	double ss = 0;
+	for (int64_t i = 0; i < dim; i++)
+		ss += (double)x[i] * x[i];
+	float ms = (float)(ss / (double)dim) + eps;
+	return (float)(1.0 / sqrt((double)ms));
+}
+
 void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y)
 {
 	(void)be;
 	for (int64_t r = 0; r < rows; r++) {
 		const float *xr = x + r * dim;
 		float *yr = y + r * dim;
-		double ss = 0;
-		for (int64_t i = 0; i < dim; i++)
-			ss += (double)xr[i] * xr[i];
-		/* HF: x · (mean(x²) + eps)^-1/2 in fp32, then · w */
-		float ms = (float)(ss / (double)dim) + eps;
-		float inv = (float)(1.0 / sqrt((double)ms));
+		/* x · inv, then · w */
+		float inv = rms_inv(xr, dim, eps);
 		if (w)
 			for (int64_t i = 0; i < dim; i++)
 				yr[i] = (xr[i] * inv) * w[i];
@@ -60,11 +66,7 @@ void sk_cpu_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, 
 	for (int64_t r = 0; r < rows; r++) {
 		const float *xr = x + r * dim, *ar = a + r * dim, *br = b ? b + r * dim : NULL;
 		float *yr = y + r * dim;
-		double ss = 0;
-		for (int64_t i = 0; i < dim; i++)
-			ss += (double)xr[i] * xr[i];
-		float ms = (float)(ss / (double)dim) + eps;
-		float inv = (float)(1.0 / sqrt((double)ms));
+		float inv = rms_inv(xr, dim, eps);
 		for (int64_t i = 0; i < dim; i++) {
 			float t = w ? (xr[i] * inv) * w[i] : xr[i] * inv;
 			float s = ar[i] + t;
