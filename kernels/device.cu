@@ -21,6 +21,13 @@ extern "C" int sk_cuda_probe(char *reason, size_t cap)
 		snprintf(reason, cap, "no CUDA device found");
 		return 0;
 	}
+	// the kernels are built for sm_90a with PTX from compute capability 8.0 (bf16 arithmetic)
+	cudaDeviceProp p;
+	if (cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major < 8) {
+		snprintf(reason, cap, "%s has compute capability %d.%d; sokhan's kernels need 8.0 or newer", p.name,
+		         p.major, p.minor);
+		return 0;
+	}
 	// cuBLASLt is what the linear layers will use: make sure it starts.
 	cublasLtHandle_t lt;
 	if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
