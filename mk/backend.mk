@@ -12,8 +12,10 @@ libsokhan_a_SOURCES += \
 	engine/backend/backend_cpu_backward_elem.c engine/backend/backend_cpu_backward_attn.c
 
 if HAVE_CUDA
-libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda.c
+libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda_internal.h \
+	engine/backend/backend_cuda.c engine/backend/backend_cuda_train.c
 else
 libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda_none.c
 endif
-EXTRA_DIST += engine/backend/backend_cuda.c engine/backend/backend_cuda_none.c
+EXTRA_DIST += engine/backend/backend_cuda_internal.h engine/backend/backend_cuda.c \
+	engine/backend/backend_cuda_train.c engine/backend/backend_cuda_none.c

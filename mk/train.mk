@@ -4,7 +4,7 @@
 # writer, and merging.
 libsokhan_a_SOURCES += \
 	engine/train/train_grad.h engine/train/train_internal.h \
-	engine/train/gemma_backward.c engine/train/loss.c engine/train/lora_train.c \
+	engine/train/gemma_backward.c engine/train/loss.c engine/train/lora_train.c engine/train/train_device.c \
 	engine/train/optim.h engine/train/optim_internal.h \
 	engine/train/optim.c engine/train/optim_state.c engine/train/optim_clip.c \
 	engine/train/optim_adamw8bit.c engine/train/optim_adamw.c \

@@ -86,6 +86,24 @@ typedef struct {
 	 * none); the backend keeps its own copy of the factors. 0 or -1. */
 	int (*set_adapter)(sk_backend *be, const struct sk_lora *l);
 
+	/* Rows [r0, r0 + n) of a weight matrix as a tensor of their own (the LM
+	 * head's vocabulary chunks); NULL: the caller offsets the data pointer. */
+	int (*slice_rows)(sk_backend *be, const sk_tensor *t, int64_t r0, int64_t n, sk_tensor *out);
+
+	/* ---- The adapter being trained (NULL: its host buffers are used as they are) ---- */
+
+	/* Takes l as the adapter being trained (NULL: none): the backend keeps
+	 * device copies of its factors, and lora_fwd/lora_bwd on its pairs use
+	 * them and accumulate its gradients on the device, ignoring the host
+	 * gradient pointers they are given. 0 or -1. */
+	int (*train_begin)(sk_backend *be, const struct sk_lora *l);
+	/* Copies the factors again (the host changed them: an optimizer step, a
+	 * resume). 0 or -1. */
+	int (*train_upload)(sk_backend *be);
+	/* Adds the device gradients into the adapter's host gradient buffers and
+	 * zeroes the device ones. 0 or -1. */
+	int (*train_download_grads)(sk_backend *be);
+
 	/* ---- Recording a forward to replay it (NULL: every forward runs its ops) ---- */
 
 	/* Called before the ops of a forward whose shape and buffers key

@@ -4,7 +4,7 @@
  * load), the per-layer-embedding table in pinned host memory, and the
  * adapter's factors. Training ops are not filled in: sk_train_ops refuses
  * this backend. */
-#include "engine/backend/backend_cuda.h"
+#include "engine/backend/backend_cuda_internal.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -18,33 +18,17 @@
 #include "engine/model/lora_internal.h"
 #include "kernels/kernels.h"
 
-/* Every device and pinned allocation the backend made for weights, freed with it. */
-typedef struct {
-	void *p;
-	int host;
-} owned;
-
-typedef struct {
-	sk_cuda *c;
-	owned *own;
-	size_t n_own, cap_own;
-	sk_cuda_weight **weights;
-	size_t n_w, cap_w;
-	/* the adapter set with set_adapter: its pairs and their device copies */
-	const sk_lora *lora;
-	sk_cuda_lora *dpairs;   /* parallel to lora->pairs */
-	float *dfactors;        /* one allocation for every A and B */
-} cuda_be;
-
 static cuda_be *cb(sk_backend *be)
 {
 	return be->impl;
 }
 
-static int fail_cuda(sk_backend *be)
+int sk_cuda_be_fail(sk_backend *be)
 {
 	return sk_fail("%s", sk_cuda_error(cb(be)->c));
 }
+
+#define fail_cuda sk_cuda_be_fail
 
 static int remember(cuda_be *b, void *p, int host)
 {
@@ -77,6 +61,11 @@ static void *dev_alloc(sk_backend *be, size_t bytes, const char *what)
 }
 
 static sk_cuda_weight *new_weight(cuda_be *b, const sk_tensor *t);
+
+static const sk_cuda_weight *weight_of(const sk_tensor *t)
+{
+	return t->device == SK_DEVICE_CUDA ? t->data : NULL;
+}
 
 /* Times an op alone when profiling (SK_CUDA_PROFILE=1). */
 #define PROF(be, name, call)                        \
@@ -329,6 +318,23 @@ static int op_random_tensor(sk_backend *be, sk_tensor *t, int nf4, int host_resi
 	return sk_cuda_check(b->c) ? fail_cuda(be) : 0;
 }
 
+static int op_slice_rows(sk_backend *be, const sk_tensor *t, int64_t r0, int64_t n, sk_tensor *out)
+{
+	cuda_be *b = cb(be);
+	const sk_cuda_weight *w = weight_of(t);
+	if (!w || w->kind != SK_CUDA_W_BF16 || r0 < 0 || n < 1 || r0 + n > w->rows)
+		return sk_fail("%s", _("slice: not a bf16 matrix on the GPU, or rows out of range"));
+	sk_cuda_weight *s = &b->slices[b->next_slice];
+	b->next_slice = (b->next_slice + 1) % (int)(sizeof b->slices / sizeof *b->slices);
+	*s = *w;
+	s->rows = n;
+	s->bf16 = w->bf16 + r0 * w->cols;
+	*out = *t;
+	out->shape[0] = n;
+	out->data = s;
+	return 0;
+}
+
 static int op_load_vector(sk_backend *be, float **v, int64_t n, const char *what)
 {
 	float *d = dev_alloc(be, (size_t)n * sizeof(float), what);
@@ -385,10 +391,6 @@ static int op_set_adapter(sk_backend *be, const sk_lora *l)
 
 /* ---- forward ops ---- */
 
-static const sk_cuda_weight *weight_of(const sk_tensor *t)
-{
-	return t->device == SK_DEVICE_CUDA ? t->data : NULL;
-}
 
 static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t n, float *y, const sk_lora_pair *lp,
                      const uint8_t *rows)
@@ -397,13 +399,10 @@ static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t
 	const sk_cuda_weight *w = weight_of(t);
 	if (!w)
 		return sk_fail("%s", _("linear: the weight is not on the GPU"));
-	const sk_cuda_lora *dl = NULL;
-	if (lp) {
-		size_t slots = b->lora ? (size_t)b->lora->num_layers * SK_LORA_NMOD : 0;
-		if (!b->lora || lp < b->lora->pairs || lp >= b->lora->pairs + slots)
-			return sk_fail("%s", _("linear: the LoRA pair is not the GPU's adapter"));
-		dl = &b->dpairs[lp - b->lora->pairs];
-	}
+	int bad;
+	const sk_cuda_lora *dl = sk_cuda_be_pair(be, lp, &bad);
+	if (bad)
+		return sk_fail("%s", _("linear: the LoRA pair is not the GPU's adapter"));
 	int r;
 	PROF(be, n <= 8 ? (w->kind == SK_CUDA_W_NF4 ? "linear nf4 rows<=8" : "linear bf16 rows<=8")
 	                : (w->kind == SK_CUDA_W_NF4 ? "linear nf4 gemm" : "linear bf16 gemm"),
@@ -411,18 +410,35 @@ static int op_linear(sk_backend *be, const sk_tensor *t, const float *x, int64_t
 	return r ? fail_cuda(be) : 0;
 }
 
-static const sk_cuda_lora *lora_of(sk_backend *be, const sk_lora_pair *lp, int *bad)
+/* The index of lp among l's pair slots, or -1. */
+static ptrdiff_t slot_of(const sk_lora *l, const sk_lora_pair *lp)
+{
+	if (!l || !lp)
+		return -1;
+	size_t slots = (size_t)l->num_layers * SK_LORA_NMOD;
+	return lp >= l->pairs && lp < l->pairs + slots ? lp - l->pairs : -1;
+}
+
+const sk_cuda_lora *sk_cuda_be_pair(sk_backend *be, const sk_lora_pair *lp, int *bad)
 {
 	cuda_be *b = cb(be);
 	*bad = 0;
 	if (!lp)
 		return NULL;
-	size_t slots = b->lora ? (size_t)b->lora->num_layers * SK_LORA_NMOD : 0;
-	if (!b->lora || lp < b->lora->pairs || lp >= b->lora->pairs + slots) {
-		*bad = 1;
-		return NULL;
-	}
-	return &b->dpairs[lp - b->lora->pairs];
+	ptrdiff_t i = slot_of(b->train, lp);
+	if (i >= 0)
+		return &b->tpairs[i];
+	if ((i = slot_of(b->lora, lp)) >= 0)
+		return &b->dpairs[i];
+	*bad = 1;
+	return NULL;
+}
+
+float *sk_cuda_be_grad(sk_backend *be, const sk_lora_pair *lp, int is_b)
+{
+	cuda_be *b = cb(be);
+	ptrdiff_t i = slot_of(b->train, lp);
+	return i < 0 ? NULL : is_b ? b->tgrad_b[i] : b->tgrad_a[i];
 }
 
 static int op_linear2(sk_backend *be, const sk_tensor *t1, const sk_tensor *t2, const float *x, int64_t n, float *y1,
@@ -430,7 +446,7 @@ static int op_linear2(sk_backend *be, const sk_tensor *t1, const sk_tensor *t2, 
 {
 	const sk_cuda_weight *w1 = weight_of(t1), *w2 = weight_of(t2);
 	int bad1, bad2;
-	const sk_cuda_lora *d1 = lora_of(be, l1, &bad1), *d2 = lora_of(be, l2, &bad2);
+	const sk_cuda_lora *d1 = sk_cuda_be_pair(be, l1, &bad1), *d2 = sk_cuda_be_pair(be, l2, &bad2);
 	if (!w1 || !w2)
 		return sk_fail("%s", _("linear: the weight is not on the GPU"));
 	if (bad1 || bad2)
@@ -604,7 +620,11 @@ static const sk_backend_ops cuda_ops = {
 	.load_tensor = op_load_tensor,
 	.load_vector = op_load_vector,
 	.random_tensor = op_random_tensor,
+	.slice_rows = op_slice_rows,
 	.set_adapter = op_set_adapter,
+	.train_begin = sk_cuda_train_begin,
+	.train_upload = sk_cuda_train_upload,
+	.train_download_grads = sk_cuda_train_download_grads,
 	.record_begin = op_record_begin,
 	.record_end = op_record_end,
 	.record_drop = op_record_drop,
@@ -660,6 +680,7 @@ void sk_backend_cuda_free(sk_backend *be)
 {
 	cuda_be *b = cb(be);
 	drop_adapter(b);
+	sk_cuda_train_free(be);
 	for (size_t i = 0; i < b->n_own; i++) {
 		if (b->own[i].host)
 			sk_cuda_host_free(b->c, b->own[i].p);

@@ -5,6 +5,7 @@
  * (softmax − onehot) · softcap' and accumulates dh = dz · E_chunk. Only
  * one [rows, chunk] buffer ever exists. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/backend/backend_cpu_backward.h"
@@ -34,11 +35,14 @@ void sk_loss_plan(sk_arena *a, int64_t n, int64_t vocab, sk_loss_ws *w)
 }
 
 /* Rows [c0, c0 + cw) of the embedding as a matrix of their own. */
-static void head_chunk(const sk_model *m, int64_t c0, int64_t cw, sk_tensor *t)
+static int head_chunk(const sk_model *m, const sk_backend_ops *ops, int64_t c0, int64_t cw, sk_tensor *t)
 {
+	if (ops->slice_rows)
+		return ops->slice_rows(m->be, &m->embed, c0, cw, t);
 	*t = m->embed;
 	t->shape[0] = cw;
 	t->data = (const char *)m->embed.data + sk_tensor_row_bytes(&m->embed) * c0;
+	return 0;
 }
 
 int sk_loss_head(sk_model *m, const sk_backend_ops *ops, const float *hn, const int32_t *labels, int64_t n,
@@ -49,44 +53,67 @@ int sk_loss_head(sk_model *m, const sk_backend_ops *ops, const float *hn, const 
 		return 0;
 	int64_t V = m->vocab, H = m->cfg.hidden_size;
 	float cap = m->cfg.final_logit_softcap > 0 ? m->cfg.final_logit_softcap : 0.0f;
-	if (m->embed.nf4 || sk_tensor_row_bytes(&m->embed) < 0)
+	if (m->embed.nf4 || (m->embed.device != SK_DEVICE_CUDA && sk_tensor_row_bytes(&m->embed) < 0))
 		return sk_fail("%s", _("loss: the embedding's type cannot be split into row chunks"));
+	/* the per-row state lives where the backend computes; the host sets it
+	 * up and finishes it (n values each: small next to the chunks) */
+	float *h = malloc((size_t)(3 * n) * sizeof *h);
+	if (!h)
+		return sk_fail("%s", _("out of memory"));
+	float *hmx = h, *hse = h + n, *hlab = h + 2 * n;
+	int rc = -1;
 	for (int64_t i = 0; i < n; i++) {
-		w->mx[i] = -INFINITY;
-		w->se[i] = 0;
-		w->lab[i] = 0;
+		hmx[i] = -INFINITY;
+		hse[i] = 0;
+		hlab[i] = 0;
 	}
+	if (ops->upload(m->be, w->mx, hmx, (size_t)n * sizeof(float)) != 0 ||
+	    ops->upload(m->be, w->se, hse, (size_t)n * sizeof(float)) != 0 ||
+	    ops->upload(m->be, w->lab, hlab, (size_t)n * sizeof(float)) != 0)
+		goto out;
 	sk_tensor t;
 	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
 		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
-		head_chunk(m, c0, cw, &t);
-		if (ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
-			return -1;
+		if (head_chunk(m, ops, c0, cw, &t) != 0 || ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
+			goto out;
 		ops->xent_chunk(m->be, w->z, n, cw, c0, cap, labels, w->mx, w->se, w->lab);
 	}
+	if (ops->download(m->be, hmx, w->mx, (size_t)n * sizeof(float)) != 0 ||
+	    ops->download(m->be, hse, w->se, (size_t)n * sizeof(float)) != 0 ||
+	    ops->download(m->be, hlab, w->lab, (size_t)n * sizeof(float)) != 0)
+		goto out;
 	double sum = 0;
 	for (int64_t i = 0; i < n; i++) {
-		double lse = (double)w->mx[i] + log((double)w->se[i]);
-		w->lse[i] = (float)lse;
-		w->coef[i] = grad_scale;
-		sum += lse - (double)w->lab[i];
+		double lse = (double)hmx[i] + log((double)hse[i]);
+		sum += lse - (double)hlab[i];
+		hmx[i] = (float)lse;     /* the logsumexp, for the gradient pass */
+		hse[i] = grad_scale;     /* each row's coefficient */
 	}
 	*loss_sum = sum;
-	if (!isfinite(sum))
-		return sk_fail("%s", _("loss: the loss is not finite"));
-	if (!dhn)
-		return 0;
-	memset(dhn, 0, (size_t)(n * H) * sizeof(float));
+	if (!isfinite(sum)) {
+		sk_fail("%s", _("loss: the loss is not finite"));
+		goto out;
+	}
+	if (!dhn) {
+		rc = 0;
+		goto out;
+	}
+	if (ops->upload(m->be, w->lse, hmx, (size_t)n * sizeof(float)) != 0 ||
+	    ops->upload(m->be, w->coef, hse, (size_t)n * sizeof(float)) != 0)
+		goto out;
+	ops->zero(m->be, dhn, n * H);
 	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
 		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
-		head_chunk(m, c0, cw, &t);
-		if (ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
-			return -1;
+		if (head_chunk(m, ops, c0, cw, &t) != 0 || ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
+			goto out;
 		ops->xent_chunk_grad(m->be, w->z, n, cw, c0, cap, labels, w->lse, w->coef);
 		if (ops->linear_bwd(m->be, &t, w->z, n, dhn, 1) != 0)
-			return -1;
+			goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(h);
+	return rc;
 }
 
 const sk_backend_ops *sk_train_ops(sk_backend *be)

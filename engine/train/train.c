@@ -27,6 +27,7 @@
 struct sk_train_run {
 	sk_train_config cfg;
 	sk_model *m;
+	int on_device;           /* the backend holds the adapter (sk_model_train_begin) */
 	sk_train_event_fn fn;
 	void *ctx;
 
@@ -306,6 +307,8 @@ static int begin_step(sk_train_run *r)
 
 static int optimizer_step(sk_train_run *r)
 {
+	if (sk_model_train_grads_to_host(r->m))
+		return -1;
 	float norm = sk_grad_clip_norm(r->params, r->nparams, (float)r->cfg.max_grad_norm);
 	double lr = sk_lr_at(&r->sched, r->cfg.lr, r->step);
 	if (isfinite(norm)) {
@@ -316,6 +319,8 @@ static int optimizer_step(sk_train_run *r)
 		    (long long)r->step + 1);
 	}
 	sk_lora_zero_grad(r->lora);
+	if (sk_model_train_factors_to_device(r->m))
+		return -1;
 	r->step++;
 	r->step_pos = sk_batcher_tell(r->batcher);
 	r->tokens_seen += r->step_tokens;
@@ -455,7 +460,7 @@ int sk_train_step(sk_train_run *r)
 			say(r, SK_TRAIN_EV_LOG,
 			    _("stopping: %d of %d micro-steps of step %lld are dropped; it is redone on resume"),
 			    r->micro, r->n_micro, (long long)r->step + 1);
-		if (r->n_micro)
+		if (r->n_micro && sk_model_train_grads_to_host(r->m) == 0) /* dropped, on the device too */
 			sk_lora_zero_grad(r->lora);
 		r->n_micro = 0;
 		rc = sk_metrics_sync(r->log);
@@ -524,6 +529,8 @@ void sk_train_free(sk_train_run *r)
 {
 	if (!r)
 		return;
+	if (r->on_device)
+		sk_model_train_end(r->m);
 	if (r->log)
 		sk_metrics_close(r->log);
 	sk_optim_free(r->opt);
@@ -804,6 +811,10 @@ sk_train_run *sk_train_start(sk_model *m, const sk_train_config *cfg, int resume
 	r->log = sk_metrics_open(r->cfg.run_dir, found ? r->step : -1);
 	if (!r->log || write_options(r))
 		goto fail;
+	/* the factors are final (made or resumed): the backend takes them */
+	if (sk_model_train_begin(r->m, r->lora))
+		goto fail;
+	r->on_device = 1;
 	free(ckpt);
 	return r;
 fail:

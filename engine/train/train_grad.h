@@ -39,6 +39,18 @@ float *sk_lora_grad_of(sk_lora *l, int layer, sk_lora_module module, int is_b);
  * (layer, module); NULL for an adapter created in memory. */
 const char *sk_lora_key_name(const sk_lora *l, int layer, sk_lora_module module, int is_b);
 
+/* Training on a device backend (the GPU): sk_model_train_begin copies the
+ * adapter's factors to the device, where sk_model_loss_grad then
+ * accumulates its gradients; sk_model_train_grads_to_host adds them into
+ * the adapter's host gradient buffers (and zeroes the device's) before the
+ * optimizer, which runs on the host; sk_model_train_factors_to_device
+ * copies the updated factors back. sk_model_train_end lets the adapter go.
+ * On the CPU backend these do nothing. 0 or -1. */
+int sk_model_train_begin(sk_model *m, const sk_lora *l);
+int sk_model_train_grads_to_host(sk_model *m);
+int sk_model_train_factors_to_device(sk_model *m);
+void sk_model_train_end(sk_model *m);
+
 /* One training sequence: target[i] != 0 means ids[i] is a label, predicted
  * from the logits at position i - 1 (target[0] is ignored). */
 typedef struct {

@@ -1,0 +1,27 @@
+/* The adapter being trained on a device backend (train_grad.h): its
+ * factors copied where the backend computes, its gradients accumulated
+ * there and handed to the host before each optimizer step. On the CPU
+ * backend every call is a no-op: the host buffers are used directly. */
+#include "engine/model/model_internal.h"
+#include "engine/train/train_grad.h"
+
+int sk_model_train_begin(sk_model *m, const sk_lora *l)
+{
+	return m->be->ops->train_begin ? m->be->ops->train_begin(m->be, l) : 0;
+}
+
+int sk_model_train_grads_to_host(sk_model *m)
+{
+	return m->be->ops->train_download_grads ? m->be->ops->train_download_grads(m->be) : 0;
+}
+
+int sk_model_train_factors_to_device(sk_model *m)
+{
+	return m->be->ops->train_upload ? m->be->ops->train_upload(m->be) : 0;
+}
+
+void sk_model_train_end(sk_model *m)
+{
+	if (m && m->be->ops->train_begin)
+		m->be->ops->train_begin(m->be, NULL);
+}
