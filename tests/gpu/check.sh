@@ -26,6 +26,8 @@ run() { # name, command...
 	grep -E '^not ok|check failed|^# ' "$logs/$name.log" | sed 's/^/    /' | head -80
 }
 run test_cuda "$test_cuda"
+test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
+run test_cuda_train "$test_cuda_train"
 cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$cs" ]; then
 	# the op-level cases only: whole models under the sanitizer take minutes

@@ -9,7 +9,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/.gpu}
-progs="sokhan tests/test_cuda tests/bench_forward"
+progs="sokhan tests/test_cuda tests/test_cuda_train tests/bench_forward"
 for p in $progs; do
 	[ -x "$p" ] || { echo "pack: $p is not built (run make and make $p)" >&2; exit 1; }
 done
