@@ -28,6 +28,9 @@ run() { # name, command...
 run test_cuda "$test_cuda"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
+SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
+export SOKHAN
+run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
 cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$cs" ]; then
 	# the op-level cases only: whole models under the sanitizer take minutes
