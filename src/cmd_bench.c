@@ -258,9 +258,11 @@ int sk_cmd_bench(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "infer"))
 		return bench_infer(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "train"))
+		return sk_cmd_bench_train(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		sk_cli_print_help(&bench_help);
 		return SK_EXIT_OK;
 	}
-	return sk_cli_usage(&bench_help, "%s", argc < 2 ? _("which benchmark? (infer)") : _("unknown benchmark"));
+	return sk_cli_usage(&bench_help, "%s", argc < 2 ? _("which benchmark? (infer, train)") : _("unknown benchmark"));
 }

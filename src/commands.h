@@ -16,5 +16,7 @@ int sk_cmd_info(int argc, char **argv);
 int sk_cmd_tokenize(int argc, char **argv);
 int sk_cmd_detokenize(int argc, char **argv);
 int sk_cmd_bench(int argc, char **argv);
+/* `sokhan bench train` (cmd_bench_train.c). */
+int sk_cmd_bench_train(int argc, char **argv);
 
 #endif
