@@ -6,6 +6,7 @@ tests/fixtures/model/*-config). Prints one JSON object per workload.
 
   python3 tests/bench/anchor_hf.py --shape e4b --batch 1 --prompt-len 32 -n 256
   python3 tests/bench/anchor_hf.py --shape e4b --prefill 2048
+  python3 tests/bench/anchor_hf.py --shape e4b --batch --train 2x512 2x512:nockpt
 
 Needs torch and transformers (the GPU machine has them); it is a benchmark
 anchor, not part of `make check`."""
@@ -68,6 +69,32 @@ def prefill(model, vocab, plen):
     return {"workload": "prefill", "prompt_len": plen, "prefill_tok_s": 3 * plen / (t1 - t0)}
 
 
+def train(model, vocab, batch, seq, ckpt, steps=3):
+    """PEFT LoRA r 8, alpha 16 on q, k, v, o, gate, up, down over a bf16 base
+    (bitsandbytes' 4-bit is not installed here), AdamW, random tokens."""
+    from peft import LoraConfig, get_peft_model
+    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    pm = get_peft_model(model, cfg)
+    pm.train()
+    if ckpt:
+        pm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        pm.enable_input_require_grads()
+    opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=2e-5, weight_decay=0.01)
+    ids = torch.randint(0, vocab, (batch, seq), device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(steps + 1):
+        if i == 1:
+            t0 = sync_time()
+        out = pm(input_ids=ids, labels=ids)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    t1 = sync_time()
+    return {"workload": "train", "batch": batch, "seq": seq, "grad_ckpt": ckpt,
+            "tokens_per_s": steps * batch * seq / (t1 - t0), "peak_device_bytes": torch.cuda.max_memory_allocated()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", default="e4b")
@@ -77,6 +104,7 @@ def main():
     ap.add_argument("--temp", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--prefill", type=int, nargs="*", default=[])
+    ap.add_argument("--train", nargs="*", default=[], help="BATCHxSEQ[:nockpt] workloads, e.g. 2x512 2x512:nockpt")
     a = ap.parse_args()
     model, text = build(a.shape)
     head = {"anchor": "transformers", "version": transformers.__version__, "torch": torch.__version__,
@@ -85,6 +113,10 @@ def main():
         print(json.dumps(dict(head, **decode(model, text.vocab_size, b, a.prompt_len, a.n, a.temp, a.top_p))), flush=True)
     for p in a.prefill:
         print(json.dumps(dict(head, **prefill(model, text.vocab_size, p))), flush=True)
+    for w in a.train:
+        shape, _, flag = w.partition(":")
+        b, s = (int(v) for v in shape.split("x"))
+        print(json.dumps(dict(head, **train(model, text.vocab_size, b, s, flag != "nockpt"))), flush=True)
 
 
 if __name__ == "__main__":
