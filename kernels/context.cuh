@@ -13,8 +13,11 @@
 #define SK_CUDA_GEMM_PLANS 64
 
 // A cuBLASLt product of one shape: descriptors and the chosen algorithm.
+// bwd: the backward product dx = dy · W (W not transposed) rather than the
+// forward's y = x · Wᵀ.
 typedef struct {
 	int64_t m, n, k;
+	int bwd;
 	cublasLtMatmulDesc_t op;
 	cublasLtMatrixLayout_t a, b, d;
 	cublasLtMatmulAlgo_t algo;

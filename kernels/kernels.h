@@ -159,6 +159,44 @@ void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim
 void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
                            const float *wc, const float *modal, float *out);
 
+/* ---- Training ops (the training section of engine/backend/backend.h;
+ * every pointer a device pointer; "accumulate" adds to the output) ---- */
+
+/* y[n][l->out] += scale · B A drop(x) over every row (dropout 0: x as is);
+ * the mask is the CPU's hash of (seed, row, column), bit for bit. */
+int sk_cuda_lora_fwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
+                     float *y);
+/* Its backward: gB += scale · dyᵀ t, gA += dtᵀ drop(x) (t = A drop(x),
+ * dt = scale · dy B), dx += drop'(dt A); gA, gB, dx may each be NULL. */
+int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const float *dy, int64_t n, float dropout,
+                     uint64_t seed, float *gA, float *gB, float *dx);
+/* dx[n][w->cols] (+)= dy[n][w->rows] · W. */
+int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx, int accumulate);
+void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                         const float *dy, float *dx, int accumulate);
+void sk_cuda_rope_bwd(sk_cuda *c, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                      float factor);
+/* One sequence of n rows at positions 0..n-1 without a cache; dq
+ * overwritten, dk and dv accumulated; ws: 2·n·nh floats. */
+int sk_cuda_attention_bwd(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
+                          int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
+                          float *dv, float *ws);
+void sk_cuda_gelu_mul_bwd(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z,
+                          const float *dh, float *dg, float *du);
+void sk_cuda_rescale_rms_bwd(sk_cuda *c, const float *u, const float *ref, int64_t rows, int64_t dim,
+                             const float *dy, float *du, float *dref);
+void sk_cuda_altup_router_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
+                              const float *w, int A, const float *out, const float *dout, float *dx);
+void sk_cuda_altup_predict_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                               const float *modal, const float *dp, float *dx, float *dmodal);
+void sk_cuda_altup_correct_bwd(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+                               int active, const float *wc, const float *modal, const float *dc, float *dp, float *dy,
+                               float *dmodal);
+void sk_cuda_xent_chunk(sk_cuda *c, float *z, int64_t n, int64_t cw, int64_t col0, float cap, const int32_t *labels,
+                        float *mx, float *se, float *lab);
+void sk_cuda_xent_chunk_grad(sk_cuda *c, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+                             const int32_t *labels, const float *lse, const float *coef);
+
 /* ---- Sampling (engine/backend/backend.h's sk_sample_row, same layout) ---- */
 
 typedef struct {

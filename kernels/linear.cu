@@ -2,7 +2,9 @@
 // on flagged rows. Decoding (few rows) is bound by reading W: a warp per
 // output row streams it once in 16-byte loads and keeps one sum per input
 // row. Larger batches go to cuBLASLt on bf16 operands (NF4 dequantized into
-// scratch first) with fp32 accumulation and output.
+// scratch first) with fp32 accumulation and output. The training backward
+// dx (+)= dy · W takes the same operands through cuBLASLt (W untransposed),
+// or an element-wise fp32 kernel for shapes cuBLASLt's layout would not align.
 #include "kernels/context.cuh"
 
 #include <cuda_bf16.h>
@@ -294,21 +296,26 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 
 
 #define LT_WS_BYTES (32u << 20)
 
-static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k)
+// The plan of a product of shape (m, n, k): the forward's (bwd 0) or the
+// backward's (bwd 1, see sk_cuda_gemm_plan).
+static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k, int bwd)
 {
 	for (int i = 0; i < c->n_plans; i++)
-		if (c->plans[i].m == m && c->plans[i].n == n && c->plans[i].k == k)
+		if (c->plans[i].m == m && c->plans[i].n == n && c->plans[i].k == k && c->plans[i].bwd == bwd)
 			return c->plans[i].ok ? &c->plans[i] : NULL;
 	sk_cuda_gemm_plan *p = &c->plans[c->n_plans < SK_CUDA_GEMM_PLANS ? c->n_plans++ : SK_CUDA_GEMM_PLANS - 1];
 	sk_cuda_plan_free(p);
 	memset(p, 0, sizeof *p);
 	p->m = m, p->n = n, p->k = k;
-	cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-	// column-major view: Dᵀ[m=out][n] = (W as k×m)ᵀ · (X as k×n)
+	p->bwd = bwd;
+	cublasOperation_t ta = bwd ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
+	// column-major view. Forward: Dᵀ[m=out][n] = (W as k×m)ᵀ · (X as k×n).
+	// Backward: dxᵀ[m=in][n] = (W as m×k) · (dyᵀ as k×n), k = out.
 	if (cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
 	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
 	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
-	    cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k) != CUBLAS_STATUS_SUCCESS ||
+	    (bwd ? cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, m, k, m)
+	         : cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k)) != CUBLAS_STATUS_SUCCESS ||
 	    cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, n, k) != CUBLAS_STATUS_SUCCESS ||
 	    cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, m, n, m) != CUBLAS_STATUS_SUCCESS)
 		return NULL;
@@ -319,6 +326,15 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k)
 	if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
 		return NULL;
 	cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+	if (bwd) {
+		// the weight may be a row slice (an LM-head chunk) and dx a row
+		// offset: algorithms that need only 16-byte aligned operands
+		uint32_t al = 16;
+		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+	}
 	cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
 	cublasLtMatmulPreferenceDestroy(pref);
 	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
@@ -331,7 +347,7 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k)
 static int gemm(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *X, int64_t n, int64_t out, int64_t in,
                 float *Y)
 {
-	sk_cuda_gemm_plan *p = plan_for(c, out, n, in);
+	sk_cuda_gemm_plan *p = plan_for(c, out, n, in, 0);
 	if (!p) {
 		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product", (long long)n, (long long)out,
 		             (long long)in);
@@ -482,5 +498,87 @@ extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *
 	}
 	if (l && lora(c, l, x, n, y, rows) != 0)
 		return sk_cuda_check(c);
+	return sk_cuda_check(c);
+}
+
+// ---- backward: dx[n][in] (+)= dy[n][out] · W ----
+
+// Any shape or alignment: one thread per element of dx, W read element by
+// element in fp32 (bf16 exactly, NF4 dequantized as in the forward).
+__global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restrict__ dy, int64_t n, float *dx,
+                                        int accumulate)
+{
+	int64_t out = w.rows, in = w.cols;
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= n * in)
+		return;
+	int64_t i = e / in, k = e - i * in;
+	const float *g = dy + i * out;
+	float s = 0;
+	for (int64_t o = 0; o < out; o++)
+		s += g[o] * w_at(w, o * in + k);
+	dx[e] = accumulate ? dx[e] + s : s;
+}
+
+// dxᵀ = W · dyᵀ on bf16 operands with fp32 accumulation; beta 1 adds to dx.
+static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t n, int64_t out, int64_t in,
+                    float beta, float *DX)
+{
+	sk_cuda_gemm_plan *p = plan_for(c, in, n, out, 1);
+	if (!p) {
+		sk_cuda_fail(c, "cuBLASLt has no algorithm for a backward %lld x %lld x %lld product", (long long)n,
+		             (long long)out, (long long)in);
+		return -1;
+	}
+	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
+		return -1;
+	float one = 1.0f;
+	cublasStatus_t st = cublasLtMatmul(c->lt, p->op, &one, W, p->a, DY, p->b, &beta, DX, p->d, DX, p->d, &p->algo,
+	                                   c->lt_ws, LT_WS_BYTES, c->stream);
+	if (st != CUBLAS_STATUS_SUCCESS) {
+		sk_cuda_fail(c, "cuBLASLt backward matmul failed (status %d)", (int)st);
+		return -1;
+	}
+	return 0;
+}
+
+extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx,
+                                  int accumulate)
+{
+	int64_t out = w->rows, in = w->cols;
+	if (n <= 0 || in <= 0)
+		return sk_cuda_check(c);
+	int gemm_ok = in % 8 == 0 && out % 8 == 0 && ((uintptr_t)dx & 15) == 0 &&
+	              (w->kind == SK_CUDA_W_NF4 || ((uintptr_t)w->bf16 & 15) == 0);
+	if (!gemm_ok || out <= 0) {
+		k_linear_bwd_any<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(*w, dy, n, dx, accumulate);
+		sk_cuda_launched(c, "linear backward");
+		return sk_cuda_check(c);
+	}
+	// dy in bf16, then (NF4) the one weight dequantized to bf16
+	size_t yb = ((size_t)(n * out) * 2 + 255) & ~(size_t)255;
+	size_t wb = w->kind == SK_CUDA_W_NF4 ? (size_t)(out * in) * 2 : 0;
+	char *s = (char *)sk_cuda_scratch(c, yb + wb);
+	if (!s)
+		return sk_cuda_check(c);
+	__nv_bfloat16 *yh = (__nv_bfloat16 *)s;
+	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
+	k_to_bf16<<<sk_blocks(n * out, 256), 256, 0, c->stream>>>(dy, n * out, yh);
+	if (w->kind == SK_CUDA_W_NF4) {
+		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
+		k_nf4_to_bf16<<<sk_blocks(out * in, 256), 256, 0, c->stream>>>(*w, out * in, d);
+		wh = d;
+	}
+	if (sk_cuda_launched(c, "linear backward operands") != 0)
+		return sk_cuda_check(c);
+	// overwriting: dx zeroed first, so that nothing of what it held (NaN) can reach the product
+	if (!accumulate) {
+		cudaError_t e = cudaMemsetAsync(dx, 0, (size_t)(n * in) * sizeof(float), c->stream);
+		if (e != cudaSuccess) {
+			sk_cuda_fail(c, "linear backward: %s", cudaGetErrorString(e));
+			return sk_cuda_check(c);
+		}
+	}
+	gemm_bwd(c, wh, yh, n, out, in, accumulate ? 1.0f : 0.0f, dx);
 	return sk_cuda_check(c);
 }

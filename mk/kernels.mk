@@ -3,7 +3,8 @@
 # stands in when CUDA is not configured.
 if HAVE_CUDA
 libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/device.cu kernels/convert.cu \
-	kernels/context.cu kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/sample.cu
+	kernels/context.cu kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/sample.cu \
+	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu
 SUFFIXES = .cu
 NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
 .cu.o:
@@ -13,4 +14,5 @@ else
 libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
 endif
 EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/device.cu kernels/convert.cu kernels/context.cu \
-	kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/sample.cu kernels/kernels_none.c
+	kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/sample.cu kernels/kernels_none.c \
+	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu

@@ -6,6 +6,7 @@
 check_PROGRAMS += \
 	tests/test_cuda \
 	tests/test_cuda_train \
+	tests/test_cuda_backward \
 	tests/test_core \
 	tests/test_safetensors \
 	tests/test_gguf \
@@ -38,6 +39,7 @@ check_PROGRAMS += \
 
 tests_test_cuda_SOURCES = tests/test_cuda.c tests/test.h
 tests_test_cuda_train_SOURCES = tests/test_cuda_train.c tests/test.h
+tests_test_cuda_backward_SOURCES = tests/test_cuda_backward.c tests/test.h
 tests_test_core_SOURCES = tests/test_core.c tests/test.h
 tests_test_safetensors_SOURCES = tests/test_safetensors.c tests/test.h
 tests_test_gguf_SOURCES = tests/test_gguf.c tests/test.h

@@ -2,8 +2,7 @@
  * weights on the device (bf16, or NF4 as the CPU path quantized them; any
  * other stored type — f32, f16, GGUF blocks — is converted to bf16 once at
  * load), the per-layer-embedding table in pinned host memory, and the
- * adapter's factors. Training ops are not filled in: sk_train_ops refuses
- * this backend. */
+ * adapter's factors. The training ops are in backend_cuda_backward.c. */
 #include "engine/backend/backend_cuda_internal.h"
 
 #include <stddef.h>
@@ -66,15 +65,6 @@ static const sk_cuda_weight *weight_of(const sk_tensor *t)
 {
 	return t->device == SK_DEVICE_CUDA ? t->data : NULL;
 }
-
-/* Times an op alone when profiling (SK_CUDA_PROFILE=1). */
-#define PROF(be, name, call)                        \
-	do {                                        \
-		sk_cuda *c_ = cb(be)->c;            \
-		sk_cuda_prof_begin(c_);             \
-		call;                               \
-		sk_cuda_prof_end(c_, name);         \
-	} while (0)
 
 
 /* ---- memory ops ---- */
@@ -650,6 +640,7 @@ static const sk_backend_ops cuda_ops = {
 	.altup_router = op_router,
 	.altup_predict = op_predict,
 	.altup_correct = op_correct,
+	SK_CUDA_BACKWARD_OPS,
 };
 
 sk_backend *sk_backend_cuda_new(int dev)

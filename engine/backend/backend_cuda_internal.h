@@ -1,6 +1,6 @@
 /* The CUDA backend's state, shared by its host-side files (backend_cuda.c:
- * memory, weights, the forward ops; backend_cuda_train.c: the training
- * ops). Not a public header. */
+ * memory, weights, the forward ops; backend_cuda_train.c: the adapter being
+ * trained; backend_cuda_backward.c: the training ops). Not a public header. */
 #ifndef SK_BACKEND_CUDA_INTERNAL_H
 #define SK_BACKEND_CUDA_INTERNAL_H
 
@@ -39,6 +39,15 @@ typedef struct {
 /* sk_fail with the kernels' last message; returns -1. */
 int sk_cuda_be_fail(sk_backend *be);
 
+/* Times an op alone when profiling (SK_CUDA_PROFILE=1). */
+#define PROF(be, name, call)                                    \
+	do {                                                    \
+		sk_cuda *c_ = ((cuda_be *)(be)->impl)->c;       \
+		sk_cuda_prof_begin(c_);                         \
+		call;                                           \
+		sk_cuda_prof_end(c_, name);                     \
+	} while (0)
+
 /* The device copy of a LoRA pair: of the adapter being trained when the
  * pair is one of its own, else of the adapter set for inference; NULL
  * (with *bad set) for a pair of neither. */
@@ -52,5 +61,43 @@ int sk_cuda_train_begin(sk_backend *be, const sk_lora *l);
 int sk_cuda_train_upload(sk_backend *be);
 int sk_cuda_train_download_grads(sk_backend *be);
 void sk_cuda_train_free(sk_backend *be);
+
+/* The backward ops (backend_cuda_backward.c). */
+int sk_cuda_op_lora_fwd(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout,
+                        uint64_t seed, float *y);
+int sk_cuda_op_lora_bwd(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n,
+                        float dropout, uint64_t seed, float *gA, float *gB, float *dx);
+int sk_cuda_op_linear_bwd(sk_backend *be, const sk_tensor *w, const float *dy, int64_t n, float *dx, int accumulate);
+void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                            const float *dy, float *dx, int accumulate);
+void sk_cuda_op_rope_bwd(sk_backend *be, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                         float factor);
+int sk_cuda_op_attention_bwd(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh,
+                             int nkv, int hd, int window, float scale, float softcap, const float *dout, float *dq,
+                             float *dk, float *dv, float *ws);
+void sk_cuda_op_gelu_mul_bwd(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim,
+                             float sparsity_z, const float *dh, float *dg, float *du);
+void sk_cuda_op_rescale_rms_bwd(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
+                                const float *dy, float *du, float *dref);
+void sk_cuda_op_altup_router_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w,
+                                 float eps, const float *w, int A, const float *out, const float *dout, float *dx);
+void sk_cuda_op_altup_predict_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                                  const float *modal, const float *dp, float *dx, float *dmodal);
+void sk_cuda_op_altup_correct_bwd(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+                                  int active, const float *wc, const float *modal, const float *dc, float *dp,
+                                  float *dy, float *dmodal);
+void sk_cuda_op_xent_chunk(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+                           const int32_t *labels, float *mx, float *se, float *lab);
+void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+                                const int32_t *labels, const float *lse, const float *coef);
+
+/* The table entries, for backend_cuda.c's cuda_ops initializer. */
+#define SK_CUDA_BACKWARD_OPS                                                                                   \
+	.lora_fwd = sk_cuda_op_lora_fwd, .lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd,   \
+	.rmsnorm_bwd = sk_cuda_op_rmsnorm_bwd, .rope_bwd = sk_cuda_op_rope_bwd,                                  \
+	.attention_bwd = sk_cuda_op_attention_bwd, .gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                      \
+	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
+	.altup_predict_bwd = sk_cuda_op_altup_predict_bwd, .altup_correct_bwd = sk_cuda_op_altup_correct_bwd,    \
+	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad
 
 #endif

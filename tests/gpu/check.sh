@@ -1,12 +1,14 @@
 #!/bin/sh
 # The GPU parity checks (`make check-cuda`, or tests/gpu/env.sh
-# tests/gpu/check.sh on a machine with the bundle): every CUDA op and the
-# whole models against the CPU backend, then the op checks once under
-# compute-sanitizer's memcheck and racecheck when it is installed. Logs go to
-# $SK_TEST_LOGDIR (default tests/logs); ends with "N passed, N failed".
+# tests/gpu/check.sh on a machine with the bundle): every CUDA op (forward
+# and training) and the whole models against the CPU backend, then the op
+# checks once under compute-sanitizer's memcheck and racecheck when it is
+# installed. Logs go to $SK_TEST_LOGDIR (default tests/logs); ends with
+# "N passed, N failed".
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 test_cuda=${TEST_CUDA:-$(command -v test_cuda || echo "$top/tests/test_cuda")}
+test_cuda_backward=${TEST_CUDA_BACKWARD:-$(command -v test_cuda_backward || echo "$top/tests/test_cuda_backward")}
 logs=${SK_TEST_LOGDIR:-$top/tests/logs}
 mkdir -p "$logs"
 SK_SRCDIR=${SK_SRCDIR:-$top}
@@ -26,6 +28,7 @@ run() { # name, command...
 	grep -E '^not ok|check failed|^# ' "$logs/$name.log" | sed 's/^/    /' | head -80
 }
 run test_cuda "$test_cuda"
+run test_cuda_backward "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
@@ -37,6 +40,8 @@ if [ -n "$cs" ]; then
 	for tool in memcheck racecheck; do
 		# API errors are not reported: one case asks for an impossible allocation on purpose
 		run "sanitizer_$tool" "$cs" --tool "$tool" --report-api-errors no --error-exitcode 3 "$test_cuda" --ops-only
+		run "sanitizer_${tool}_backward" "$cs" --tool "$tool" --report-api-errors no --error-exitcode 3 \
+			"$test_cuda_backward"
 	done
 else
 	echo "compute-sanitizer not found: the sanitizer runs were skipped"

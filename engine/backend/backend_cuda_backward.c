@@ -1,0 +1,144 @@
+/* The CUDA backend's training ops over kernels/kernels.h: the LoRA branch
+ * with dropout and the backward of every forward op (backend.h, "Training").
+ * Activations are device pointers; a weight is the sk_cuda_weight its
+ * tensor holds; a LoRA pair is one of the adapter being trained (or, for
+ * lora_fwd, the adapter set for inference), read from its device copy, and
+ * its gradients accumulate in the device gradients the backend keeps
+ * (backend_cuda_train.c): the host gradient pointers lora_bwd is given only
+ * say which of them are wanted. */
+#include "engine/backend/backend_cuda_internal.h"
+
+#include "engine/error.h"
+#include "engine/i18n.h"
+#include "kernels/kernels.h"
+
+static sk_cuda *ctx(sk_backend *be)
+{
+	return ((cuda_be *)be->impl)->c;
+}
+
+static int valid_pair(const sk_lora_pair *l, int64_t n)
+{
+	if (!l || !l->A || !l->B || l->r <= 0 || l->in <= 0 || l->out <= 0 || n < 0)
+		return sk_fail("%s", _("LoRA: invalid pair"));
+	return 0;
+}
+
+int sk_cuda_op_lora_fwd(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout,
+                        uint64_t seed, float *y)
+{
+	if (valid_pair(l, n) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	int bad;
+	const sk_cuda_lora *dl = sk_cuda_be_pair(be, l, &bad);
+	if (!dl)
+		return sk_fail("%s", _("LoRA: the pair is not on the GPU"));
+	int r;
+	PROF(be, "lora_fwd", r = sk_cuda_lora_fwd(ctx(be), dl, x, n, dropout, seed, y));
+	return r ? sk_cuda_be_fail(be) : 0;
+}
+
+int sk_cuda_op_lora_bwd(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n,
+                        float dropout, uint64_t seed, float *gA, float *gB, float *dx)
+{
+	if (valid_pair(l, n) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	int bad;
+	const sk_cuda_lora *dl = sk_cuda_be_pair(be, l, &bad);
+	if (!dl)
+		return sk_fail("%s", _("LoRA: the pair is not on the GPU"));
+	/* the host pointers say which gradients are wanted; the device's take them */
+	float *dgA = gA ? sk_cuda_be_grad(be, l, 0) : NULL, *dgB = gB ? sk_cuda_be_grad(be, l, 1) : NULL;
+	if ((gA && !dgA) || (gB && !dgB))
+		return sk_fail("%s", _("LoRA: the pair is not of the adapter being trained"));
+	int r;
+	PROF(be, "lora_bwd", r = sk_cuda_lora_bwd(ctx(be), dl, x, dy, n, dropout, seed, dgA, dgB, dx));
+	return r ? sk_cuda_be_fail(be) : 0;
+}
+
+int sk_cuda_op_linear_bwd(sk_backend *be, const sk_tensor *w, const float *dy, int64_t n, float *dx, int accumulate)
+{
+	const sk_cuda_weight *cw = w->device == SK_DEVICE_CUDA ? w->data : NULL;
+	if (!cw)
+		return sk_fail("%s", _("linear: the weight is not on the GPU"));
+	if (n <= 0)
+		return 0;
+	int r;
+	PROF(be, cw->kind == SK_CUDA_W_NF4 ? "linear_bwd nf4" : "linear_bwd bf16",
+	     r = sk_cuda_linear_bwd(ctx(be), cw, dy, n, dx, accumulate));
+	return r ? sk_cuda_be_fail(be) : 0;
+}
+
+void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                            const float *dy, float *dx, int accumulate)
+{
+	PROF(be, "rmsnorm_bwd", sk_cuda_rmsnorm_bwd(ctx(be), x, rows, dim, w, eps, dy, dx, accumulate));
+}
+
+void sk_cuda_op_rope_bwd(sk_backend *be, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                         float factor)
+{
+	PROF(be, "rope_bwd", sk_cuda_rope_bwd(ctx(be), d, n, heads, hd, pos, theta, factor));
+}
+
+int sk_cuda_op_attention_bwd(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh,
+                             int nkv, int hd, int window, float scale, float softcap, const float *dout, float *dq,
+                             float *dk, float *dv, float *ws)
+{
+	if (n <= 0)
+		return 0;
+	if (nkv <= 0 || nh % nkv != 0)
+		return sk_fail("%s", _("attention: the query heads are not a multiple of the KV heads"));
+	int r;
+	PROF(be, "attention_bwd", r = sk_cuda_attention_bwd(ctx(be), q, k, v, n, nh, nkv, hd, window, scale, softcap,
+	                                                     dout, dq, dk, dv, ws));
+	return r ? sk_cuda_be_fail(be) : 0;
+}
+
+void sk_cuda_op_gelu_mul_bwd(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim,
+                             float sparsity_z, const float *dh, float *dg, float *du)
+{
+	PROF(be, "gelu_mul_bwd", sk_cuda_gelu_mul_bwd(ctx(be), g, u, rows, dim, sparsity_z, dh, dg, du));
+}
+
+void sk_cuda_op_rescale_rms_bwd(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
+                                const float *dy, float *du, float *dref)
+{
+	PROF(be, "rescale_rms_bwd", sk_cuda_rescale_rms_bwd(ctx(be), u, ref, rows, dim, dy, du, dref));
+}
+
+void sk_cuda_op_altup_router_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *norm_w,
+                                 float eps, const float *w, int A, const float *out, const float *dout, float *dx)
+{
+	PROF(be, "altup_router_bwd", sk_cuda_altup_router_bwd(ctx(be), x, rows, dim, norm_w, eps, w, A, out, dout, dx));
+}
+
+void sk_cuda_op_altup_predict_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, int A, const float *wp,
+                                  const float *modal, const float *dp, float *dx, float *dmodal)
+{
+	PROF(be, "altup_predict_bwd", sk_cuda_altup_predict_bwd(ctx(be), x, rows, dim, A, wp, modal, dp, dx, dmodal));
+}
+
+void sk_cuda_op_altup_correct_bwd(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
+                                  int active, const float *wc, const float *modal, const float *dc, float *dp,
+                                  float *dy, float *dmodal)
+{
+	PROF(be, "altup_correct_bwd",
+	     sk_cuda_altup_correct_bwd(ctx(be), p, y, rows, dim, A, active, wc, modal, dc, dp, dy, dmodal));
+}
+
+void sk_cuda_op_xent_chunk(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+                           const int32_t *labels, float *mx, float *se, float *lab)
+{
+	PROF(be, "xent_chunk", sk_cuda_xent_chunk(ctx(be), z, n, cw, col0, cap, labels, mx, se, lab));
+}
+
+void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
+                                const int32_t *labels, const float *lse, const float *coef)
+{
+	PROF(be, "xent_chunk_grad", sk_cuda_xent_chunk_grad(ctx(be), z, n, cw, col0, cap, labels, lse, coef));
+}

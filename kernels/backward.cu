@@ -1,0 +1,438 @@
+// Training backward of the row and element ops: RMSNorm, RoPE, the gated
+// GELU with its sparsity cutoff, AltUp's magnitude match, router, predict
+// and correct. Each mirrors the CPU reference (engine/backend/
+// backend_cpu_backward_elem.c) formula by formula, with its sums in double
+// where the CPU's are. Row ops take one block per row (rows on grid.x, so
+// any number of them); a thread touches only the elements it reads, so an
+// output may alias its upstream gradient where the op table allows it.
+#include "kernels/context.cuh"
+
+#include <math.h>
+
+#define MAX_A 16
+
+__device__ __forceinline__ double warp_sum_d(double v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+// Sum over a block of whole warps; every thread gets the same total.
+// sh: 32 doubles of shared memory.
+__device__ __forceinline__ double block_sum_d(double v, double *sh)
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+	v = warp_sum_d(v);
+	__syncthreads(); // sh may still be read by a previous call
+	if (lane == 0)
+		sh[wid] = v;
+	__syncthreads();
+	double t = lane < nw ? sh[lane] : 0.0;
+	return warp_sum_d(t);
+}
+
+// Block sums of a thread's A values acc[0..A) into out[0..A) (shared),
+// visible to the whole block on return. sh: 32 · MAX_A doubles.
+__device__ __forceinline__ void block_sums_d(double (&acc)[MAX_A], int A, double *sh, double *out)
+{
+	int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+#pragma unroll
+	for (int k = 0; k < MAX_A; k++)
+		if (k < A)
+			acc[k] = warp_sum_d(acc[k]);
+	__syncthreads();
+	if (lane == 0)
+#pragma unroll
+		for (int k = 0; k < MAX_A; k++)
+			if (k < A)
+				sh[wid * MAX_A + k] = acc[k];
+	__syncthreads();
+	if ((int)threadIdx.x < A) {
+		double s = 0;
+		for (int w = 0; w < nw; w++)
+			s += sh[w * MAX_A + threadIdx.x];
+		out[threadIdx.x] = s;
+	}
+	__syncthreads();
+}
+
+static int row_threads(int64_t dim)
+{
+	return dim >= 2048 ? 512 : dim >= 512 ? 256 : dim >= 128 ? 128 : 32;
+}
+
+// ---- RMSNorm: dx (+)= r·u − (r³/dim)·x·Σ(u ⊙ x), u = dy ⊙ w ----
+
+__global__ static void k_rmsnorm_bwd(const float *__restrict__ x, int64_t dim, const float *__restrict__ w, float eps,
+                                     const float *dy, float *dx, int accumulate)
+{
+	__shared__ double sh[32];
+	int64_t off = (int64_t)blockIdx.x * dim;
+	const float *xr = x + off, *gr = dy + off;
+	float *o = dx + off;
+	double ss = 0, su = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		float xv = xr[i];
+		float u = w ? gr[i] * w[i] : gr[i];
+		ss += (double)xv * xv;
+		su += (double)u * xv;
+	}
+	ss = block_sum_d(ss, sh);
+	su = block_sum_d(su, sh);
+	float ms = (float)(ss / (double)dim) + eps;
+	double inv = 1.0 / sqrt((double)ms);
+	double k = inv * inv * inv * su / (double)dim;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		double u = w ? (double)gr[i] * w[i] : (double)gr[i];
+		float v = (float)(inv * u - k * xr[i]);
+		o[i] = accumulate ? o[i] + v : v;
+	}
+}
+
+extern "C" void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                                    const float *dy, float *dx, int accumulate)
+{
+	if (rows > 0 && dim > 0)
+		k_rmsnorm_bwd<<<(unsigned)rows, row_threads(dim), 0, c->stream>>>(x, dim, w, eps, dy, dx, accumulate);
+	sk_cuda_launched(c, "rmsnorm backward");
+}
+
+// ---- RoPE backward: the inverse rotation (the angle's sine negated) ----
+
+__global__ static void k_rope_bwd(float *x, int64_t n, int heads, int hd, const int32_t *__restrict__ pos, float theta,
+                                  float factor)
+{
+	int half = hd / 2;
+	int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (t >= n * heads * half)
+		return;
+	int m = (int)(t % half);
+	int64_t ih = t / half;
+	int64_t i = ih / heads;
+	// the frequency as HF builds it in fp32: 1 / theta^(2m/hd), then / factor
+	float inv = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
+	float ang = (float)pos[i] * inv;
+	double sd, cd;
+	sincos((double)ang, &sd, &cd);
+	float cs = (float)cd, sn = -(float)sd;
+	float *v = x + ih * hd;
+	float a = v[m], b = v[m + half];
+	v[m] = a * cs - b * sn;
+	v[m + half] = b * cs + a * sn;
+}
+
+extern "C" void sk_cuda_rope_bwd(sk_cuda *c, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                                 float factor)
+{
+	int64_t total = n * heads * (hd / 2);
+	if (total > 0)
+		k_rope_bwd<<<sk_blocks(total, 256), 256, 0, c->stream>>>(d, n, heads, hd, pos, theta, factor);
+	sk_cuda_launched(c, "rope backward");
+}
+
+// ---- gated GELU: dg = dL/dg through the cutoff μ + zσ, du = dh ⊙ gelu ----
+
+__device__ __forceinline__ void gelu_tanh_d(float x, float *val, float *der)
+{
+	const double k = 0.7978845608028654;
+	double xd = x, inner = k * (xd + 0.044715 * xd * xd * xd), t = tanh(inner);
+	*val = (float)(0.5 * xd * (1.0 + t));
+	*der = (float)(0.5 * (1.0 + t) + 0.5 * xd * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * xd * xd));
+}
+
+__global__ static void k_gelu_mul_bwd(const float *__restrict__ g, const float *u, int64_t dim, float z,
+                                      const float *dh, float *dg, float *du)
+{
+	__shared__ double sh[32];
+	int64_t off = (int64_t)blockIdx.x * dim;
+	const float *gr = g + off, *hr = dh + off, *ur = u ? u + off : NULL;
+	float *o = dg + off, *uo = du ? du + off : NULL;
+	float cut = 0, stdv = 0;
+	double mean = 0;
+	if (z != 0.0f) {
+		// the same cutoff as the forward (population std)
+		double s = 0, v = 0;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+			s += gr[i];
+		mean = block_sum_d(s, sh) / (double)dim;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+			v += ((double)gr[i] - mean) * ((double)gr[i] - mean);
+		v = block_sum_d(v, sh);
+		stdv = (float)sqrt(v / (double)dim);
+		cut = __fadd_rn((float)mean, __fmul_rn(stdv, z));
+	}
+	double G = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		float x = gr[i];
+		int active = 1;
+		if (z != 0.0f) {
+			x = __fsub_rn(x, cut);
+			if (x < 0) {
+				x = 0;
+				active = 0;
+			}
+		}
+		float a, da;
+		gelu_tanh_d(x, &a, &da);
+		float h = hr[i];
+		float gin = ur ? h * ur[i] : h;
+		if (uo)
+			uo[i] = h * a;
+		float d = active ? gin * da : 0.0f;
+		o[i] = d; // read back below by this thread only
+		G += d;
+	}
+	if (z != 0.0f) {
+		// the cutoff depends on every element: d/dg_j = 1/F + z(g_j − μ)/(Fσ)
+		G = block_sum_d(G, sh);
+		if (G != 0.0) {
+			double F = (double)dim;
+			for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+				double dc = 1.0 / F;
+				if (stdv > 0)
+					dc += (double)z * ((double)gr[i] - mean) / (F * (double)stdv);
+				o[i] = (float)((double)o[i] - G * dc);
+			}
+		}
+	}
+}
+
+extern "C" void sk_cuda_gelu_mul_bwd(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim,
+                                     float sparsity_z, const float *dh, float *dg, float *du)
+{
+	if (rows > 0 && dim > 0)
+		k_gelu_mul_bwd<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z, dh, dg,
+		                                                                             du);
+	sk_cuda_launched(c, "gelu_mul backward");
+}
+
+// ---- AltUp magnitude match: du overwritten, dref accumulated ----
+
+__global__ static void k_rescale_rms_bwd(const float *__restrict__ u, const float *__restrict__ ref, int64_t dim,
+                                         const float *dy, float *du, float *dref)
+{
+	__shared__ double sh[32];
+	int64_t off = (int64_t)blockIdx.x * dim;
+	const float *ur = u + off, *rr = ref + off, *gr = dy + off;
+	float *o = du + off, *dr = dref + off;
+	double a = 0, b = 0, S = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		a += (double)rr[i] * rr[i];
+		b += (double)ur[i] * ur[i];
+		S += (double)gr[i] * ur[i];
+	}
+	a = block_sum_d(a, sh);
+	b = block_sum_d(b, sh);
+	S = block_sum_d(S, sh);
+	double t = sqrt((double)(float)(a / (double)dim));
+	double ms = (double)(float)(b / (double)dim);
+	int clamped = ms < 1e-5;
+	double cur = sqrt(clamped ? 1e-5 : ms);
+	double k = clamped ? 0.0 : t * S / (cur * cur * cur * (double)dim);
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		o[i] = (float)((double)gr[i] * t / cur - k * ur[i]);
+	if (t > 0) {
+		double kr = S / (cur * (double)dim * t);
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+			dr[i] += (float)(kr * rr[i]);
+	}
+}
+
+extern "C" void sk_cuda_rescale_rms_bwd(sk_cuda *c, const float *u, const float *ref, int64_t rows, int64_t dim,
+                                        const float *dy, float *du, float *dref)
+{
+	if (rows > 0 && dim > 0)
+		k_rescale_rms_bwd<<<(unsigned)rows, 256, 0, c->stream>>>(u, ref, dim, dy, du, dref);
+	sk_cuda_launched(c, "rescale_rms backward");
+}
+
+// ---- AltUp router: dx += RMSNorm backward of dn = Σ_k dz_k W[k], dz = dout·(1 − out²)/dim ----
+
+__device__ __forceinline__ double router_dn(const double *dz, const float *__restrict__ w, int A, int64_t dim,
+                                            int64_t i)
+{
+	double dn = 0;
+	for (int k = 0; k < A; k++)
+		dn += dz[k] * w[(int64_t)k * dim + i];
+	return dn;
+}
+
+__global__ static void k_router_bwd(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w,
+                                    float eps, const float *__restrict__ w, int A, const float *__restrict__ out,
+                                    const float *__restrict__ dout, float *dx)
+{
+	__shared__ double sh[32];
+	__shared__ double dz[MAX_A];
+	int64_t r = blockIdx.x;
+	const float *xr = x + r * dim;
+	float *o = dx + r * dim;
+	if ((int)threadIdx.x < A) {
+		int k = threadIdx.x;
+		double t = out[r * A + k];
+		dz[k] = (double)dout[r * A + k] * (1.0 - t * t) / (double)dim;
+	}
+	double ss = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		ss += (double)xr[i] * xr[i];
+	ss = block_sum_d(ss, sh); // its barriers also publish dz
+	float ms = (float)(ss / (double)dim) + eps;
+	double inv = 1.0 / sqrt((double)ms), su = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		su += router_dn(dz, w, A, dim, i) * norm_w[i] * xr[i];
+	su = block_sum_d(su, sh);
+	double kk = inv * inv * inv * su / (double)dim;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		double dn = router_dn(dz, w, A, dim, i);
+		o[i] += (float)(inv * dn * norm_w[i] - kk * xr[i]);
+	}
+}
+
+extern "C" void sk_cuda_altup_router_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w,
+                                         float eps, const float *w, int A, const float *out, const float *dout,
+                                         float *dx)
+{
+	if (A > MAX_A) {
+		sk_cuda_fail(c, "altup: %d streams are more than %d", A, MAX_A);
+		return;
+	}
+	if (rows > 0 && dim > 0)
+		k_router_bwd<<<(unsigned)rows, 256, 0, c->stream>>>(x, dim, norm_w, eps, w, A, out, dout, dx);
+	sk_cuda_launched(c, "altup_router backward");
+}
+
+// ---- AltUp predict: dx_i = dp_i + Σ_k C[k][i] dp_k; dC[k][i] = Σ_d dp_k x_i;
+// dmodal[m] = Σ_q Wp[q][m] dC[q] ----
+
+__global__ static void k_predict_bwd(const float *__restrict__ x, int64_t rows, int64_t dim, int A,
+                                     const float *__restrict__ wp, const float *__restrict__ modal, const float *dp,
+                                     float *dx, float *__restrict__ dmodal)
+{
+	__shared__ float C[MAX_A * MAX_A];
+	__shared__ double dC[MAX_A * MAX_A];
+	__shared__ double red[32 * MAX_A];
+	int64_t r = blockIdx.x, stride = rows * dim, base = r * dim;
+	// C = Wp · modal[r], summed in fp32 in order (sk_cpu_small_matvec)
+	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
+		float s = 0;
+		for (int m = 0; m < A; m++)
+			s += wp[q * A + m] * modal[r * A + m];
+		C[q] = s;
+	}
+	// dC row by row of k (block_sums_d's barriers also publish C)
+	for (int k = 0; k < A; k++) {
+		double acc[MAX_A];
+#pragma unroll
+		for (int i = 0; i < MAX_A; i++)
+			acc[i] = 0;
+		for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+			double g = dp[k * stride + base + d];
+#pragma unroll
+			for (int i = 0; i < MAX_A; i++)
+				if (i < A)
+					acc[i] += g * x[i * stride + base + d];
+		}
+		block_sums_d(acc, A, red, &dC[k * A]);
+	}
+	if ((int)threadIdx.x < A) {
+		int m = threadIdx.x;
+		double s = 0;
+		for (int q = 0; q < A * A; q++)
+			s += (double)wp[q * A + m] * dC[q];
+		dmodal[r * A + m] = (float)s;
+	}
+	// dx last: every read of dp above is behind the barriers
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+		float g[MAX_A];
+#pragma unroll
+		for (int k = 0; k < MAX_A; k++)
+			g[k] = k < A ? dp[k * stride + base + d] : 0.0f;
+#pragma unroll
+		for (int i = 0; i < MAX_A; i++)
+			if (i < A) {
+				float s = g[i];
+#pragma unroll
+				for (int k = 0; k < MAX_A; k++)
+					if (k < A)
+						s += C[k * A + i] * g[k];
+				dx[i * stride + base + d] = s;
+			}
+	}
+}
+
+extern "C" void sk_cuda_altup_predict_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A,
+                                          const float *wp, const float *modal, const float *dp, float *dx,
+                                          float *dmodal)
+{
+	if (A > MAX_A) {
+		sk_cuda_fail(c, "altup: %d streams are more than %d", A, MAX_A);
+		return;
+	}
+	if (rows > 0 && A > 0)
+		k_predict_bwd<<<(unsigned)rows, 256, 0, c->stream>>>(x, rows, dim, A, wp, modal, dp, dx, dmodal);
+	sk_cuda_launched(c, "altup_predict backward");
+}
+
+// ---- AltUp correct: dp_k = dc_k (dc_active − dy for the active stream),
+// dy = Σ_k β_k dc_k, dβ_k = Σ_d dc_k (y − p_active), dmodal[m] = Σ_k Wc[k][m] dβ_k ----
+
+__global__ static void k_correct_bwd(const float *__restrict__ p, const float *__restrict__ y, int64_t rows,
+                                     int64_t dim, int A, int active, const float *__restrict__ wc,
+                                     const float *__restrict__ modal, const float *dc, float *dp, float *dy,
+                                     float *__restrict__ dmodal)
+{
+	__shared__ float beta[MAX_A];
+	__shared__ double db[MAX_A];
+	__shared__ double red[32 * MAX_A];
+	int64_t r = blockIdx.x, stride = rows * dim, base = r * dim;
+	if ((int)threadIdx.x < A) {
+		int k = threadIdx.x;
+		float s = 0;
+		for (int m = 0; m < A; m++)
+			s += wc[k * A + m] * modal[r * A + m];
+		beta[k] = s + 1.0f;
+	}
+	__syncthreads();
+	double acc[MAX_A];
+#pragma unroll
+	for (int k = 0; k < MAX_A; k++)
+		acc[k] = 0;
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+		float delta = y[base + d] - p[active * stride + base + d], s = 0, ga = 0;
+#pragma unroll
+		for (int k = 0; k < MAX_A; k++)
+			if (k < A) {
+				float g = dc[k * stride + base + d];
+				dp[k * stride + base + d] = g;
+				s += beta[k] * g;
+				acc[k] += (double)g * delta;
+				if (k == active)
+					ga = g;
+			}
+		dy[base + d] = s;
+		dp[active * stride + base + d] = ga - s;
+	}
+	block_sums_d(acc, A, red, db);
+	if ((int)threadIdx.x < A) {
+		int m = threadIdx.x;
+		double s = 0;
+		for (int k = 0; k < A; k++)
+			s += (double)wc[k * A + m] * db[k];
+		dmodal[r * A + m] = (float)s;
+	}
+}
+
+extern "C" void sk_cuda_altup_correct_bwd(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim,
+                                          int A, int active, const float *wc, const float *modal, const float *dc,
+                                          float *dp, float *dy, float *dmodal)
+{
+	if (A > MAX_A || active < 0 || active >= A) {
+		sk_cuda_fail(c, "altup: %d streams (at most %d), active %d", A, MAX_A, active);
+		return;
+	}
+	if (rows > 0)
+		k_correct_bwd<<<(unsigned)rows, 256, 0, c->stream>>>(p, y, rows, dim, A, active, wc, modal, dc, dp, dy,
+		                                                      dmodal);
+	sk_cuda_launched(c, "altup_correct backward");
+}

@@ -1,0 +1,625 @@
+/* The CUDA backend's training ops against the CPU backend's (the
+ * reference), as tests/test_cuda.c does for the forward: every op on fresh
+ * random inputs (never zeros), each output poisoned with NaN before the op
+ * so an element it fails to write shows, or, for an output the op adds to,
+ * started from the same random values on both sides; compared by relative
+ * L2 with a bound per op. Without a GPU every case is skipped as such.
+ *
+ * Bounds. Every op but linear_bwd runs in fp32 with the CPU's double sums
+ * kept in double, in another order: 1e-5 (rmsnorm_bwd, rope_bwd,
+ * attention_bwd's dq/dk/dv, gelu_mul_bwd with and without the sparsity
+ * cutoff, rescale_rms_bwd, the AltUp ops, the cross-entropy state and
+ * gradient). The LoRA branch is fp32 on both sides with the same dropout
+ * hash, so the masks agree bit for bit and the results to fp32 noise:
+ * 1e-5 (a single differing mask bit would cost percents). linear_bwd
+ * multiplies bf16-rounded upstream gradients (and NF4 dequantized to bf16)
+ * on the tensor cores when the shape suits cuBLASLt (both dimensions
+ * multiples of 8): relative rounding 2^-9 per operand, so 1e-2; other
+ * shapes take an fp32 kernel: 1e-5. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend/backend.h"
+#include "engine/backend/backend_info.h"
+#include "engine/error.h"
+#include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
+#include "engine/model/config.h"
+#include "engine/model/lora.h"
+#include "engine/train/train_grad.h"
+#include "tests/test.h"
+
+static sk_backend *cpu, *gpu;
+static char no_gpu[200];
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	float v = (float)((double)((rng >> 11) % 2000001u) / 1000000.0 - 1.0);
+	return v == 0.0f ? 0.25f : v;
+}
+
+static float *rnd(size_t n, float scale)
+{
+	float *x = malloc(n * sizeof *x);
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand() * scale;
+	return x;
+}
+
+static float *copy_of(const float *x, size_t n)
+{
+	float *y = malloc(n * sizeof *y);
+	memcpy(y, x, n * sizeof *y);
+	return y;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+	double d = 0, s = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = (double)a[i] - ref[i];
+		d += e * e;
+		s += (double)ref[i] * ref[i];
+	}
+	if (!(d == d))
+		return INFINITY; /* a NaN: an element never written, or a real NaN */
+	return s > 0 ? sqrt(d / s) : sqrt(d);
+}
+
+/* ---- device buffers ---- */
+
+static void *dev(const void *host, size_t bytes)
+{
+	void *d = gpu->ops->alloc(gpu, bytes, "test");
+	if (d && host)
+		gpu->ops->upload(gpu, d, host, bytes);
+	return d;
+}
+
+static float *dev_f(const float *host, size_t n)
+{
+	return dev(host, n * sizeof(float));
+}
+
+/* A device buffer of n floats filled with NaN. */
+static float *poisoned(size_t n)
+{
+	float *h = malloc(n * sizeof *h);
+	for (size_t i = 0; i < n; i++)
+		h[i] = NAN;
+	float *d = dev_f(h, n);
+	free(h);
+	return d;
+}
+
+static float *back(const float *d, size_t n)
+{
+	float *h = malloc(n * sizeof *h);
+	if (gpu->ops->download(gpu, h, d, n * sizeof(float)) != 0) {
+		fprintf(stderr, "  download: %s\n", sk_error());
+		for (size_t i = 0; i < n; i++)
+			h[i] = NAN;
+	}
+	return h;
+}
+
+static void dfree(void *d)
+{
+	gpu->ops->free(gpu, d);
+}
+
+/* Compares host values got with the reference ref over n. */
+static void expect_host(const char *what, const float *got, const float *ref, size_t n, double bound)
+{
+	double e = rel_l2(got, ref, n);
+	printf("# %-58s rel L2 %.3g (bound %.0e)\n", what, e, bound);
+	CHECK_MSG(e <= bound, "%s: rel L2 %g > %g", what, e, bound);
+}
+
+/* Compares the device result d with the host reference ref over n. */
+static void expect(const char *what, const float *d, const float *ref, size_t n, double bound)
+{
+	float *h = back(d, n);
+	expect_host(what, h, ref, n, bound);
+	free(h);
+}
+
+#define NEED_GPU()                                  \
+	do {                                        \
+		if (!gpu) {                         \
+			SKIP_GPU("no GPU: %s", no_gpu); \
+			return;                     \
+		}                                   \
+	} while (0)
+
+#define FP32 1e-5
+
+/* ---- RMSNorm, RoPE ---- */
+
+static void rmsnorm_case(int64_t R, int64_t D, int with_w, int accumulate)
+{
+	float *x = rnd((size_t)(R * D), 2.0f), *dy = rnd((size_t)(R * D), 1.0f), *w = rnd((size_t)D, 1.0f);
+	float *init = rnd((size_t)(R * D), 1.0f), *ref = copy_of(init, (size_t)(R * D));
+	cpu->ops->rmsnorm_bwd(cpu, x, R, D, with_w ? w : NULL, 1e-6f, dy, ref, accumulate);
+	float *gx = dev_f(x, (size_t)(R * D)), *gdy = dev_f(dy, (size_t)(R * D)), *gw = dev_f(w, (size_t)D);
+	float *gdx = accumulate ? dev_f(init, (size_t)(R * D)) : poisoned((size_t)(R * D));
+	gpu->ops->rmsnorm_bwd(gpu, gx, R, D, with_w ? gw : NULL, 1e-6f, gdy, gdx, accumulate);
+	char what[96];
+	snprintf(what, sizeof what, "rmsnorm_bwd %lldx%lld%s%s", (long long)R, (long long)D,
+	         with_w ? ", weight" : ", no weight", accumulate ? ", accumulating" : "");
+	expect(what, gdx, ref, (size_t)(R * D), FP32);
+	dfree(gx), dfree(gdy), dfree(gw), dfree(gdx);
+	free(x), free(dy), free(w), free(init), free(ref);
+}
+
+TEST(rmsnorm_bwd_matches_cpu)
+{
+	NEED_GPU();
+	for (int with_w = 0; with_w < 2; with_w++)
+		for (int acc = 0; acc < 2; acc++)
+			rmsnorm_case(6, 320, with_w, acc);
+	rmsnorm_case(2, 2304, 1, 1); /* a wide row: the largest blocks */
+	/* in place (dx = dy), over heads of 32 as the q/k norms run it */
+	enum { R = 60, HD = 32 };
+	float *x = rnd(R * HD, 2.0f), *dy = rnd(R * HD, 1.0f), *w = rnd(HD, 1.0f), *ref = copy_of(dy, R * HD);
+	cpu->ops->rmsnorm_bwd(cpu, x, R, HD, w, 1e-6f, ref, ref, 0);
+	float *gx = dev_f(x, R * HD), *gd = dev_f(dy, R * HD), *gw = dev_f(w, HD);
+	gpu->ops->rmsnorm_bwd(gpu, gx, R, HD, gw, 1e-6f, gd, gd, 0);
+	expect("rmsnorm_bwd in place, rows of one head (32)", gd, ref, R * HD, FP32);
+	dfree(gx), dfree(gd), dfree(gw);
+	free(x), free(dy), free(w), free(ref);
+}
+
+TEST(rope_bwd_matches_cpu)
+{
+	NEED_GPU();
+	enum { R = 5, H = 4, HD = 32 };
+	int32_t pos[R] = { 0, 7, 513, 4095, 31 };
+	int32_t *dpos = dev(pos, sizeof pos);
+	float thetas[2] = { 10000.0f, 1000000.0f }, factors[2] = { 1.0f, 8.0f };
+	for (int k = 0; k < 2; k++) {
+		float *d = rnd(R * H * HD, 1.0f), *ref = copy_of(d, R * H * HD);
+		cpu->ops->rope_bwd(cpu, ref, R, H, HD, pos, thetas[k], factors[k]);
+		float *gd = dev_f(d, R * H * HD);
+		gpu->ops->rope_bwd(gpu, gd, R, H, HD, dpos, thetas[k], factors[k]);
+		expect(k ? "rope_bwd theta 1e6, linear factor 8" : "rope_bwd theta 1e4", gd, ref, R * H * HD, FP32);
+		dfree(gd);
+		free(d), free(ref);
+	}
+	dfree(dpos);
+}
+
+/* ---- attention ---- */
+
+static void attn_bwd_case(int64_t n, int nh, int nkv, int hd, int window, float softcap)
+{
+	int64_t qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
+	size_t nq = (size_t)(n * qd), nk = (size_t)(n * kvd), nw = (size_t)(2 * n * nh);
+	float *q = rnd(nq, 1.5f), *k = rnd(nk, 1.5f), *v = rnd(nk, 1.0f), *dout = rnd(nq, 1.0f);
+	float *dk0 = rnd(nk, 0.1f), *dv0 = rnd(nk, 0.1f);
+	float *rdq = malloc(nq * sizeof(float)), *rdk = copy_of(dk0, nk), *rdv = copy_of(dv0, nk);
+	float *rws = malloc(nw * sizeof(float));
+	float scale = 1.0f / sqrtf((float)hd);
+	CHECK(cpu->ops->attention_bwd(cpu, q, k, v, n, nh, nkv, hd, window, scale, softcap, dout, rdq, rdk, rdv, rws) ==
+	      0);
+	float *gq = dev_f(q, nq), *gk = dev_f(k, nk), *gv = dev_f(v, nk), *gdo = dev_f(dout, nq);
+	float *gdq = poisoned(nq), *gdk = dev_f(dk0, nk), *gdv = dev_f(dv0, nk), *gws = poisoned(nw);
+	CHECK(gpu->ops->attention_bwd(gpu, gq, gk, gv, n, nh, nkv, hd, window, scale, softcap, gdo, gdq, gdk, gdv,
+	                              gws) == 0);
+	char what[96];
+	snprintf(what, sizeof what, "attention_bwd n %lld, %d/%d heads of %d, window %d, softcap %g: ", (long long)n,
+	         nh, nkv, hd, window, (double)softcap);
+	size_t len = strlen(what);
+	snprintf(what + len, sizeof what - len, "dq");
+	expect(what, gdq, rdq, nq, FP32);
+	snprintf(what + len, sizeof what - len, "dk (added)");
+	expect(what, gdk, rdk, nk, FP32);
+	snprintf(what + len, sizeof what - len, "dv (added)");
+	expect(what, gdv, rdv, nk, FP32);
+	/* the workspace's logsumexp and D: not part of the op's contract, shown to locate a failure */
+	float *hws = back(gws, nw);
+	printf("#   (workspace: logsumexp rel L2 %.3g, D rel L2 %.3g)\n", rel_l2(hws, rws, (size_t)(n * nh)),
+	       rel_l2(hws + n * nh, rws + n * nh, (size_t)(n * nh)));
+	free(hws);
+	dfree(gq), dfree(gk), dfree(gv), dfree(gdo), dfree(gdq), dfree(gdk), dfree(gdv), dfree(gws);
+	free(q), free(k), free(v), free(dout), free(dk0), free(dv0), free(rdq), free(rdk), free(rdv), free(rws);
+}
+
+TEST(attention_bwd_matches_cpu)
+{
+	NEED_GPU();
+	attn_bwd_case(40, 4, 2, 64, 0, 0);     /* GQA, causal */
+	attn_bwd_case(40, 4, 2, 64, 8, 0);     /* sliding window */
+	attn_bwd_case(41, 4, 2, 64, 0, 50.0f); /* softcap */
+	attn_bwd_case(37, 4, 2, 64, 16, 2.0f); /* window and a softcap that bites */
+	attn_bwd_case(40, 8, 1, 48, 5, 0);     /* one KV head for 8, a head size not a multiple of 32 */
+	attn_bwd_case(12, 2, 2, 256, 0, 0);    /* no grouping, heads of 256 */
+	attn_bwd_case(20, 4, 2, 32, 512, 0);   /* a window wider than the sequence */
+	attn_bwd_case(1, 4, 2, 64, 0, 0);      /* one row */
+}
+
+/* ---- gated GELU, AltUp ---- */
+
+static void gelu_case(int64_t R, int64_t D, int with_u, float z)
+{
+	size_t N = (size_t)(R * D);
+	float *g = rnd(N, 2.0f), *u = rnd(N, 1.0f), *dh = rnd(N, 1.0f);
+	float *rdg = malloc(N * sizeof(float)), *rdu = malloc(N * sizeof(float));
+	cpu->ops->gelu_mul_bwd(cpu, g, with_u ? u : NULL, R, D, z, dh, rdg, with_u ? rdu : NULL);
+	float *gg = dev_f(g, N), *gu = dev_f(u, N), *gdh = dev_f(dh, N), *gdg = poisoned(N), *gdu = poisoned(N);
+	gpu->ops->gelu_mul_bwd(gpu, gg, with_u ? gu : NULL, R, D, z, gdh, gdg, with_u ? gdu : NULL);
+	char what[96];
+	snprintf(what, sizeof what, "gelu_mul_bwd %lldx%lld%s%s: dg", (long long)R, (long long)D, with_u ? " * up" : "",
+	         z != 0 ? ", sparsity cutoff" : "");
+	expect(what, gdg, rdg, N, FP32);
+	if (with_u) {
+		what[strlen(what) - 1] = 'u'; /* ": dg" becomes ": du" */
+		expect(what, gdu, rdu, N, FP32);
+	}
+	dfree(gg), dfree(gu), dfree(gdh), dfree(gdg), dfree(gdu);
+	free(g), free(u), free(dh), free(rdg), free(rdu);
+}
+
+TEST(gelu_mul_bwd_matches_cpu)
+{
+	NEED_GPU();
+	float zs[2] = { 0.0f, 1.6448536f };
+	for (int k = 0; k < 2; k++)
+		for (int with_u = 0; with_u < 2; with_u++)
+			gelu_case(5, 320, with_u, zs[k]);
+	gelu_case(2, 4608, 1, 1.6448536f); /* a wide row: the largest blocks */
+	/* in place (dg = dh), as the MLP's backward runs it */
+	enum { R = 5, D = 320 };
+	float *g = rnd(R * D, 2.0f), *u = rnd(R * D, 1.0f), *dh = rnd(R * D, 1.0f);
+	float *ref = copy_of(dh, R * D), *rdu = malloc(R * D * sizeof(float));
+	cpu->ops->gelu_mul_bwd(cpu, g, u, R, D, 1.6448536f, ref, ref, rdu);
+	float *gg = dev_f(g, R * D), *gu = dev_f(u, R * D), *gd = dev_f(dh, R * D), *gdu = poisoned(R * D);
+	gpu->ops->gelu_mul_bwd(gpu, gg, gu, R, D, 1.6448536f, gd, gd, gdu);
+	expect("gelu_mul_bwd in place, sparsity cutoff: dg", gd, ref, R * D, FP32);
+	expect("gelu_mul_bwd in place, sparsity cutoff: du", gdu, rdu, R * D, FP32);
+	dfree(gg), dfree(gu), dfree(gd), dfree(gdu);
+	free(g), free(u), free(dh), free(ref), free(rdu);
+}
+
+TEST(rescale_rms_bwd_matches_cpu)
+{
+	NEED_GPU();
+	enum { R = 4, D = 256 };
+	float *u = rnd(R * D, 1.0f), *ref = rnd(R * D, 1.5f), *dy = rnd(R * D, 1.0f), *dref0 = rnd(R * D, 0.02f);
+	for (int i = 0; i < D; i++)
+		u[2 * D + i] *= 1e-3f; /* mean square about 3e-7: the 1e-5 clamp */
+	float *rdu = malloc(R * D * sizeof(float)), *rdref = copy_of(dref0, R * D);
+	cpu->ops->rescale_rms_bwd(cpu, u, ref, R, D, dy, rdu, rdref);
+	float *gu = dev_f(u, R * D), *gref = dev_f(ref, R * D), *gdy = dev_f(dy, R * D);
+	float *gdu = poisoned(R * D), *gdref = dev_f(dref0, R * D);
+	gpu->ops->rescale_rms_bwd(gpu, gu, gref, R, D, gdy, gdu, gdref);
+	expect("rescale_rms_bwd (a row clamped): du", gdu, rdu, R * D, FP32);
+	expect("rescale_rms_bwd (a row clamped): dref (added)", gdref, rdref, R * D, FP32);
+	dfree(gu), dfree(gref), dfree(gdy), dfree(gdu), dfree(gdref);
+	free(u), free(ref), free(dy), free(dref0), free(rdu), free(rdref);
+}
+
+TEST(altup_bwd_matches_cpu)
+{
+	NEED_GPU();
+	enum { A = 4, R = 3, D = 96 };
+	/* router: its forward output from the CPU, then the backward into dx (added) */
+	float *x = rnd(R * D, 1.0f), *nw = rnd(D, 1.0f), *w = rnd(A * D, 1.0f), modal[R * A];
+	cpu->ops->altup_router(cpu, x, R, D, nw, 1e-6f, w, A, modal);
+	float *dout = rnd(R * A, 1.0f), *dx0 = rnd(R * D, 0.01f), *rdx = copy_of(dx0, R * D);
+	cpu->ops->altup_router_bwd(cpu, x, R, D, nw, 1e-6f, w, A, modal, dout, rdx);
+	float *gx = dev_f(x, R * D), *gnw = dev_f(nw, D), *gw = dev_f(w, A * D), *gm = dev_f(modal, R * A);
+	float *gdout = dev_f(dout, R * A), *gdx = dev_f(dx0, R * D);
+	gpu->ops->altup_router_bwd(gpu, gx, R, D, gnw, 1e-6f, gw, A, gm, gdout, gdx);
+	expect("altup_router_bwd: dx (added)", gdx, rdx, R * D, FP32);
+
+	/* predict: dx [A][R][D] and dmodal [R][A] overwritten */
+	float *xs = rnd(A * R * D, 1.0f), *wp = rnd(A * A * A, 0.5f), *dp = rnd(A * R * D, 1.0f);
+	float *rdxs = malloc(A * R * D * sizeof(float)), rdm[R * A];
+	cpu->ops->altup_predict_bwd(cpu, xs, R, D, A, wp, modal, dp, rdxs, rdm);
+	float *gxs = dev_f(xs, A * R * D), *gwp = dev_f(wp, A * A * A), *gdp = dev_f(dp, A * R * D);
+	float *gdxs = poisoned(A * R * D), *gdm = poisoned(R * A);
+	gpu->ops->altup_predict_bwd(gpu, gxs, R, D, A, gwp, gm, gdp, gdxs, gdm);
+	expect("altup_predict_bwd: dx", gdxs, rdxs, A * R * D, FP32);
+	expect("altup_predict_bwd: dmodal", gdm, rdm, R * A, FP32);
+
+	/* correct: dp [A][R][D], dy and dmodal overwritten, for two active streams */
+	float *p = rnd(A * R * D, 1.0f), *y = rnd(R * D, 1.0f), *wc = rnd(A * A, 0.5f), *dc = rnd(A * R * D, 1.0f);
+	float *gp = dev_f(p, A * R * D), *gy = dev_f(y, R * D), *gwc = dev_f(wc, A * A), *gdc = dev_f(dc, A * R * D);
+	for (int act = 0; act < 2; act++) {
+		float *rdp = malloc(A * R * D * sizeof(float)), rdy[R * D], rdm2[R * A];
+		cpu->ops->altup_correct_bwd(cpu, p, y, R, D, A, act, wc, modal, dc, rdp, rdy, rdm2);
+		float *gdp2 = poisoned(A * R * D), *gdy = poisoned(R * D), *gdm2 = poisoned(R * A);
+		gpu->ops->altup_correct_bwd(gpu, gp, gy, R, D, A, act, gwc, gm, gdc, gdp2, gdy, gdm2);
+		expect(act ? "altup_correct_bwd, active 1: dp" : "altup_correct_bwd, active 0: dp", gdp2, rdp, A * R * D,
+		       FP32);
+		expect(act ? "altup_correct_bwd, active 1: dy" : "altup_correct_bwd, active 0: dy", gdy, rdy, R * D, FP32);
+		expect(act ? "altup_correct_bwd, active 1: dmodal" : "altup_correct_bwd, active 0: dmodal", gdm2, rdm2,
+		       R * A, FP32);
+		dfree(gdp2), dfree(gdy), dfree(gdm2);
+		free(rdp);
+	}
+	dfree(gx), dfree(gnw), dfree(gw), dfree(gm), dfree(gdout), dfree(gdx);
+	dfree(gxs), dfree(gwp), dfree(gdp), dfree(gdxs), dfree(gdm);
+	dfree(gp), dfree(gy), dfree(gwc), dfree(gdc);
+	free(x), free(nw), free(w), free(dout), free(dx0), free(rdx);
+	free(xs), free(wp), free(dp), free(rdxs);
+	free(p), free(y), free(wc), free(dc);
+}
+
+/* ---- chunked cross-entropy ---- */
+
+static void xent_case(float cap)
+{
+	enum { N = 5, V = 1000, CW = 256 };
+	int32_t labels[N] = { 3, 511, 999, 256, -1 }; /* the last row's label is in no chunk */
+	float *z = rnd(N * V, 8.0f), coef[N] = { 1.0f, 0.5f, 2.0f, 0.25f, 1.0f };
+	float mx[N], se[N], lab[N];
+	for (int i = 0; i < N; i++) {
+		mx[i] = -INFINITY;
+		se[i] = 0;
+		lab[i] = 0;
+	}
+	int32_t *glab = dev(labels, sizeof labels);
+	float *gmx = dev_f(mx, N), *gse = dev_f(se, N), *glb = dev_f(lab, N);
+	float *zc = malloc(N * CW * sizeof(float));
+	char what[96];
+	for (int64_t c0 = 0; c0 < V; c0 += CW) {
+		int64_t w = V - c0 < CW ? V - c0 : CW;
+		for (int64_t i = 0; i < N; i++)
+			memcpy(zc + i * w, z + i * V + c0, (size_t)w * sizeof(float));
+		float *gz = dev_f(zc, (size_t)(N * w));
+		cpu->ops->xent_chunk(cpu, zc, N, w, c0, cap, labels, mx, se, lab);
+		gpu->ops->xent_chunk(gpu, gz, N, w, c0, cap, glab, gmx, gse, glb);
+		snprintf(what, sizeof what, "xent_chunk cap %g, columns %lld..%lld: z in place", (double)cap, (long long)c0,
+		         (long long)(c0 + w - 1));
+		expect(what, gz, zc, (size_t)(N * w), FP32);
+		dfree(gz);
+	}
+	snprintf(what, sizeof what, "xent_chunk cap %g: running max", (double)cap);
+	expect(what, gmx, mx, N, FP32);
+	snprintf(what, sizeof what, "xent_chunk cap %g: sum of exponentials", (double)cap);
+	expect(what, gse, se, N, FP32);
+	snprintf(what, sizeof what, "xent_chunk cap %g: label logits", (double)cap);
+	expect(what, glb, lab, N, FP32);
+	/* the gradient from the CPU's logsumexp, chunk by chunk from the raw outputs */
+	float lse[N];
+	for (int i = 0; i < N; i++)
+		lse[i] = (float)((double)mx[i] + log((double)se[i]));
+	float *glse = dev_f(lse, N), *gcoef = dev_f(coef, N);
+	for (int64_t c0 = 0; c0 < V; c0 += CW) {
+		int64_t w = V - c0 < CW ? V - c0 : CW;
+		for (int64_t i = 0; i < N; i++)
+			memcpy(zc + i * w, z + i * V + c0, (size_t)w * sizeof(float));
+		float *gz = dev_f(zc, (size_t)(N * w));
+		cpu->ops->xent_chunk_grad(cpu, zc, N, w, c0, cap, labels, lse, coef);
+		gpu->ops->xent_chunk_grad(gpu, gz, N, w, c0, cap, glab, glse, gcoef);
+		snprintf(what, sizeof what, "xent_chunk_grad cap %g, columns %lld..%lld", (double)cap, (long long)c0,
+		         (long long)(c0 + w - 1));
+		expect(what, gz, zc, (size_t)(N * w), FP32);
+		dfree(gz);
+	}
+	dfree(glab), dfree(gmx), dfree(gse), dfree(glb), dfree(glse), dfree(gcoef);
+	free(z), free(zc);
+}
+
+TEST(xent_chunks_match_cpu)
+{
+	NEED_GPU();
+	xent_case(0.0f);
+	xent_case(30.0f);
+}
+
+/* ---- dx (+)= dy · W ---- */
+
+static void bf16_weight(int64_t rows, int64_t cols, uint16_t **host, sk_tensor *tc, sk_tensor *tg)
+{
+	*host = malloc((size_t)(rows * cols) * 2);
+	for (int64_t i = 0; i < rows * cols; i++)
+		(*host)[i] = sk_f32_to_bf16(frand() * 0.1f);
+	memset(tc, 0, sizeof *tc);
+	tc->dtype = SK_DT_BF16;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = *host;
+	tc->device = SK_DEVICE_CPU;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test weight") == 0);
+}
+
+static void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_tensor *tc, sk_tensor *tg)
+{
+	float *f = rnd((size_t)(rows * cols), 0.1f);
+	CHECK(sk_nf4_quantize(f, rows * cols, 1, q) == 0);
+	free(f);
+	memset(tc, 0, sizeof *tc);
+	tc->nf4 = 1;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = q;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
+}
+
+static void linear_bwd_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n, int accumulate)
+{
+	int64_t out = tc->shape[0], in = tc->shape[1];
+	size_t ny = (size_t)(n * out), nx = (size_t)(n * in);
+	float *dy = rnd(ny, 1.0f), *init = rnd(nx, 1.0f), *ref = copy_of(init, nx);
+	CHECK(cpu->ops->linear_bwd(cpu, tc, dy, n, ref, accumulate) == 0);
+	float *gdy = dev_f(dy, ny), *gdx = accumulate ? dev_f(init, nx) : poisoned(nx);
+	CHECK(gpu->ops->linear_bwd(gpu, tg, gdy, n, gdx, accumulate) == 0);
+	int tensor_cores = in % 8 == 0 && out % 8 == 0;
+	char what[96];
+	snprintf(what, sizeof what, "linear_bwd %s %lldx%lld, %lld rows%s", label, (long long)out, (long long)in,
+	         (long long)n, accumulate ? ", accumulating" : "");
+	expect(what, gdx, ref, nx, tensor_cores ? 1e-2 : FP32);
+	dfree(gdy), dfree(gdx);
+	free(dy), free(init), free(ref);
+}
+
+TEST(linear_bwd_bf16_and_nf4_match_cpu)
+{
+	NEED_GPU();
+	struct { int64_t out, in; } shapes[] = { { 96, 64 }, { 200, 256 }, { 33, 40 }, { 64, 24 }, { 256, 64 } };
+	int64_t ns[] = { 1, 17, 64 };
+	for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+		uint16_t *h;
+		sk_tensor tc, tg;
+		bf16_weight(shapes[s].out, shapes[s].in, &h, &tc, &tg);
+		for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+			for (int acc = 0; acc < 2; acc++)
+				linear_bwd_case("bf16", &tc, &tg, ns[k], acc);
+		/* a row slice at an offset that is not 256-byte aligned (an LM-head chunk) */
+		if (shapes[s].out == 256 && gpu->ops->slice_rows) {
+			sk_tensor sc = tc, sg;
+			sc.shape[0] = 96;
+			sc.data = h + 3 * shapes[s].in;
+			CHECK(gpu->ops->slice_rows(gpu, &tg, 3, 96, &sg) == 0);
+			linear_bwd_case("bf16 rows 3..98 of 256", &sc, &sg, 17, 1);
+		}
+		free(h);
+		if (shapes[s].in % 64 == 0) {
+			sk_nf4_tensor q;
+			nf4_weight(shapes[s].out, shapes[s].in, &q, &tc, &tg);
+			for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+				for (int acc = 0; acc < 2; acc++)
+					linear_bwd_case("NF4", &tc, &tg, ns[k], acc);
+			sk_nf4_free(&q);
+		}
+	}
+}
+
+/* ---- the LoRA branch of training, with dropout ---- */
+
+static void lora_case(sk_lora *l, int layer, sk_lora_module mod, float p, uint64_t seed)
+{
+	const sk_lora_pair *lp = sk_lora_get(l, layer, mod);
+	CHECK(lp != NULL);
+	if (!lp)
+		return;
+	int64_t n = 19, in = lp->in, out = lp->out, r = lp->r;
+	size_t nx = (size_t)(n * in), ny = (size_t)(n * out), na = (size_t)(r * in), nb = (size_t)(out * r);
+	char what[120];
+	/* forward: y (added) */
+	float *x = rnd(nx, 1.0f), *y0 = rnd(ny, 1.0f), *ry = copy_of(y0, ny);
+	CHECK(cpu->ops->lora_fwd(cpu, lp, x, n, p, seed, ry) == 0);
+	float *gx = dev_f(x, nx), *gy = dev_f(y0, ny);
+	CHECK(gpu->ops->lora_fwd(gpu, lp, gx, n, p, seed, gy) == 0);
+	snprintf(what, sizeof what, "lora_fwd layer %d %s %lldx%lld r %lld, dropout %g: y (added)", layer,
+	         sk_lora_module_name(mod), (long long)out, (long long)in, (long long)r, (double)p);
+	expect(what, gy, ry, ny, FP32);
+
+	/* backward: gA, gB, dx added to random starting values */
+	float *dy = rnd(ny, 1.0f), *dx0 = rnd(nx, 1.0f), *ga0 = rnd(na, 0.5f), *gb0 = rnd(nb, 0.5f);
+	float *rga = copy_of(ga0, na), *rgb = copy_of(gb0, nb), *rdx = copy_of(dx0, nx);
+	CHECK(cpu->ops->lora_bwd(cpu, lp, x, dy, n, p, seed, rga, rgb, rdx) == 0);
+	/* the GPU takes the gradients on the device: the host buffers it is
+	 * given only say which are wanted, and receive them with
+	 * train_download_grads (which adds) */
+	float *hga = sk_lora_grad_of(l, layer, mod, 0), *hgb = sk_lora_grad_of(l, layer, mod, 1);
+	CHECK(hga && hgb);
+	if (!hga || !hgb)
+		return;
+	memcpy(hga, ga0, na * sizeof(float));
+	memcpy(hgb, gb0, nb * sizeof(float));
+	float *gdy = dev_f(dy, ny), *gdx = dev_f(dx0, nx);
+	CHECK(gpu->ops->lora_bwd(gpu, lp, gx, gdy, n, p, seed, hga, hgb, gdx) == 0);
+	CHECK(memcmp(hga, ga0, na * sizeof(float)) == 0 && memcmp(hgb, gb0, nb * sizeof(float)) == 0);
+	CHECK(gpu->ops->train_download_grads(gpu) == 0);
+	snprintf(what, sizeof what, "lora_bwd layer %d %s, dropout %g: ", layer, sk_lora_module_name(mod), (double)p);
+	size_t len = strlen(what);
+	snprintf(what + len, sizeof what - len, "gA (added)");
+	expect_host(what, hga, rga, na, FP32);
+	snprintf(what + len, sizeof what - len, "gB (added)");
+	expect_host(what, hgb, rgb, nb, FP32);
+	snprintf(what + len, sizeof what - len, "dx (added)");
+	expect(what, gdx, rdx, nx, FP32);
+
+	/* only gB wanted, no dx: gA stays as it was */
+	memcpy(rgb, gb0, nb * sizeof(float));
+	CHECK(cpu->ops->lora_bwd(cpu, lp, x, dy, n, p, seed, NULL, rgb, NULL) == 0);
+	memcpy(hga, ga0, na * sizeof(float));
+	memcpy(hgb, gb0, nb * sizeof(float));
+	CHECK(gpu->ops->lora_bwd(gpu, lp, gx, gdy, n, p, seed, NULL, hgb, NULL) == 0);
+	CHECK(gpu->ops->train_download_grads(gpu) == 0);
+	snprintf(what + len, sizeof what - len, "gB alone (added)");
+	expect_host(what, hgb, rgb, nb, FP32);
+	CHECK(memcmp(hga, ga0, na * sizeof(float)) == 0);
+
+	dfree(gx), dfree(gy), dfree(gdy), dfree(gdx);
+	free(x), free(y0), free(ry), free(dy), free(dx0), free(ga0), free(gb0), free(rga), free(rgb), free(rdx);
+}
+
+TEST(lora_fwd_bwd_with_dropout_match_cpu)
+{
+	NEED_GPU();
+	sk_config cfg;
+	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
+	sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, 8, 16.0f, 0, 77);
+	CHECK(l != NULL);
+	if (!l)
+		return;
+	/* B starts at zero: random values, so that every product is exercised */
+	for (int i = 0; i < sk_lora_pair_count(l); i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		for (int64_t k = 0; k < (int64_t)p->out * p->r; k++)
+			p->B[k] = frand() * 0.2f;
+	}
+	CHECK(gpu->ops->train_begin(gpu, l) == 0);
+	float ps[2] = { 0.0f, 0.1f };
+	for (int k = 0; k < 2; k++) {
+		lora_case(l, 0, SK_LORA_Q, ps[k], 0x5eed0001ull + (uint64_t)k);
+		lora_case(l, 2, SK_LORA_GATE, ps[k], 0x5eed0011ull + (uint64_t)k);
+		lora_case(l, 1, SK_LORA_DOWN, ps[k], 0x5eed0021ull + (uint64_t)k);
+	}
+	/* a pair of neither the adapter being trained nor one set for inference is refused */
+	float A[8 * 64], B[64 * 8];
+	for (int i = 0; i < 8 * 64; i++)
+		A[i] = B[i] = frand();
+	sk_lora_pair stray = { A, B, 8, 64, 64, 2.0f };
+	float *gx = poisoned(2 * 64), *gy = poisoned(2 * 64);
+	CHECK(gpu->ops->lora_fwd(gpu, &stray, gx, 2, 0.0f, 1, gy) != 0);
+	printf("# a stray pair reads: %s\n", sk_error());
+	dfree(gx), dfree(gy);
+	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+	sk_lora_free(l);
+}
+
+int main(void)
+{
+	sk_backend_info bi;
+	sk_backend_probe(&bi);
+	if (bi.cuda_devices > 0) {
+		cpu = sk_backend_new(SK_DEVICE_CPU, 2);
+		gpu = sk_backend_new(SK_DEVICE_CUDA, 0);
+		if (!gpu)
+			snprintf(no_gpu, sizeof no_gpu, "%.190s", sk_error());
+		else
+			printf("# GPU: %s\n", bi.cuda_desc);
+	} else {
+		snprintf(no_gpu, sizeof no_gpu, "%.190s", bi.cuda_reason);
+	}
+	RUN(rmsnorm_bwd_matches_cpu);
+	RUN(rope_bwd_matches_cpu);
+	RUN(attention_bwd_matches_cpu);
+	RUN(gelu_mul_bwd_matches_cpu);
+	RUN(rescale_rms_bwd_matches_cpu);
+	RUN(altup_bwd_matches_cpu);
+	RUN(xent_chunks_match_cpu);
+	RUN(linear_bwd_bf16_and_nf4_match_cpu);
+	RUN(lora_fwd_bwd_with_dropout_match_cpu);
+	sk_backend_free(cpu);
+	sk_backend_free(gpu);
+	TEST_EXIT();
+}
