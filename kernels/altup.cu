@@ -34,13 +34,13 @@ extern "C" void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, i
 	sk_cuda_launched(c, "altup_router");
 }
 
-// Grid (column chunks, rows). p_k = x_k + Σ_i C[k][i] x_i with
+// Grid (rows, column chunks): rows on x, which has room for any batch. p_k = x_k + Σ_i C[k][i] x_i with
 // C[k][i] = Σ_m Wp[k·A + i][m] · modal[r][m], computed once per block.
 __global__ static void k_predict(const float *__restrict__ x, int64_t rows, int64_t dim, int A,
                                  const float *__restrict__ wp, const float *__restrict__ modal, float *p)
 {
 	__shared__ float C[MAX_A * MAX_A];
-	int64_t r = blockIdx.y;
+	int64_t r = blockIdx.x;
 	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
 		float s = 0;
 		for (int k = 0; k < A; k++)
@@ -48,7 +48,7 @@ __global__ static void k_predict(const float *__restrict__ x, int64_t rows, int6
 		C[q] = s;
 	}
 	__syncthreads();
-	int64_t d = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t d = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
 	if (d >= dim)
 		return;
 	int64_t stride = rows * dim, off = r * dim + d;
@@ -71,7 +71,7 @@ extern "C" void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, 
 		return;
 	}
 	if (rows > 0)
-		k_predict<<<dim3(sk_blocks(dim, 256), (unsigned)rows), 256, 0, c->stream>>>(x, rows, dim, A, wp, modal, p);
+		k_predict<<<dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, c->stream>>>(x, rows, dim, A, wp, modal, p);
 	sk_cuda_launched(c, "altup_predict");
 }
 
@@ -81,7 +81,7 @@ __global__ static void k_correct(const float *__restrict__ p, const float *__res
                                  float *out)
 {
 	__shared__ float beta[MAX_A];
-	int64_t r = blockIdx.y;
+	int64_t r = blockIdx.x;
 	for (int k = threadIdx.x; k < A; k += blockDim.x) {
 		float b = 0;
 		for (int i = 0; i < A; i++)
@@ -89,7 +89,7 @@ __global__ static void k_correct(const float *__restrict__ p, const float *__res
 		beta[k] = b + 1.0f;
 	}
 	__syncthreads();
-	int64_t d = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	int64_t d = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
 	if (d >= dim)
 		return;
 	int64_t stride = rows * dim, off = r * dim + d;
@@ -106,7 +106,7 @@ extern "C" void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y
 		return;
 	}
 	if (rows > 0)
-		k_correct<<<dim3(sk_blocks(dim, 256), (unsigned)rows), 256, 0, c->stream>>>(p, y, rows, dim, A, active, wc,
+		k_correct<<<dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, c->stream>>>(p, y, rows, dim, A, active, wc,
 		                                                                            modal, out);
 	sk_cuda_launched(c, "altup_correct");
 }
