@@ -101,35 +101,10 @@ extern "C" void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, in
 
 // ---- RoPE backward: the inverse rotation (the angle's sine negated) ----
 
-__global__ static void k_rope_bwd(float *x, int64_t n, int heads, int hd, const int32_t *__restrict__ pos, float theta,
-                                  float factor)
-{
-	int half = hd / 2;
-	int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (t >= n * heads * half)
-		return;
-	int m = (int)(t % half);
-	int64_t ih = t / half;
-	int64_t i = ih / heads;
-	// the frequency as HF builds it in fp32: 1 / theta^(2m/hd), then / factor
-	float inv = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
-	float ang = (float)pos[i] * inv;
-	double sd, cd;
-	sincos((double)ang, &sd, &cd);
-	float cs = (float)cd, sn = -(float)sd;
-	float *v = x + ih * hd;
-	float a = v[m], b = v[m + half];
-	v[m] = a * cs - b * sn;
-	v[m + half] = b * cs + a * sn;
-}
-
 extern "C" void sk_cuda_rope_bwd(sk_cuda *c, float *d, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                                  float factor)
 {
-	int64_t total = n * heads * (hd / 2);
-	if (total > 0)
-		k_rope_bwd<<<sk_blocks(total, 256), 256, 0, c->stream>>>(d, n, heads, hd, pos, theta, factor);
-	sk_cuda_launched(c, "rope backward");
+	sk_cuda_rope_rotate(c, d, n, heads, hd, pos, theta, factor, -1.0f);
 }
 
 // ---- gated GELU: dg = dL/dg through the cutoff μ + zσ, du = dh ⊙ gelu ----

@@ -69,6 +69,9 @@ int sk_cuda_launched(sk_cuda *c, const char *what);
 void *sk_cuda_scratch(sk_cuda *c, size_t bytes);
 
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
+// RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.
+void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                         float factor, float sign);
 // Copies the NF4 and dynamic-map tables to the linear kernels' constant memory.
 cudaError_t sk_cuda_linear_init(void);
 
@@ -80,6 +83,19 @@ static inline unsigned sk_blocks(int64_t n, int threads)
 __device__ __forceinline__ float sk_bf16f(uint16_t v)
 {
 	return __uint_as_float((uint32_t)v << 16);
+}
+
+// RoPE's cosine and sine for pair m at position pos, the frequency as HF
+// builds it in fp32 (1 / theta^(2m/hd), then / factor), the angle's cos
+// and sin in double; sign -1 gives the inverse rotation (the backward).
+__device__ __forceinline__ void sk_rope_cs(int32_t pos, int m, int hd, float theta, float factor, float sign,
+                                           float *cs, float *sn)
+{
+	float inv = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
+	double sd, cd;
+	sincos((double)((float)pos * inv), &sd, &cd);
+	*cs = (float)cd;
+	*sn = sign * (float)sd;
 }
 
 __device__ __forceinline__ float sk_warp_sum(float v)

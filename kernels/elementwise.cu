@@ -113,10 +113,8 @@ __global__ static void k_norm_rope(const float *x, int heads, int hd, const floa
 			a = a * w[m];
 			b = b * w[m + half];
 		}
-		float fr = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
-		double sd, cd;
-		sincos((double)((float)pos[i] * fr), &sd, &cd);
-		float cs = (float)cd, sn = (float)sd;
+		float cs, sn;
+		sk_rope_cs(pos[i], m, hd, theta, factor, 1.0f, &cs, &sn);
 		o[m] = a * cs - b * sn;
 		o[m + half] = b * cs + a * sn;
 	}
@@ -132,10 +130,11 @@ extern "C" void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int hea
 	sk_cuda_launched(c, "norm_rope");
 }
 
-// ---- RoPE, half-split: pair m of head h at row i rotated by pos[i]·inv_freq[m] ----
+// ---- RoPE, half-split: pair m of head h at row i rotated by pos[i]·inv_freq[m]
+// (sign -1: the inverse rotation, the backward's) ----
 
 __global__ static void k_rope(float *x, int64_t n, int heads, int hd, const int32_t *__restrict__ pos, float theta,
-                              float factor)
+                              float factor, float sign)
 {
 	int half = hd / 2;
 	int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -143,26 +142,27 @@ __global__ static void k_rope(float *x, int64_t n, int heads, int hd, const int3
 		return;
 	int m = (int)(t % half);
 	int64_t ih = t / half;
-	int64_t i = ih / heads;
-	// the frequency as HF builds it in fp32: 1 / theta^(2m/hd), then / factor
-	float inv = (1.0f / powf(theta, (float)(2 * m) / (float)hd)) / factor;
-	float ang = (float)pos[i] * inv;
-	double sd, cd;
-	sincos((double)ang, &sd, &cd);
-	float cs = (float)cd, sn = (float)sd;
+	float cs, sn;
+	sk_rope_cs(pos[ih / heads], m, hd, theta, factor, sign, &cs, &sn);
 	float *v = x + ih * hd;
 	float a = v[m], b = v[m + half];
 	v[m] = a * cs - b * sn;
 	v[m + half] = b * cs + a * sn;
 }
 
-extern "C" void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
-                             float factor)
+void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                         float factor, float sign)
 {
 	int64_t total = n * heads * (hd / 2);
 	if (total > 0)
-		k_rope<<<sk_blocks(total, T256), T256, 0, c->stream>>>(x, n, heads, hd, pos, theta, factor);
+		k_rope<<<sk_blocks(total, T256), T256, 0, c->stream>>>(x, n, heads, hd, pos, theta, factor, sign);
 	sk_cuda_launched(c, "rope");
+}
+
+extern "C" void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
+                             float factor)
+{
+	sk_cuda_rope_rotate(c, x, n, heads, hd, pos, theta, factor, 1.0f);
 }
 
 // ---- element-wise ----

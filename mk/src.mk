@@ -6,7 +6,7 @@ sokhan_SOURCES += \
 	src/progress.c src/progress.h \
 	src/cmd_tui.c src/cmd_chat.c src/cmd_generate.c src/cmd_logits.c src/cmd_grad.c \
 	src/cmd_train.c src/cmd_eval.c src/cmd_merge.c src/cmd_plot.c \
-	src/cmd_info.c src/cmd_tokenize.c src/cmd_bench.c src/cmd_bench_train.c \
+	src/cmd_info.c src/cmd_tokenize.c src/bench.h src/cmd_bench.c src/cmd_bench_train.c \
 	src/chat_session.c src/chat_session.h \
 	src/chat_repl.c src/chat_repl.h \
 	src/chat_conv.c src/chat_conv.h \

@@ -37,9 +37,9 @@ check_PROGRAMS += \
 	tests/test_ui_widgets \
 	tests/sk_compare
 
-tests_test_cuda_SOURCES = tests/test_cuda.c tests/test.h
+tests_test_cuda_SOURCES = tests/test_cuda.c tests/cuda_test.h tests/test.h
 tests_test_cuda_train_SOURCES = tests/test_cuda_train.c tests/test.h
-tests_test_cuda_backward_SOURCES = tests/test_cuda_backward.c tests/test.h
+tests_test_cuda_backward_SOURCES = tests/test_cuda_backward.c tests/cuda_test.h tests/test.h
 tests_test_core_SOURCES = tests/test_core.c tests/test.h
 tests_test_safetensors_SOURCES = tests/test_safetensors.c tests/test.h
 tests_test_gguf_SOURCES = tests/test_gguf.c tests/test.h

@@ -11,6 +11,7 @@
 #include "engine/i18n.h"
 #include "engine/model/generate.h"
 #include "engine/model/model.h"
+#include "src/bench.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"
@@ -43,11 +44,7 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	bench_opts *o = ctx;
 	const sk_command_help *h = &bench_help;
 	switch (opt) {
-	case OPT_RANDOM:
-		if (strcmp(arg, "e4b") && strcmp(arg, "e2b"))
-			return sk_cli_usage(h, _("--random-init: '%s' is not one of e4b, e2b"), arg);
-		o->random = arg;
-		return 0;
+	case OPT_RANDOM: return sk_bench_shape(h, arg, &o->random);
 	case OPT_BATCH: return sk_cli_parse_int(h, "batch", arg, 1, 256, &o->batch);
 	case OPT_PLEN: return sk_cli_parse_int(h, "prompt-len", arg, 1, 1 << 20, &o->plen);
 	case 'n':
@@ -57,12 +54,21 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	return sk_cli_usage(h, "%s", _("unknown option"));
 }
 
-static double now_s(void)
+int sk_bench_shape(const sk_command_help *h, const char *arg, const char **out)
+{
+	if (strcmp(arg, "e4b") && strcmp(arg, "e2b"))
+		return sk_cli_usage(h, _("--random-init: '%s' is not one of e4b, e2b"), arg);
+	*out = arg;
+	return 0;
+}
+
+double sk_bench_now(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
 
 typedef struct {
 	double prefill_s, decode_s, ttft_s;
@@ -126,19 +132,19 @@ static int run_once(sk_model *m, const bench_opts *o, uint64_t seed, run_times *
 		}
 		items[b] = (sk_batch_item){ b, ids + (size_t)b * P, P, 0, 0 };
 	}
-	double t0 = now_s();
+	double t0 = sk_bench_now();
 	if (step(m, kv, items, B, smp, logits, draws, next) != 0)
 		goto out;
-	t->ttft_s = t->prefill_s = now_s() - t0; /* the prefill ends with the first token drawn */
+	t->ttft_s = t->prefill_s = sk_bench_now() - t0; /* the prefill ends with the first token drawn */
 	track_peak(m, &t->peak_used);
-	double t1 = now_s();
+	double t1 = sk_bench_now();
 	for (int s = 1; s < N; s++) {
 		for (int b = 0; b < B; b++)
 			items[b] = (sk_batch_item){ b, &next[b], 1, 0, 0 };
 		if (step(m, kv, items, B, smp, logits, draws, next) != 0)
 			goto out;
 	}
-	t->decode_s = now_s() - t1;
+	t->decode_s = sk_bench_now() - t1;
 	track_peak(m, &t->peak_used);
 	rc = 0;
 out:
@@ -176,7 +182,7 @@ static int bench_infer(int argc, char **argv)
 	o.sampling = co.sampling;
 	o.sampling.greedy = co.sampling.greedy || !co.sampling_set;
 
-	double tl = now_s();
+	double tl = sk_bench_now();
 	sk_model *m;
 	sk_lora *lora = NULL;
 	if (o.random) {
@@ -187,7 +193,7 @@ static int bench_infer(int argc, char **argv)
 	} else if (!(m = sk_cli_load_model(&co, &lora, &rc))) {
 		return rc;
 	}
-	double load_s = now_s() - tl;
+	double load_s = sk_bench_now() - tl;
 	sk_model_mem mm;
 	sk_model_memory(m, &mm);
 	double bw = sk_model_copy_bandwidth(m);

@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/i18n.h"
 #include "engine/model/model.h"
 #include "engine/train/optim.h"
 #include "engine/train/train_grad.h"
+#include "src/bench.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/model_cli.h"
@@ -45,11 +45,7 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	opts *o = ctx;
 	const sk_command_help *h = &sk_bench_train_help;
 	switch (opt) {
-	case OPT_RANDOM:
-		if (strcmp(arg, "e4b") && strcmp(arg, "e2b"))
-			return sk_cli_usage(h, _("--random-init: '%s' is not one of e4b, e2b"), arg);
-		o->random = arg;
-		return 0;
+	case OPT_RANDOM: return sk_bench_shape(h, arg, &o->random);
 	case OPT_BATCH: return sk_cli_parse_int(h, "batch", arg, 1, 256, &o->batch);
 	case OPT_SEQ: return sk_cli_parse_int(h, "seq", arg, 2, 1 << 16, &o->seq);
 	case OPT_ACCUM: return sk_cli_parse_int(h, "grad-accum", arg, 1, 1024, &o->accum);
@@ -61,12 +57,6 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	return sk_cli_usage(h, "%s", _("unknown option"));
 }
 
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* The optimizer's view of the adapter: one parameter per factor. */
 static sk_optim_param *adapter_params(sk_lora *l, size_t *n, char (**names)[48])
@@ -153,7 +143,7 @@ int sk_cmd_bench_train(int argc, char **argv)
 	double t_steps = 0, loss = 0;
 	uint64_t peak = 0;
 	for (long long s = 0; s <= o.steps; s++) { /* step 0 warms up */
-		double t0 = now_s();
+		double t0 = sk_bench_now();
 		for (int a = 0; a < o.accum; a++) {
 			int64_t nt = 0;
 			to.dropout_seed = (uint64_t)(s * o.accum + a);
@@ -165,7 +155,7 @@ int sk_cmd_bench_train(int argc, char **argv)
 			goto fail;
 		sk_lora_zero_grad(l);
 		if (s > 0)
-			t_steps += now_s() - t0;
+			t_steps += sk_bench_now() - t0;
 		sk_model_mem mm;
 		sk_model_memory(m, &mm);
 		if (mm.device_total && mm.device_total - mm.device_free > peak)

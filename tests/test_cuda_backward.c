@@ -30,115 +30,8 @@
 #include "engine/model/config.h"
 #include "engine/model/lora.h"
 #include "engine/train/train_grad.h"
+#include "tests/cuda_test.h"
 #include "tests/test.h"
-
-static sk_backend *cpu, *gpu;
-static char no_gpu[200];
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static float frand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	float v = (float)((double)((rng >> 11) % 2000001u) / 1000000.0 - 1.0);
-	return v == 0.0f ? 0.25f : v;
-}
-
-static float *rnd(size_t n, float scale)
-{
-	float *x = malloc(n * sizeof *x);
-	for (size_t i = 0; i < n; i++)
-		x[i] = frand() * scale;
-	return x;
-}
-
-static float *copy_of(const float *x, size_t n)
-{
-	float *y = malloc(n * sizeof *y);
-	memcpy(y, x, n * sizeof *y);
-	return y;
-}
-
-static double rel_l2(const float *a, const float *ref, size_t n)
-{
-	double d = 0, s = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = (double)a[i] - ref[i];
-		d += e * e;
-		s += (double)ref[i] * ref[i];
-	}
-	if (!(d == d))
-		return INFINITY; /* a NaN: an element never written, or a real NaN */
-	return s > 0 ? sqrt(d / s) : sqrt(d);
-}
-
-/* ---- device buffers ---- */
-
-static void *dev(const void *host, size_t bytes)
-{
-	void *d = gpu->ops->alloc(gpu, bytes, "test");
-	if (d && host)
-		gpu->ops->upload(gpu, d, host, bytes);
-	return d;
-}
-
-static float *dev_f(const float *host, size_t n)
-{
-	return dev(host, n * sizeof(float));
-}
-
-/* A device buffer of n floats filled with NaN. */
-static float *poisoned(size_t n)
-{
-	float *h = malloc(n * sizeof *h);
-	for (size_t i = 0; i < n; i++)
-		h[i] = NAN;
-	float *d = dev_f(h, n);
-	free(h);
-	return d;
-}
-
-static float *back(const float *d, size_t n)
-{
-	float *h = malloc(n * sizeof *h);
-	if (gpu->ops->download(gpu, h, d, n * sizeof(float)) != 0) {
-		fprintf(stderr, "  download: %s\n", sk_error());
-		for (size_t i = 0; i < n; i++)
-			h[i] = NAN;
-	}
-	return h;
-}
-
-static void dfree(void *d)
-{
-	gpu->ops->free(gpu, d);
-}
-
-/* Compares host values got with the reference ref over n. */
-static void expect_host(const char *what, const float *got, const float *ref, size_t n, double bound)
-{
-	double e = rel_l2(got, ref, n);
-	printf("# %-58s rel L2 %.3g (bound %.0e)\n", what, e, bound);
-	CHECK_MSG(e <= bound, "%s: rel L2 %g > %g", what, e, bound);
-}
-
-/* Compares the device result d with the host reference ref over n. */
-static void expect(const char *what, const float *d, const float *ref, size_t n, double bound)
-{
-	float *h = back(d, n);
-	expect_host(what, h, ref, n, bound);
-	free(h);
-}
-
-#define NEED_GPU()                                  \
-	do {                                        \
-		if (!gpu) {                         \
-			SKIP_GPU("no GPU: %s", no_gpu); \
-			return;                     \
-		}                                   \
-	} while (0)
 
 #define FP32 1e-5
 
@@ -598,18 +491,8 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
 
 int main(void)
 {
-	sk_backend_info bi;
-	sk_backend_probe(&bi);
-	if (bi.cuda_devices > 0) {
-		cpu = sk_backend_new(SK_DEVICE_CPU, 2);
-		gpu = sk_backend_new(SK_DEVICE_CUDA, 0);
-		if (!gpu)
-			snprintf(no_gpu, sizeof no_gpu, "%.190s", sk_error());
-		else
-			printf("# GPU: %s\n", bi.cuda_desc);
-	} else {
-		snprintf(no_gpu, sizeof no_gpu, "%.190s", bi.cuda_reason);
-	}
+	rng = 0x9e3779b97f4a7c15ull;
+	cuda_test_open();
 	RUN(rmsnorm_bwd_matches_cpu);
 	RUN(rope_bwd_matches_cpu);
 	RUN(attention_bwd_matches_cpu);
