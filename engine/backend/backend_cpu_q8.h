@@ -1,0 +1,115 @@
+/* Integer dot products for block-quantized weights (CPU backend internals).
+ *
+ * A linear op over quantized weights first quantizes each activation row to
+ * 8 bits in blocks of 32 (q = round(x / d), d = max|x| / 127), then every
+ * weight block is multiplied into the activation block in integers (u8 × s8
+ * multiply-adds: AVX2 maddubs/madd, AVX-512 VNNI or AVX-VNNI dpbusd) and the
+ * block's integer sum is scaled once in fp32. Weights are read where they
+ * are stored; nothing is unpacked to memory.
+ *
+ * Accuracy: the result is the exact dot product of the dequantized weights
+ * with the dequantized activations (up to fp32 rounding of the per-block
+ * sums), so it differs from the fp32 reference by at most
+ *     Σ_blocks (d_b / 2) · Σ_{i in block} |w_i|,
+ * half an activation step per element, weighted by the weights. */
+#ifndef SK_BACKEND_CPU_Q8_H
+#define SK_BACKEND_CPU_Q8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/format/dtype.h"
+
+#define SK_Q8_BLOCK 32
+#define SK_Q8_MAX_NX 8 /* activation rows one kernel call takes together */
+
+/* How a kernel folds a weight type's constant offset (Q4_0's 8, Q5_0's 16,
+ * Q6_K's 32, 128 for Q8_0 read as unsigned) into the integer sums: the
+ * activation carries -off · (sum of each 4 values) as 8 int32 per block
+ * (LANES: the accumulator dpbusd starts from) or off · (sum of each 2
+ * values) as 16 int16 (PAIRS: subtracted from maddubs' pair sums). */
+typedef enum { SK_Q8_CORR_NONE, SK_Q8_CORR_LANES, SK_Q8_CORR_PAIRS, SK_Q8_CORR_BLOCK, SK_Q8_CORR_HALVES } sk_q8_corr;
+
+/* Quantized activation rows. */
+typedef struct {
+	int64_t n;       /* values per row, a multiple of 32 */
+	int64_t rows;
+	int8_t *q;       /* [rows][n] in [-127, 127] */
+	float *d;        /* [rows][n / 32] block scale */
+	float *s;        /* [rows][n / 32] d · Σq: the block's sum as the kernels see it */
+	int32_t *c;      /* [rows][n / 32][8] offset correction (corr kind), or NULL */
+	int corr, off;
+} sk_q8_rows;
+
+/* Eight quantized rows interleaved for the prefill kernels. Per group of 8
+ * rows and block, 8 vectors of 32 bytes: vector 2k + r / 4 holds, for the
+ * four rows r of its half of the group, their dword k (bytes 4k..4k+3) in
+ * its low 16 bytes and their dword k + 4 in its high 16 bytes. A weight
+ * block shuffled with vpshufd (dword k to the low lanes, k + 4 to the high
+ * ones) then meets four rows per vpdpbusd, no broadcast loads needed, and
+ * the block's integer sums come out one per row and half-block. Per group
+ * and block: the 8 rows' scales d and sums s, and 16 int32 of offset
+ * correction in the same lane order (rows 0-3 then 4-7, each as 4 lanes
+ * of the first half-block and 4 of the second): BLOCK: -off · Σq of the
+ * block in the first lanes, 0 in the second; HALVES: -off · Σq of each
+ * 16-value half (Q6_K, whose scales differ between the halves). */
+typedef struct {
+	int64_t n, groups; /* values per row; groups of 8 rows */
+	int8_t *q;         /* [groups][n / 32][8][8][4] */
+	float *d, *s;      /* [groups][n / 32][8] */
+	int32_t *c;        /* [groups][n / 32][16], or NULL */
+	int corr, off;
+} sk_q8_group8;
+
+/* y[i · ldy + r] = row r of w · activation row i0 + i, for r < nrows,
+ * i < nx (nx <= SK_Q8_MAX_NX); w points at row 0, rows row_bytes apart. */
+typedef void (*sk_q8_dot_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_rows *x, int64_t i0,
+                             int nx, float *y, int64_t ldy);
+
+/* y[i · ldy + r] = row r of w · row 8g + i of x, for r < nrows, i < 8. */
+typedef void (*sk_q8_tile_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_group8 *x, int64_t g,
+                              float *y, int64_t ldy);
+
+typedef struct {
+	sk_q8_dot_fn dot;
+	sk_q8_corr corr;
+	int off;
+	sk_q8_tile_fn tile; /* NULL: dot for every row count */
+	sk_q8_corr tile_corr;
+	int tile_off;
+} sk_q8_kernel;
+
+/* Which kernels run: the best this CPU has unless the environment forces
+ * one down (SK_NO_AVX2=1: portable C; SK_NO_AVX512=1: AVX2 maddubs, no
+ * VNNI). */
+typedef enum { SK_Q8_ISA_PORTABLE, SK_Q8_ISA_AVX2, SK_Q8_ISA_AVXVNNI, SK_Q8_ISA_AVX512VNNI } sk_q8_isa;
+sk_q8_isa sk_q8_isa_best(void);
+const char *sk_q8_isa_name(sk_q8_isa isa);
+
+/* The kernel for weights of type t on isa (0 when the type has none). */
+int sk_q8_kernel_for(sk_dtype t, sk_q8_isa isa, sk_q8_kernel *k);
+
+/* Bytes of scratch sk_q8_quantize needs for rows × n (64-byte aligned). */
+size_t sk_q8_bytes(int64_t rows, int64_t n);
+/* Quantizes rows [r0, r1) of x (rows of n floats) into out, whose arrays are
+ * carved from mem (sk_q8_bytes of it) by sk_q8_layout; the corr array gets
+ * the kernel's correction. The portable and SIMD quantizers give identical
+ * bytes. */
+void sk_q8_layout(sk_q8_rows *out, void *mem, int64_t rows, int64_t n, sk_q8_corr corr, int off);
+void sk_q8_quantize(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out, sk_q8_isa isa);
+/* Fills rows [r0, r1) of out's correction array from its quantized values. */
+void sk_q8_fill_corr(sk_q8_rows *out, int64_t r0, int64_t r1);
+
+/* Bytes for the groups of rows × n (rows a multiple of 8) and the layout;
+ * sk_q8_group8_fill interleaves groups [g0, g1) from quantized rows. */
+size_t sk_q8_group8_bytes(int64_t rows, int64_t n);
+void sk_q8_group8_layout(sk_q8_group8 *out, void *mem, int64_t rows, int64_t n, sk_q8_corr corr, int off);
+void sk_q8_group8_fill(const sk_q8_rows *x, int64_t g0, int64_t g1, sk_q8_group8 *out);
+
+/* The ISA variants (their files); NULL / no-ops where not built. */
+int sk_q8_kernel_avx2(sk_dtype t, sk_q8_kernel *k);
+int sk_q8_kernel_avxvnni(sk_dtype t, sk_q8_kernel *k);
+int sk_q8_kernel_avx512vnni(sk_dtype t, sk_q8_kernel *k);
+void sk_q8_quantize_avx2(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out);
+
+#endif

@@ -1,0 +1,618 @@
+/* The SIMD integer dot kernels, written once and compiled per instruction
+ * set by the files that include this (not a header of its own):
+ *   SK_Q8_DP   0: u8 × s8 products by maddubs + madd (AVX2);
+ *              1: vpdpbusd of AVX-512 VNNI (256-bit, with AVX-512VL);
+ *              2: vpdpbusd of AVX-VNNI.
+ *   SK_Q8_BW   1 when AVX-512BW mask registers are there (bit expansion).
+ *   SK_Q8_FN   the name of the kernel lookup this file defines.
+ * Each kernel takes one weight row at a time, decodes each of its blocks
+ * into registers once and multiplies it into up to SK_Q8_MAX_NX activation
+ * rows: decode reads each weight once, a batch of rows shares the decoding,
+ * and prefill calls it with the activation rows in groups. Every output is
+ * accumulated by the same sequence of operations whatever nx is, so a row's
+ * result does not depend on how many rows it was computed with. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "engine/backend/backend_cpu_q8.h"
+
+#define NXM SK_Q8_MAX_NX
+#define AI static inline __attribute__((always_inline))
+
+AI float k_hsum(__m256 v)
+{
+	__m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+	lo = _mm_add_ps(lo, hi);
+	lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+	lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+	return _mm_cvtss_f32(lo);
+}
+
+AI float k_f16(const uint8_t *p)
+{
+	uint16_t h;
+	memcpy(&h, p, 2);
+	return _cvtsh_ss(h);
+}
+
+AI __m256i k_load(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* acc + the sums of each 4 products u[k]·s[k] (u unsigned, s signed) */
+AI __m256i k_dp(__m256i acc, __m256i u, __m256i s)
+{
+#if SK_Q8_DP == 1
+	return _mm256_dpbusd_epi32(acc, u, s);
+#elif SK_Q8_DP == 2
+	return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+	return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+AI __m256i k_dp0(__m256i u, __m256i s)
+{
+#if SK_Q8_DP
+	return k_dp(_mm256_setzero_si256(), u, s);
+#else
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* 16 bytes of nibbles: value j = low nibble of byte j, value j + 16 = its
+ * high nibble (the layout of Q4_0/Q4_1/Q5_0/Q5_1) */
+AI __m256i k_nib16(const uint8_t *p)
+{
+	__m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+	/* a dword shift by 4 brings each byte's high nibble down; the mask drops the neighbour's bits */
+	b = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+	return _mm256_and_si256(b, _mm256_set1_epi8(15));
+}
+
+/* v + 16 in the bytes whose bit in qh (32 bits, bit j for byte j) is set */
+AI __m256i k_bit5(__m256i v, uint32_t qh)
+{
+#if SK_Q8_BW
+	return _mm256_mask_add_epi8(v, _cvtu32_mask32(qh), v, _mm256_set1_epi8(16));
+#else
+	__m256i t = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+	                                _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
+	                                                 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	t = _mm256_cmpeq_epi8(_mm256_and_si256(t, bit), bit);
+	return _mm256_or_si256(v, _mm256_and_si256(t, _mm256_set1_epi8(16)));
+#endif
+}
+
+/* v + 16 in the bytes of qh whose bit j is set (Q5_K) */
+AI __m256i k_bitj(__m256i v, __m256i qh, const int j)
+{
+#if SK_Q8_BW
+	return _mm256_mask_add_epi8(v, _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << j))), v,
+	                            _mm256_set1_epi8(16));
+#else
+	__m256i t = _mm256_and_si256(qh, _mm256_set1_epi8((char)(1 << j)));
+	/* bit j to bit 4 of its byte; 16-bit shifts keep each byte's bit inside it */
+	t = j < 4 ? _mm256_slli_epi16(t, 4 - j) : j > 4 ? _mm256_srli_epi16(t, j - 4) : t;
+	return _mm256_or_si256(v, t);
+#endif
+}
+
+typedef struct {
+	const int8_t *q[NXM];
+	const float *d[NXM], *s[NXM];
+	const __m256i *c[NXM];
+} k_xrows;
+
+AI void k_xrows_set(k_xrows *p, const sk_q8_rows *x, int64_t i0, const int nx)
+{
+	const int64_t n = x->n, nb = n / 32;
+	for (int i = 0; i < nx; i++) {
+		p->q[i] = x->q + (i0 + i) * n;
+		p->d[i] = x->d + (i0 + i) * nb;
+		p->s[i] = x->s + (i0 + i) * nb;
+		p->c[i] = x->c ? (const __m256i *)(x->c + (i0 + i) * nb * 8) : NULL;
+	}
+}
+
+/* ---- 32-value blocks: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---- */
+
+/* One 32-value block of a row into every pair's accumulator. */
+AI void block32(const uint8_t *b, int64_t k, const k_xrows *X, const int nx, __m256 *acc, float *mac,
+                const sk_dtype t)
+{
+	const int has_min = t == SK_DT_Q4_1 || t == SK_DT_Q5_1;
+	const int corr = t == SK_DT_Q4_0 || t == SK_DT_Q5_0 || (t == SK_DT_Q8_0 && SK_Q8_DP);
+	__m256i wv, aw = _mm256_setzero_si256();
+	uint32_t qh;
+	switch (t) {
+	case SK_DT_Q4_0: wv = k_nib16(b + 2); break;
+	case SK_DT_Q4_1: wv = k_nib16(b + 4); break;
+	case SK_DT_Q5_0:
+		memcpy(&qh, b + 2, 4);
+		wv = k_bit5(k_nib16(b + 6), qh);
+		break;
+	case SK_DT_Q5_1:
+		memcpy(&qh, b + 4, 4);
+		wv = k_bit5(k_nib16(b + 8), qh);
+		break;
+	default:
+		wv = k_load(b + 2);
+#if SK_Q8_DP
+		wv = _mm256_xor_si256(wv, _mm256_set1_epi8((char)0x80)); /* unsigned, the 128 corrected */
+#else
+		aw = _mm256_abs_epi8(wv); /* |w| · sign-moved x: maddubs cannot overflow */
+#endif
+		break;
+	}
+	const __m256 dw = _mm256_set1_ps(k_f16(b));
+	const float m = has_min ? k_f16(b + 2) : 0.0f;
+#pragma GCC unroll 8
+	for (int i = 0; i < nx; i++) {
+		__m256i xv = k_load(X->q[i] + 32 * k), s;
+		if (t == SK_DT_Q8_0 && !SK_Q8_DP)
+			s = k_dp0(aw, _mm256_sign_epi8(xv, wv));
+		else if (corr)
+			s = k_dp(X->c[i][k], wv, xv);
+		else
+			s = k_dp0(wv, xv);
+		acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_broadcast_ss(X->d[i] + k)), acc[i]);
+		if (has_min)
+			mac[i] += m * X->s[i][k];
+	}
+}
+
+/* Even and odd blocks go to two accumulators per pair: two dependency
+ * chains, so one row alone is not bound by the FMA latency. */
+AI void rows32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, const int nx, float *y,
+               int64_t ldy, const sk_dtype t)
+{
+	k_xrows X;
+	k_xrows_set(&X, x, i0, nx);
+	const int64_t nb = x->n / 32;
+	const int bsz = t == SK_DT_Q4_0 ? 18 : t == SK_DT_Q4_1 ? 20 : t == SK_DT_Q5_0 ? 22 : t == SK_DT_Q5_1 ? 24 : 34;
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 a0[NXM], a1[NXM];
+		float m0[NXM], m1[NXM];
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++) {
+			a0[i] = a1[i] = _mm256_setzero_ps();
+			m0[i] = m1[i] = 0;
+		}
+		const uint8_t *b = w;
+		int64_t k = 0;
+		for (; k + 2 <= nb; k += 2, b += 2 * bsz) {
+			block32(b, k, &X, nx, a0, m0, t);
+			block32(b + bsz, k + 1, &X, nx, a1, m1, t);
+		}
+		if (k < nb)
+			block32(b, k, &X, nx, a0, m0, t);
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(a0[i], a1[i])) + (m0[i] + m1[i]);
+	}
+}
+
+/* ---- Q4_K / Q5_K: 256-value super-blocks of eight 32-value groups ---- */
+
+/* The eight 6-bit scales and mins of a Q4_K/Q5_K super-block (12 bytes:
+ * scales 0-3 and mins 0-3 in the low 6 bits of bytes 0-3 and 4-7; groups
+ * 4-7 have their low 4 bits in the nibbles of bytes 8-11 and their top 2
+ * bits in the top bits of bytes 0-7) as 8 floats each, unpacked with
+ * 32-bit word operations: no byte stores for a vector load to wait on. */
+AI void k_scale_min8(const uint8_t *s, __m256 *sc, __m256 *mn)
+{
+	uint32_t u0, u1, u2;
+	memcpy(&u0, s, 4);
+	memcpy(&u1, s + 4, 4);
+	memcpy(&u2, s + 8, 4);
+	const uint32_t six = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, top2 = 0x30303030u;
+	uint64_t scv = (u0 & six) | (uint64_t)((u2 & lo4) | ((u0 >> 2) & top2)) << 32;
+	uint64_t mnv = (u1 & six) | (uint64_t)(((u2 >> 4) & lo4) | ((u1 >> 2) & top2)) << 32;
+	*sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scv)));
+	*mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnv)));
+}
+
+AI void rows_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, const int nx, float *y,
+                 int64_t ldy, const int five)
+{
+	k_xrows X;
+	k_xrows_set(&X, x, i0, nx);
+	const int64_t nsb = x->n / 256;
+	const int bsz = five ? 176 : 144;
+	const __m256i m4 = _mm256_set1_epi8(15);
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 acc[NXM], acc1[NXM]; /* even and odd groups: two dependency chains */
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			acc[i] = acc1[i] = _mm256_setzero_ps();
+		const uint8_t *b = w;
+		for (int64_t sb = 0; sb < nsb; sb++, b += bsz) {
+			__m256 sc, mn;
+			k_scale_min8(b + 4, &sc, &mn);
+			const __m256 dsc = _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b)));
+			const __m256 dmn = _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2)));
+			float sv[NXM][8] __attribute__((aligned(32)));
+#pragma GCC unroll 8
+			for (int i = 0; i < nx; i++) {
+				_mm256_store_ps(sv[i], _mm256_mul_ps(dsc, _mm256_loadu_ps(X.d[i] + 8 * sb)));
+				/* the mins: Σ_j dmin·m_j · (d·Σq)_j, one lane per group */
+				acc[i] = _mm256_fnmadd_ps(dmn, _mm256_loadu_ps(X.s[i] + 8 * sb), acc[i]);
+			}
+			const uint8_t *qs = b + (five ? 48 : 16);
+			const __m256i qh = five ? k_load(b + 16) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+			for (int g = 0; g < 4; g++) {
+				__m256i v = k_load(qs + 32 * g);
+				__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+				if (five) {
+					lo = k_bitj(lo, qh, 2 * g);
+					hi = k_bitj(hi, qh, 2 * g + 1);
+				}
+#pragma GCC unroll 8
+				for (int i = 0; i < nx; i++) {
+					const int8_t *xq = X.q[i] + 256 * sb + 64 * g;
+					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_dp0(lo, k_load(xq))),
+					                         _mm256_broadcast_ss(&sv[i][2 * g]), acc[i]);
+					acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_dp0(hi, k_load(xq + 32))),
+					                          _mm256_broadcast_ss(&sv[i][2 * g + 1]), acc1[i]);
+				}
+			}
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(acc[i], acc1[i]));
+	}
+}
+
+/* ---- Q6_K: 256-value super-blocks, a signed 8-bit scale per 16 values ---- */
+
+AI void rows_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, const int nx, float *y,
+                 int64_t ldy)
+{
+	k_xrows X;
+	k_xrows_set(&X, x, i0, nx);
+	const int64_t nsb = x->n / 256;
+	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 acc[2][NXM]; /* even and odd groups: two dependency chains */
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+		const uint8_t *b = w;
+		for (int64_t sb = 0; sb < nsb; sb++, b += 210) {
+			const __m256 dv = _mm256_set1_ps(k_f16(b + 208));
+			const __m128i s16 = _mm_loadu_si128((const __m128i *)(b + 192));
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				const __m256i ql0 = k_load(b + 64 * h), ql1 = k_load(b + 64 * h + 32);
+				const __m256i qhv = k_load(b + 128 + 32 * h);
+				__m256i q[4];
+				q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+				q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+				q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+				q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+				                       _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					const int kk = 4 * h + k; /* group in the super-block: scales 2kk (first 16), 2kk+1 */
+					const char a = (char)(2 * kk), c = (char)(2 * kk + 1);
+#if SK_Q8_DP
+					const __m256i sc = _mm256_cvtepi8_epi32(
+						_mm_shuffle_epi8(s16, _mm_setr_epi8(a, a, a, a, c, c, c, c, a, a, a, a, c, c, c, c)));
+#else
+					const __m256i sc = _mm256_cvtepi8_epi16(
+						_mm_shuffle_epi8(s16, _mm_setr_epi8(a, a, a, a, a, a, a, a, c, c, c, c, c, c, c, c)));
+#endif
+#pragma GCC unroll 8
+					for (int i = 0; i < nx; i++) {
+						const int64_t blk = 8 * sb + kk;
+						__m256i xv = k_load(X.q[i] + 32 * blk), s;
+#if SK_Q8_DP
+						s = _mm256_mullo_epi32(k_dp(X.c[i][blk], q[k], xv), sc);
+#else
+						s = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), X.c[i][blk]), sc);
+#endif
+						acc[k & 1][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+						                                _mm256_mul_ps(dv, _mm256_broadcast_ss(X.d[i] + blk)),
+						                                acc[k & 1][i]);
+					}
+				}
+			}
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+	}
+}
+
+/* ---- one function per type, specialized per nx ---- */
+
+#define K_BODY(fn, ...)                                                                                           \
+	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, int nx,     \
+	               float *y, int64_t ldy)                                                                     \
+	{                                                                                                         \
+		switch (nx) {                                                                                     \
+		case 1: __VA_ARGS__(1); break;                                                                    \
+		case 2: __VA_ARGS__(2); break;                                                                    \
+		case 3: __VA_ARGS__(3); break;                                                                    \
+		case 4: __VA_ARGS__(4); break;                                                                    \
+		case 5: __VA_ARGS__(5); break;                                                                    \
+		case 6: __VA_ARGS__(6); break;                                                                    \
+		case 7: __VA_ARGS__(7); break;                                                                    \
+		default: __VA_ARGS__(8); break;                                                                   \
+		}                                                                                                 \
+	}
+
+#define C_Q4_0(N) rows32(w, rb, nrows, x, i0, N, y, ldy, SK_DT_Q4_0)
+#define C_Q4_1(N) rows32(w, rb, nrows, x, i0, N, y, ldy, SK_DT_Q4_1)
+#define C_Q5_0(N) rows32(w, rb, nrows, x, i0, N, y, ldy, SK_DT_Q5_0)
+#define C_Q5_1(N) rows32(w, rb, nrows, x, i0, N, y, ldy, SK_DT_Q5_1)
+#define C_Q8_0(N) rows32(w, rb, nrows, x, i0, N, y, ldy, SK_DT_Q8_0)
+#define C_Q4_K(N) rows_k45(w, rb, nrows, x, i0, N, y, ldy, 0)
+#define C_Q5_K(N) rows_k45(w, rb, nrows, x, i0, N, y, ldy, 1)
+#define C_Q6_K(N) rows_q6k(w, rb, nrows, x, i0, N, y, ldy)
+
+K_BODY(k_q4_0, C_Q4_0)
+K_BODY(k_q4_1, C_Q4_1)
+K_BODY(k_q5_0, C_Q5_0)
+K_BODY(k_q5_1, C_Q5_1)
+K_BODY(k_q8_0, C_Q8_0)
+K_BODY(k_q4_k, C_Q4_K)
+K_BODY(k_q5_k, C_Q5_K)
+K_BODY(k_q6_k, C_Q6_K)
+
+
+/* ---- prefill: eight activation rows at once, one per lane ---- */
+
+typedef struct {
+	const int8_t *q;
+	const float *d, *s;
+	const int32_t *c;
+	int64_t nb;
+} k_group;
+
+AI void k_group_set(k_group *G, const sk_q8_group8 *x, int64_t g)
+{
+	G->nb = x->n / 32;
+	G->q = x->q + g * G->nb * 256;
+	G->d = x->d + g * G->nb * 8;
+	G->s = x->s + g * G->nb * 8;
+	G->c = x->c ? x->c + g * G->nb * 16 : NULL;
+}
+
+/* The sums of a decoded weight block wv (32 bytes) with the block's 8 rows
+ * (T: sk_q8_group8's layout), from the correction c (NULL: 0): rows 0-3 in
+ * *a, 4-7 in *b, each as 4 lanes of the first half-block and 4 of the
+ * second. vpshufd puts weight dword k in the low lanes and k + 4 in the
+ * high ones; two sums per row half keep the vpdpbusd chains short. */
+AI void k_g8_sums(__m256i wv, const int8_t *T, const int32_t *c, __m256i *a, __m256i *b, const int sign8)
+{
+	__m256i a0 = c ? k_load(c) : _mm256_setzero_si256(), b0 = c ? k_load(c + 8) : _mm256_setzero_si256();
+	__m256i a1 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
+	const __m256i aw = sign8 ? _mm256_abs_epi8(wv) : wv;
+#define K_SH(v, k) _mm256_shuffle_epi32(v, (k) * 0x55)
+#define K_STEP(acc_a, acc_b, k)                                                                                    \
+	do {                                                                                                       \
+		__m256i u = K_SH(aw, k);                                                                           \
+		if (sign8) {                                                                                       \
+			__m256i sg = K_SH(wv, k);                                                                  \
+			acc_a = k_dp(acc_a, u, _mm256_sign_epi8(k_load(T + 64 * (k)), sg));                       \
+			acc_b = k_dp(acc_b, u, _mm256_sign_epi8(k_load(T + 64 * (k) + 32), sg));                  \
+		} else {                                                                                           \
+			acc_a = k_dp(acc_a, u, k_load(T + 64 * (k)));                                              \
+			acc_b = k_dp(acc_b, u, k_load(T + 64 * (k) + 32));                                         \
+		}                                                                                                  \
+	} while (0)
+	K_STEP(a0, b0, 0);
+	K_STEP(a1, b1, 1);
+	K_STEP(a0, b0, 2);
+	K_STEP(a1, b1, 3);
+#undef K_STEP
+#undef K_SH
+	*a = _mm256_add_epi32(a0, a1);
+	*b = _mm256_add_epi32(b0, b1);
+}
+
+/* rows 0-3 and 4-7 with their two half-blocks added: one lane per row */
+AI __m256i k_g8_rows(__m256i a, __m256i b)
+{
+	return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* the 8 lanes to rows 0..7 of column r */
+AI void k_g8_store(__m256 acc, float *y, int64_t ldy, int64_t r)
+{
+	float t[8] __attribute__((aligned(32)));
+	_mm256_store_ps(t, acc);
+#pragma GCC unroll 8
+	for (int i = 0; i < 8; i++)
+		y[i * ldy + r] = t[i];
+}
+
+/* One 32-value block of a weight row into the 8 rows' accumulator. */
+AI __m256 tile_block32(const uint8_t *b, int64_t k, const k_group *G, __m256 acc, const sk_dtype t)
+{
+	const int has_min = t == SK_DT_Q4_1 || t == SK_DT_Q5_1;
+	__m256i wv;
+	uint32_t qh;
+	switch (t) {
+	case SK_DT_Q4_0: wv = k_nib16(b + 2); break;
+	case SK_DT_Q4_1: wv = k_nib16(b + 4); break;
+	case SK_DT_Q5_0:
+		memcpy(&qh, b + 2, 4);
+		wv = k_bit5(k_nib16(b + 6), qh);
+		break;
+	case SK_DT_Q5_1:
+		memcpy(&qh, b + 4, 4);
+		wv = k_bit5(k_nib16(b + 8), qh);
+		break;
+	default:
+		wv = k_load(b + 2);
+#if SK_Q8_DP
+		wv = _mm256_xor_si256(wv, _mm256_set1_epi8((char)0x80));
+#endif
+		break;
+	}
+	__m256i sa, sb;
+	k_g8_sums(wv, G->q + k * 256, G->c ? G->c + 16 * k : NULL, &sa, &sb, t == SK_DT_Q8_0 && !SK_Q8_DP);
+	const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(k_f16(b)), _mm256_loadu_ps(G->d + 8 * k));
+	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g8_rows(sa, sb)), sc, acc);
+	if (has_min)
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(b + 2)), _mm256_loadu_ps(G->s + 8 * k), acc);
+	return acc;
+}
+
+AI void tile32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy,
+               const sk_dtype t)
+{
+	k_group G;
+	k_group_set(&G, x, g);
+	const int bsz = t == SK_DT_Q4_0 ? 18 : t == SK_DT_Q4_1 ? 20 : t == SK_DT_Q5_0 ? 22 : t == SK_DT_Q5_1 ? 24 : 34;
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(); /* even, odd blocks */
+		const uint8_t *b = w;
+		int64_t k = 0;
+		for (; k + 2 <= G.nb; k += 2, b += 2 * bsz) {
+			a0 = tile_block32(b, k, &G, a0, t);
+			a1 = tile_block32(b + bsz, k + 1, &G, a1, t);
+		}
+		if (k < G.nb)
+			a0 = tile_block32(b, k, &G, a0, t);
+		k_g8_store(_mm256_add_ps(a0, a1), y, ldy, r);
+	}
+}
+
+AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy,
+                 const int five)
+{
+	k_group G;
+	k_group_set(&G, x, g);
+	const int64_t nsb = G.nb / 8;
+	const int bsz = five ? 176 : 144;
+	const __m256i m4 = _mm256_set1_epi8(15);
+	float dsc[8] __attribute__((aligned(32))), dmn[8] __attribute__((aligned(32)));
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+		const uint8_t *b = w;
+		for (int64_t sb = 0; sb < nsb; sb++, b += bsz) {
+			__m256 sc, mn;
+			k_scale_min8(b + 4, &sc, &mn);
+			_mm256_store_ps(dsc, _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b))));
+			_mm256_store_ps(dmn, _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2))));
+			const uint8_t *qs = b + (five ? 48 : 16);
+			const __m256i qh = five ? k_load(b + 16) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+			for (int g4 = 0; g4 < 4; g4++) {
+				__m256i v = k_load(qs + 32 * g4);
+				__m256i wv[2] = { _mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) };
+				if (five) {
+					wv[0] = k_bitj(wv[0], qh, 2 * g4);
+					wv[1] = k_bitj(wv[1], qh, 2 * g4 + 1);
+				}
+#pragma GCC unroll 2
+				for (int h = 0; h < 2; h++) {
+					const int j = 2 * g4 + h;
+					const int64_t blk = 8 * sb + j;
+					__m256i sa, sbb;
+					k_g8_sums(wv[h], G.q + blk * 256, NULL, &sa, &sbb, 0);
+					acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g8_rows(sa, sbb)),
+					                         _mm256_mul_ps(_mm256_broadcast_ss(&dsc[j]), _mm256_loadu_ps(G.d + 8 * blk)),
+					                         acc[h]);
+					acc[h] = _mm256_fnmadd_ps(_mm256_broadcast_ss(&dmn[j]), _mm256_loadu_ps(G.s + 8 * blk), acc[h]);
+				}
+			}
+		}
+		k_g8_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r);
+	}
+}
+
+AI void tile_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy)
+{
+	k_group G;
+	k_group_set(&G, x, g);
+	const int64_t nsb = G.nb / 8;
+	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+		const uint8_t *b = w;
+		for (int64_t sb = 0; sb < nsb; sb++, b += 210) {
+			const __m256 dv = _mm256_set1_ps(k_f16(b + 208));
+			const __m128i s16 = _mm_loadu_si128((const __m128i *)(b + 192));
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				const __m256i ql0 = k_load(b + 64 * h), ql1 = k_load(b + 64 * h + 32);
+				const __m256i qhv = k_load(b + 128 + 32 * h);
+				__m256i q[4];
+				q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 4), m30));
+				q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qhv, 2), m30));
+				q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qhv, m30));
+				q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+				                       _mm256_and_si256(_mm256_srli_epi16(qhv, 2), m30));
+#pragma GCC unroll 4
+				for (int k = 0; k < 4; k++) {
+					const int kk = 4 * h + k; /* scales 2kk (first half-block), 2kk + 1 */
+					const int64_t blk = 8 * sb + kk;
+					const char a = (char)(2 * kk), c = (char)(2 * kk + 1);
+					const __m256i sc = _mm256_cvtepi8_epi32(
+						_mm_shuffle_epi8(s16, _mm_setr_epi8(a, a, a, a, c, c, c, c, a, a, a, a, c, c, c, c)));
+					__m256i sa, sbb;
+					k_g8_sums(q[k], G.q + blk * 256, G.c + 16 * blk, &sa, &sbb, 0);
+					__m256i is = k_g8_rows(_mm256_mullo_epi32(sa, sc), _mm256_mullo_epi32(sbb, sc));
+					acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, _mm256_loadu_ps(G.d + 8 * blk)),
+					                             acc[k & 1]);
+				}
+			}
+		}
+		k_g8_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r);
+	}
+}
+
+#define T_BODY(fn, call)                                                                                          \
+	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y,  \
+	               int64_t ldy)                                                                               \
+	{                                                                                                         \
+		call;                                                                                             \
+	}
+
+T_BODY(t_q4_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q4_0))
+T_BODY(t_q4_1, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q4_1))
+T_BODY(t_q5_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q5_0))
+T_BODY(t_q5_1, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q5_1))
+T_BODY(t_q8_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q8_0))
+T_BODY(t_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, 0))
+T_BODY(t_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, 1))
+T_BODY(t_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy))
+
+int SK_Q8_FN(sk_dtype t, sk_q8_kernel *k)
+{
+	k->corr = k->tile_corr = SK_Q8_CORR_NONE;
+	k->off = k->tile_off = 0;
+	switch (t) {
+	case SK_DT_Q4_0:
+		k->dot = k_q4_0, k->tile = t_q4_0;
+		k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 8;
+		return 1;
+	case SK_DT_Q4_1: k->dot = k_q4_1, k->tile = t_q4_1; return 1;
+	case SK_DT_Q5_0:
+		k->dot = k_q5_0, k->tile = t_q5_0;
+		k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 16;
+		return 1;
+	case SK_DT_Q5_1: k->dot = k_q5_1, k->tile = t_q5_1; return 1;
+	case SK_DT_Q8_0:
+		k->dot = k_q8_0, k->tile = t_q8_0;
+		if (SK_Q8_DP) /* read as unsigned: w + 128 */
+			k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 128;
+		return 1;
+	case SK_DT_Q4_K: k->dot = k_q4_k, k->tile = t_q4_k; return 1;
+	case SK_DT_Q5_K: k->dot = k_q5_k, k->tile = t_q5_k; return 1;
+	case SK_DT_Q6_K:
+		k->dot = k_q6_k, k->tile = t_q6_k;
+		k->corr = SK_Q8_DP ? SK_Q8_CORR_LANES : SK_Q8_CORR_PAIRS, k->off = 32;
+		k->tile_corr = SK_Q8_CORR_HALVES, k->tile_off = 32;
+		return 1;
+	default: return 0;
+	}
+}

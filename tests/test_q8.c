@@ -1,0 +1,242 @@
+/* The integer dot kernels (engine/backend/backend_cpu_q8.h) of every block
+ * type on every instruction set this CPU has (portable C, AVX2, AVX-VNNI,
+ * AVX-512 VNNI), on random weights and activations (never zero):
+ *  - against the product of the dequantized weights with the dequantized
+ *    activations in double: equal up to fp32 rounding (|e| <= 1e-5 · Σ|w x̂|),
+ *    i.e. the integer part is exact;
+ *  - against the fp32 reference Σ w x: within the bound the activation
+ *    quantization allows, Σ_blocks (d_b / 2) · Σ_block |w| (plus rounding);
+ *  - bit-identical results whatever number of activation rows a call takes;
+ *  - the prefill kernels (8 rows interleaved, one per lane) likewise exact;
+ *  - the portable and SIMD quantizers write identical bytes. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend/backend_cpu_q8.h"
+#include "engine/format/dtype.h"
+#include "engine/format/quants.h"
+#include "tests/test.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint32_t rnd32(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 11);
+}
+
+/* uniform in [-1, 1), never exactly zero */
+static float frand(void)
+{
+	float v = (float)((double)(rnd32() % 2000001u) / 1000000.0 - 1.0);
+	return v == 0.0f ? 0.25f : v;
+}
+
+/* Random stored blocks with sane scales (and mins where the type has them). */
+static uint8_t *random_weight(sk_dtype t, int64_t rows, int64_t cols)
+{
+	int64_t rb = sk_dtype_nbytes(t, cols);
+	uint8_t *b = malloc((size_t)(rb * rows));
+	for (int64_t i = 0; i < rb * rows; i++)
+		b[i] = (uint8_t)rnd32();
+	int64_t bb = sk_dtype_block_bytes(t), nblk = rb * rows / bb;
+	for (int64_t k = 0; k < nblk; k++) {
+		uint8_t *blk = b + k * bb;
+		uint16_t d = sk_f32_to_f16(0.001f + 0.02f * fabsf(frand())), m = sk_f32_to_f16(0.01f * frand());
+		uint16_t dm = sk_f32_to_f16(0.01f * fabsf(frand()));
+		switch (t) {
+		case SK_DT_Q4_0: case SK_DT_Q5_0: case SK_DT_Q8_0:
+			memcpy(blk, &d, 2);
+			break;
+		case SK_DT_Q4_1: case SK_DT_Q5_1:
+			memcpy(blk, &d, 2);
+			memcpy(blk + 2, &m, 2);
+			break;
+		case SK_DT_Q4_K: case SK_DT_Q5_K:
+			memcpy(blk, &d, 2);
+			memcpy(blk + 2, &dm, 2);
+			break;
+		case SK_DT_Q6_K:
+			memcpy(blk + 208, &d, 2);
+			break;
+		default:
+			break;
+		}
+	}
+	return b;
+}
+
+/* Activations in [-1, 1) with an outlier in some blocks (as real hidden
+ * states have): the outlier sets the block's step, the rest lose bits. */
+static void random_x(float *x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		x[i] = frand();
+	for (int64_t b = 0; b < n / 32; b++)
+		if (rnd32() % 4 == 0)
+			x[b * 32 + rnd32() % 32] = 20.0f * frand();
+}
+
+static const sk_dtype types[] = { SK_DT_Q4_0, SK_DT_Q4_1, SK_DT_Q5_0, SK_DT_Q5_1,
+                                  SK_DT_Q8_0, SK_DT_Q4_K, SK_DT_Q5_K, SK_DT_Q6_K };
+
+/* The instruction sets of this CPU: portable, then each SIMD set up to the best. */
+static int isas(sk_q8_isa *out)
+{
+	int n = 0;
+	sk_q8_isa best = sk_q8_isa_best();
+	out[n++] = SK_Q8_ISA_PORTABLE;
+	if (best >= SK_Q8_ISA_AVX2)
+		out[n++] = SK_Q8_ISA_AVX2;
+	if (best == SK_Q8_ISA_AVXVNNI)
+		out[n++] = SK_Q8_ISA_AVXVNNI;
+	if (best == SK_Q8_ISA_AVX512VNNI)
+		out[n++] = SK_Q8_ISA_AVX512VNNI;
+	return n;
+}
+
+static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64_t n)
+{
+	sk_q8_kernel k;
+	CHECK(sk_q8_kernel_for(t, isa, &k));
+	uint8_t *wb = random_weight(t, out, in);
+	float *wf = malloc(sizeof(float) * (size_t)(out * in)), *x = malloc(sizeof(float) * (size_t)(n * in));
+	float *xh = malloc(sizeof(float) * (size_t)(n * in));
+	float *y = malloc(sizeof(float) * (size_t)(n * out)), *y1 = malloc(sizeof(float) * (size_t)(n * out));
+	void *mem = aligned_alloc(64, (sk_q8_bytes(n, in) + 63) & ~(size_t)63);
+	CHECK(sk_dequantize(t, wb, wf, out * in) == 0);
+	random_x(x, n * in);
+	sk_q8_rows q;
+	sk_q8_layout(&q, mem, n, in, k.corr, k.off);
+	sk_q8_quantize(x, 0, n, &q, isa);
+	for (int64_t i = 0; i < n * in; i++)
+		xh[i] = (float)q.q[i] * q.d[i / 32];
+	int64_t rb = sk_dtype_nbytes(t, in);
+	/* all rows at once in groups of SK_Q8_MAX_NX, and one row at a time */
+	for (int64_t i0 = 0; i0 < n; i0 += SK_Q8_MAX_NX) {
+		int nx = (int)(n - i0 < SK_Q8_MAX_NX ? n - i0 : SK_Q8_MAX_NX);
+		k.dot(wb, rb, out, &q, i0, nx, y + i0 * out, out);
+	}
+	for (int64_t i = 0; i < n; i++)
+		k.dot(wb, rb, out, &q, i, 1, y1 + i * out, out);
+	/* the prefill kernel on the full groups of 8 rows; its rows replace y's */
+	int64_t groups = k.tile ? n / 8 : 0;
+	float *yt = malloc(sizeof(float) * (size_t)(n * out));
+	if (groups) {
+		void *gm = aligned_alloc(64, (sk_q8_group8_bytes(n, in) + 63) & ~(size_t)63);
+		sk_q8_group8 g8;
+		sk_q8_group8_layout(&g8, gm, n, in, k.tile_corr, k.tile_off);
+		sk_q8_group8_fill(&q, 0, groups, &g8);
+		for (int64_t g = 0; g < groups; g++)
+			k.tile(wb, rb, out, &g8, g, yt + 8 * g * out, out);
+		free(gm);
+	}
+	double worst_exact = 0, worst_bound = 0, max_err = 0, max_rel = 0;
+	int same = memcmp(y, y1, sizeof(float) * (size_t)(n * out)) == 0;
+	if (groups) /* the full groups' rows from the prefill kernel */
+		memcpy(y, yt, sizeof(float) * (size_t)(8 * groups * out));
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t r = 0; r < out; r++) {
+			const float *w = wf + r * in;
+			double ref = 0, refq = 0, magq = 0, mag = 0, bound = 0;
+			for (int64_t c = 0; c < in; c++) {
+				ref += (double)w[c] * x[i * in + c];
+				refq += (double)w[c] * xh[i * in + c];
+				magq += fabs((double)w[c] * xh[i * in + c]);
+				mag += fabs((double)w[c] * x[i * in + c]);
+				bound += 0.5 * q.d[(i * in + c) / 32] * fabs((double)w[c]);
+			}
+			double got = y[i * out + r];
+			double e1 = fabs(got - refq) / (1e-5 * magq + 1e-30);
+			double e0 = fabs(y1[i * out + r] - refq) / (1e-5 * magq + 1e-30); /* the one-row kernel too */
+			e1 = e0 > e1 ? e0 : e1;
+			double e2 = fabs(got - ref) / (bound + 1e-5 * mag + 1e-30);
+			worst_exact = e1 > worst_exact ? e1 : worst_exact;
+			worst_bound = e2 > worst_bound ? e2 : worst_bound;
+			max_err = fabs(got - ref) > max_err ? fabs(got - ref) : max_err;
+			max_rel = fabs(got - ref) / mag > max_rel ? fabs(got - ref) / mag : max_rel;
+		}
+	printf("# %-4s %-11s [%lld x %lld] x %lld rows: |y - fp32| max %.3g (%.2g of Σ|wx|), %.2f of the bound; "
+	       "vs dequantized activations %.2f of 1e-5%s\n",
+	       sk_dtype_name(t), sk_q8_isa_name(isa), (long long)out, (long long)in, (long long)n, max_err, max_rel,
+	       worst_bound, worst_exact, groups ? " (prefill kernel on 8-row groups)" : "");
+	CHECK_MSG(worst_exact <= 1.0, "%s %s: not the exact integer product", sk_dtype_name(t), sk_q8_isa_name(isa));
+	CHECK_MSG(worst_bound <= 1.0, "%s %s: outside the quantization bound", sk_dtype_name(t), sk_q8_isa_name(isa));
+	CHECK_MSG(same, "%s %s: a row's result depends on the rows computed with it", sk_dtype_name(t),
+	          sk_q8_isa_name(isa));
+	free(wb);
+	free(wf);
+	free(x);
+	free(xh);
+	free(y);
+	free(y1);
+	free(yt);
+	free(mem);
+}
+
+TEST(kernels_match_reference)
+{
+	sk_q8_isa is[4];
+	int ni = isas(is);
+	for (int a = 0; a < ni; a++)
+		for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+			int kq = sk_dtype_block_elems(types[k]) == 256;
+			/* odd row counts, and enough activation rows for a full group and a remainder */
+			check_type(types[k], is[a], kq ? 37 : 53, kq ? 512 : 640, 11);
+			check_type(types[k], is[a], 19, kq ? 1024 : 320, 24);
+			check_type(types[k], is[a], 5, kq ? 2048 : 96, 1);
+		}
+}
+
+TEST(quantizers_agree)
+{
+	if (sk_q8_isa_best() == SK_Q8_ISA_PORTABLE) {
+		SKIP("no SIMD on this CPU");
+		return;
+	}
+	int64_t n = 7, in = 640;
+	float *x = malloc(sizeof(float) * (size_t)(n * in));
+	random_x(x, n * in);
+	x[5] = 0; /* a block with a zero, and one all zero */
+	for (int c = 64; c < 96; c++)
+		x[c] = 0;
+	const sk_q8_corr corrs[] = { SK_Q8_CORR_NONE, SK_Q8_CORR_LANES, SK_Q8_CORR_PAIRS };
+	for (int ci = 0; ci < 3; ci++) {
+		size_t bytes = sk_q8_bytes(n, in);
+		void *ma = aligned_alloc(64, bytes), *mb = aligned_alloc(64, bytes);
+		memset(ma, 0, bytes);
+		memset(mb, 0, bytes);
+		sk_q8_rows a, b;
+		sk_q8_layout(&a, ma, n, in, corrs[ci], 16);
+		sk_q8_layout(&b, mb, n, in, corrs[ci], 16);
+		sk_q8_quantize(x, 0, n, &a, SK_Q8_ISA_PORTABLE);
+		sk_q8_quantize(x, 0, n, &b, SK_Q8_ISA_AVX2);
+		CHECK(memcmp(ma, mb, bytes) == 0);
+		/* the correction array matches a separate fill */
+		if (a.c) {
+			int32_t *c0 = malloc(sizeof(int32_t) * (size_t)(n * in / 4));
+			memcpy(c0, a.c, sizeof(int32_t) * (size_t)(n * in / 4));
+			sk_q8_fill_corr(&a, 0, n);
+			CHECK(memcmp(c0, a.c, sizeof(int32_t) * (size_t)(n * in / 4)) == 0);
+			free(c0);
+		}
+		for (int64_t i = 0; i < n * in; i++)
+			CHECK(a.q[i] >= -127 && a.q[i] <= 127);
+		free(ma);
+		free(mb);
+	}
+	free(x);
+}
+
+int main(void)
+{
+	printf("# best instruction set here: %s\n", sk_q8_isa_name(sk_q8_isa_best()));
+	RUN(kernels_match_reference);
+	RUN(quantizers_agree);
+	TEST_EXIT();
+}
