@@ -7,7 +7,8 @@
  *  - against the fp32 reference Σ w x: within the bound the activation
  *    quantization allows, Σ_blocks (d_b / 2) · Σ_block |w| (plus rounding);
  *  - bit-identical results whatever number of activation rows a call takes;
- *  - the prefill kernels (8 rows interleaved, one per lane) likewise exact;
+ *  - the grouped kernels (rows interleaved in groups of 8 and 4, one per
+ *    lane; the last group partial) likewise exact;
  *  - the portable and SIMD quantizers write identical bytes. */
 #include <math.h>
 #include <stdint.h>
@@ -114,8 +115,11 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 	sk_q8_rows q;
 	sk_q8_layout(&q, mem, n, in, k.corr, k.off);
 	sk_q8_quantize(x, 0, n, &q, isa);
-	for (int64_t i = 0; i < n * in; i++)
-		xh[i] = (float)q.q[i] * q.d[i / 32];
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t c = 0; c < in; c++) {
+			int64_t at = sk_q8_at(&q, i, c / 32);
+			xh[i * in + c] = (float)q.q[at * 32 + c % 32] * q.d[at];
+		}
 	int64_t rb = sk_dtype_nbytes(t, in);
 	/* all rows at once in groups of SK_Q8_MAX_NX, and one row at a time */
 	for (int64_t i0 = 0; i0 < n; i0 += SK_Q8_MAX_NX) {
@@ -124,22 +128,36 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 	}
 	for (int64_t i = 0; i < n; i++)
 		k.dot(wb, rb, out, &q, i, 1, y1 + i * out, out);
-	/* the prefill kernel on the full groups of 8 rows; its rows replace y's */
-	int64_t groups = k.tile ? n / 8 : 0;
+	/* the grouped kernels: groups of 8 rows, then the rest in groups of 4 (the
+	 * last one partial); their rows replace y's */
 	float *yt = malloc(sizeof(float) * (size_t)(n * out));
-	if (groups) {
-		void *gm = aligned_alloc(64, (sk_q8_group8_bytes(n, in) + 63) & ~(size_t)63);
-		sk_q8_group8 g8;
-		sk_q8_group8_layout(&g8, gm, n, in, k.tile_corr, k.tile_off);
-		sk_q8_group8_fill(&q, 0, groups, &g8);
-		for (int64_t g = 0; g < groups; g++)
-			k.tile(wb, rb, out, &g8, g, yt + 8 * g * out, out);
-		free(gm);
+	int grouped = k.tile != NULL;
+	if (grouped) {
+		int64_t n8 = n / 8 * 8, n4 = n - n8;
+		void *m8 = aligned_alloc(64, (sk_q8_group_bytes(n, in, 8) + 63) & ~(size_t)63);
+		void *m4 = aligned_alloc(64, (sk_q8_group_bytes(n, in, 4) + 63) & ~(size_t)63);
+		sk_q8_group g8, g4;
+		if (n8) {
+			sk_q8_group_layout(&g8, m8, n8, in, 8, k.tile_corr, k.tile_off);
+			sk_q8_group_fill(&q, 0, 0, g8.groups, &g8);
+			for (int64_t g = 0; g < g8.groups; g++)
+				k.tile(wb, rb, out, &g8, g, yt + 8 * g * out, out, 8);
+		}
+		if (n4) {
+			sk_q8_group_layout(&g4, m4, n4, in, 4, k.tile_corr, k.tile_off);
+			sk_q8_group_fill(&q, n8, 0, g4.groups, &g4);
+			for (int64_t g = 0; g < g4.groups; g++) {
+				int rows = (int)(n4 - 4 * g < 4 ? n4 - 4 * g : 4);
+				k.tile4(wb, rb, out, &g4, g, yt + (n8 + 4 * g) * out, out, rows);
+			}
+		}
+		free(m8);
+		free(m4);
 	}
 	double worst_exact = 0, worst_bound = 0, max_err = 0, max_rel = 0;
 	int same = memcmp(y, y1, sizeof(float) * (size_t)(n * out)) == 0;
-	if (groups) /* the full groups' rows from the prefill kernel */
-		memcpy(y, yt, sizeof(float) * (size_t)(8 * groups * out));
+	if (grouped)
+		memcpy(y, yt, sizeof(float) * (size_t)(n * out));
 	for (int64_t i = 0; i < n; i++)
 		for (int64_t r = 0; r < out; r++) {
 			const float *w = wf + r * in;
@@ -149,7 +167,7 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 				refq += (double)w[c] * xh[i * in + c];
 				magq += fabs((double)w[c] * xh[i * in + c]);
 				mag += fabs((double)w[c] * x[i * in + c]);
-				bound += 0.5 * q.d[(i * in + c) / 32] * fabs((double)w[c]);
+				bound += 0.5 * q.d[sk_q8_at(&q, i, c / 32)] * fabs((double)w[c]);
 			}
 			double got = y[i * out + r];
 			double e1 = fabs(got - refq) / (1e-5 * magq + 1e-30);
@@ -164,7 +182,7 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 	printf("# %-4s %-11s [%lld x %lld] x %lld rows: |y - fp32| max %.3g (%.2g of Σ|wx|), %.2f of the bound; "
 	       "vs dequantized activations %.2f of 1e-5%s\n",
 	       sk_dtype_name(t), sk_q8_isa_name(isa), (long long)out, (long long)in, (long long)n, max_err, max_rel,
-	       worst_bound, worst_exact, groups ? " (prefill kernel on 8-row groups)" : "");
+	       worst_bound, worst_exact, grouped ? " (and the grouped kernels)" : "");
 	CHECK_MSG(worst_exact <= 1.0, "%s %s: not the exact integer product", sk_dtype_name(t), sk_q8_isa_name(isa));
 	CHECK_MSG(worst_bound <= 1.0, "%s %s: outside the quantization bound", sk_dtype_name(t), sk_q8_isa_name(isa));
 	CHECK_MSG(same, "%s %s: a row's result depends on the rows computed with it", sk_dtype_name(t),
@@ -189,6 +207,8 @@ TEST(kernels_match_reference)
 			/* odd row counts, and enough activation rows for a full group and a remainder */
 			check_type(types[k], is[a], kq ? 37 : 53, kq ? 512 : 640, 11);
 			check_type(types[k], is[a], 19, kq ? 1024 : 320, 24);
+			check_type(types[k], is[a], 7, kq ? 256 : 64, 2);
+			check_type(types[k], is[a], 9, kq ? 256 : 96, 4);
 			check_type(types[k], is[a], 5, kq ? 2048 : 96, 1);
 		}
 }

@@ -2,11 +2,11 @@
  * (backend_cpu_q8.h): the activation rows are quantized once, then the
  * threads take chunks of weight rows from a shared counter until none are
  * left, so a thread the machine slows down does not leave the others
- * waiting at the end (the 262,144-row LM head has no serial tail). A chunk
- * runs every activation row: up to SK_Q8_MAX_NX rows at a time per weight
- * row, so decoding reads each weight once for the whole batch, and prefill
- * keeps the chunk's weight rows in cache while the activation rows stream
- * past in groups. */
+ * waiting at the end (the 262,144-row LM head has no serial tail). One row
+ * (a decode step) takes the one-row kernel; more rows are interleaved in
+ * groups of 8 (prefill) and a last group of 4 or fewer (what remains, or
+ * a batch of a few sequences), one row per vector lane, and a chunk's
+ * weight rows stay in cache while the groups stream past. */
 #include "engine/backend/backend_cpu.h"
 
 #include <stdatomic.h>
@@ -19,20 +19,21 @@ typedef struct {
 	int64_t rb, out, chunk, nchunks;
 	float *y;
 	sk_q8_rows x;
-	sk_q8_group8 g; /* the rows of full groups of 8 interleaved (prefill), when g.groups */
+	sk_q8_group g8, g4; /* rows [0, 8·g8.groups) and the rest; groups 0 when unused */
 } q8_mat;
 
 typedef struct {
 	q8_mat m[2];
 	int nm;
-	int64_t n;
-	int nxmax;
+	int64_t n, n8; /* rows; rows in groups of 8 */
+	int grouped;   /* the grouped kernels (else one-row kernels, up to 8 rows a call) */
 	atomic_llong next;
-	const float *xf;   /* quantize: the fp32 rows */
+	const float *xf; /* the fp32 rows */
 	sk_q8_isa isa;
 } q8_job;
 
-/* rows [r0, r1), a multiple of 8 apart from the end */
+/* Quantizes rows [r0, r1) (a multiple of 8 apart, but for the end) and
+ * interleaves the groups that lie in them. */
 static void q8_quantize_part(void *ctx, int64_t r0, int64_t r1, int tid)
 {
 	(void)tid;
@@ -41,10 +42,15 @@ static void q8_quantize_part(void *ctx, int64_t r0, int64_t r1, int tid)
 	if (j->nm > 1 && j->m[1].x.c && j->m[1].x.c != j->m[0].x.c)
 		sk_q8_fill_corr(&j->m[1].x, r0, r1);
 	for (int m = 0; m < j->nm; m++) {
-		sk_q8_group8 *g = &j->m[m].g;
-		int64_t g1 = r1 / 8 < g->groups ? r1 / 8 : g->groups;
-		if (g->groups && (m == 0 || g->q != j->m[0].g.q))
-			sk_q8_group8_fill(&j->m[m].x, r0 / 8, g1, g);
+		q8_mat *M = &j->m[m];
+		if (m == 1 && M->g8.q == j->m[0].g8.q && M->g4.q == j->m[0].g4.q)
+			break; /* the same groups as the first matrix */
+		if (M->g8.groups) {
+			int64_t g1 = r1 / 8 < M->g8.groups ? r1 / 8 : M->g8.groups;
+			sk_q8_group_fill(&M->x, 0, r0 / 8, g1, &M->g8);
+		}
+		if (M->g4.groups && r1 == j->n) /* the part with the last rows has them all */
+			sk_q8_group_fill(&M->x, j->n8, 0, M->g4.groups, &M->g4);
 	}
 }
 
@@ -63,11 +69,20 @@ static void q8_run(void *ctx, int64_t t0, int64_t t1, int tid)
 			m = &j->m[1];
 		}
 		int64_t r0 = c * m->chunk, nr = m->out - r0 < m->chunk ? m->out - r0 : m->chunk;
-		for (int64_t g = 0; g < m->g.groups; g++)
-			m->k.tile(m->w + m->rb * r0, m->rb, nr, &m->g, g, m->y + 8 * g * m->out + r0, m->out);
-		for (int64_t i0 = 8 * m->g.groups; i0 < j->n; i0 += j->nxmax) {
-			int nx = (int)(j->n - i0 < j->nxmax ? j->n - i0 : j->nxmax);
-			m->k.dot(m->w + m->rb * r0, m->rb, nr, &m->x, i0, nx, m->y + i0 * m->out + r0, m->out);
+		const uint8_t *w = m->w + m->rb * r0;
+		if (!j->grouped) {
+			for (int64_t i0 = 0; i0 < j->n; i0 += SK_Q8_MAX_NX) {
+				int nx = (int)(j->n - i0 < SK_Q8_MAX_NX ? j->n - i0 : SK_Q8_MAX_NX);
+				m->k.dot(w, m->rb, nr, &m->x, i0, nx, m->y + i0 * m->out + r0, m->out);
+			}
+			continue;
+		}
+		for (int64_t g = 0; g < m->g8.groups; g++)
+			m->k.tile(w, m->rb, nr, &m->g8, g, m->y + 8 * g * m->out + r0, m->out, 8);
+		for (int64_t g = 0; g < m->g4.groups; g++) {
+			int64_t i0 = j->n8 + 4 * g;
+			int rows = (int)(j->n - i0 < 4 ? j->n - i0 : 4);
+			m->k.tile4(w, m->rb, nr, &m->g4, g, m->y + i0 * m->out + r0, m->out, rows);
 		}
 	}
 }
@@ -102,6 +117,11 @@ static int q8_prepare(sk_cpu *c, const sk_tensor *w, q8_mat *m, sk_q8_isa isa)
 	return 1;
 }
 
+static char *align64(char *p)
+{
+	return (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
 /* Runs one or two matrices of the same input; 1 done, 0 not applicable
  * (the caller takes the fp32 path), -1 out of memory. */
 static int q8_linear(sk_cpu *c, const sk_tensor *w1, const sk_tensor *w2, const float *x, int64_t n, float *y1,
@@ -116,40 +136,50 @@ static int q8_linear(sk_cpu *c, const sk_tensor *w1, const sk_tensor *w2, const 
 		return 0;
 	j.m[0].y = y1;
 	j.m[1].y = y2;
-	/* prefill: full groups of 8 rows go to the interleaved kernels */
-	int64_t groups = n >= 8 && j.m[0].k.tile && (!w2 || j.m[1].k.tile) ? n / 8 : 0;
-	int gsep = w2 && groups && (j.m[1].k.tile_corr != j.m[0].k.tile_corr || j.m[1].k.tile_off != j.m[0].k.tile_off);
-	size_t bytes = sk_q8_bytes(n, in);
-	size_t cbytes = (size_t)(n * (in / SK_Q8_BLOCK)) * 8 * sizeof(int32_t) + 64;
-	size_t gbytes = groups ? sk_q8_group8_bytes(n, in) + 64 : 0;
-	char *mem = (char *)sk_cpu_scratch_get(&c->q8, (bytes + cbytes + (1 + gsep) * gbytes) / sizeof(float) + 1);
+	/* the portable kernels have no grouped form */
+	j.grouped = n > 1 && j.m[0].k.tile && (!w2 || j.m[1].k.tile);
+	j.n8 = j.grouped ? n / 8 * 8 : 0;
+	int64_t n4 = j.grouped ? n - j.n8 : 0;
+	/* the second matrix needs its own groups only when its correction differs */
+	int gsep = w2 && j.grouped && (j.m[1].k.tile_corr != j.m[0].k.tile_corr || j.m[1].k.tile_off != j.m[0].k.tile_off);
+	size_t bytes = sk_q8_bytes(n, in) + 64;
+	size_t cbytes = (size_t)(n * (in / SK_Q8_BLOCK)) * 8 * sizeof(int32_t) + 128;
+	size_t g8b = j.n8 ? sk_q8_group_bytes(j.n8, in, 8) + 64 : 0, g4b = n4 ? sk_q8_group_bytes(n4, in, 4) + 64 : 0;
+	char *mem = (char *)sk_cpu_scratch_get(&c->q8, (bytes + cbytes + (1 + gsep) * (g8b + g4b)) / sizeof(float) + 1);
 	if (!mem)
 		return -1;
-	char *gmem = (char *)(((uintptr_t)(mem + bytes + cbytes) + 63) & ~(uintptr_t)63);
-	sk_q8_layout(&j.m[0].x, mem, n, in, j.m[0].k.corr, j.m[0].k.off);
-	j.m[0].g.groups = j.m[1].g.groups = 0;
-	if (groups)
-		sk_q8_group8_layout(&j.m[0].g, gmem, n, in, j.m[0].k.tile_corr, j.m[0].k.tile_off);
-	if (w2) {
-		/* the same bytes; a second correction array only when the types differ in it */
-		j.m[1].x = j.m[0].x;
-		if (j.m[1].k.corr != j.m[0].k.corr || j.m[1].k.off != j.m[0].k.off) {
-			j.m[1].x.corr = j.m[1].k.corr;
-			j.m[1].x.off = j.m[1].k.off;
-			j.m[1].x.c = j.m[1].k.corr == SK_Q8_CORR_NONE
-			                     ? NULL
-			                     : (int32_t *)(((uintptr_t)(mem + bytes) + 63) & ~(uintptr_t)63);
+	char *gmem = align64(mem + bytes + cbytes);
+	for (int m = 0; m < j.nm; m++) {
+		q8_mat *M = &j.m[m];
+		if (m == 0) {
+			sk_q8_layout(&M->x, mem, n, in, M->k.corr, M->k.off);
+		} else {
+			/* the same bytes; a second correction array only when the types differ in it */
+			M->x = j.m[0].x;
+			if (M->k.corr != j.m[0].k.corr || M->k.off != j.m[0].k.off) {
+				M->x.corr = M->k.corr;
+				M->x.off = M->k.off;
+				M->x.c = M->k.corr == SK_Q8_CORR_NONE ? NULL : (int32_t *)align64(mem + bytes);
+			}
 		}
-		j.m[1].g = j.m[0].g;
-		if (gsep)
-			sk_q8_group8_layout(&j.m[1].g, gmem + gbytes, n, in, j.m[1].k.tile_corr, j.m[1].k.tile_off);
+		M->g8.groups = M->g4.groups = 0;
+		M->g8.q = M->g4.q = NULL;
+		if (m == 1 && !gsep) {
+			M->g8 = j.m[0].g8;
+			M->g4 = j.m[0].g4;
+			continue;
+		}
+		if (j.n8)
+			sk_q8_group_layout(&M->g8, gmem, j.n8, in, 8, M->k.tile_corr, M->k.tile_off);
+		if (n4)
+			sk_q8_group_layout(&M->g4, align64(gmem + g8b), n4, in, 4, M->k.tile_corr, M->k.tile_off);
+		gmem = align64(gmem + g8b + g4b);
 	}
 	/* a decode step's few rows are quicker on one thread than a dispatch */
 	if (n >= 16)
 		sk_threadpool_for(c->pool, n, 8, q8_quantize_part, &j);
 	else
 		q8_quantize_part(&j, 0, n, 0);
-	j.nxmax = j.isa == SK_Q8_ISA_AVX512VNNI ? SK_Q8_MAX_NX : 4;
 	atomic_init(&j.next, 0);
 	sk_threadpool_for(c->pool, c->nthreads, 1, q8_run, &j);
 	return 1;

@@ -20,10 +20,11 @@ static size_t up64(size_t b)
 	return (b + 63) & ~(size_t)63;
 }
 
+/* each array rounded up to 64 bytes, plus 64 of slack */
 size_t sk_q8_bytes(int64_t rows, int64_t n)
 {
 	size_t nb = (size_t)(rows * (n / SK_Q8_BLOCK));
-	return up64((size_t)(rows * n)) + 2 * up64(nb * sizeof(float)) + up64(nb * 8 * sizeof(int32_t));
+	return up64((size_t)(rows * n)) + 2 * up64(nb * sizeof(float) + 64) + up64(nb * 8 * sizeof(int32_t) + 64);
 }
 
 void sk_q8_layout(sk_q8_rows *out, void *mem, int64_t rows, int64_t n, sk_q8_corr corr, int off)
@@ -35,9 +36,9 @@ void sk_q8_layout(sk_q8_rows *out, void *mem, int64_t rows, int64_t n, sk_q8_cor
 	out->q = (int8_t *)p;
 	p += up64((size_t)(rows * n));
 	out->d = (float *)p;
-	p += up64(nb * sizeof(float));
+	p += up64(nb * sizeof(float) + 64);
 	out->s = (float *)p;
-	p += up64(nb * sizeof(float));
+	p += up64(nb * sizeof(float) + 64);
 	out->c = corr == SK_Q8_CORR_NONE ? NULL : (int32_t *)p;
 	out->corr = corr;
 	out->off = off;
@@ -62,7 +63,8 @@ static void q8_quantize_c(const float *x, int64_t r0, int64_t r1, sk_q8_rows *o)
 	for (int64_t r = r0; r < r1; r++) {
 		for (int64_t b = 0; b < nb; b++) {
 			const float *v = x + r * n + b * SK_Q8_BLOCK;
-			int8_t *q = o->q + r * n + b * SK_Q8_BLOCK;
+			const int64_t at = sk_q8_at(o, r, b);
+			int8_t *q = o->q + at * SK_Q8_BLOCK;
 			float amax = 0;
 			for (int k = 0; k < SK_Q8_BLOCK; k++)
 				amax = fmaxf(amax, fabsf(v[k]));
@@ -77,10 +79,10 @@ static void q8_quantize_c(const float *x, int64_t r0, int64_t r1, sk_q8_rows *o)
 				sum += (int)l;
 			}
 			float d = amax / 127.0f;
-			o->d[r * nb + b] = d;
-			o->s[r * nb + b] = d * (float)sum;
+			o->d[at] = d;
+			o->s[at] = d * (float)sum;
 			if (o->c)
-				q8_corr(q, o->c + (r * nb + b) * 8, o->corr, o->off);
+				q8_corr(q, o->c + at * 8, o->corr, o->off);
 		}
 	}
 }
@@ -92,7 +94,8 @@ void sk_q8_fill_corr(sk_q8_rows *out, int64_t r0, int64_t r1)
 		return;
 	for (int64_t r = r0; r < r1; r++)
 		for (int64_t b = 0; b < nb; b++)
-			q8_corr(out->q + r * out->n + b * SK_Q8_BLOCK, out->c + (r * nb + b) * 8, out->corr, out->off);
+			q8_corr(out->q + sk_q8_at(out, r, b) * SK_Q8_BLOCK, out->c + sk_q8_at(out, r, b) * 8, out->corr,
+			        out->off);
 }
 
 void sk_q8_quantize(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out, sk_q8_isa isa)
@@ -105,50 +108,60 @@ void sk_q8_quantize(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out, sk_
 
 /* ---- eight rows interleaved ---- */
 
-size_t sk_q8_group8_bytes(int64_t rows, int64_t n)
+size_t sk_q8_group_bytes(int64_t rows, int64_t n, int G)
 {
-	size_t nb = (size_t)((rows / 8) * (n / SK_Q8_BLOCK));
-	return up64((size_t)((rows / 8) * 8 * n)) + 2 * up64(nb * 8 * sizeof(float)) + up64(nb * 16 * sizeof(int32_t));
+	size_t nb = (size_t)(((rows + G - 1) / G) * G * (n / SK_Q8_BLOCK));
+	return up64(nb * SK_Q8_BLOCK) + 2 * up64(nb * sizeof(float) + 64) + up64(nb * 2 * sizeof(int32_t) + 64);
 }
 
-void sk_q8_group8_layout(sk_q8_group8 *out, void *mem, int64_t rows, int64_t n, sk_q8_corr corr, int off)
+void sk_q8_group_layout(sk_q8_group *out, void *mem, int64_t rows, int64_t n, int G, sk_q8_corr corr, int off)
 {
-	size_t nb = (size_t)((rows / 8) * (n / SK_Q8_BLOCK));
+	out->groups = (rows + G - 1) / G;
+	size_t nb = (size_t)(out->groups * G * (n / SK_Q8_BLOCK));
 	char *p = mem;
 	out->n = n;
-	out->groups = rows / 8;
+	out->G = G;
 	out->q = (int8_t *)p;
-	p += up64((size_t)(out->groups * 8 * n));
+	p += up64(nb * SK_Q8_BLOCK);
 	out->d = (float *)p;
-	p += up64(nb * 8 * sizeof(float));
+	p += up64(nb * sizeof(float) + 64);
 	out->s = (float *)p;
-	p += up64(nb * 8 * sizeof(float));
+	p += up64(nb * sizeof(float) + 64);
 	out->c = corr == SK_Q8_CORR_NONE ? NULL : (int32_t *)p;
 	out->corr = corr;
 	out->off = off;
 }
 
-void sk_q8_group8_fill(const sk_q8_rows *x, int64_t g0, int64_t g1, sk_q8_group8 *o)
+void sk_q8_group_fill(const sk_q8_rows *x, int64_t r0, int64_t g0, int64_t g1, sk_q8_group *o)
 {
-	const int64_t n = x->n, nb = n / SK_Q8_BLOCK;
+	const int64_t nb = x->n / SK_Q8_BLOCK;
+	const int G = o->G;
 	for (int64_t g = g0; g < g1; g++)
 		for (int64_t b = 0; b < nb; b++) {
 			int64_t gb = g * nb + b;
-			int8_t *t = o->q + gb * 256;
-			for (int r = 0; r < 8; r++) {
-				const int8_t *q = x->q + (8 * g + r) * n + b * SK_Q8_BLOCK;
-				for (int k = 0; k < 8; k++)
-					memcpy(t + (2 * (k % 4) + r / 4) * 32 + 16 * (k / 4) + 4 * (r % 4), q + 4 * k, 4);
-				o->d[gb * 8 + r] = x->d[(8 * g + r) * nb + b];
-				o->s[gb * 8 + r] = x->s[(8 * g + r) * nb + b];
+			int8_t *t = o->q + gb * G * SK_Q8_BLOCK;
+			for (int r = 0; r < G; r++) {
+				int64_t row = r0 + G * g + r;
+				int live = row < x->rows;
+				const int64_t at = live ? sk_q8_at(x, row, b) : 0;
+				const int8_t *q = x->q + at * SK_Q8_BLOCK;
+				for (int k = 0; k < 8; k++) {
+					int8_t *dst = t + ((G / 4) * (k % 4) + r / 4) * 32 + 16 * (k / 4) + 4 * (r % 4);
+					if (live)
+						memcpy(dst, q + 4 * k, 4);
+					else
+						memset(dst, 0, 4);
+				}
+				o->d[gb * G + r] = live ? x->d[at] : 0.0f;
+				o->s[gb * G + r] = live ? x->s[at] : 0.0f;
 				if (!o->c)
 					continue;
 				int s0 = 0, s1 = 0;
-				for (int k = 0; k < 16; k++) {
+				for (int k = 0; live && k < 16; k++) {
 					s0 += q[k];
 					s1 += q[k + 16];
 				}
-				int32_t *c = o->c + gb * 16 + (r / 4) * 8 + r % 4;
+				int32_t *c = o->c + gb * 2 * G + (r / 4) * 8 + r % 4;
 				if (o->corr == SK_Q8_CORR_HALVES) {
 					c[0] = -o->off * s0;
 					c[4] = -o->off * s1;
@@ -276,7 +289,7 @@ static int unpack(sk_dtype t, const uint8_t *b, int16_t *L, float *D, float *M)
 static void dot_portable(sk_dtype t, const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0,
                          int nx, float *y, int64_t ldy)
 {
-	const int64_t n = x->n, nb = n / SK_Q8_BLOCK;
+	const int64_t n = x->n;
 	const int64_t qk = sk_dtype_block_elems(t), bb = sk_dtype_block_bytes(t);
 	int16_t L[256];
 	float D[8], M[8];
@@ -288,11 +301,12 @@ static void dot_portable(sk_dtype t, const uint8_t *w, int64_t rb, int64_t nrows
 			for (int g = 0; g < groups; g++) {
 				int64_t blk = e / SK_Q8_BLOCK + g;
 				for (int i = 0; i < nx; i++) {
-					const int8_t *q = x->q + (i0 + i) * n + blk * SK_Q8_BLOCK;
+					const int64_t at = sk_q8_at(x, i0 + i, blk);
+					const int8_t *q = x->q + at * SK_Q8_BLOCK;
 					int32_t s = 0;
 					for (int k = 0; k < SK_Q8_BLOCK; k++)
 						s += L[32 * g + k] * q[k];
-					acc[i] += (D[g] * x->d[(i0 + i) * nb + blk]) * (float)s + M[g] * x->s[(i0 + i) * nb + blk];
+					acc[i] += (D[g] * x->d[at]) * (float)s + M[g] * x->s[at];
 				}
 			}
 		}
@@ -333,7 +347,7 @@ static int kernel_portable(sk_dtype t, sk_q8_kernel *k)
 	k->dot = f;
 	k->corr = SK_Q8_CORR_NONE;
 	k->off = 0;
-	k->tile = NULL;
+	k->tile = k->tile4 = NULL;
 	k->tile_corr = SK_Q8_CORR_NONE;
 	k->tile_off = 0;
 	return 1;

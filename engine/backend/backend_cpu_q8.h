@@ -30,51 +30,64 @@
  * values) as 16 int16 (PAIRS: subtracted from maddubs' pair sums). */
 typedef enum { SK_Q8_CORR_NONE, SK_Q8_CORR_LANES, SK_Q8_CORR_PAIRS, SK_Q8_CORR_BLOCK, SK_Q8_CORR_HALVES } sk_q8_corr;
 
-/* Quantized activation rows. */
+/* Quantized activation rows, block-major: block b of every row, then
+ * block b + 1, so that a kernel reaches row i of a batch at a constant
+ * offset from row 0 (one pointer per array, not one per row). Each array
+ * has 64 bytes of slack at its end: kernels read 8 rows' floats at once. */
 typedef struct {
 	int64_t n;       /* values per row, a multiple of 32 */
 	int64_t rows;
-	int8_t *q;       /* [rows][n] in [-127, 127] */
-	float *d;        /* [rows][n / 32] block scale */
-	float *s;        /* [rows][n / 32] d · Σq: the block's sum as the kernels see it */
-	int32_t *c;      /* [rows][n / 32][8] offset correction (corr kind), or NULL */
+	int8_t *q;       /* [n / 32][rows][32] in [-127, 127] */
+	float *d;        /* [n / 32][rows] block scale */
+	float *s;        /* [n / 32][rows] d · Σq: the block's sum as the kernels see it */
+	int32_t *c;      /* [n / 32][rows][8] offset correction (corr kind), or NULL */
 	int corr, off;
 } sk_q8_rows;
 
-/* Eight quantized rows interleaved for the prefill kernels. Per group of 8
- * rows and block, 8 vectors of 32 bytes: vector 2k + r / 4 holds, for the
- * four rows r of its half of the group, their dword k (bytes 4k..4k+3) in
- * its low 16 bytes and their dword k + 4 in its high 16 bytes. A weight
- * block shuffled with vpshufd (dword k to the low lanes, k + 4 to the high
- * ones) then meets four rows per vpdpbusd, no broadcast loads needed, and
- * the block's integer sums come out one per row and half-block. Per group
- * and block: the 8 rows' scales d and sums s, and 16 int32 of offset
- * correction in the same lane order (rows 0-3 then 4-7, each as 4 lanes
- * of the first half-block and 4 of the second): BLOCK: -off · Σq of the
- * block in the first lanes, 0 in the second; HALVES: -off · Σq of each
- * 16-value half (Q6_K, whose scales differ between the halves). */
+/* Index of block b of row r in the arrays above (times 32 for q, 8 for c). */
+static inline int64_t sk_q8_at(const sk_q8_rows *x, int64_t r, int64_t b)
+{
+	return b * x->rows + r;
+}
+
+/* Quantized rows interleaved in groups of G = 8 (prefill) or 4 (a batch of
+ * a few sequences) for the kernels that put one row in each vector lane.
+ * Per group and block, G vectors of 32 bytes: vector (G / 4) · k + r / 4
+ * holds, for the four rows r of its half of the group (of all of it when
+ * G = 4), their dword k (bytes 4k..4k+3) in its low 16 bytes and their dword k + 4 in its high
+ * 16 bytes. A weight block shuffled with vpshufd (dword k to the low lanes,
+ * k + 4 to the high ones) then meets four rows per vpdpbusd, no broadcast
+ * loads needed, and the block's integer sums come out one per row and
+ * half-block. Per group and block: the G rows' scales d and sums s, and 2G
+ * int32 of offset correction in the same lane order (each four rows as 4
+ * lanes of the first half-block, then 4 of the second): BLOCK: -off · Σq
+ * of the block in the first lanes, 0 in the second; HALVES: -off · Σq of
+ * each 16-value half (Q6_K, whose scales differ between the halves). Rows
+ * past the end of the input are zeros. */
 typedef struct {
-	int64_t n, groups; /* values per row; groups of 8 rows */
-	int8_t *q;         /* [groups][n / 32][8][8][4] */
-	float *d, *s;      /* [groups][n / 32][8] */
-	int32_t *c;        /* [groups][n / 32][16], or NULL */
+	int64_t n, groups; /* values per row; groups of G rows */
+	int G;
+	int8_t *q;         /* [groups][n / 32][G][32] */
+	float *d, *s;      /* [groups][n / 32][G] */
+	int32_t *c;        /* [groups][n / 32][2G], or NULL */
 	int corr, off;
-} sk_q8_group8;
+} sk_q8_group;
 
 /* y[i · ldy + r] = row r of w · activation row i0 + i, for r < nrows,
  * i < nx (nx <= SK_Q8_MAX_NX); w points at row 0, rows row_bytes apart. */
 typedef void (*sk_q8_dot_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_rows *x, int64_t i0,
                              int nx, float *y, int64_t ldy);
 
-/* y[i · ldy + r] = row r of w · row 8g + i of x, for r < nrows, i < 8. */
-typedef void (*sk_q8_tile_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_group8 *x, int64_t g,
-                              float *y, int64_t ldy);
+/* y[i · ldy + r] = row r of w · row G·g + i of x, for r < nrows, i < G
+ * (i < rows when the group is the last, partial one). */
+typedef void (*sk_q8_tile_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_group *x, int64_t g,
+                              float *y, int64_t ldy, int rows);
 
 typedef struct {
 	sk_q8_dot_fn dot;
 	sk_q8_corr corr;
 	int off;
-	sk_q8_tile_fn tile; /* NULL: dot for every row count */
+	sk_q8_tile_fn tile, tile4; /* groups of 8 and 4 rows; NULL: dot for every row count */
 	sk_q8_corr tile_corr;
 	int tile_off;
 } sk_q8_kernel;
@@ -100,11 +113,12 @@ void sk_q8_quantize(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out, sk_
 /* Fills rows [r0, r1) of out's correction array from its quantized values. */
 void sk_q8_fill_corr(sk_q8_rows *out, int64_t r0, int64_t r1);
 
-/* Bytes for the groups of rows × n (rows a multiple of 8) and the layout;
- * sk_q8_group8_fill interleaves groups [g0, g1) from quantized rows. */
-size_t sk_q8_group8_bytes(int64_t rows, int64_t n);
-void sk_q8_group8_layout(sk_q8_group8 *out, void *mem, int64_t rows, int64_t n, sk_q8_corr corr, int off);
-void sk_q8_group8_fill(const sk_q8_rows *x, int64_t g0, int64_t g1, sk_q8_group8 *out);
+/* Bytes for groups of G rows covering rows × n, and the layout (groups of
+ * rows r0.. of the input); sk_q8_group_fill interleaves groups [g0, g1)
+ * from quantized rows. */
+size_t sk_q8_group_bytes(int64_t rows, int64_t n, int G);
+void sk_q8_group_layout(sk_q8_group *out, void *mem, int64_t rows, int64_t n, int G, sk_q8_corr corr, int off);
+void sk_q8_group_fill(const sk_q8_rows *x, int64_t r0, int64_t g0, int64_t g1, sk_q8_group *out);
 
 /* The ISA variants (their files); NULL / no-ops where not built. */
 int sk_q8_kernel_avx2(sk_dtype t, sk_q8_kernel *k);

@@ -51,17 +51,18 @@ void sk_q8_quantize_avx2(const float *x, int64_t r0, int64_t r1, sk_q8_rows *o)
 			__m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
 			p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 			p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
-			_mm256_storeu_si256((__m256i *)(o->q + r * n + b * 32), p);
+			const int64_t at = sk_q8_at(o, r, b);
+			_mm256_storeu_si256((__m256i *)(o->q + at * 32), p);
 			float d = amax / 127.0f;
-			o->d[r * nb + b] = d;
-			o->s[r * nb + b] = d * (float)sum;
+			o->d[at] = d;
+			o->s[at] = d * (float)sum;
 			if (o->corr == SK_Q8_CORR_LANES) {
 				__m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p), ones16);
 				c = _mm256_mullo_epi32(c, _mm256_set1_epi32(-o->off));
-				_mm256_storeu_si256((__m256i *)(o->c + (r * nb + b) * 8), c);
+				_mm256_storeu_si256((__m256i *)(o->c + at * 8), c);
 			} else if (o->corr == SK_Q8_CORR_PAIRS) {
 				__m256i c = _mm256_mullo_epi16(_mm256_maddubs_epi16(ones8, p), _mm256_set1_epi16((short)o->off));
-				_mm256_storeu_si256((__m256i *)(o->c + (r * nb + b) * 8), c);
+				_mm256_storeu_si256((__m256i *)(o->c + at * 8), c);
 			}
 		}
 	}

@@ -100,27 +100,36 @@ AI __m256i k_bitj(__m256i v, __m256i qh, const int j)
 #endif
 }
 
+/* The activation rows i0.. of a call: base pointers at block 0 of row i0;
+ * rows are adjacent within a block (32 bytes, one float, 8 int32 apart)
+ * and blocks rows apart, so every row's address is a constant offset. */
 typedef struct {
-	const int8_t *q[NXM];
-	const float *d[NXM], *s[NXM];
-	const __m256i *c[NXM];
+	const int8_t *q;
+	const float *d, *s;
+	const int32_t *c;
+	int64_t rows; /* the block stride, in rows */
 } k_xrows;
 
-AI void k_xrows_set(k_xrows *p, const sk_q8_rows *x, int64_t i0, const int nx)
+AI void k_xrows_set(k_xrows *p, const sk_q8_rows *x, int64_t i0)
 {
-	const int64_t n = x->n, nb = n / 32;
-	for (int i = 0; i < nx; i++) {
-		p->q[i] = x->q + (i0 + i) * n;
-		p->d[i] = x->d + (i0 + i) * nb;
-		p->s[i] = x->s + (i0 + i) * nb;
-		p->c[i] = x->c ? (const __m256i *)(x->c + (i0 + i) * nb * 8) : NULL;
-	}
+	p->q = x->q + i0 * 32;
+	p->d = x->d + i0;
+	p->s = x->s + i0;
+	p->c = x->c ? x->c + i0 * 8 : NULL;
+	p->rows = x->rows;
+}
+
+/* the 8 lanes of a per-row vector, as floats */
+AI void k_lanes(__m256 v, float *t)
+{
+	_mm256_storeu_ps(t, v);
 }
 
 /* ---- 32-value blocks: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---- */
 
-/* One 32-value block of a row into every pair's accumulator. */
-AI void block32(const uint8_t *b, int64_t k, const k_xrows *X, const int nx, __m256 *acc, float *mac,
+/* One 32-value block (weight bytes b, block k) into every pair's
+ * accumulator; the mins of Q4_1/Q5_1 into the per-row vector mac. */
+AI void block32(const uint8_t *b, int64_t k, const k_xrows *X, const int nx, __m256 *acc, __m256 *mac,
                 const sk_dtype t)
 {
 	const int has_min = t == SK_DT_Q4_1 || t == SK_DT_Q5_1;
@@ -147,20 +156,22 @@ AI void block32(const uint8_t *b, int64_t k, const k_xrows *X, const int nx, __m
 #endif
 		break;
 	}
+	const int8_t *xq = X->q + k * X->rows * 32;
+	const int32_t *xc = corr ? X->c + k * X->rows * 8 : NULL;
 	const __m256 dw = _mm256_set1_ps(k_f16(b));
-	const float m = has_min ? k_f16(b + 2) : 0.0f;
+	const float *xd = X->d + k * X->rows;
+	if (has_min)
+		*mac = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(b + 2)), _mm256_loadu_ps(X->s + k * X->rows), *mac);
 #pragma GCC unroll 8
 	for (int i = 0; i < nx; i++) {
-		__m256i xv = k_load(X->q[i] + 32 * k), s;
+		__m256i xv = k_load(xq + 32 * i), s;
 		if (t == SK_DT_Q8_0 && !SK_Q8_DP)
 			s = k_dp0(aw, _mm256_sign_epi8(xv, wv));
 		else if (corr)
-			s = k_dp(X->c[i][k], wv, xv);
+			s = k_dp(k_load(xc + 8 * i), wv, xv);
 		else
 			s = k_dp0(wv, xv);
-		acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_broadcast_ss(X->d[i] + k)), acc[i]);
-		if (has_min)
-			mac[i] += m * X->s[i][k];
+		acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i)), acc[i]);
 	}
 }
 
@@ -170,28 +181,27 @@ AI void rows32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x,
                int64_t ldy, const sk_dtype t)
 {
 	k_xrows X;
-	k_xrows_set(&X, x, i0, nx);
+	k_xrows_set(&X, x, i0);
 	const int64_t nb = x->n / 32;
 	const int bsz = t == SK_DT_Q4_0 ? 18 : t == SK_DT_Q4_1 ? 20 : t == SK_DT_Q5_0 ? 22 : t == SK_DT_Q5_1 ? 24 : 34;
 	for (int64_t r = 0; r < nrows; r++, w += rb) {
-		__m256 a0[NXM], a1[NXM];
-		float m0[NXM], m1[NXM];
+		__m256 a0[NXM], a1[NXM], m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps();
 #pragma GCC unroll 8
-		for (int i = 0; i < nx; i++) {
+		for (int i = 0; i < nx; i++)
 			a0[i] = a1[i] = _mm256_setzero_ps();
-			m0[i] = m1[i] = 0;
-		}
 		const uint8_t *b = w;
 		int64_t k = 0;
 		for (; k + 2 <= nb; k += 2, b += 2 * bsz) {
-			block32(b, k, &X, nx, a0, m0, t);
-			block32(b + bsz, k + 1, &X, nx, a1, m1, t);
+			block32(b, k, &X, nx, a0, &m0, t);
+			block32(b + bsz, k + 1, &X, nx, a1, &m1, t);
 		}
 		if (k < nb)
-			block32(b, k, &X, nx, a0, m0, t);
+			block32(b, k, &X, nx, a0, &m0, t);
+		float mn[8];
+		k_lanes(_mm256_add_ps(m0, m1), mn);
 #pragma GCC unroll 8
 		for (int i = 0; i < nx; i++)
-			y[i * ldy + r] = k_hsum(_mm256_add_ps(a0[i], a1[i])) + (m0[i] + m1[i]);
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(a0[i], a1[i])) + mn[i];
 	}
 }
 
@@ -219,51 +229,53 @@ AI void rows_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
                  int64_t ldy, const int five)
 {
 	k_xrows X;
-	k_xrows_set(&X, x, i0, nx);
+	k_xrows_set(&X, x, i0);
 	const int64_t nsb = x->n / 256;
 	const int bsz = five ? 176 : 144;
 	const __m256i m4 = _mm256_set1_epi8(15);
+	float dsc[8] __attribute__((aligned(32))), dmn[8] __attribute__((aligned(32)));
 	for (int64_t r = 0; r < nrows; r++, w += rb) {
-		__m256 acc[NXM], acc1[NXM]; /* even and odd groups: two dependency chains */
+		__m256 acc[2][NXM], mac = _mm256_setzero_ps(); /* even and odd groups: two dependency chains */
 #pragma GCC unroll 8
 		for (int i = 0; i < nx; i++)
-			acc[i] = acc1[i] = _mm256_setzero_ps();
+			acc[0][i] = acc[1][i] = _mm256_setzero_ps();
 		const uint8_t *b = w;
 		for (int64_t sb = 0; sb < nsb; sb++, b += bsz) {
 			__m256 sc, mn;
 			k_scale_min8(b + 4, &sc, &mn);
-			const __m256 dsc = _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b)));
-			const __m256 dmn = _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2)));
-			float sv[NXM][8] __attribute__((aligned(32)));
-#pragma GCC unroll 8
-			for (int i = 0; i < nx; i++) {
-				_mm256_store_ps(sv[i], _mm256_mul_ps(dsc, _mm256_loadu_ps(X.d[i] + 8 * sb)));
-				/* the mins: Σ_j dmin·m_j · (d·Σq)_j, one lane per group */
-				acc[i] = _mm256_fnmadd_ps(dmn, _mm256_loadu_ps(X.s[i] + 8 * sb), acc[i]);
-			}
+			_mm256_store_ps(dsc, _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b))));
+			_mm256_store_ps(dmn, _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2))));
 			const uint8_t *qs = b + (five ? 48 : 16);
 			const __m256i qh = five ? k_load(b + 16) : _mm256_setzero_si256();
 #pragma GCC unroll 4
 			for (int g = 0; g < 4; g++) {
 				__m256i v = k_load(qs + 32 * g);
-				__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+				__m256i wv[2] = { _mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) };
 				if (five) {
-					lo = k_bitj(lo, qh, 2 * g);
-					hi = k_bitj(hi, qh, 2 * g + 1);
+					wv[0] = k_bitj(wv[0], qh, 2 * g);
+					wv[1] = k_bitj(wv[1], qh, 2 * g + 1);
 				}
+#pragma GCC unroll 2
+				for (int h = 0; h < 2; h++) {
+					const int j = 2 * g + h;
+					const int64_t k = 8 * sb + j;
+					const int8_t *xq = X.q + k * X.rows * 32;
+					const float *xd = X.d + k * X.rows;
+					const __m256 dj = _mm256_broadcast_ss(&dsc[j]);
+					/* the mins: dmin·m_j · (d·Σq)_j per row */
+					mac = _mm256_fnmadd_ps(_mm256_broadcast_ss(&dmn[j]), _mm256_loadu_ps(X.s + k * X.rows), mac);
 #pragma GCC unroll 8
-				for (int i = 0; i < nx; i++) {
-					const int8_t *xq = X.q[i] + 256 * sb + 64 * g;
-					acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_dp0(lo, k_load(xq))),
-					                         _mm256_broadcast_ss(&sv[i][2 * g]), acc[i]);
-					acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_dp0(hi, k_load(xq + 32))),
-					                          _mm256_broadcast_ss(&sv[i][2 * g + 1]), acc1[i]);
+					for (int i = 0; i < nx; i++)
+						acc[h][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_dp0(wv[h], k_load(xq + 32 * i))),
+						                            _mm256_mul_ps(dj, _mm256_broadcast_ss(xd + i)), acc[h][i]);
 				}
 			}
 		}
+		float mn[8];
+		k_lanes(mac, mn);
 #pragma GCC unroll 8
 		for (int i = 0; i < nx; i++)
-			y[i * ldy + r] = k_hsum(_mm256_add_ps(acc[i], acc1[i]));
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(acc[0][i], acc[1][i])) + mn[i];
 	}
 }
 
@@ -273,7 +285,7 @@ AI void rows_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
                  int64_t ldy)
 {
 	k_xrows X;
-	k_xrows_set(&X, x, i0, nx);
+	k_xrows_set(&X, x, i0);
 	const int64_t nsb = x->n / 256;
 	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
 	for (int64_t r = 0; r < nrows; r++, w += rb) {
@@ -306,17 +318,21 @@ AI void rows_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
 					const __m256i sc = _mm256_cvtepi8_epi16(
 						_mm_shuffle_epi8(s16, _mm_setr_epi8(a, a, a, a, a, a, a, a, c, c, c, c, c, c, c, c)));
 #endif
+					const int64_t blk = 8 * sb + kk;
+					const int8_t *xq = X.q + blk * X.rows * 32;
+					const int32_t *xc = X.c + blk * X.rows * 8;
+					const float *xd = X.d + blk * X.rows;
 #pragma GCC unroll 8
 					for (int i = 0; i < nx; i++) {
-						const int64_t blk = 8 * sb + kk;
-						__m256i xv = k_load(X.q[i] + 32 * blk), s;
+						__m256i xv = k_load(xq + 32 * i), s;
 #if SK_Q8_DP
-						s = _mm256_mullo_epi32(k_dp(X.c[i][blk], q[k], xv), sc);
+						s = _mm256_mullo_epi32(k_dp(k_load(xc + 8 * i), q[k], xv), sc);
 #else
-						s = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), X.c[i][blk]), sc);
+						s = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), k_load(xc + 8 * i)),
+						                      sc);
 #endif
 						acc[k & 1][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-						                                _mm256_mul_ps(dv, _mm256_broadcast_ss(X.d[i] + blk)),
+						                                _mm256_mul_ps(dv, _mm256_broadcast_ss(xd + i)),
 						                                acc[k & 1][i]);
 					}
 				}
@@ -364,8 +380,7 @@ K_BODY(k_q4_k, C_Q4_K)
 K_BODY(k_q5_k, C_Q5_K)
 K_BODY(k_q6_k, C_Q6_K)
 
-
-/* ---- prefill: eight activation rows at once, one per lane ---- */
+/* ---- groups of G = 8 or 4 activation rows, one per lane ---- */
 
 typedef struct {
 	const int8_t *q;
@@ -374,36 +389,39 @@ typedef struct {
 	int64_t nb;
 } k_group;
 
-AI void k_group_set(k_group *G, const sk_q8_group8 *x, int64_t g)
+AI void k_group_set(k_group *P, const sk_q8_group *x, int64_t g, const int G)
 {
-	G->nb = x->n / 32;
-	G->q = x->q + g * G->nb * 256;
-	G->d = x->d + g * G->nb * 8;
-	G->s = x->s + g * G->nb * 8;
-	G->c = x->c ? x->c + g * G->nb * 16 : NULL;
+	P->nb = x->n / 32;
+	P->q = x->q + g * P->nb * G * 32;
+	P->d = x->d + g * P->nb * G;
+	P->s = x->s + g * P->nb * G;
+	P->c = x->c ? x->c + g * P->nb * 2 * G : NULL;
 }
 
-/* The sums of a decoded weight block wv (32 bytes) with the block's 8 rows
- * (T: sk_q8_group8's layout), from the correction c (NULL: 0): rows 0-3 in
- * *a, 4-7 in *b, each as 4 lanes of the first half-block and 4 of the
- * second. vpshufd puts weight dword k in the low lanes and k + 4 in the
- * high ones; two sums per row half keep the vpdpbusd chains short. */
-AI void k_g8_sums(__m256i wv, const int8_t *T, const int32_t *c, __m256i *a, __m256i *b, const int sign8)
+/* The sums of a decoded weight block wv (32 bytes) with the block's G rows
+ * (T: sk_q8_group's layout), from the correction c (NULL: 0): rows 0-3 in
+ * *a, 4-7 in *b (G = 8), each as 4 lanes of the first half-block and 4 of
+ * the second. vpshufd puts weight dword k in the low lanes and k + 4 in the
+ * high ones; two sums per four rows keep the vpdpbusd chains short. */
+AI void k_g_sums(__m256i wv, const int8_t *T, const int32_t *c, __m256i *a, __m256i *b, const int sign8, const int G)
 {
-	__m256i a0 = c ? k_load(c) : _mm256_setzero_si256(), b0 = c ? k_load(c + 8) : _mm256_setzero_si256();
+	__m256i a0 = c ? k_load(c) : _mm256_setzero_si256(), b0 = G == 8 && c ? k_load(c + 8) : _mm256_setzero_si256();
 	__m256i a1 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256();
 	const __m256i aw = sign8 ? _mm256_abs_epi8(wv) : wv;
 #define K_SH(v, k) _mm256_shuffle_epi32(v, (k) * 0x55)
+#define K_X(k, half) k_load(T + ((G / 4) * (k) + (half)) * 32)
 #define K_STEP(acc_a, acc_b, k)                                                                                    \
 	do {                                                                                                       \
 		__m256i u = K_SH(aw, k);                                                                           \
 		if (sign8) {                                                                                       \
 			__m256i sg = K_SH(wv, k);                                                                  \
-			acc_a = k_dp(acc_a, u, _mm256_sign_epi8(k_load(T + 64 * (k)), sg));                       \
-			acc_b = k_dp(acc_b, u, _mm256_sign_epi8(k_load(T + 64 * (k) + 32), sg));                  \
+			acc_a = k_dp(acc_a, u, _mm256_sign_epi8(K_X(k, 0), sg));                                   \
+			if (G == 8)                                                                                \
+				acc_b = k_dp(acc_b, u, _mm256_sign_epi8(K_X(k, 1), sg));                           \
 		} else {                                                                                           \
-			acc_a = k_dp(acc_a, u, k_load(T + 64 * (k)));                                              \
-			acc_b = k_dp(acc_b, u, k_load(T + 64 * (k) + 32));                                         \
+			acc_a = k_dp(acc_a, u, K_X(k, 0));                                                         \
+			if (G == 8)                                                                                \
+				acc_b = k_dp(acc_b, u, K_X(k, 1));                                                 \
 		}                                                                                                  \
 	} while (0)
 	K_STEP(a0, b0, 0);
@@ -411,29 +429,44 @@ AI void k_g8_sums(__m256i wv, const int8_t *T, const int32_t *c, __m256i *a, __m
 	K_STEP(a0, b0, 2);
 	K_STEP(a1, b1, 3);
 #undef K_STEP
+#undef K_X
 #undef K_SH
 	*a = _mm256_add_epi32(a0, a1);
 	*b = _mm256_add_epi32(b0, b1);
 }
 
-/* rows 0-3 and 4-7 with their two half-blocks added: one lane per row */
-AI __m256i k_g8_rows(__m256i a, __m256i b)
+/* the two half-blocks of each row added: one lane per row (G = 4: rows
+ * 0-3 in lanes 0-3 and again in 4-7) */
+AI __m256i k_g_rows(__m256i a, __m256i b, const int G)
 {
+	if (G == 4)
+		return _mm256_add_epi32(a, _mm256_permute2x128_si256(a, a, 0x01));
 	return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-/* the 8 lanes to rows 0..7 of column r */
-AI void k_g8_store(__m256 acc, float *y, int64_t ldy, int64_t r)
+/* G floats per row (G = 4: repeated in both halves) */
+AI __m256 k_g_load(const float *p, const int G)
+{
+	return G == 8 ? _mm256_loadu_ps(p) : _mm256_broadcast_ps((const __m128 *)p);
+}
+
+/* the lanes to rows 0..rows-1 of column r */
+AI void k_g_store(__m256 acc, float *y, int64_t ldy, int64_t r, int rows, const int G)
 {
 	float t[8] __attribute__((aligned(32)));
 	_mm256_store_ps(t, acc);
+	if (rows == G) {
 #pragma GCC unroll 8
-	for (int i = 0; i < 8; i++)
-		y[i * ldy + r] = t[i];
+		for (int i = 0; i < G; i++)
+			y[i * ldy + r] = t[i];
+	} else {
+		for (int i = 0; i < rows; i++)
+			y[i * ldy + r] = t[i];
+	}
 }
 
-/* One 32-value block of a weight row into the 8 rows' accumulator. */
-AI __m256 tile_block32(const uint8_t *b, int64_t k, const k_group *G, __m256 acc, const sk_dtype t)
+/* One 32-value block of a weight row into the G rows' accumulator. */
+AI __m256 tile_block32(const uint8_t *b, int64_t k, const k_group *P, __m256 acc, const sk_dtype t, const int G)
 {
 	const int has_min = t == SK_DT_Q4_1 || t == SK_DT_Q5_1;
 	__m256i wv;
@@ -457,40 +490,40 @@ AI __m256 tile_block32(const uint8_t *b, int64_t k, const k_group *G, __m256 acc
 		break;
 	}
 	__m256i sa, sb;
-	k_g8_sums(wv, G->q + k * 256, G->c ? G->c + 16 * k : NULL, &sa, &sb, t == SK_DT_Q8_0 && !SK_Q8_DP);
-	const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(k_f16(b)), _mm256_loadu_ps(G->d + 8 * k));
-	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g8_rows(sa, sb)), sc, acc);
+	k_g_sums(wv, P->q + k * G * 32, P->c ? P->c + 2 * G * k : NULL, &sa, &sb, t == SK_DT_Q8_0 && !SK_Q8_DP, G);
+	const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(k_f16(b)), k_g_load(P->d + G * k, G));
+	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g_rows(sa, sb, G)), sc, acc);
 	if (has_min)
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(b + 2)), _mm256_loadu_ps(G->s + 8 * k), acc);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(k_f16(b + 2)), k_g_load(P->s + G * k, G), acc);
 	return acc;
 }
 
-AI void tile32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy,
-               const sk_dtype t)
+AI void tile32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y, int64_t ldy,
+               int rows, const sk_dtype t, const int G)
 {
-	k_group G;
-	k_group_set(&G, x, g);
+	k_group P;
+	k_group_set(&P, x, g, G);
 	const int bsz = t == SK_DT_Q4_0 ? 18 : t == SK_DT_Q4_1 ? 20 : t == SK_DT_Q5_0 ? 22 : t == SK_DT_Q5_1 ? 24 : 34;
 	for (int64_t r = 0; r < nrows; r++, w += rb) {
 		__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(); /* even, odd blocks */
 		const uint8_t *b = w;
 		int64_t k = 0;
-		for (; k + 2 <= G.nb; k += 2, b += 2 * bsz) {
-			a0 = tile_block32(b, k, &G, a0, t);
-			a1 = tile_block32(b + bsz, k + 1, &G, a1, t);
+		for (; k + 2 <= P.nb; k += 2, b += 2 * bsz) {
+			a0 = tile_block32(b, k, &P, a0, t, G);
+			a1 = tile_block32(b + bsz, k + 1, &P, a1, t, G);
 		}
-		if (k < G.nb)
-			a0 = tile_block32(b, k, &G, a0, t);
-		k_g8_store(_mm256_add_ps(a0, a1), y, ldy, r);
+		if (k < P.nb)
+			a0 = tile_block32(b, k, &P, a0, t, G);
+		k_g_store(_mm256_add_ps(a0, a1), y, ldy, r, rows, G);
 	}
 }
 
-AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy,
-                 const int five)
+AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y, int64_t ldy,
+                 int rows, const int five, const int G)
 {
-	k_group G;
-	k_group_set(&G, x, g);
-	const int64_t nsb = G.nb / 8;
+	k_group P;
+	k_group_set(&P, x, g, G);
+	const int64_t nsb = P.nb / 8;
 	const int bsz = five ? 176 : 144;
 	const __m256i m4 = _mm256_set1_epi8(15);
 	float dsc[8] __attribute__((aligned(32))), dmn[8] __attribute__((aligned(32)));
@@ -517,23 +550,24 @@ AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8
 					const int j = 2 * g4 + h;
 					const int64_t blk = 8 * sb + j;
 					__m256i sa, sbb;
-					k_g8_sums(wv[h], G.q + blk * 256, NULL, &sa, &sbb, 0);
-					acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g8_rows(sa, sbb)),
-					                         _mm256_mul_ps(_mm256_broadcast_ss(&dsc[j]), _mm256_loadu_ps(G.d + 8 * blk)),
+					k_g_sums(wv[h], P.q + blk * G * 32, NULL, &sa, &sbb, 0, G);
+					acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g_rows(sa, sbb, G)),
+					                         _mm256_mul_ps(_mm256_broadcast_ss(&dsc[j]), k_g_load(P.d + G * blk, G)),
 					                         acc[h]);
-					acc[h] = _mm256_fnmadd_ps(_mm256_broadcast_ss(&dmn[j]), _mm256_loadu_ps(G.s + 8 * blk), acc[h]);
+					acc[h] = _mm256_fnmadd_ps(_mm256_broadcast_ss(&dmn[j]), k_g_load(P.s + G * blk, G), acc[h]);
 				}
 			}
 		}
-		k_g8_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r);
+		k_g_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r, rows, G);
 	}
 }
 
-AI void tile_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y, int64_t ldy)
+AI void tile_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y, int64_t ldy,
+                 int rows, const int G)
 {
-	k_group G;
-	k_group_set(&G, x, g);
-	const int64_t nsb = G.nb / 8;
+	k_group P;
+	k_group_set(&P, x, g, G);
+	const int64_t nsb = P.nb / 8;
 	const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
 	for (int64_t r = 0; r < nrows; r++, w += rb) {
 		__m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -559,32 +593,40 @@ AI void tile_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8
 					const __m256i sc = _mm256_cvtepi8_epi32(
 						_mm_shuffle_epi8(s16, _mm_setr_epi8(a, a, a, a, c, c, c, c, a, a, a, a, c, c, c, c)));
 					__m256i sa, sbb;
-					k_g8_sums(q[k], G.q + blk * 256, G.c + 16 * blk, &sa, &sbb, 0);
-					__m256i is = k_g8_rows(_mm256_mullo_epi32(sa, sc), _mm256_mullo_epi32(sbb, sc));
-					acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, _mm256_loadu_ps(G.d + 8 * blk)),
+					k_g_sums(q[k], P.q + blk * G * 32, P.c + 2 * G * blk, &sa, &sbb, 0, G);
+					__m256i is = k_g_rows(_mm256_mullo_epi32(sa, sc), _mm256_mullo_epi32(sbb, sc), G);
+					acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dv, k_g_load(P.d + G * blk, G)),
 					                             acc[k & 1]);
 				}
 			}
 		}
-		k_g8_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r);
+		k_g_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r, rows, G);
 	}
 }
 
 #define T_BODY(fn, call)                                                                                          \
-	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group8 *x, int64_t g, float *y,  \
-	               int64_t ldy)                                                                               \
+	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y,   \
+	               int64_t ldy, int rows)                                                                     \
 	{                                                                                                         \
 		call;                                                                                             \
 	}
 
-T_BODY(t_q4_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q4_0))
-T_BODY(t_q4_1, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q4_1))
-T_BODY(t_q5_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q5_0))
-T_BODY(t_q5_1, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q5_1))
-T_BODY(t_q8_0, tile32(w, rb, nrows, x, g, y, ldy, SK_DT_Q8_0))
-T_BODY(t_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, 0))
-T_BODY(t_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, 1))
-T_BODY(t_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy))
+T_BODY(t_q4_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_0, 8))
+T_BODY(t_q4_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_1, 8))
+T_BODY(t_q5_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_0, 8))
+T_BODY(t_q5_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_1, 8))
+T_BODY(t_q8_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0, 8))
+T_BODY(t_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 0, 8))
+T_BODY(t_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 1, 8))
+T_BODY(t_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy, rows, 8))
+T_BODY(u_q4_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_0, 4))
+T_BODY(u_q4_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_1, 4))
+T_BODY(u_q5_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_0, 4))
+T_BODY(u_q5_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_1, 4))
+T_BODY(u_q8_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0, 4))
+T_BODY(u_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 0, 4))
+T_BODY(u_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 1, 4))
+T_BODY(u_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy, rows, 4))
 
 int SK_Q8_FN(sk_dtype t, sk_q8_kernel *k)
 {
@@ -592,24 +634,24 @@ int SK_Q8_FN(sk_dtype t, sk_q8_kernel *k)
 	k->off = k->tile_off = 0;
 	switch (t) {
 	case SK_DT_Q4_0:
-		k->dot = k_q4_0, k->tile = t_q4_0;
+		k->dot = k_q4_0, k->tile = t_q4_0, k->tile4 = u_q4_0;
 		k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 8;
 		return 1;
-	case SK_DT_Q4_1: k->dot = k_q4_1, k->tile = t_q4_1; return 1;
+	case SK_DT_Q4_1: k->dot = k_q4_1, k->tile = t_q4_1, k->tile4 = u_q4_1; return 1;
 	case SK_DT_Q5_0:
-		k->dot = k_q5_0, k->tile = t_q5_0;
+		k->dot = k_q5_0, k->tile = t_q5_0, k->tile4 = u_q5_0;
 		k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 16;
 		return 1;
-	case SK_DT_Q5_1: k->dot = k_q5_1, k->tile = t_q5_1; return 1;
+	case SK_DT_Q5_1: k->dot = k_q5_1, k->tile = t_q5_1, k->tile4 = u_q5_1; return 1;
 	case SK_DT_Q8_0:
-		k->dot = k_q8_0, k->tile = t_q8_0;
+		k->dot = k_q8_0, k->tile = t_q8_0, k->tile4 = u_q8_0;
 		if (SK_Q8_DP) /* read as unsigned: w + 128 */
 			k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 128;
 		return 1;
-	case SK_DT_Q4_K: k->dot = k_q4_k, k->tile = t_q4_k; return 1;
-	case SK_DT_Q5_K: k->dot = k_q5_k, k->tile = t_q5_k; return 1;
+	case SK_DT_Q4_K: k->dot = k_q4_k, k->tile = t_q4_k, k->tile4 = u_q4_k; return 1;
+	case SK_DT_Q5_K: k->dot = k_q5_k, k->tile = t_q5_k, k->tile4 = u_q5_k; return 1;
 	case SK_DT_Q6_K:
-		k->dot = k_q6_k, k->tile = t_q6_k;
+		k->dot = k_q6_k, k->tile = t_q6_k, k->tile4 = u_q6_k;
 		k->corr = SK_Q8_DP ? SK_Q8_CORR_LANES : SK_Q8_CORR_PAIRS, k->off = 32;
 		k->tile_corr = SK_Q8_CORR_HALVES, k->tile_off = 32;
 		return 1;
