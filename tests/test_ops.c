@@ -13,6 +13,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/backend/backend_cpu_exact.h"
+#include "engine/backend/backend_cpu_q8.h"
 #include "engine/format/dtype.h"
 #include "engine/format/nf4.h"
 #include "engine/format/quants.h"
@@ -200,9 +201,12 @@ TEST(linear_every_stored_type)
 	check_linear_type(SK_DT_Q6_K, 150, 512);
 }
 
-TEST(linear_nf4_odd_rows)
+/* NF4 in both tables: exact at fp32 rounding; inference (integer levels
+ * round(127 · value)) within the activations' bound plus the levels'
+ * rounding, SK_Q8_NF4_STEP · absmax · Σ|x| per block. Rows of 96 values,
+ * and 72 (not whole blocks of 32: the fp32 path in both tables). */
+static void check_nf4(int64_t out, int64_t in)
 {
-	int64_t out = 41, in = 96; /* rows start at elements that are not multiples of 64 */
 	float *wf = malloc(sizeof(float) * (size_t)(out * in)), *wd = malloc(sizeof(float) * (size_t)(out * in));
 	fill(wf, (size_t)(out * in), 0.5f);
 	for (int dq = 0; dq < 2; dq++) {
@@ -213,19 +217,48 @@ TEST(linear_nf4_odd_rows)
 		for (int64_t n = 1; n <= 9; n += 4) {
 			float *x = malloc(sizeof(float) * (size_t)(n * in)), *y = malloc(sizeof(float) * (size_t)(n * out));
 			double *r = malloc(sizeof(double) * (size_t)(n * out)), *mag = malloc(sizeof(double) * (size_t)(n * out));
+			double *bound = malloc(sizeof(double) * (size_t)(n * out));
 			fill(x, (size_t)(n * in), 1.0f);
-			CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
 			ref_linear(wd, x, n, in, out, r, mag);
-			CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4"));
+			CHECK(sk_backend_cpu_exact_ops()->linear(be, &w, x, n, y, NULL, NULL) == 0);
+			CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4 exact"));
+			CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
+			if (in % 32 == 0) {
+				q8_bound(wd, x, n, in, out, bound);
+				int ok = 1;
+				for (int64_t i = 0; i < n; i++)
+					for (int64_t o = 0; o < out; o++) {
+						double b = bound[i * out + o] + 2e-6 * mag[i * out + o];
+						for (int64_t c0 = 0; c0 < in; c0 += 32) {
+							double amax = 0; /* |x̂| <= |x| + half a step, max|x| / 254 */
+							for (int64_t c = c0; c < c0 + 32; c++)
+								amax = fmax(amax, fabs((double)x[i * in + c]));
+							for (int64_t c = c0; c < c0 + 32; c++)
+								b += SK_Q8_NF4_STEP * sk_nf4_block_absmax(&q, (o * in + c) / SK_NF4_BLOCK) *
+								     (fabs((double)x[i * in + c]) + amax / 254);
+						}
+						ok &= fabs(y[i * out + o] - r[i * out + o]) <= b;
+					}
+				CHECK_MSG(ok, "nf4 integer [%lld x %lld] n=%lld", (long long)out, (long long)in, (long long)n);
+			} else {
+				CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4 fp32"));
+			}
 			free(x);
 			free(y);
 			free(r);
 			free(mag);
+			free(bound);
 		}
 		sk_nf4_free(&q);
 	}
 	free(wf);
 	free(wd);
+}
+
+TEST(linear_nf4_odd_rows)
+{
+	check_nf4(41, 96); /* rows start at elements that are not multiples of 64 */
+	check_nf4(23, 72);
 }
 
 TEST(linear_lora_on_masked_rows)

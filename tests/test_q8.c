@@ -9,7 +9,10 @@
  *  - bit-identical results whatever number of activation rows a call takes;
  *  - the grouped kernels (rows interleaved in groups of 8 and 4, one per
  *    lane; the last group partial) likewise exact;
- *  - the portable and SIMD quantizers write identical bytes. */
+ *  - the portable and SIMD quantizers write identical bytes.
+ * NF4 likewise, its codes read as the integer levels round(127 · value):
+ * exact against those levels, and within the activations' bound plus
+ * SK_Q8_NF4_STEP · absmax · Σ|x̂| of the fp32 product. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include "engine/backend/backend_cpu_q8.h"
 #include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
 #include "engine/format/quants.h"
 #include "tests/test.h"
 
@@ -101,16 +105,39 @@ static int isas(sk_q8_isa *out)
 	return n;
 }
 
-static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64_t n)
+/* t: a block type, or SK_DT_COUNT for NF4 (dq: with double quantization) */
+static void check_type_dq(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64_t n, int dq)
 {
+	const int nf4 = t == SK_DT_COUNT;
 	sk_q8_kernel k;
-	CHECK(sk_q8_kernel_for(t, isa, &k));
-	uint8_t *wb = random_weight(t, out, in);
+	CHECK(nf4 ? sk_q8_kernel_nf4(isa, &k) : sk_q8_kernel_for(t, isa, &k));
 	float *wf = malloc(sizeof(float) * (size_t)(out * in)), *x = malloc(sizeof(float) * (size_t)(n * in));
+	float *wi = malloc(sizeof(float) * (size_t)(out * in)); /* the weights the kernels multiply by */
 	float *xh = malloc(sizeof(float) * (size_t)(n * in));
 	float *y = malloc(sizeof(float) * (size_t)(n * out)), *y1 = malloc(sizeof(float) * (size_t)(n * out));
 	void *mem = aligned_alloc(64, (sk_q8_bytes(n, in) + 63) & ~(size_t)63);
-	CHECK(sk_dequantize(t, wb, wf, out * in) == 0);
+	uint8_t *wb = NULL;
+	sk_nf4_tensor t4 = { 0 };
+	const void *w;
+	int64_t rb;
+	if (nf4) {
+		for (int64_t i = 0; i < out * in; i++)
+			wf[i] = 0.05f * frand();
+		CHECK(sk_nf4_quantize(wf, out * in, dq, &t4) == 0);
+		sk_nf4_dequantize(&t4, 0, out * in, wf);
+		for (int64_t i = 0; i < out * in; i++) {
+			int code = i % 2 ? t4.packed[i / 2] & 15 : t4.packed[i / 2] >> 4;
+			wi[i] = sk_nf4_block_absmax(&t4, i / SK_NF4_BLOCK) * (1.0f / 127) * sk_q8_nf4_levels[code];
+		}
+		w = &t4;
+		rb = in;
+	} else {
+		wb = random_weight(t, out, in);
+		CHECK(sk_dequantize(t, wb, wf, out * in) == 0);
+		memcpy(wi, wf, sizeof(float) * (size_t)(out * in));
+		w = wb;
+		rb = sk_dtype_nbytes(t, in);
+	}
 	random_x(x, n * in);
 	sk_q8_rows q;
 	sk_q8_layout(&q, mem, n, in, k.corr, k.off);
@@ -120,14 +147,16 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 			int64_t at = sk_q8_at(&q, i, c / 32);
 			xh[i * in + c] = (float)q.q[at * 32 + c % 32] * q.d[at];
 		}
-	int64_t rb = sk_dtype_nbytes(t, in);
-	/* all rows at once in groups of SK_Q8_MAX_NX, and one row at a time */
+	/* all rows at once in groups of SK_Q8_MAX_NX, and one row at a time;
+	 * the weight rows in two calls (a call's first row need not be row 0) */
+	int64_t half = out / 2;
 	for (int64_t i0 = 0; i0 < n; i0 += SK_Q8_MAX_NX) {
 		int nx = (int)(n - i0 < SK_Q8_MAX_NX ? n - i0 : SK_Q8_MAX_NX);
-		k.dot(wb, rb, out, &q, i0, nx, y + i0 * out, out);
+		k.dot(w, rb, 0, half, &q, i0, nx, y + i0 * out, out);
+		k.dot(w, rb, half, out - half, &q, i0, nx, y + i0 * out + half, out);
 	}
 	for (int64_t i = 0; i < n; i++)
-		k.dot(wb, rb, out, &q, i, 1, y1 + i * out, out);
+		k.dot(w, rb, 0, out, &q, i, 1, y1 + i * out, out);
 	/* the grouped kernels: groups of 8 rows, then the rest in groups of 4 (the
 	 * last one partial); their rows replace y's */
 	float *yt = malloc(sizeof(float) * (size_t)(n * out));
@@ -140,15 +169,18 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 		if (n8) {
 			sk_q8_group_layout(&g8, m8, n8, in, 8, k.tile_corr, k.tile_off);
 			sk_q8_group_fill(&q, 0, 0, g8.groups, &g8);
-			for (int64_t g = 0; g < g8.groups; g++)
-				k.tile(wb, rb, out, &g8, g, yt + 8 * g * out, out, 8);
+			for (int64_t g = 0; g < g8.groups; g++) {
+				k.tile(w, rb, 0, half, &g8, g, yt + 8 * g * out, out, 8);
+				k.tile(w, rb, half, out - half, &g8, g, yt + 8 * g * out + half, out, 8);
+			}
 		}
 		if (n4) {
 			sk_q8_group_layout(&g4, m4, n4, in, 4, k.tile_corr, k.tile_off);
 			sk_q8_group_fill(&q, n8, 0, g4.groups, &g4);
 			for (int64_t g = 0; g < g4.groups; g++) {
 				int rows = (int)(n4 - 4 * g < 4 ? n4 - 4 * g : 4);
-				k.tile4(wb, rb, out, &g4, g, yt + (n8 + 4 * g) * out, out, rows);
+				k.tile4(w, rb, 0, half, &g4, g, yt + (n8 + 4 * g) * out, out, rows);
+				k.tile4(w, rb, half, out - half, &g4, g, yt + (n8 + 4 * g) * out + half, out, rows);
 			}
 		}
 		free(m8);
@@ -160,14 +192,17 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 		memcpy(y, yt, sizeof(float) * (size_t)(n * out));
 	for (int64_t i = 0; i < n; i++)
 		for (int64_t r = 0; r < out; r++) {
-			const float *w = wf + r * in;
+			const float *wr = wf + r * in, *wq = wi + r * in;
 			double ref = 0, refq = 0, magq = 0, mag = 0, bound = 0;
 			for (int64_t c = 0; c < in; c++) {
-				ref += (double)w[c] * x[i * in + c];
-				refq += (double)w[c] * xh[i * in + c];
-				magq += fabs((double)w[c] * xh[i * in + c]);
-				mag += fabs((double)w[c] * x[i * in + c]);
-				bound += 0.5 * q.d[sk_q8_at(&q, i, c / 32)] * fabs((double)w[c]);
+				ref += (double)wr[c] * x[i * in + c];
+				refq += (double)wq[c] * xh[i * in + c];
+				magq += fabs((double)wq[c] * xh[i * in + c]);
+				mag += fabs((double)wr[c] * x[i * in + c]);
+				bound += 0.5 * q.d[sk_q8_at(&q, i, c / 32)] * fabs((double)wr[c]);
+				if (nf4) /* the levels' rounding */
+					bound += SK_Q8_NF4_STEP * sk_nf4_block_absmax(&t4, (r * in + c) / SK_NF4_BLOCK) *
+					         fabs((double)xh[i * in + c]);
 			}
 			double got = y[i * out + r];
 			double e1 = fabs(got - refq) / (1e-5 * magq + 1e-30);
@@ -181,20 +216,29 @@ static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64
 		}
 	printf("# %-4s %-11s [%lld x %lld] x %lld rows: |y - fp32| max %.3g (%.2g of Σ|wx|), %.2f of the bound; "
 	       "vs dequantized activations %.2f of 1e-5%s\n",
-	       sk_dtype_name(t), sk_q8_isa_name(isa), (long long)out, (long long)in, (long long)n, max_err, max_rel,
+	       nf4 ? (dq ? "NF4+" : "NF4") : sk_dtype_name(t), sk_q8_isa_name(isa), (long long)out, (long long)in,
+	       (long long)n, max_err, max_rel,
 	       worst_bound, worst_exact, grouped ? " (and the grouped kernels)" : "");
 	CHECK_MSG(worst_exact <= 1.0, "%s %s: not the exact integer product", sk_dtype_name(t), sk_q8_isa_name(isa));
 	CHECK_MSG(worst_bound <= 1.0, "%s %s: outside the quantization bound", sk_dtype_name(t), sk_q8_isa_name(isa));
 	CHECK_MSG(same, "%s %s: a row's result depends on the rows computed with it", sk_dtype_name(t),
 	          sk_q8_isa_name(isa));
 	free(wb);
+	if (nf4)
+		sk_nf4_free(&t4);
 	free(wf);
+	free(wi);
 	free(x);
 	free(xh);
 	free(y);
 	free(y1);
 	free(yt);
 	free(mem);
+}
+
+static void check_type(sk_dtype t, sk_q8_isa isa, int64_t out, int64_t in, int64_t n)
+{
+	check_type_dq(t, isa, out, in, n, 1);
 }
 
 TEST(kernels_match_reference)
@@ -211,6 +255,22 @@ TEST(kernels_match_reference)
 			check_type(types[k], is[a], 9, kq ? 256 : 96, 4);
 			check_type(types[k], is[a], 5, kq ? 2048 : 96, 1);
 		}
+	/* NF4, with and without double quantization; rows of 96 values start
+	 * inside 64-value blocks */
+	for (int a = 0; a < ni; a++)
+		for (int dq = 0; dq < 2; dq++) {
+			check_type_dq(SK_DT_COUNT, is[a], 41, 96, 11, dq);
+			check_type_dq(SK_DT_COUNT, is[a], 33, 640, 4, dq);
+			check_type_dq(SK_DT_COUNT, is[a], 7, 2048, 1, dq);
+		}
+}
+
+TEST(nf4_levels)
+{
+	for (int c = 0; c < 16; c++) {
+		CHECK_EQ_INT(sk_q8_nf4_levels[c], (int)lrintf(127.0f * sk_nf4_table[c]));
+		CHECK(fabsf(sk_q8_nf4_levels[c] / 127.0f - sk_nf4_table[c]) <= SK_Q8_NF4_STEP);
+	}
 }
 
 TEST(quantizers_agree)
@@ -258,5 +318,6 @@ int main(void)
 	printf("# best instruction set here: %s\n", sk_q8_isa_name(sk_q8_isa_best()));
 	RUN(kernels_match_reference);
 	RUN(quantizers_agree);
+	RUN(nf4_levels);
 	TEST_EXIT();
 }

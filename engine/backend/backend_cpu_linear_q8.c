@@ -15,8 +15,8 @@
 
 typedef struct {
 	sk_q8_kernel k;
-	const uint8_t *w;
-	int64_t rb, out, chunk, nchunks;
+	const void *w;     /* stored rows, or the sk_nf4_tensor */
+	int64_t rb, out, chunk, nchunks; /* rb: bytes a row (NF4: values a row) */
 	float *y;
 	sk_q8_rows x;
 	sk_q8_group g8, g4; /* rows [0, 8·g8.groups) and the rest; groups 0 when unused */
@@ -69,20 +69,19 @@ static void q8_run(void *ctx, int64_t t0, int64_t t1, int tid)
 			m = &j->m[1];
 		}
 		int64_t r0 = c * m->chunk, nr = m->out - r0 < m->chunk ? m->out - r0 : m->chunk;
-		const uint8_t *w = m->w + m->rb * r0;
 		if (!j->grouped) {
 			for (int64_t i0 = 0; i0 < j->n; i0 += SK_Q8_MAX_NX) {
 				int nx = (int)(j->n - i0 < SK_Q8_MAX_NX ? j->n - i0 : SK_Q8_MAX_NX);
-				m->k.dot(w, m->rb, nr, &m->x, i0, nx, m->y + i0 * m->out + r0, m->out);
+				m->k.dot(m->w, m->rb, r0, nr, &m->x, i0, nx, m->y + i0 * m->out + r0, m->out);
 			}
 			continue;
 		}
 		for (int64_t g = 0; g < m->g8.groups; g++)
-			m->k.tile(w, m->rb, nr, &m->g8, g, m->y + 8 * g * m->out + r0, m->out, 8);
+			m->k.tile(m->w, m->rb, r0, nr, &m->g8, g, m->y + 8 * g * m->out + r0, m->out, 8);
 		for (int64_t g = 0; g < m->g4.groups; g++) {
 			int64_t i0 = j->n8 + 4 * g;
 			int rows = (int)(j->n - i0 < 4 ? j->n - i0 : 4);
-			m->k.tile4(w, m->rb, nr, &m->g4, g, m->y + i0 * m->out + r0, m->out, rows);
+			m->k.tile4(m->w, m->rb, r0, nr, &m->g4, g, m->y + i0 * m->out + r0, m->out, rows);
 		}
 	}
 }
@@ -102,17 +101,19 @@ static int64_t chunk_rows(int64_t out, int64_t rb, int threads)
 
 static int q8_prepare(sk_cpu *c, const sk_tensor *w, q8_mat *m, sk_q8_isa isa)
 {
-	if (w->nf4 || w->ndim != 2)
+	if (w->ndim != 2)
 		return 0;
 	int64_t in = sk_tensor_cols(w);
-	if (in <= 0 || in % SK_Q8_BLOCK || !sk_q8_kernel_for(w->dtype, isa, &m->k))
+	if (in <= 0 || in % SK_Q8_BLOCK)
+		return 0;
+	if (w->nf4 ? !sk_q8_kernel_nf4(isa, &m->k) : !sk_q8_kernel_for(w->dtype, isa, &m->k))
 		return 0;
 	m->w = w->data;
-	m->rb = sk_dtype_nbytes(w->dtype, in);
+	m->rb = w->nf4 ? in : sk_dtype_nbytes(w->dtype, in);
 	m->out = sk_tensor_rows(w);
 	if (m->rb <= 0 || m->out <= 0)
 		return 0;
-	m->chunk = chunk_rows(m->out, m->rb, c->nthreads);
+	m->chunk = chunk_rows(m->out, w->nf4 ? in / 2 : m->rb, c->nthreads);
 	m->nchunks = (m->out + m->chunk - 1) / m->chunk;
 	return 1;
 }

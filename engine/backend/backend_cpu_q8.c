@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/format/nf4.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SK_Q8_X86 1
 #endif
@@ -316,10 +318,10 @@ static void dot_portable(sk_dtype t, const uint8_t *w, int64_t rb, int64_t nrows
 }
 
 #define PORTABLE(name, type)                                                                                     \
-	static void name(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, int nx,  \
-	                 float *y, int64_t ldy)                                                                  \
+	static void name(const void *w, int64_t rb, int64_t r0, int64_t nrows, const sk_q8_rows *x, int64_t i0, \
+	                 int nx, float *y, int64_t ldy)                                                          \
 	{                                                                                                        \
-		dot_portable(type, w, rb, nrows, x, i0, nx, y, ldy);                                              \
+		dot_portable(type, (const uint8_t *)w + r0 * rb, rb, nrows, x, i0, nx, y, ldy);                   \
 	}
 PORTABLE(p_q4_0, SK_DT_Q4_0)
 PORTABLE(p_q4_1, SK_DT_Q4_1)
@@ -329,6 +331,33 @@ PORTABLE(p_q8_0, SK_DT_Q8_0)
 PORTABLE(p_q4_k, SK_DT_Q4_K)
 PORTABLE(p_q5_k, SK_DT_Q5_K)
 PORTABLE(p_q6_k, SK_DT_Q6_K)
+
+/* round(127 · sk_nf4_table[c]) (tests/test_q8.c checks it) */
+const int8_t sk_q8_nf4_levels[16] = { -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127 };
+
+static void p_nf4(const void *w, int64_t in, int64_t r0, int64_t nrows, const sk_q8_rows *x, int64_t i0, int nx,
+                  float *y, int64_t ldy)
+{
+	const sk_nf4_tensor *t = w;
+	for (int64_t r = 0; r < nrows; r++) {
+		float acc[SK_Q8_MAX_NX] = { 0 };
+		for (int64_t k = 0; k < in / SK_Q8_BLOCK; k++) {
+			int64_t f = (r0 + r) * in + SK_Q8_BLOCK * k;
+			const uint8_t *p = t->packed + f / 2;
+			float dw = sk_nf4_block_absmax(t, f / SK_NF4_BLOCK) * (1.0f / 127);
+			for (int i = 0; i < nx; i++) {
+				const int64_t at = sk_q8_at(x, i0 + i, k);
+				const int8_t *q = x->q + at * SK_Q8_BLOCK;
+				int32_t s = 0;
+				for (int j = 0; j < 16; j++)
+					s += sk_q8_nf4_levels[p[j] >> 4] * q[2 * j] + sk_q8_nf4_levels[p[j] & 15] * q[2 * j + 1];
+				acc[i] += (dw * x->d[at]) * (float)s;
+			}
+		}
+		for (int i = 0; i < nx; i++)
+			y[i * ldy + r] = acc[i];
+	}
+}
 
 static int kernel_portable(sk_dtype t, sk_q8_kernel *k)
 {
@@ -342,6 +371,7 @@ static int kernel_portable(sk_dtype t, sk_q8_kernel *k)
 	case SK_DT_Q4_K: f = p_q4_k; break;
 	case SK_DT_Q5_K: f = p_q5_k; break;
 	case SK_DT_Q6_K: f = p_q6_k; break;
+	case SK_DT_COUNT: f = p_nf4; break; /* NF4 */
 	default: return 0;
 	}
 	k->dot = f;
@@ -382,6 +412,11 @@ const char *sk_q8_isa_name(sk_q8_isa isa)
 	case SK_Q8_ISA_AVX512VNNI: return "avx512-vnni";
 	default: return "portable";
 	}
+}
+
+int sk_q8_kernel_nf4(sk_q8_isa isa, sk_q8_kernel *k)
+{
+	return sk_q8_kernel_for(SK_DT_COUNT, isa, k);
 }
 
 int sk_q8_kernel_for(sk_dtype t, sk_q8_isa isa, sk_q8_kernel *k)

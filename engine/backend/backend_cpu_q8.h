@@ -73,15 +73,17 @@ typedef struct {
 	int corr, off;
 } sk_q8_group;
 
-/* y[i · ldy + r] = row r of w · activation row i0 + i, for r < nrows,
- * i < nx (nx <= SK_Q8_MAX_NX); w points at row 0, rows row_bytes apart. */
-typedef void (*sk_q8_dot_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_rows *x, int64_t i0,
-                             int nx, float *y, int64_t ldy);
+/* y[i · ldy + r] = row r0 + r of w · activation row i0 + i, for
+ * r < nrows, i < nx (nx <= SK_Q8_MAX_NX). w: the stored rows, row_bytes
+ * apart; for NF4, the sk_nf4_tensor, and row_bytes is the row's length
+ * in values (its blocks of 64 need not start rows). */
+typedef void (*sk_q8_dot_fn)(const void *w, int64_t row_bytes, int64_t r0, int64_t nrows, const sk_q8_rows *x,
+                             int64_t i0, int nx, float *y, int64_t ldy);
 
 /* y[i · ldy + r] = row r of w · row G·g + i of x, for r < nrows, i < G
  * (i < rows when the group is the last, partial one). */
-typedef void (*sk_q8_tile_fn)(const uint8_t *w, int64_t row_bytes, int64_t nrows, const sk_q8_group *x, int64_t g,
-                              float *y, int64_t ldy, int rows);
+typedef void (*sk_q8_tile_fn)(const void *w, int64_t row_bytes, int64_t r0, int64_t nrows, const sk_q8_group *x,
+                              int64_t g, float *y, int64_t ldy, int rows);
 
 typedef struct {
 	sk_q8_dot_fn dot;
@@ -101,6 +103,13 @@ const char *sk_q8_isa_name(sk_q8_isa isa);
 
 /* The kernel for weights of type t on isa (0 when the type has none). */
 int sk_q8_kernel_for(sk_dtype t, sk_q8_isa isa, sk_q8_kernel *k);
+/* NF4 (engine/format/nf4.h) as integers: each code's value times 127,
+ * rounded (sk_q8_nf4_levels), so w = absmax · level / 127: within
+ * absmax · SK_Q8_NF4_STEP of the exact NF4 value, on top of the bound of
+ * the activations' quantization. Rows of a multiple of 32 values. */
+int sk_q8_kernel_nf4(sk_q8_isa isa, sk_q8_kernel *k);
+extern const int8_t sk_q8_nf4_levels[16];
+#define SK_Q8_NF4_STEP 0.0037f /* max over the codes of |level / 127 - value|: 0.00367 */
 
 /* Bytes of scratch sk_q8_quantize needs for rows × n (64-byte aligned). */
 size_t sk_q8_bytes(int64_t rows, int64_t n);
@@ -124,6 +133,7 @@ void sk_q8_group_fill(const sk_q8_rows *x, int64_t r0, int64_t g0, int64_t g1, s
 int sk_q8_kernel_avx2(sk_dtype t, sk_q8_kernel *k);
 int sk_q8_kernel_avxvnni(sk_dtype t, sk_q8_kernel *k);
 int sk_q8_kernel_avx512vnni(sk_dtype t, sk_q8_kernel *k);
+/* t = SK_DT_COUNT asks these for their NF4 kernels. */
 void sk_q8_quantize_avx2(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine/backend/backend_cpu_q8.h"
+#include "engine/format/nf4.h"
 
 #define NXM SK_Q8_MAX_NX
 #define AI static inline __attribute__((always_inline))
@@ -344,12 +345,79 @@ AI void rows_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
 	}
 }
 
+/* ---- NF4: 64-value blocks of 4-bit codes into a 16-value table ---- */
+
+/* The first-level absmax of block b, computed as sk_nf4_block_absmax does. */
+AI float k_nf4_absmax(const sk_nf4_tensor *t, int64_t b)
+{
+	if (!t->double_quant)
+		return t->absmax[b];
+	float scaled = sk_dynamic_map_signed[t->absmax_q[b]] * t->nested_absmax[b / SK_NF4_NESTED_BLOCK];
+	return scaled + t->nested_offset;
+}
+
+/* The 32 weights of the values [f, f + 32) (f a multiple of 32) as levels
+ * (sk_q8_nf4_levels): signed, or + 128 (unsigned) for vpdpbusd. Byte k
+ * holds value 2k in its high nibble and 2k + 1 in its low one. */
+AI __m256i k_nf4_levels(const sk_nf4_tensor *t, int64_t f, const int as_unsigned)
+{
+	const __m128i v = _mm_loadu_si128((const __m128i *)(t->packed + f / 2)), m4 = _mm_set1_epi8(15);
+	const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4), lo = _mm_and_si128(v, m4);
+	const __m256i codes = _mm256_set_m128i(_mm_unpackhi_epi8(hi, lo), _mm_unpacklo_epi8(hi, lo));
+	__m128i tab = _mm_loadu_si128((const __m128i *)sk_q8_nf4_levels);
+	if (as_unsigned)
+		tab = _mm_xor_si128(tab, _mm_set1_epi8((char)0x80));
+	return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(tab), codes);
+}
+
+AI void rows_nf4(const void *w0, int64_t in, int64_t r0, int64_t nrows, const sk_q8_rows *x, int64_t i0, const int nx,
+                 float *y, int64_t ldy)
+{
+	const sk_nf4_tensor *t = w0;
+	k_xrows X;
+	k_xrows_set(&X, x, i0);
+	const int64_t nb = in / 32;
+	for (int64_t r = 0; r < nrows; r++) {
+		const int64_t f0 = (r0 + r) * in;
+		__m256 acc[2][NXM];
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+		for (int64_t k = 0; k < nb; k++) {
+			const int64_t f = f0 + 32 * k;
+			const __m256i wv = k_nf4_levels(t, f, SK_Q8_DP != 0);
+			const __m256 dw = _mm256_set1_ps(k_nf4_absmax(t, f / SK_NF4_BLOCK) * (1.0f / 127));
+			const int8_t *xq = X.q + k * X.rows * 32;
+			const float *xd = X.d + k * X.rows;
+#if !SK_Q8_DP
+			const __m256i aw = _mm256_abs_epi8(wv);
+#endif
+#pragma GCC unroll 8
+			for (int i = 0; i < nx; i++) {
+				__m256i xv = k_load(xq + 32 * i);
+#if SK_Q8_DP
+				__m256i s = k_dp(k_load(X.c + (k * X.rows + i) * 8), wv, xv);
+#else
+				__m256i s = k_dp0(aw, _mm256_sign_epi8(xv, wv));
+#endif
+				acc[k & 1][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + i)),
+				                                acc[k & 1][i]);
+			}
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < nx; i++)
+			y[i * ldy + r] = k_hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+	}
+}
+
 /* ---- one function per type, specialized per nx ---- */
 
 #define K_BODY(fn, ...)                                                                                           \
-	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, int nx,     \
-	               float *y, int64_t ldy)                                                                     \
+	static void fn(const void *w0, int64_t rb, int64_t r0, int64_t nrows, const sk_q8_rows *x, int64_t i0,  \
+	               int nx, float *y, int64_t ldy)                                                             \
 	{                                                                                                         \
+		const uint8_t *w = (const uint8_t *)w0 + r0 * rb;                                                 \
+		(void)w;                                                                                          \
 		switch (nx) {                                                                                     \
 		case 1: __VA_ARGS__(1); break;                                                                    \
 		case 2: __VA_ARGS__(2); break;                                                                    \
@@ -370,6 +438,7 @@ AI void rows_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
 #define C_Q4_K(N) rows_k45(w, rb, nrows, x, i0, N, y, ldy, 0)
 #define C_Q5_K(N) rows_k45(w, rb, nrows, x, i0, N, y, ldy, 1)
 #define C_Q6_K(N) rows_q6k(w, rb, nrows, x, i0, N, y, ldy)
+#define C_NF4(N) rows_nf4(w0, rb, r0, nrows, x, i0, N, y, ldy)
 
 K_BODY(k_q4_0, C_Q4_0)
 K_BODY(k_q4_1, C_Q4_1)
@@ -379,6 +448,7 @@ K_BODY(k_q8_0, C_Q8_0)
 K_BODY(k_q4_k, C_Q4_K)
 K_BODY(k_q5_k, C_Q5_K)
 K_BODY(k_q6_k, C_Q6_K)
+K_BODY(k_nf4, C_NF4)
 
 /* ---- groups of G = 8 or 4 activation rows, one per lane ---- */
 
@@ -604,10 +674,34 @@ AI void tile_q6k(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group 
 	}
 }
 
+AI void tile_nf4(const void *w0, int64_t in, int64_t r0, int64_t nrows, const sk_q8_group *x, int64_t g, float *y,
+                 int64_t ldy, int rows, const int G)
+{
+	const sk_nf4_tensor *t = w0;
+	k_group P;
+	k_group_set(&P, x, g, G);
+	for (int64_t r = 0; r < nrows; r++) {
+		const int64_t f0 = (r0 + r) * in;
+		__m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+		for (int64_t k = 0; k < P.nb; k++) {
+			const int64_t f = f0 + 32 * k;
+			__m256i sa, sb;
+			k_g_sums(k_nf4_levels(t, f, SK_Q8_DP != 0), P.q + k * G * 32, P.c ? P.c + 2 * G * k : NULL, &sa, &sb,
+			         !SK_Q8_DP, G);
+			const __m256 sc =
+				_mm256_mul_ps(_mm256_set1_ps(k_nf4_absmax(t, f / SK_NF4_BLOCK) * (1.0f / 127)), k_g_load(P.d + G * k, G));
+			acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k_g_rows(sa, sb, G)), sc, acc[k & 1]);
+		}
+		k_g_store(_mm256_add_ps(acc[0], acc[1]), y, ldy, r, rows, G);
+	}
+}
+
 #define T_BODY(fn, call)                                                                                          \
-	static void fn(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y,   \
-	               int64_t ldy, int rows)                                                                     \
+	static void fn(const void *w0, int64_t rb, int64_t r0, int64_t nrows, const sk_q8_group *x, int64_t g,   \
+	               float *y, int64_t ldy, int rows)                                                           \
 	{                                                                                                         \
+		const uint8_t *w = (const uint8_t *)w0 + r0 * rb;                                                 \
+		(void)w;                                                                                          \
 		call;                                                                                             \
 	}
 
@@ -627,6 +721,8 @@ T_BODY(u_q8_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0, 4))
 T_BODY(u_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 0, 4))
 T_BODY(u_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 1, 4))
 T_BODY(u_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy, rows, 4))
+T_BODY(t_nf4, tile_nf4(w0, rb, r0, nrows, x, g, y, ldy, rows, 8))
+T_BODY(u_nf4, tile_nf4(w0, rb, r0, nrows, x, g, y, ldy, rows, 4))
 
 int SK_Q8_FN(sk_dtype t, sk_q8_kernel *k)
 {
@@ -654,6 +750,11 @@ int SK_Q8_FN(sk_dtype t, sk_q8_kernel *k)
 		k->dot = k_q6_k, k->tile = t_q6_k, k->tile4 = u_q6_k;
 		k->corr = SK_Q8_DP ? SK_Q8_CORR_LANES : SK_Q8_CORR_PAIRS, k->off = 32;
 		k->tile_corr = SK_Q8_CORR_HALVES, k->tile_off = 32;
+		return 1;
+	case SK_DT_COUNT: /* NF4 */
+		k->dot = k_nf4, k->tile = t_nf4, k->tile4 = u_nf4;
+		if (SK_Q8_DP) /* levels read as unsigned: + 128 */
+			k->corr = SK_Q8_CORR_LANES, k->tile_corr = SK_Q8_CORR_BLOCK, k->off = k->tile_off = 128;
 		return 1;
 	default: return 0;
 	}
