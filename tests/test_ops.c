@@ -383,9 +383,10 @@ TEST(rope_half_split)
 
 /* naive attention of query position p over keys [lo, p] with K(pos)/V(pos):
  * n new rows after a ring of cap slots that has wrapped (past_hi keys seen) */
-static void check_attention_on(const sk_backend_ops *ops, int n, int cap, int past_hi, int window, float softcap)
+static void check_attention_on(const sk_backend_ops *ops, int n, int cap, int past_hi, int window, float softcap,
+                               int NKV)
 {
-	enum { NH = 4, NKV = 2, HD = 8 };
+	enum { NH = 4, HD = 8 };
 	int64_t kvd = NKV * HD, past_lo = past_hi > cap ? past_hi - cap : 0;
 	float *kp = malloc(sizeof(float) * (size_t)(cap * kvd)), *vp = malloc(sizeof(float) * (size_t)(cap * kvd));
 	float *kn = malloc(sizeof(float) * (size_t)(n * kvd)), *vn = malloc(sizeof(float) * (size_t)(n * kvd));
@@ -435,11 +436,14 @@ static void check_attention_on(const sk_backend_ops *ops, int n, int cap, int pa
 	free(kp), free(vp), free(kn), free(vn), free(q), free(out), free(s);
 }
 
-/* both tables: the inference one (blocks of rows by sgemm) and the exact one */
+/* both tables: the inference one (blocks of rows by sgemm; a decode step
+ * by parts of the keys) and the exact one; 2 KV heads, and 1 */
 static void check_attention(int n, int cap, int past_hi, int window, float softcap)
 {
-	check_attention_on(be->ops, n, cap, past_hi, window, softcap);
-	check_attention_on(sk_backend_cpu_exact_ops(), n, cap, past_hi, window, softcap);
+	for (int nkv = 2; nkv >= 1; nkv--) {
+		check_attention_on(be->ops, n, cap, past_hi, window, softcap, nkv);
+		check_attention_on(sk_backend_cpu_exact_ops(), n, cap, past_hi, window, softcap, nkv);
+	}
 }
 
 TEST(attention_ring_window_gqa)
@@ -451,6 +455,8 @@ TEST(attention_ring_window_gqa)
 	check_attention(150, 40, 57, 0, 0);
 	check_attention(150, 40, 57, 37, 0);
 	check_attention(1, 40, 57, 37, 0); /* a decode step */
+	check_attention(1, 300, 420, 0, 0); /* ... whose keys the threads split (the ring wrapped) */
+	check_attention(1, 300, 420, 0, 3.0f);
 	check_attention(130, 1, 0, 0, 0);  /* no cache */
 }
 

@@ -203,6 +203,7 @@ void sk_backend_free(sk_backend *be)
 		free(c->scratch);
 		free(c->lora.buf);
 		free(c->q8.buf);
+		free(c->attn.buf);
 		free(c);
 	}
 	free(be);

@@ -23,6 +23,7 @@ typedef struct {
 	sk_cpu_scratch *scratch;  /* one per thread */
 	sk_cpu_scratch lora;      /* LoRA intermediate (caller thread) */
 	sk_cpu_scratch q8;        /* a linear's quantized activations (caller thread) */
+	sk_cpu_scratch attn;      /* a decode step's attention parts (caller thread) */
 	int exact;                /* SK_CPU_EXACT=1: every linear in fp32, as training does */
 } sk_cpu;
 

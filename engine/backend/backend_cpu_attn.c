@@ -4,8 +4,11 @@
  * sees come from one sgemm per contiguous run of keys (the ring wraps at
  * most once, then the new rows), each row is masked to its own causal
  * window and softmaxed, and the output is another sgemm over the same
- * runs. Decoding is the same with a block of one row. Tasks are taken from
- * a shared counter, the longest (latest rows) first. */
+ * runs. Tasks are taken from a shared counter, the longest (latest rows)
+ * first. A decode step (one row) instead takes the heads of a KV group
+ * together (one sgemm reads each key once for all of them) and splits the
+ * keys between the threads, each softmaxing its part against its own
+ * maximum; the parts are then merged by their maxima and sums. */
 #include "engine/backend/backend_cpu.h"
 
 #include <cblas.h>
@@ -121,6 +124,115 @@ static void attn_task(void *ctx, int64_t t0, int64_t t1, int tid)
 	}
 }
 
+/* ---- a decode step: one query row ---- */
+
+typedef struct {
+	attn_job *j;
+	int64_t k0, nk, chunk, nchunks;
+	int group;
+	float *part; /* per task: [group][hd] unnormalized output, then per row its max and sum */
+	atomic_llong next;
+	atomic_int failed;
+} step_job;
+
+static int64_t part_floats(const step_job *s)
+{
+	return (int64_t)s->group * (s->j->hd + 2);
+}
+
+static void step_task(void *ctx, int64_t t0, int64_t t1, int tid)
+{
+	(void)t0, (void)t1;
+	step_job *s = ctx;
+	attn_job *j = s->j;
+	const int hd = j->hd, G = s->group;
+	float *sc = sk_cpu_scratch_get(&j->cpu->scratch[tid], (size_t)(G * s->chunk));
+	if (!sc) {
+		atomic_store(&s->failed, 1);
+		return;
+	}
+	for (;;) {
+		int64_t t = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+		if (t >= (int64_t)j->nkv * s->nchunks)
+			return;
+		int g = (int)(t / s->nchunks);
+		int64_t a = s->k0 + (t % s->nchunks) * s->chunk, b = a + s->chunk < s->k0 + s->nk ? a + s->chunk : s->k0 + s->nk;
+		int64_t len = b - a, off = (int64_t)g * hd;
+		const float *q = j->q + (int64_t)g * G * hd; /* the group's heads, one after another */
+		float *o = s->part + t * part_floats(s), *mx = o + G * hd, *sum = mx + G;
+		key_run runs[4];
+		int nr = key_runs(j, a, b, runs);
+		int64_t c0 = 0;
+		for (int r = 0; r < nr; c0 += runs[r].n, r++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, (int)runs[r].n, hd, j->scale, q, hd,
+			            runs[r].k + off, (int)j->kv_dim, 0.0f, sc + c0, (int)len);
+		for (int h = 0; h < G; h++) {
+			float *sr = sc + h * len, m = -INFINITY;
+			for (int64_t k = 0; k < len; k++) {
+				if (j->softcap > 0)
+					sr[k] = tanhf(sr[k] / j->softcap) * j->softcap;
+				if (sr[k] > m)
+					m = sr[k];
+			}
+			mx[h] = m;
+			sum[h] = (float)sk_cpu_exp_sub(sr, len, m);
+		}
+		c0 = 0;
+		for (int r = 0; r < nr; c0 += runs[r].n, r++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, hd, (int)runs[r].n, 1.0f, sc + c0, (int)len,
+			            runs[r].v + off, (int)j->kv_dim, r ? 1.0f : 0.0f, o, hd);
+	}
+}
+
+static int attn_step(attn_job *j)
+{
+	sk_cpu *c = j->cpu;
+	step_job s = { .j = j, .group = j->nh / j->nkv };
+	s.k0 = first_key(j, 0);
+	s.nk = j->kv->past_hi + 1 - s.k0;
+	/* enough parts for the threads, of at least 64 keys */
+	int64_t parts = (c->nthreads + j->nkv - 1) / j->nkv;
+	if (parts > 64)
+		parts = 64;
+	s.chunk = (s.nk + parts - 1) / parts;
+	if (s.chunk < 64)
+		s.chunk = 64;
+	s.nchunks = (s.nk + s.chunk - 1) / s.chunk;
+	int64_t tasks = j->nkv * s.nchunks;
+	s.part = sk_cpu_scratch_get(&c->attn, (size_t)(tasks * part_floats(&s)));
+	if (!s.part)
+		return -1;
+	atomic_init(&s.next, 0);
+	atomic_init(&s.failed, 0);
+	sk_threadpool_for(c->pool, tasks < c->nthreads ? tasks : c->nthreads, 1, step_task, &s);
+	if (atomic_load(&s.failed))
+		return -1;
+	/* merge the parts: each scaled by e^(its max - the max), over the scaled sums */
+	const int hd = j->hd, G = s.group;
+	for (int g = 0; g < j->nkv; g++)
+		for (int h = 0; h < G; h++) {
+			float m = -INFINITY;
+			for (int64_t p = 0; p < s.nchunks; p++) {
+				const float *mx = s.part + (g * s.nchunks + p) * part_floats(&s) + G * hd;
+				m = mx[h] > m ? mx[h] : m;
+			}
+			double total = 0, wgt[64];
+			for (int64_t p = 0; p < s.nchunks; p++) {
+				const float *mx = s.part + (g * s.nchunks + p) * part_floats(&s) + G * hd;
+				wgt[p] = exp((double)mx[h] - m);
+				total += wgt[p] * mx[G + h];
+			}
+			float *o = j->out + ((int64_t)g * G + h) * hd;
+			for (int d = 0; d < hd; d++) {
+				double v = 0;
+				for (int64_t p = 0; p < s.nchunks; p++)
+					v += wgt[p] * s.part[(g * s.nchunks + p) * part_floats(&s) + (int64_t)h * hd + d];
+				o[d] = (float)(v / total);
+			}
+		}
+	return 0;
+}
+
 int sk_cpu_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
                       int window, float scale, float softcap, float *out)
 {
@@ -129,6 +241,8 @@ int sk_cpu_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv
 	               .scale = scale, .softcap = softcap, .out = out, .kv_dim = (int64_t)nkv * hd };
 	if (n <= 0)
 		return 0;
+	if (n == 1 && nh % nkv == 0)
+		return attn_step(&j) == 0 ? 0 : sk_fail("%s", _("attention: out of memory"));
 	/* blocks of up to 64 rows, smaller when that leaves too few tasks for the threads */
 	j.bq = 64;
 	while (j.bq > 1 && ((n + j.bq - 1) / j.bq) * nh < 4 * c->nthreads)
