@@ -595,6 +595,76 @@ AI void tile32(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x
 	}
 }
 
+/* The decoded weights of one 32-value block. */
+AI __m256i k_block_weights(const uint8_t *b, const sk_dtype t)
+{
+	uint32_t qh;
+	switch (t) {
+	case SK_DT_Q4_0: return k_nib16(b + 2);
+	case SK_DT_Q4_1: return k_nib16(b + 4);
+	case SK_DT_Q5_0:
+		memcpy(&qh, b + 2, 4);
+		return k_bit5(k_nib16(b + 6), qh);
+	case SK_DT_Q5_1:
+		memcpy(&qh, b + 4, 4);
+		return k_bit5(k_nib16(b + 8), qh);
+	default:
+#if SK_Q8_DP
+		return _mm256_xor_si256(k_load(b + 2), _mm256_set1_epi8((char)0x80));
+#else
+		return k_load(b + 2);
+#endif
+	}
+}
+
+/* Groups of 4 rows, two blocks at a time: block k's four row sums in the
+ * low lanes and block k + 1's in the high ones, so the float work (scales,
+ * conversion, accumulation) is shared by the two blocks (a batch of a few
+ * sequences: the LM head is compute-bound there). */
+AI void tile32_g4(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y, int64_t ldy,
+                  int rows, const sk_dtype t)
+{
+	k_group P;
+	k_group_set(&P, x, g, 4);
+	const int bsz = t == SK_DT_Q4_0 ? 18 : t == SK_DT_Q4_1 ? 20 : t == SK_DT_Q5_0 ? 22 : t == SK_DT_Q5_1 ? 24 : 34;
+	const int has_min = t == SK_DT_Q4_1 || t == SK_DT_Q5_1, sign8 = t == SK_DT_Q8_0 && !SK_Q8_DP;
+	const __m256i lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+	for (int64_t r = 0; r < nrows; r++, w += rb) {
+		__m256 acc = _mm256_setzero_ps(), tail = _mm256_setzero_ps();
+		const uint8_t *b = w;
+		int64_t k = 0;
+		for (; k + 2 <= P.nb; k += 2, b += 2 * bsz) {
+			_mm_prefetch((const char *)b + SK_Q8_PREFETCH, _MM_HINT_T0);
+			__m256i s0, s1, unused;
+			k_g_sums(k_block_weights(b, t), P.q + k * 128, P.c ? P.c + 8 * k : NULL, &s0, &unused, sign8, 4);
+			k_g_sums(k_block_weights(b + bsz, t), P.q + (k + 1) * 128, P.c ? P.c + 8 * (k + 1) : NULL, &s1, &unused,
+			         sign8, 4);
+			__m256i is = _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20),
+			                              _mm256_permute2x128_si256(s0, s1, 0x31));
+			/* the two blocks' f16 scales (and mins) converted together */
+			uint16_t h0, h1;
+			memcpy(&h0, b, 2);
+			memcpy(&h1, b + bsz, 2);
+			__m128i hv = _mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1);
+			__m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(hv)), lanes);
+			acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_loadu_ps(P.d + 4 * k)), acc);
+			if (has_min) {
+				memcpy(&h0, b + 2, 2);
+				memcpy(&h1, b + bsz + 2, 2);
+				hv = _mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1);
+				__m256 m = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(hv)), lanes);
+				acc = _mm256_fmadd_ps(m, _mm256_loadu_ps(P.s + 4 * k), acc);
+			}
+		}
+		if (k < P.nb)
+			tail = tile_block32(b, k, &P, tail, t, 4);
+		/* the two blocks' halves added, and the last odd block's low half */
+		__m128 sum = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)),
+		                        _mm256_castps256_ps128(tail));
+		k_g_store(_mm256_castps128_ps256(sum), y, ldy, r, rows, 4);
+	}
+}
+
 AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group *x, int64_t g, float *y, int64_t ldy,
                  int rows, const int five, const int G)
 {
@@ -720,11 +790,11 @@ T_BODY(t_q8_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0, 8))
 T_BODY(t_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 0, 8))
 T_BODY(t_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 1, 8))
 T_BODY(t_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy, rows, 8))
-T_BODY(u_q4_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_0, 4))
-T_BODY(u_q4_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_1, 4))
-T_BODY(u_q5_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_0, 4))
-T_BODY(u_q5_1, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_1, 4))
-T_BODY(u_q8_0, tile32(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0, 4))
+T_BODY(u_q4_0, tile32_g4(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_0))
+T_BODY(u_q4_1, tile32_g4(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q4_1))
+T_BODY(u_q5_0, tile32_g4(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_0))
+T_BODY(u_q5_1, tile32_g4(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q5_1))
+T_BODY(u_q8_0, tile32_g4(w, rb, nrows, x, g, y, ldy, rows, SK_DT_Q8_0))
 T_BODY(u_q4_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 0, 4))
 T_BODY(u_q5_k, tile_k45(w, rb, nrows, x, g, y, ldy, rows, 1, 4))
 T_BODY(u_q6_k, tile_q6k(w, rb, nrows, x, g, y, ldy, rows, 4))
