@@ -84,7 +84,8 @@ SHELL_TESTS += \
 	tests/test_grad.sh \
 	tests/test_train.sh \
 	tests/test_merge.sh \
-	tests/test_tui.sh
+	tests/test_tui.sh \
+	tests/test_cpu_isa.sh
 
 
 # built with `make check` but not run as tests: ./tests/bench_*
