@@ -1,17 +1,22 @@
-/* Integer dot products for block-quantized weights (CPU backend internals).
+/* Integer dot products for block-quantized and NF4 weights (CPU backend
+ * internals).
  *
  * A linear op over quantized weights first quantizes each activation row to
  * 8 bits in blocks of 32 (q = round(x / d), d = max|x| / 127), then every
  * weight block is multiplied into the activation block in integers (u8 × s8
  * multiply-adds: AVX2 maddubs/madd, AVX-512 VNNI or AVX-VNNI dpbusd) and the
  * block's integer sum is scaled once in fp32. Weights are read where they
- * are stored; nothing is unpacked to memory.
+ * are stored, decoded in registers; nothing is unpacked to memory. Two
+ * kinds of kernels: one weight row against up to 8 activation rows (a
+ * decode step), and one against a group of 8 or 4 interleaved rows, one
+ * row per vector lane (prefill, batches).
  *
  * Accuracy: the result is the exact dot product of the dequantized weights
  * with the dequantized activations (up to fp32 rounding of the per-block
  * sums), so it differs from the fp32 reference by at most
  *     Σ_blocks (d_b / 2) · Σ_{i in block} |w_i|,
- * half an activation step per element, weighted by the weights. */
+ * half an activation step per element, weighted by the weights (NF4 adds
+ * its levels' rounding, below). */
 #ifndef SK_BACKEND_CPU_Q8_H
 #define SK_BACKEND_CPU_Q8_H
 
@@ -27,7 +32,8 @@
  * Q6_K's 32, 128 for Q8_0 read as unsigned) into the integer sums: the
  * activation carries -off · (sum of each 4 values) as 8 int32 per block
  * (LANES: the accumulator dpbusd starts from) or off · (sum of each 2
- * values) as 16 int16 (PAIRS: subtracted from maddubs' pair sums). */
+ * values) as 16 int16 (PAIRS: subtracted from maddubs' pair sums); the
+ * grouped kernels' BLOCK and HALVES are described with sk_q8_group. */
 typedef enum { SK_Q8_CORR_NONE, SK_Q8_CORR_LANES, SK_Q8_CORR_PAIRS, SK_Q8_CORR_BLOCK, SK_Q8_CORR_HALVES } sk_q8_corr;
 
 /* Quantized activation rows, block-major: block b of every row, then
@@ -54,11 +60,11 @@ static inline int64_t sk_q8_at(const sk_q8_rows *x, int64_t r, int64_t b)
  * a few sequences) for the kernels that put one row in each vector lane.
  * Per group and block, G vectors of 32 bytes: vector (G / 4) · k + r / 4
  * holds, for the four rows r of its half of the group (of all of it when
- * G = 4), their dword k (bytes 4k..4k+3) in its low 16 bytes and their dword k + 4 in its high
- * 16 bytes. A weight block shuffled with vpshufd (dword k to the low lanes,
- * k + 4 to the high ones) then meets four rows per vpdpbusd, no broadcast
- * loads needed, and the block's integer sums come out one per row and
- * half-block. Per group and block: the G rows' scales d and sums s, and 2G
+ * G = 4), their dword k (bytes 4k..4k+3) in its low 16 bytes and their
+ * dword k + 4 in its high 16 bytes. A weight block shuffled with vpshufd
+ * (dword k to the low lanes, k + 4 to the high ones) then meets four rows
+ * per vpdpbusd, no broadcast loads needed, and the block's integer sums
+ * come out one per row and half-block. Per group and block: the G rows' scales d and sums s, and 2G
  * int32 of offset correction in the same lane order (each four rows as 4
  * lanes of the first half-block, then 4 of the second): BLOCK: -off · Σq
  * of the block in the first lanes, 0 in the second; HALVES: -off · Σq of
@@ -129,11 +135,11 @@ size_t sk_q8_group_bytes(int64_t rows, int64_t n, int G);
 void sk_q8_group_layout(sk_q8_group *out, void *mem, int64_t rows, int64_t n, int G, sk_q8_corr corr, int off);
 void sk_q8_group_fill(const sk_q8_rows *x, int64_t r0, int64_t g0, int64_t g1, sk_q8_group *out);
 
-/* The ISA variants (their files); NULL / no-ops where not built. */
+/* The instruction sets' kernels (their files; 0 where not built); t =
+ * SK_DT_COUNT asks for the NF4 kernels. */
 int sk_q8_kernel_avx2(sk_dtype t, sk_q8_kernel *k);
 int sk_q8_kernel_avxvnni(sk_dtype t, sk_q8_kernel *k);
 int sk_q8_kernel_avx512vnni(sk_dtype t, sk_q8_kernel *k);
-/* t = SK_DT_COUNT asks these for their NF4 kernels. */
 void sk_q8_quantize_avx2(const float *x, int64_t r0, int64_t r1, sk_q8_rows *out);
 
 #endif

@@ -5,12 +5,14 @@
  *              2: vpdpbusd of AVX-VNNI.
  *   SK_Q8_BW   1 when AVX-512BW mask registers are there (bit expansion).
  *   SK_Q8_FN   the name of the kernel lookup this file defines.
- * Each kernel takes one weight row at a time, decodes each of its blocks
- * into registers once and multiplies it into up to SK_Q8_MAX_NX activation
- * rows: decode reads each weight once, a batch of rows shares the decoding,
- * and prefill calls it with the activation rows in groups. Every output is
- * accumulated by the same sequence of operations whatever nx is, so a row's
- * result does not depend on how many rows it was computed with. */
+ * The one-row kernels take one weight row at a time, decode each of its
+ * blocks into registers once and multiply it into up to SK_Q8_MAX_NX
+ * activation rows (each output by the same sequence of operations whatever
+ * nx is, so a row's result does not depend on the rows computed with it);
+ * a decode step reads each weight once. The grouped kernels multiply each
+ * decoded block into a group of 8 or 4 interleaved activation rows
+ * (sk_q8_group), one row per lane, so a block's per-row sums need no
+ * horizontal reductions and the float work is shared by the group. */
 #include <immintrin.h>
 #include <string.h>
 
