@@ -305,6 +305,41 @@ TEST(linear_lora_on_masked_rows)
 	free(wf);
 }
 
+/* linear2 (two matrices of one input: k and v, gate and up) gives exactly
+ * what two linears give, LoRA pairs on masked rows included, with types
+ * whose integer kernels want different activation corrections (Q5_0's
+ * offset 16, Q8_0 read as unsigned), for a decode row, a batch of 4 and
+ * groups of 8 plus a remainder. */
+TEST(linear2_equals_two_linears)
+{
+	int64_t in = 96, o1 = 40, o2 = 24;
+	void *w1b = random_weight(SK_DT_Q5_0, o1, in), *w2b = random_weight(SK_DT_Q8_0, o2, in);
+	sk_tensor w1 = { .dtype = SK_DT_Q5_0, .ndim = 2, .shape = { o1, in }, .data = w1b, .device = SK_DEVICE_CPU };
+	sk_tensor w2 = { .dtype = SK_DT_Q8_0, .ndim = 2, .shape = { o2, in }, .data = w2b, .device = SK_DEVICE_CPU };
+	float A1[2 * 96], B1[40 * 2], A2[2 * 96], B2[24 * 2];
+	fill(A1, sizeof A1 / sizeof *A1, 0.3f);
+	fill(B1, sizeof B1 / sizeof *B1, 0.3f);
+	fill(A2, sizeof A2 / sizeof *A2, 0.3f);
+	fill(B2, sizeof B2 / sizeof *B2, 0.3f);
+	sk_lora_pair l1 = { A1, B1, 2, (int32_t)in, (int32_t)o1, 1.5f }, l2 = { A2, B2, 2, (int32_t)in, (int32_t)o2, 0.5f };
+	uint8_t mask[11] = { 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1 };
+	CHECK(be->ops->linear2 != NULL);
+	for (int64_t n = 1; n <= 11 && be->ops->linear2; n += n == 1 ? 3 : 7) {
+		float *x = malloc(sizeof(float) * (size_t)(n * in));
+		float *a1 = malloc(sizeof(float) * (size_t)(n * o1)), *a2 = malloc(sizeof(float) * (size_t)(n * o2));
+		float *b1 = malloc(sizeof(float) * (size_t)(n * o1)), *b2 = malloc(sizeof(float) * (size_t)(n * o2));
+		fill(x, (size_t)(n * in), 1.0f);
+		CHECK(be->ops->linear2(be, &w1, &w2, x, n, a1, a2, &l1, &l2, mask) == 0);
+		CHECK(be->ops->linear(be, &w1, x, n, b1, &l1, mask) == 0);
+		CHECK(be->ops->linear(be, &w2, x, n, b2, &l2, mask) == 0);
+		CHECK_MSG(memcmp(a1, b1, sizeof(float) * (size_t)(n * o1)) == 0, "first matrix, %lld rows", (long long)n);
+		CHECK_MSG(memcmp(a2, b2, sizeof(float) * (size_t)(n * o2)) == 0, "second matrix, %lld rows", (long long)n);
+		free(x), free(a1), free(a2), free(b1), free(b2);
+	}
+	free(w1b);
+	free(w2b);
+}
+
 TEST(linear_rejects_unreadable_types)
 {
 	uint8_t buf[256] = { 1 };
@@ -673,6 +708,7 @@ int main(void)
 	RUN(linear_every_stored_type);
 	RUN(linear_nf4_odd_rows);
 	RUN(linear_lora_on_masked_rows);
+	RUN(linear2_equals_two_linears);
 	RUN(linear_rejects_unreadable_types);
 	RUN(embed_rows);
 	RUN(rmsnorm_with_and_without_weight);
