@@ -144,7 +144,7 @@ static int q8_linear(sk_cpu *c, const sk_tensor *w1, const sk_tensor *w2, const 
 	/* the second matrix needs its own groups only when its correction differs */
 	int gsep = w2 && j.grouped && (j.m[1].k.tile_corr != j.m[0].k.tile_corr || j.m[1].k.tile_off != j.m[0].k.tile_off);
 	size_t bytes = sk_q8_bytes(n, in) + 64;
-	size_t cbytes = (size_t)(n * (in / SK_Q8_BLOCK)) * 8 * sizeof(int32_t) + 128;
+	size_t cbytes = j.grouped ? 0 : (size_t)(n * (in / SK_Q8_BLOCK)) * 8 * sizeof(int32_t) + 128;
 	size_t g8b = j.n8 ? sk_q8_group_bytes(j.n8, in, 8) + 64 : 0, g4b = n4 ? sk_q8_group_bytes(n4, in, 4) + 64 : 0;
 	char *mem = (char *)sk_cpu_scratch_get(&c->q8, (bytes + cbytes + (1 + gsep) * (g8b + g4b)) / sizeof(float) + 1);
 	if (!mem)
@@ -152,6 +152,11 @@ static int q8_linear(sk_cpu *c, const sk_tensor *w1, const sk_tensor *w2, const 
 	char *gmem = align64(mem + bytes + cbytes);
 	for (int m = 0; m < j.nm; m++) {
 		q8_mat *M = &j.m[m];
+		if (j.grouped) {
+			/* the groups carry their own correction; the rows need none */
+			M->k.corr = SK_Q8_CORR_NONE;
+			M->k.off = 0;
+		}
 		if (m == 0) {
 			sk_q8_layout(&M->x, mem, n, in, M->k.corr, M->k.off);
 		} else {
