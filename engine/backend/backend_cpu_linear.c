@@ -1,7 +1,7 @@
 /* The CPU linear op (y = x Wᵀ, weights in their stored type) and the
- * embedding lookup. Block-quantized weights go to the integer kernels
- * (backend_cpu_linear_q8.c) unless the backend is exact; the rest, and
- * every weight when exact, take the fp32 path here. One input row
+ * embedding lookup. Block-quantized and NF4 weights go to the integer
+ * kernels (backend_cpu_linear_q8.c) unless the op is the exact table's;
+ * the rest, and every weight in the exact table, take the fp32 path here. One input row
  * (decode): fused dequant+dot per weight row. A few rows: each weight row
  * dequantized once, then dotted with every input. Many rows (prefill):
  * tiles of SK_CPU_TILE weight rows dequantized into per-thread scratch and
