@@ -6,8 +6,11 @@ libsokhan_a_SOURCES += \
 	engine/backend/backend_info.c engine/backend/backend_info.h \
 	engine/backend/backend_cpu.h engine/backend/backend_cpu.c \
 	engine/backend/backend_cpu_linear.c engine/backend/backend_cpu_avx2.c \
-	engine/backend/backend_cpu_norm.c engine/backend/backend_cpu_attn.c engine/backend/backend_cpu_elem.c \
-	engine/backend/backend_cpu_memory.c \
+	engine/backend/backend_cpu_norm.c engine/backend/backend_cpu_attn.c engine/backend/backend_cpu_attn_ref.c engine/backend/backend_cpu_elem.c \
+	engine/backend/backend_cpu_memory.c engine/backend/backend_cpu_exact.h engine/backend/backend_cpu_vmath.c \
+	engine/backend/backend_cpu_linear_q8.c engine/backend/backend_cpu_q8.h engine/backend/backend_cpu_q8.c \
+	engine/backend/backend_cpu_q8_kernels.h engine/backend/backend_cpu_q8_avx2.c \
+	engine/backend/backend_cpu_q8_avxvnni.c engine/backend/backend_cpu_q8_avx512.c \
 	engine/backend/backend_cpu_backward.h engine/backend/backend_cpu_backward.c \
 	engine/backend/backend_cpu_backward_elem.c engine/backend/backend_cpu_backward_attn.c
 

@@ -18,6 +18,7 @@ check_PROGRAMS += \
 	tests/test_nf4 \
 	tests/test_lora \
 	tests/test_ops \
+	tests/test_q8 \
 	tests/test_forward \
 	tests/test_sampler \
 	tests/test_npy \
@@ -52,6 +53,7 @@ tests_test_model_source_SOURCES = tests/test_model_source.c tests/test.h
 tests_test_nf4_SOURCES = tests/test_nf4.c tests/test.h
 tests_test_lora_SOURCES = tests/test_lora.c tests/test.h
 tests_test_ops_SOURCES = tests/test_ops.c tests/test.h
+tests_test_q8_SOURCES = tests/test_q8.c tests/test.h
 tests_test_forward_SOURCES = tests/test_forward.c tests/test.h
 tests_bench_forward_SOURCES = tests/bench_forward.c
 tests_test_sampler_SOURCES = tests/test_sampler.c tests/test.h
@@ -86,7 +88,8 @@ SHELL_TESTS += \
 	tests/test_grad.sh \
 	tests/test_train.sh \
 	tests/test_merge.sh \
-	tests/test_tui.sh
+	tests/test_tui.sh \
+	tests/test_cpu_isa.sh
 
 
 # built with `make check` but not run as tests: ./tests/bench_*

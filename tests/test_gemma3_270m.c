@@ -1,7 +1,11 @@
 /* sokhan's forward pass on the default model (Gemma 3 270M, GGUF Q4_K_M)
  * against the fp32 reference of Hugging Face transformers over the same
  * dequantized weights (tests/fixtures/gemma3-270m/reference.json, made by
- * make_reference.py beside it). Needs the model: SK_DEFAULT_MODEL. */
+ * make_reference.py beside it), twice: the CPU backend's fp32 path
+ * (SK_CPU_EXACT, what training computes), which matches the reference to
+ * rounding, and its integer kernels (the inference default), which
+ * quantize each activation row to 8 bits in blocks of 32 before every
+ * matmul. Needs the model: SK_DEFAULT_MODEL. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,13 +20,28 @@
 
 /* Logit gap (reference top-1 minus the reference logit of sokhan's pick)
  * under which a different argmax counts as a near-tie: both are in fp32
- * over the same weights, so only summation order and sokhan's quantized
- * activations separate them. */
+ * over the same weights, so only summation order separates them. */
 #define SK_NEAR_TIE 0.5
 
-static json_t *ref;         /* the fixture */
-static sk_model *model;     /* NULL when SK_DEFAULT_MODEL is unset */
-static int model_tried;
+/* The integer kernels' tolerance. Each matmul output moves by at most half
+ * an activation step times Σ|w| per block of 32 (tests/test_q8.c checks
+ * every kernel against that bound); over 18 layers this model's logits
+ * move by about 0.2 on average and 1.5 at most at the reference's top 8
+ * (measured 2026-12-06 on AVX-512 VNNI, AVX2 and the portable kernels:
+ * mean 0.20-0.21, max 1.37-1.67, top-1 agreement 122/129, every
+ * disagreement and greedy divergence at a reference gap under 0.33, 0.56
+ * in an earlier build; 8-bit activations in blocks of 32 are also what
+ * llama.cpp computes with for these weights). The checks: mean under
+ * 0.35, max under 3, agreement at least 90%, and a different argmax or
+ * greedy token only where the reference's own gap is under 1. */
+#define SK_Q8_NEAR_TIE 1.0
+#define SK_Q8_MEAN_DIFF 0.35
+#define SK_Q8_MAX_DIFF 3.0
+#define SK_Q8_AGREE_PCT 90
+
+static json_t *ref;            /* the fixture */
+static sk_model *models[2];    /* integer kernels, fp32 (exact); NULL when SK_DEFAULT_MODEL is unset */
+static int models_tried[2];
 
 static json_t *load_ref(void)
 {
@@ -34,34 +53,42 @@ static json_t *load_ref(void)
 	return ref;
 }
 
-static sk_model *get_model(void)
+static sk_model *get_model(int exact)
 {
-	if (!model_tried) {
-		model_tried = 1;
+	if (!models_tried[exact]) {
+		models_tried[exact] = 1;
 		const char *p = getenv("SK_DEFAULT_MODEL");
 		if (p && *p) {
 			sk_model_opts o = {.device = SK_DEVICE_CPU, .quant_nf4 = 0, .threads = 0};
 			const char *t = getenv("SK_THREADS");
 			if (t) o.threads = atoi(t);
-			model = sk_model_load(p, &o);
-			if (!model) fprintf(stderr, "  %s: %s\n", p, sk_error());
+			/* the backend reads SK_CPU_EXACT when it is made */
+			if (exact) setenv("SK_CPU_EXACT", "1", 1);
+			models[exact] = sk_model_load(p, &o);
+			if (exact) unsetenv("SK_CPU_EXACT");
+			if (!models[exact]) fprintf(stderr, "  %s: %s\n", p, sk_error());
 		}
 	}
-	return model;
+	return models[exact];
 }
 
 /* Skips the case (returns NULL) without the model; fails when it is set but
  * does not load. */
-static sk_model *need_model(void)
+static sk_model *need_model_as(int exact)
 {
 	const char *p = getenv("SK_DEFAULT_MODEL");
 	if (!p || !*p) {
 		SKIP("SK_DEFAULT_MODEL not set (data/fetch-model.sh)");
 		return NULL;
 	}
-	sk_model *m = get_model();
+	sk_model *m = get_model(exact);
 	CHECK_MSG(m != NULL, "the default model did not load");
 	return m;
+}
+
+static sk_model *need_model(void)
+{
+	return need_model_as(0);
 }
 
 /* ids of a JSON array of integers into a malloc'd array; n gets the count. */
@@ -152,11 +179,13 @@ TEST(test_tokenize_matches_reference)
 /* Every prompt in one forward with all logits: sokhan's argmax against the
  * reference top-1 at every position, and its logits at the reference top-8
  * ids against the reference values. */
-TEST(test_top1_agreement)
+static void top1_agreement(int exact)
 {
 	json_t *r = load_ref();
-	sk_model *m = need_model();
+	sk_model *m = need_model_as(exact);
 	if (!r || !m) return;
+	const char *label = exact ? "fp32" : "integer kernels";
+	double near_tie = exact ? SK_NEAR_TIE : SK_Q8_NEAR_TIE;
 	int32_t V = sk_model_vocab(m);
 	CHECK_EQ_INT(V, 262144);
 	int total = 0, agree = 0, clear_disagree = 0;
@@ -190,9 +219,9 @@ TEST(test_top1_agreement)
 					agree++;
 				} else {
 					double gap = json_number_value(json_array_get(rlg, 0)) - ref_logit_of(rid, rlg, got);
-					fprintf(stderr, "  # %s pos %zu: sokhan %d, reference %d, reference gap %.4f\n",
+					fprintf(stderr, "  # %s: %s pos %zu: sokhan %d, reference %d, reference gap %.4f\n", label,
 					        json_string_value(json_object_get(p, "name")), j, got, want, gap);
-					if (!(gap < SK_NEAR_TIE)) clear_disagree++;
+					if (!(gap < near_tie)) clear_disagree++;
 				}
 				for (size_t k = 0; k < json_array_size(rid); k++) {
 					int32_t id = (int32_t)json_integer_value(json_array_get(rid, k));
@@ -207,26 +236,44 @@ TEST(test_top1_agreement)
 		free(ids);
 		free(logits);
 	}
-	printf("# top-1 agreement: %d/%d positions (%.2f%%), %d outside near-ties\n", agree, total,
+	double mean_diff = n_diff ? sum_diff / n_diff : 0.0;
+	printf("# %s: top-1 agreement: %d/%d positions (%.2f%%), %d outside near-ties\n", label, agree, total,
 	       total ? 100.0 * agree / total : 0.0, clear_disagree);
-	printf("# |logit - reference| at the reference top-8: max %.4f, mean %.4f\n", max_diff,
-	       n_diff ? sum_diff / n_diff : 0.0);
+	printf("# %s: |logit - reference| at the reference top-8: max %.4f, mean %.4f\n", label, max_diff, mean_diff);
 	CHECK(total > 100);
-	CHECK_MSG(agree * 100 >= total * 99, "%d/%d", agree, total);
 	CHECK_EQ_INT(clear_disagree, 0);
-	/* Same weights, both fp32: measured max 0.0001 (2026-11). Quantized
-	 * activations would add a little; a wrong norm, rope or mask moves them by units. */
-	CHECK_MSG(max_diff < 0.25, "max diff %g", max_diff);
+	if (exact) {
+		CHECK_MSG(agree * 100 >= total * 99, "%d/%d", agree, total);
+		/* Same weights, both fp32: measured max 0.0001 (2026-11); a wrong
+		 * norm, rope or mask moves them by units. */
+		CHECK_MSG(max_diff < 0.25, "max diff %g", max_diff);
+	} else {
+		CHECK_MSG(agree * 100 >= total * SK_Q8_AGREE_PCT, "%d/%d", agree, total);
+		CHECK_MSG(max_diff < SK_Q8_MAX_DIFF, "max diff %g", max_diff);
+		CHECK_MSG(mean_diff < SK_Q8_MEAN_DIFF, "mean diff %g", mean_diff);
+	}
+}
+
+TEST(test_top1_agreement)
+{
+	top1_agreement(1);
+}
+
+TEST(test_top1_agreement_integer)
+{
+	top1_agreement(0);
 }
 
 /* Greedy decoding through the KV cache (prefill, then one token per forward)
  * against the reference's full recompute. A divergence is accepted only
  * after a near-tie in the reference. */
-TEST(test_greedy_continuation)
+static void greedy_continuation(int exact)
 {
 	json_t *r = load_ref();
-	sk_model *m = need_model();
+	sk_model *m = need_model_as(exact);
 	if (!r || !m) return;
+	const char *label = exact ? "fp32" : "integer kernels";
+	double near_tie = exact ? SK_NEAR_TIE : SK_Q8_NEAR_TIE;
 	int32_t V = sk_model_vocab(m);
 	float *logits = malloc((size_t)V * sizeof *logits);
 	CHECK(logits != NULL);
@@ -255,10 +302,10 @@ TEST(test_greedy_continuation)
 				json_t *rid = json_array_get(json_object_get(p, "greedy_top_ids"), k);
 				json_t *rlg = json_array_get(json_object_get(p, "greedy_top_logits"), k);
 				double gap = ref_logit_of(rid, rlg, want[k]) - ref_logit_of(rid, rlg, got);
-				fprintf(stderr, "  # %s: diverges at token %zu: sokhan %d, reference %d, reference gap %.4f\n",
-				        name, k, got, want[k], gap);
-				CHECK_MSG(gap < SK_NEAR_TIE, "%s: divergence at token %zu is not a near-tie (gap %g)", name,
-				          k, gap);
+				fprintf(stderr, "  # %s: %s: diverges at token %zu: sokhan %d, reference %d, reference gap %.4f\n",
+				        label, name, k, got, want[k], gap);
+				CHECK_MSG(gap < near_tie, "%s: divergence at token %zu is not a near-tie (gap %g)", name, k,
+				          gap);
 				break;
 			}
 			if (k + 1 == ng) {
@@ -270,17 +317,29 @@ TEST(test_greedy_continuation)
 			rc = sk_model_forward(m, kv, &it, 1, logits);
 			CHECK_MSG(rc == 0, "%s: decode: %s", name, sk_error());
 		}
-		printf("# %s: %zu/%zu greedy tokens match before the first divergence\n", name, k, ng);
+		printf("# %s: %s: %zu/%zu greedy tokens match before the first divergence\n", label, name, k, ng);
 		matched += (int)k;
 		total += (int)ng;
 		sk_kv_cache_free(kv);
 		free(ids);
 		free(want);
 	}
-	printf("# greedy: %d/%d tokens match in all\n", matched, total);
-	/* Near-ties can end a prompt early, but not most of them. */
-	CHECK(matched * 4 >= total * 3);
+	printf("# %s: greedy: %d/%d tokens match in all\n", label, matched, total);
+	/* Near-ties can end a prompt early, but not most of them in fp32; the
+	 * integer kernels' noise meets more of them, each checked above. */
+	if (exact)
+		CHECK(matched * 4 >= total * 3);
 	free(logits);
+}
+
+TEST(test_greedy_continuation)
+{
+	greedy_continuation(1);
+}
+
+TEST(test_greedy_continuation_integer)
+{
+	greedy_continuation(0);
 }
 
 struct gen_text {
@@ -349,9 +408,12 @@ int main(void)
 	RUN(test_reference_fixture);
 	RUN(test_tokenize_matches_reference);
 	RUN(test_top1_agreement);
+	RUN(test_top1_agreement_integer);
 	RUN(test_greedy_continuation);
+	RUN(test_greedy_continuation_integer);
 	RUN(test_generate_coherent);
-	sk_model_free(model);
+	sk_model_free(models[0]);
+	sk_model_free(models[1]);
 	json_decref(ref);
 	TEST_EXIT();
 }

@@ -1,8 +1,10 @@
 /* Every CPU backend op against a naive double-precision reference on
- * random data: the linear op over each stored type (decode, few-row and
- * sgemm paths; odd sizes; NF4; LoRA on some rows), embedding rows, RMSNorm,
- * RoPE, attention over a ring cache with a window and GQA, the elementwise
- * ops, AltUp; and the thread pool. */
+ * random data, in the inference table and the exact (training) one where
+ * they differ: the linear op over each stored type (decode, few-row and
+ * sgemm paths; odd sizes; NF4; LoRA on some rows; the integer kernels
+ * within their quantization bound), embedding rows, RMSNorm, RoPE,
+ * attention over a ring cache with a window and GQA, the elementwise ops,
+ * AltUp; and the thread pool. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +12,8 @@
 #include <string.h>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/backend_cpu_exact.h"
+#include "engine/backend/backend_cpu_q8.h"
 #include "engine/format/dtype.h"
 #include "engine/format/nf4.h"
 #include "engine/format/quants.h"
@@ -71,6 +75,7 @@ static void *random_weight(sk_dtype t, int64_t rows, int64_t cols)
 		case SK_DT_Q4_0: case SK_DT_Q5_0: case SK_DT_Q8_0:
 			memcpy(blk, &h1, 2);
 			break;
+		case SK_DT_Q4_1: case SK_DT_Q5_1:
 		case SK_DT_Q4_K: case SK_DT_Q5_K:
 			memcpy(blk, &h1, 2);
 			memcpy(blk + 2, &h2, 2);
@@ -110,28 +115,72 @@ static int close_all(const float *y, const double *ref, const double *mag, size_
 	return 1;
 }
 
+/* The error the inference linear may add on block-quantized weights: its
+ * activations are rounded to steps of max|x| / 127 per 32 values, so an
+ * output may move by half a step times Σ|w| over each block. */
+static void q8_bound(const float *w, const float *x, int64_t n, int64_t in, int64_t out, double *bound)
+{
+	for (int64_t i = 0; i < n; i++)
+		for (int64_t o = 0; o < out; o++) {
+			double b = 0;
+			for (int64_t k0 = 0; k0 < in; k0 += 32) {
+				double amax = 0, sw = 0;
+				for (int64_t k = k0; k < k0 + 32; k++) {
+					amax = fmax(amax, fabs((double)x[i * in + k]));
+					sw += fabs((double)w[o * in + k]);
+				}
+				b += 0.5 * (amax / 127) * sw;
+			}
+			bound[i * out + o] = b;
+		}
+}
+
+static int is_block_quantized(sk_dtype t)
+{
+	return t != SK_DT_F32 && t != SK_DT_F16 && t != SK_DT_BF16;
+}
+
+/* The exact table (training's) against the reference at fp32 rounding; the
+ * inference table within the activation quantization's bound. */
 static void check_linear_type(sk_dtype t, int64_t out, int64_t in)
 {
 	void *wb = random_weight(t, out, in);
 	float *wf = malloc(sizeof(float) * (size_t)(out * in));
 	CHECK(sk_dequantize(t, wb, wf, out * in) == 0);
 	sk_tensor w = { .dtype = t, .ndim = 2, .shape = { out, in }, .data = wb, .device = SK_DEVICE_CPU };
-	int64_t ns[] = { 1, 3, 9 }; /* fused dot, few rows, sgemm tiles */
-	for (size_t k = 0; k < 3; k++) {
+	const sk_backend_ops *exact = sk_backend_cpu_exact_ops();
+	int64_t ns[] = { 1, 3, 9, 70 }; /* fused dot, few rows, sgemm tiles; integer kernel groups and remainders */
+	for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
 		int64_t n = ns[k];
 		float *x = malloc(sizeof(float) * (size_t)(n * in)), *y = malloc(sizeof(float) * (size_t)(n * out));
 		double *r = malloc(sizeof(double) * (size_t)(n * out)), *mag = malloc(sizeof(double) * (size_t)(n * out));
+		double *bound = malloc(sizeof(double) * (size_t)(n * out));
 		fill(x, (size_t)(n * in), 1.0f);
-		CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
 		ref_linear(wf, x, n, in, out, r, mag);
 		char what[64];
 		snprintf(what, sizeof what, "%s [%lld x %lld] n=%lld", sk_dtype_name(t), (long long)out, (long long)in,
 		         (long long)n);
-		CHECK_MSG(close_all(y, r, mag, (size_t)(n * out), 2e-6, what), "%s", what);
+		CHECK(exact->linear(be, &w, x, n, y, NULL, NULL) == 0);
+		CHECK_MSG(close_all(y, r, mag, (size_t)(n * out), 2e-6, what), "exact %s", what);
+		CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
+		if (is_block_quantized(t)) {
+			q8_bound(wf, x, n, in, out, bound);
+			int ok = 1;
+			for (int64_t e = 0; e < n * out && ok; e++)
+				if (!(fabs(y[e] - r[e]) <= bound[e] + 2e-6 * mag[e])) {
+					fprintf(stderr, "  %s: element %lld: %.9g, expected %.9g within %.3g\n", what, (long long)e,
+					        y[e], r[e], bound[e]);
+					ok = 0;
+				}
+			CHECK_MSG(ok, "inference %s", what);
+		} else {
+			CHECK_MSG(close_all(y, r, mag, (size_t)(n * out), 2e-6, what), "inference %s", what);
+		}
 		free(x);
 		free(y);
 		free(r);
 		free(mag);
+		free(bound);
 	}
 	free(wb);
 	free(wf);
@@ -144,15 +193,20 @@ TEST(linear_every_stored_type)
 	check_linear_type(SK_DT_BF16, 129, 83);
 	check_linear_type(SK_DT_Q8_0, 131, 96);
 	check_linear_type(SK_DT_Q4_0, 67, 160);
+	check_linear_type(SK_DT_Q4_1, 33, 96);
 	check_linear_type(SK_DT_Q5_0, 45, 64);
+	check_linear_type(SK_DT_Q5_1, 40, 128);
 	check_linear_type(SK_DT_Q4_K, 73, 512);
 	check_linear_type(SK_DT_Q5_K, 19, 256);
 	check_linear_type(SK_DT_Q6_K, 150, 512);
 }
 
-TEST(linear_nf4_odd_rows)
+/* NF4 in both tables: exact at fp32 rounding; inference (integer levels
+ * round(127 · value)) within the activations' bound plus the levels'
+ * rounding, SK_Q8_NF4_STEP · absmax · Σ|x| per block. Rows of 96 values,
+ * and 72 (not whole blocks of 32: the fp32 path in both tables). */
+static void check_nf4(int64_t out, int64_t in)
 {
-	int64_t out = 41, in = 96; /* rows start at elements that are not multiples of 64 */
 	float *wf = malloc(sizeof(float) * (size_t)(out * in)), *wd = malloc(sizeof(float) * (size_t)(out * in));
 	fill(wf, (size_t)(out * in), 0.5f);
 	for (int dq = 0; dq < 2; dq++) {
@@ -163,19 +217,48 @@ TEST(linear_nf4_odd_rows)
 		for (int64_t n = 1; n <= 9; n += 4) {
 			float *x = malloc(sizeof(float) * (size_t)(n * in)), *y = malloc(sizeof(float) * (size_t)(n * out));
 			double *r = malloc(sizeof(double) * (size_t)(n * out)), *mag = malloc(sizeof(double) * (size_t)(n * out));
+			double *bound = malloc(sizeof(double) * (size_t)(n * out));
 			fill(x, (size_t)(n * in), 1.0f);
-			CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
 			ref_linear(wd, x, n, in, out, r, mag);
-			CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4"));
+			CHECK(sk_backend_cpu_exact_ops()->linear(be, &w, x, n, y, NULL, NULL) == 0);
+			CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4 exact"));
+			CHECK(be->ops->linear(be, &w, x, n, y, NULL, NULL) == 0);
+			if (in % 32 == 0) {
+				q8_bound(wd, x, n, in, out, bound);
+				int ok = 1;
+				for (int64_t i = 0; i < n; i++)
+					for (int64_t o = 0; o < out; o++) {
+						double b = bound[i * out + o] + 2e-6 * mag[i * out + o];
+						for (int64_t c0 = 0; c0 < in; c0 += 32) {
+							double amax = 0; /* |x̂| <= |x| + half a step, max|x| / 254 */
+							for (int64_t c = c0; c < c0 + 32; c++)
+								amax = fmax(amax, fabs((double)x[i * in + c]));
+							for (int64_t c = c0; c < c0 + 32; c++)
+								b += SK_Q8_NF4_STEP * sk_nf4_block_absmax(&q, (o * in + c) / SK_NF4_BLOCK) *
+								     (fabs((double)x[i * in + c]) + amax / 254);
+						}
+						ok &= fabs(y[i * out + o] - r[i * out + o]) <= b;
+					}
+				CHECK_MSG(ok, "nf4 integer [%lld x %lld] n=%lld", (long long)out, (long long)in, (long long)n);
+			} else {
+				CHECK(close_all(y, r, mag, (size_t)(n * out), 2e-6, "nf4 fp32"));
+			}
 			free(x);
 			free(y);
 			free(r);
 			free(mag);
+			free(bound);
 		}
 		sk_nf4_free(&q);
 	}
 	free(wf);
 	free(wd);
+}
+
+TEST(linear_nf4_odd_rows)
+{
+	check_nf4(41, 96); /* rows start at elements that are not multiples of 64 */
+	check_nf4(23, 72);
 }
 
 TEST(linear_lora_on_masked_rows)
@@ -220,6 +303,41 @@ TEST(linear_lora_on_masked_rows)
 	CHECK(be->ops->linear(be, &w, x1, 1, y1, &bad, mask) == -1);
 	free(wb);
 	free(wf);
+}
+
+/* linear2 (two matrices of one input: k and v, gate and up) gives exactly
+ * what two linears give, LoRA pairs on masked rows included, with types
+ * whose integer kernels want different activation corrections (Q5_0's
+ * offset 16, Q8_0 read as unsigned), for a decode row, a batch of 4 and
+ * groups of 8 plus a remainder. */
+TEST(linear2_equals_two_linears)
+{
+	int64_t in = 96, o1 = 40, o2 = 24;
+	void *w1b = random_weight(SK_DT_Q5_0, o1, in), *w2b = random_weight(SK_DT_Q8_0, o2, in);
+	sk_tensor w1 = { .dtype = SK_DT_Q5_0, .ndim = 2, .shape = { o1, in }, .data = w1b, .device = SK_DEVICE_CPU };
+	sk_tensor w2 = { .dtype = SK_DT_Q8_0, .ndim = 2, .shape = { o2, in }, .data = w2b, .device = SK_DEVICE_CPU };
+	float A1[2 * 96], B1[40 * 2], A2[2 * 96], B2[24 * 2];
+	fill(A1, sizeof A1 / sizeof *A1, 0.3f);
+	fill(B1, sizeof B1 / sizeof *B1, 0.3f);
+	fill(A2, sizeof A2 / sizeof *A2, 0.3f);
+	fill(B2, sizeof B2 / sizeof *B2, 0.3f);
+	sk_lora_pair l1 = { A1, B1, 2, (int32_t)in, (int32_t)o1, 1.5f }, l2 = { A2, B2, 2, (int32_t)in, (int32_t)o2, 0.5f };
+	uint8_t mask[11] = { 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 1 };
+	CHECK(be->ops->linear2 != NULL);
+	for (int64_t n = 1; n <= 11 && be->ops->linear2; n += n == 1 ? 3 : 7) {
+		float *x = malloc(sizeof(float) * (size_t)(n * in));
+		float *a1 = malloc(sizeof(float) * (size_t)(n * o1)), *a2 = malloc(sizeof(float) * (size_t)(n * o2));
+		float *b1 = malloc(sizeof(float) * (size_t)(n * o1)), *b2 = malloc(sizeof(float) * (size_t)(n * o2));
+		fill(x, (size_t)(n * in), 1.0f);
+		CHECK(be->ops->linear2(be, &w1, &w2, x, n, a1, a2, &l1, &l2, mask) == 0);
+		CHECK(be->ops->linear(be, &w1, x, n, b1, &l1, mask) == 0);
+		CHECK(be->ops->linear(be, &w2, x, n, b2, &l2, mask) == 0);
+		CHECK_MSG(memcmp(a1, b1, sizeof(float) * (size_t)(n * o1)) == 0, "first matrix, %lld rows", (long long)n);
+		CHECK_MSG(memcmp(a2, b2, sizeof(float) * (size_t)(n * o2)) == 0, "second matrix, %lld rows", (long long)n);
+		free(x), free(a1), free(a2), free(b1), free(b2);
+	}
+	free(w1b);
+	free(w2b);
 }
 
 TEST(linear_rejects_unreadable_types)
@@ -298,28 +416,34 @@ TEST(rope_half_split)
 	}
 }
 
-/* naive attention of query position p over keys [lo, p] with K(pos)/V(pos) */
-static void check_attention(int window, float softcap)
+/* naive attention of query position p over keys [lo, p] with K(pos)/V(pos):
+ * n new rows after a ring of cap slots that has wrapped (past_hi keys seen) */
+static void check_attention_on(const sk_backend_ops *ops, int n, int cap, int past_hi, int window, float softcap,
+                               int NKV)
 {
-	enum { NH = 4, NKV = 2, HD = 8, CAP = 6, N = 5 };
-	int64_t kvd = NKV * HD, past_hi = 9, past_lo = past_hi - CAP; /* ring wrapped already */
-	float kp[CAP * NKV * HD], vp[CAP * NKV * HD], kn[N * NKV * HD], vn[N * NKV * HD], q[N * NH * HD], out[N * NH * HD];
-	fill(kp, sizeof kp / 4, 1.0f);
-	fill(vp, sizeof vp / 4, 1.0f);
-	fill(kn, sizeof kn / 4, 1.0f);
-	fill(vn, sizeof vn / 4, 1.0f);
-	fill(q, sizeof q / 4, 2.0f);
-	sk_attn_kv kv = { kp, vp, CAP, past_lo, past_hi, kn, vn, NULL };
-	CHECK(be->ops->attention(be, q, N, &kv, NH, NKV, HD, window, 0.7f, softcap, out) == 0);
-	for (int i = 0; i < N; i++)
+	enum { NH = 4, HD = 8 };
+	int64_t kvd = NKV * HD, past_lo = past_hi > cap ? past_hi - cap : 0;
+	float *kp = malloc(sizeof(float) * (size_t)(cap * kvd)), *vp = malloc(sizeof(float) * (size_t)(cap * kvd));
+	float *kn = malloc(sizeof(float) * (size_t)(n * kvd)), *vn = malloc(sizeof(float) * (size_t)(n * kvd));
+	float *q = malloc(sizeof(float) * (size_t)(n * NH * HD)), *out = malloc(sizeof(float) * (size_t)(n * NH * HD));
+	double *s = malloc(sizeof(double) * (size_t)(cap + n));
+	fill(kp, (size_t)(cap * kvd), 1.0f);
+	fill(vp, (size_t)(cap * kvd), 1.0f);
+	fill(kn, (size_t)(n * kvd), 1.0f);
+	fill(vn, (size_t)(n * kvd), 1.0f);
+	fill(q, (size_t)(n * NH * HD), 2.0f);
+	sk_attn_kv kv = { kp, vp, cap, past_lo, past_hi, kn, vn, NULL };
+	CHECK(ops->attention(be, q, n, &kv, NH, NKV, HD, window, 0.7f, softcap, out) == 0);
+	double worst = 0;
+	for (int i = 0; i < n; i++)
 		for (int h = 0; h < NH; h++) {
 			int64_t p = past_hi + i, lo = past_lo;
 			if (window > 0 && p - window + 1 > lo)
 				lo = p - window + 1;
-			double s[32], mx = -1e300, sum = 0;
+			double mx = -1e300, sum = 0;
 			int g = h / (NH / NKV);
 			for (int64_t k = lo; k <= p; k++) {
-				const float *kk = k >= past_hi ? kn + (k - past_hi) * kvd : kp + (k % CAP) * kvd;
+				const float *kk = k >= past_hi ? kn + (k - past_hi) * kvd : kp + (k % cap) * kvd;
 				double d = 0;
 				for (int e = 0; e < HD; e++)
 					d += (double)q[(i * NH + h) * HD + e] * kk[g * HD + e];
@@ -335,19 +459,40 @@ static void check_attention(int window, float softcap)
 			for (int e = 0; e < HD; e++) {
 				double o = 0;
 				for (int64_t k = lo; k <= p; k++) {
-					const float *vv = k >= past_hi ? vn + (k - past_hi) * kvd : vp + (k % CAP) * kvd;
+					const float *vv = k >= past_hi ? vn + (k - past_hi) * kvd : vp + (k % cap) * kvd;
 					o += s[k - lo] / sum * vv[g * HD + e];
 				}
-				CHECK_NEAR(out[(i * NH + h) * HD + e], o, 1e-5);
+				double d = fabs(out[(i * NH + h) * HD + e] - o);
+				worst = d > worst ? d : worst;
 			}
 		}
+	CHECK_MSG(worst <= 1e-5, "%s attention, %d rows after %d keys, window %d: off by %g", ops->name, n, past_hi,
+	          window, worst);
+	free(kp), free(vp), free(kn), free(vn), free(q), free(out), free(s);
+}
+
+/* both tables: the inference one (blocks of rows by sgemm; a decode step
+ * by parts of the keys) and the exact one; 2 KV heads, and 1 */
+static void check_attention(int n, int cap, int past_hi, int window, float softcap)
+{
+	for (int nkv = 2; nkv >= 1; nkv--) {
+		check_attention_on(be->ops, n, cap, past_hi, window, softcap, nkv);
+		check_attention_on(sk_backend_cpu_exact_ops(), n, cap, past_hi, window, softcap, nkv);
+	}
 }
 
 TEST(attention_ring_window_gqa)
 {
-	check_attention(0, 0);
-	check_attention(4, 0);
-	check_attention(7, 5.0f);
+	check_attention(5, 6, 9, 0, 0);
+	check_attention(5, 6, 9, 4, 0);
+	check_attention(5, 6, 9, 7, 5.0f);
+	/* prefill-sized: blocks of up to 64 rows, a window inside the block, the ring wrapped mid-range */
+	check_attention(150, 40, 57, 0, 0);
+	check_attention(150, 40, 57, 37, 0);
+	check_attention(1, 40, 57, 37, 0); /* a decode step */
+	check_attention(1, 300, 420, 0, 0); /* ... whose keys the threads split (the ring wrapped) */
+	check_attention(1, 300, 420, 0, 3.0f);
+	check_attention(130, 1, 0, 0, 0);  /* no cache */
 }
 
 static double gelu_ref(double x)
@@ -376,12 +521,13 @@ TEST(elementwise_ops)
 	be->ops->softcap(be, y, R * D, 1.5f);
 	for (int i = 0; i < R * D; i++)
 		CHECK_NEAR(y[i], 1.5 * tanh(a[i] / 1.5), 1e-6);
-	/* gelu with product, plain, and with the gaussian top-k cutoff */
+	/* gelu with product, plain, and with the gaussian top-k cutoff, in both tables */
 	float zs[2] = { 0.0f, 1.6448536f };
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 4; k++)
 		for (int with_u = 0; with_u < 2; with_u++) {
+			const sk_backend_ops *ops = k < 2 ? be->ops : sk_backend_cpu_exact_ops();
 			memcpy(y, a, sizeof a);
-			be->ops->gelu_mul(be, y, with_u ? b : NULL, D, R, D, zs[k]);
+			ops->gelu_mul(be, y, with_u ? b : NULL, D, R, D, zs[k % 2]);
 			int survivors = 0;
 			for (int r = 0; r < R; r++) {
 				double mean = 0, var = 0;
@@ -390,10 +536,10 @@ TEST(elementwise_ops)
 				mean /= D;
 				for (int i = 0; i < D; i++)
 					var += (a[r * D + i] - mean) * (a[r * D + i] - mean);
-				double cut = mean + sqrt(var / D) * zs[k]; /* population std */
+				double cut = mean + sqrt(var / D) * zs[k % 2]; /* population std */
 				for (int i = 0; i < D; i++) {
 					double g = a[r * D + i];
-					if (zs[k] != 0) {
+					if (zs[k % 2] != 0) {
 						g = g - cut > 0 ? g - cut : 0;
 						survivors += g > 0;
 					}
@@ -401,7 +547,7 @@ TEST(elementwise_ops)
 					CHECK_NEAR(y[r * D + i], e, 2e-6);
 				}
 			}
-			if (zs[k] != 0)
+			if (zs[k % 2] != 0)
 				CHECK(survivors > 0 && survivors < R * D / 5);
 		}
 	/* magnitude matching */
@@ -562,6 +708,7 @@ int main(void)
 	RUN(linear_every_stored_type);
 	RUN(linear_nf4_odd_rows);
 	RUN(linear_lora_on_masked_rows);
+	RUN(linear2_equals_two_linears);
 	RUN(linear_rejects_unreadable_types);
 	RUN(embed_rows);
 	RUN(rmsnorm_with_and_without_weight);

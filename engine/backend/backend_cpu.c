@@ -2,6 +2,7 @@
  * kernel dispatch and row dequantization. */
 #include "engine/backend/backend_cpu.h"
 #include "engine/backend/backend_cpu_backward.h"
+#include "engine/backend/backend_cpu_exact.h"
 #include "engine/backend/backend_cuda.h"
 
 #include <cblas.h>
@@ -13,35 +14,58 @@
 #include "engine/format/nf4.h"
 #include "engine/format/quants.h"
 
+#define CPU_OPS_COMMON \
+	.name = "cpu", \
+	.host_memory = 1, \
+	.alloc = sk_cpu_alloc, \
+	.free = sk_cpu_free, \
+	.upload = sk_cpu_copy_bytes, \
+	.download = sk_cpu_copy_bytes, \
+	.scale = sk_cpu_scale, \
+	.zero = sk_cpu_zero, \
+	.gather_rows = sk_cpu_gather_rows, \
+	.scatter_rows = sk_cpu_scatter_rows, \
+	.ring_write = sk_cpu_ring_write, \
+	.embed = sk_cpu_embed, \
+	.rmsnorm = sk_cpu_rmsnorm, \
+	.rope = sk_cpu_rope, \
+	.norm_add = sk_cpu_norm_add, \
+	.norm_rope = sk_cpu_norm_rope, \
+	.add = sk_cpu_add, \
+	.mul_rows = sk_cpu_mul_rows, \
+	.softcap = sk_cpu_softcap, \
+	.rescale_rms = sk_cpu_rescale_rms, \
+	.altup_router = sk_cpu_altup_router, \
+	.altup_predict = sk_cpu_altup_predict, \
+	.altup_correct = sk_cpu_altup_correct, \
+	SK_CPU_BACKWARD_OPS
+
+/* Inference: quantized weights by integer dot products, attention by
+ * blocks of sgemm, a vectorized GELU. */
 static const sk_backend_ops cpu_ops = {
-	.name = "cpu",
-	.host_memory = 1,
-	.alloc = sk_cpu_alloc,
-	.free = sk_cpu_free,
-	.upload = sk_cpu_copy_bytes,
-	.download = sk_cpu_copy_bytes,
-	.scale = sk_cpu_scale,
-	.zero = sk_cpu_zero,
-	.gather_rows = sk_cpu_gather_rows,
-	.scatter_rows = sk_cpu_scatter_rows,
-	.ring_write = sk_cpu_ring_write,
+	CPU_OPS_COMMON,
 	.linear = sk_cpu_linear,
-	.embed = sk_cpu_embed,
-	.rmsnorm = sk_cpu_rmsnorm,
-	.rope = sk_cpu_rope,
-	.norm_add = sk_cpu_norm_add,
-	.norm_rope = sk_cpu_norm_rope,
+	.linear2 = sk_cpu_linear2,
 	.attention = sk_cpu_attention,
-	.add = sk_cpu_add,
-	.mul_rows = sk_cpu_mul_rows,
 	.gelu_mul = sk_cpu_gelu_mul,
-	.softcap = sk_cpu_softcap,
-	.rescale_rms = sk_cpu_rescale_rms,
-	.altup_router = sk_cpu_altup_router,
-	.altup_predict = sk_cpu_altup_predict,
-	.altup_correct = sk_cpu_altup_correct,
-	SK_CPU_BACKWARD_OPS,
 };
+
+/* Training, and inference under SK_CPU_EXACT=1: every linear in fp32
+ * against the dequantized weights (the loss a smooth function of the
+ * adapter, as finite differences and the fp32 backward need), and the
+ * attention and GELU computed as they were before the integer kernels,
+ * bit for bit: the reference the other table is tested against. */
+static const sk_backend_ops cpu_ops_exact = {
+	CPU_OPS_COMMON,
+	.linear = sk_cpu_linear_exact,
+	.attention = sk_cpu_attention_ref,
+	.gelu_mul = sk_cpu_gelu_mul_ref,
+};
+
+const sk_backend_ops *sk_backend_cpu_exact_ops(void)
+{
+	return &cpu_ops_exact;
+}
 
 int sk_cpu_have_avx2(void)
 {
@@ -141,9 +165,10 @@ sk_backend *sk_backend_cpu_new(int threads)
 		sk_fail("%s", _("out of memory"));
 		return NULL;
 	}
+	c->exact = getenv("SK_CPU_EXACT") != NULL && strcmp(getenv("SK_CPU_EXACT"), "0") != 0;
 	/* we split matrices over our own threads; OpenBLAS runs each tile on one */
 	openblas_set_num_threads(1);
-	be->ops = &cpu_ops;
+	be->ops = c->exact ? &cpu_ops_exact : &cpu_ops;
 	be->device = SK_DEVICE_CPU;
 	be->impl = c;
 	return be;
@@ -177,6 +202,8 @@ void sk_backend_free(sk_backend *be)
 			free(c->scratch[i].buf);
 		free(c->scratch);
 		free(c->lora.buf);
+		free(c->q8.buf);
+		free(c->attn.buf);
 		free(c);
 	}
 	free(be);

@@ -22,6 +22,9 @@ typedef struct {
 	int nthreads;
 	sk_cpu_scratch *scratch;  /* one per thread */
 	sk_cpu_scratch lora;      /* LoRA intermediate (caller thread) */
+	sk_cpu_scratch q8;        /* a linear's quantized activations (caller thread) */
+	sk_cpu_scratch attn;      /* a decode step's attention parts (caller thread) */
+	int exact;                /* SK_CPU_EXACT=1: every linear in fp32, as training does */
 } sk_cpu;
 
 /* Grows a scratch to hold n floats (+ 64 of slack); NULL on out of memory. */
@@ -35,6 +38,11 @@ float sk_cpu_sdot(const float *a, const float *b, int64_t n);
 /* Whether the AVX2+FMA kernels are in use on this machine. */
 int sk_cpu_have_avx2(void);
 
+/* x[i] = exp(x[i] - sub) over n floats; returns their sum (backend_cpu_vmath.c). */
+double sk_cpu_exp_sub(float *x, int64_t n, float sub);
+/* g[i] = gelu_tanh(g[i]) (· u[i] when u) over n floats. */
+void sk_cpu_gelu(float *g, const float *u, int64_t n);
+
 /* Dequantizes rows [r0, r0 + nr) of a weight (stored type or NF4) into
  * scratch; returns the pointer to row r0's floats (inside scratch) or NULL. */
 const float *sk_cpu_weight_rows(const sk_tensor *w, int64_t r0, int64_t nr, sk_cpu_scratch *s);
@@ -46,6 +54,16 @@ float sk_cpu_sdot_avx2(const float *a, const float *b, int64_t n);
 /* ops in their files */
 int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
                   const sk_lora_pair *lora, const uint8_t *lora_rows);
+int sk_cpu_linear2(sk_backend *be, const sk_tensor *w1, const sk_tensor *w2, const float *x, int64_t n, float *y1,
+                   float *y2, const sk_lora_pair *l1, const sk_lora_pair *l2, const uint8_t *lora_rows);
+/* The linear of training and of SK_CPU_EXACT: weights dequantized, fp32 activations. */
+int sk_cpu_linear_exact(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+                        const sk_lora_pair *lora, const uint8_t *lora_rows);
+/* Quantized weights by integer dot products (backend_cpu_linear_q8.c): 1
+ * done, 0 when w has no integer kernel (then fp32), -1 out of memory. */
+int sk_cpu_linear_q8(sk_cpu *c, const sk_tensor *w, const float *x, int64_t n, float *y);
+int sk_cpu_linear2_q8(sk_cpu *c, const sk_tensor *w1, const sk_tensor *w2, const float *x, int64_t n, float *y1,
+                      float *y2);
 int sk_cpu_embed(sk_backend *be, const sk_tensor *table, const int32_t *ids, int64_t n, float scale, float *out);
 void sk_cpu_rmsnorm(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
 void sk_cpu_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
@@ -58,6 +76,12 @@ void sk_cpu_rope_rotate(float *x, int64_t n, int heads, int hd, const int32_t *p
                         float sign);
 int sk_cpu_attention(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
                       int window, float scale, float softcap, float *out);
+/* The exact table's attention and GELU: the previous one-key-at-a-time
+ * attention and libm tanh, bit for bit what training was validated on. */
+int sk_cpu_attention_ref(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
+                         int window, float scale, float softcap, float *out);
+void sk_cpu_gelu_mul_ref(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                         float sparsity_z);
 void sk_cpu_add(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
 void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
                      float *y);

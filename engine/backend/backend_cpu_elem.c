@@ -25,6 +25,7 @@ void sk_cpu_mul_rows(sk_backend *be, const float *x, const float *w, int64_t w_s
 			y[r * dim + i] = x[r * dim + i] * w[r * w_stride + i];
 }
 
+/* The reference GELU's formula (the exact table's; see gelu_part_ref). */
 static inline float gelu_tanh(float x)
 {
 	const float k = 0.7978845608028654f; /* sqrt(2/pi) */
@@ -39,7 +40,9 @@ typedef struct {
 	const float *cut;  /* per row, or NULL */
 } gelu_job;
 
-static void gelu_part(void *ctx, int64_t e0, int64_t e1, int tid)
+/* The exact table's GELU, one element at a time with the C library's tanh:
+ * the rounding training's gradient checks were tuned on. */
+static void gelu_part_ref(void *ctx, int64_t e0, int64_t e1, int tid)
 {
 	(void)tid;
 	gelu_job *j = ctx;
@@ -55,8 +58,23 @@ static void gelu_part(void *ctx, int64_t e0, int64_t e1, int tid)
 	}
 }
 
-void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
-                     float sparsity_z)
+static void gelu_part(void *ctx, int64_t e0, int64_t e1, int tid)
+{
+	(void)tid;
+	gelu_job *j = ctx;
+	for (int64_t e = e0; e < e1;) {
+		int64_t r = e / j->dim, c0 = e % j->dim, c1 = j->dim - c0 < e1 - e ? j->dim : c0 + (e1 - e);
+		float *g = j->g + r * j->dim;
+		if (j->cut)
+			for (int64_t c = c0; c < c1; c++)
+				g[c] = g[c] - j->cut[r] < 0 ? 0 : g[c] - j->cut[r];
+		sk_cpu_gelu(g + c0, j->u ? j->u + r * j->u_stride + c0 : NULL, c1 - c0);
+		e += c1 - c0;
+	}
+}
+
+static void gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                     float sparsity_z, int ref)
 {
 	sk_cpu *c = sk_cpu_of(be);
 	float *cut = NULL;
@@ -77,7 +95,19 @@ void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride,
 		}
 	}
 	gelu_job j = { .g = g, .u = u, .u_stride = u_stride, .dim = dim, .cut = cut };
-	sk_threadpool_for(c->pool, rows * dim, 256, gelu_part, &j);
+	sk_threadpool_for(c->pool, rows * dim, 256, ref ? gelu_part_ref : gelu_part, &j);
+}
+
+void sk_cpu_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                     float sparsity_z)
+{
+	gelu_mul(be, g, u, u_stride, rows, dim, sparsity_z, 0);
+}
+
+void sk_cpu_gelu_mul_ref(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                         float sparsity_z)
+{
+	gelu_mul(be, g, u, u_stride, rows, dim, sparsity_z, 1);
 }
 
 void sk_cpu_softcap(sk_backend *be, float *x, int64_t count, float cap)

@@ -1,9 +1,12 @@
 /* The CPU linear op (y = x Wᵀ, weights in their stored type) and the
- * embedding lookup. One input row (decode): fused dequant+dot per weight
- * row. A few rows: each weight row dequantized once, then dotted with every
- * input. Many rows (prefill): tiles of SK_CPU_TILE weight rows dequantized
- * into per-thread scratch and multiplied with cblas_sgemm. Threads split
- * the output rows; nothing the size of a whole matrix is ever expanded. */
+ * embedding lookup. Block-quantized and NF4 weights go to the integer
+ * kernels (backend_cpu_linear_q8.c) unless the op is the exact table's;
+ * the rest, and every weight in the exact table, take the fp32 path here. One input row
+ * (decode): fused dequant+dot per weight row. A few rows: each weight row
+ * dequantized once, then dotted with every input. Many rows (prefill):
+ * tiles of SK_CPU_TILE weight rows dequantized into per-thread scratch and
+ * multiplied with cblas_sgemm. Threads split the output rows; nothing the
+ * size of a whole matrix is ever expanded. */
 #include "engine/backend/backend_cpu.h"
 
 #include <cblas.h>
@@ -97,16 +100,10 @@ static int lin_lora(sk_cpu *c, const sk_lora_pair *l, const float *x, int64_t n,
 	return 0;
 }
 
-int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
-                  const sk_lora_pair *lora, const uint8_t *lora_rows)
+static int linear_f32(sk_cpu *c, const sk_tensor *w, const float *x, int64_t n, float *y)
 {
-	sk_cpu *c = sk_cpu_of(be);
-	if (n <= 0)
-		return 0;
 	lin_job j = { .cpu = c, .w = w, .x = x, .n = n, .in = sk_tensor_cols(w), .out = sk_tensor_rows(w), .y = y };
 	atomic_init(&j.failed, 0);
-	if (w->ndim != 2 || j.in <= 0 || j.out <= 0)
-		return sk_fail("%s", _("linear: the weight is not a matrix"));
 	if (!w->nf4) {
 		if (!sk_dequantize_supported(w->dtype))
 			return sk_fail(_("linear: weights of type %s are not supported"), sk_dtype_name(w->dtype));
@@ -124,8 +121,66 @@ int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n,
 		sk_threadpool_for(c->pool, j.out, SK_CPU_TILE, lin_tiles, &j);
 	if (atomic_load(&j.failed))
 		return sk_fail("%s", _("linear: out of memory"));
+	return 0;
+}
+
+static int check_matrix(const sk_tensor *w)
+{
+	if (w->ndim != 2 || sk_tensor_cols(w) <= 0 || sk_tensor_rows(w) <= 0)
+		return sk_fail("%s", _("linear: the weight is not a matrix"));
+	return 0;
+}
+
+static int linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y, const sk_lora_pair *lora,
+                  const uint8_t *lora_rows, int exact)
+{
+	sk_cpu *c = sk_cpu_of(be);
+	if (n <= 0)
+		return 0;
+	if (check_matrix(w) != 0)
+		return -1;
+	int rc = exact ? 0 : sk_cpu_linear_q8(c, w, x, n, y);
+	if (rc < 0)
+		return sk_fail("%s", _("linear: out of memory"));
+	if (rc == 0 && linear_f32(c, w, x, n, y) != 0)
+		return -1;
 	if (lora && lora_rows)
-		return lin_lora(c, lora, x, n, j.in, j.out, y, lora_rows);
+		return lin_lora(c, lora, x, n, sk_tensor_cols(w), sk_tensor_rows(w), y, lora_rows);
+	return 0;
+}
+
+int sk_cpu_linear(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+                  const sk_lora_pair *lora, const uint8_t *lora_rows)
+{
+	return linear(be, w, x, n, y, lora, lora_rows, sk_cpu_of(be)->exact);
+}
+
+int sk_cpu_linear_exact(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+                        const sk_lora_pair *lora, const uint8_t *lora_rows)
+{
+	return linear(be, w, x, n, y, lora, lora_rows, 1);
+}
+
+/* Two matrices of one input in one dispatch when both have integer kernels
+ * (the input quantized once); otherwise two linears. */
+int sk_cpu_linear2(sk_backend *be, const sk_tensor *w1, const sk_tensor *w2, const float *x, int64_t n, float *y1,
+                   float *y2, const sk_lora_pair *l1, const sk_lora_pair *l2, const uint8_t *lora_rows)
+{
+	sk_cpu *c = sk_cpu_of(be);
+	if (n <= 0)
+		return 0;
+	if (check_matrix(w1) != 0 || check_matrix(w2) != 0)
+		return -1;
+	int rc = c->exact ? 0 : sk_cpu_linear2_q8(c, w1, w2, x, n, y1, y2);
+	if (rc < 0)
+		return sk_fail("%s", _("linear: out of memory"));
+	if (rc == 0)
+		return sk_cpu_linear(be, w1, x, n, y1, l1, lora_rows) != 0 ? -1
+		                                                            : sk_cpu_linear(be, w2, x, n, y2, l2, lora_rows);
+	if (l1 && lora_rows && lin_lora(c, l1, x, n, sk_tensor_cols(w1), sk_tensor_rows(w1), y1, lora_rows) != 0)
+		return -1;
+	if (l2 && lora_rows && lin_lora(c, l2, x, n, sk_tensor_cols(w2), sk_tensor_rows(w2), y2, lora_rows) != 0)
+		return -1;
 	return 0;
 }
 

@@ -130,16 +130,29 @@ static void sk_apply_repeat_penalty(sk_sampler *s, float *logits, const int32_t 
 			s->seen[h[i]] = 0;
 }
 
+/* The lowest id of the largest logit, like torch.argmax (NaN never wins;
+ * -1 when nothing beats -inf). Two passes: the maximum in 8 independent
+ * lanes the compiler vectorizes, then the first id that holds it; over a
+ * 262,144-token vocabulary that is several times faster than one
+ * compare-and-branch chain. */
 static int32_t sk_argmax(const float *logits, int32_t vocab)
 {
-	int32_t best = -1;
+	float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+	int32_t i = 0;
+	for (; i + 8 <= vocab; i += 8)
+		for (int k = 0; k < 8; k++)
+			m[k] = logits[i + k] > m[k] ? logits[i + k] : m[k];
 	float bv = -INFINITY;
-	for (int32_t i = 0; i < vocab; i++)
-		if (logits[i] > bv) { /* strict: the lowest id wins a tie, like torch.argmax */
-			bv = logits[i];
-			best = i;
-		}
-	return best;
+	for (int k = 0; k < 8; k++)
+		bv = m[k] > bv ? m[k] : bv;
+	for (; i < vocab; i++)
+		bv = logits[i] > bv ? logits[i] : bv;
+	if (!(bv > -INFINITY))
+		return -1;
+	for (i = 0; i < vocab; i++)
+		if (logits[i] == bv)
+			return i;
+	return -1;
 }
 
 /* Descending by logit, ties by increasing id (a deterministic order). */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/backend/backend_cpu_backward.h"
+#include "engine/backend/backend_cpu_exact.h"
 #include "engine/error.h"
 #include "engine/i18n.h"
 #include "engine/train/train_internal.h"
@@ -118,8 +119,9 @@ out:
 
 const sk_backend_ops *sk_train_ops(sk_backend *be)
 {
+	/* the CPU's inference table quantizes activations; training runs in fp32 */
 	if (be->ops->linear_bwd)
-		return be->ops;
+		return be->device == SK_DEVICE_CPU ? sk_backend_cpu_exact_ops() : be->ops;
 	sk_fail(_("the %s backend cannot train"), be->ops->name);
 	return NULL;
 }
