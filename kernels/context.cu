@@ -58,6 +58,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 		c->sms = 100;
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
 	c->profiling = getenv("SK_CUDA_PROFILE") != NULL && strcmp(getenv("SK_CUDA_PROFILE"), "0") != 0;
+	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
 	if (c->profiling) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);

@@ -52,6 +52,7 @@ struct sk_cuda {
 	int capture_spoiled;
 	int last_nodes;
 	int profiling;
+	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	cudaEvent_t prof_a, prof_b;
 	struct {
 		const char *name;

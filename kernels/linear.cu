@@ -486,8 +486,8 @@ extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *
 {
 	if (n <= 0)
 		return sk_cuda_check(c);
-	if (n <= MV_ROWS || (w->cols % 8) != 0) {
-		// few rows, or a row width cuBLASLt's bf16 layout would not align: read W once per 8 rows
+	if (n <= MV_ROWS || (w->cols % 8) != 0 || c->exact) {
+		// few rows, a row width cuBLASLt's bf16 layout would not align, or fp32 asked for: read W once per 8 rows
 		for (int64_t i = 0; i < n; i += MV_ROWS) {
 			int64_t k = n - i < MV_ROWS ? n - i : MV_ROWS;
 			matvec(c, w, x + i * w->cols, k, y + i * w->rows);
@@ -550,7 +550,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 		return sk_cuda_check(c);
 	int gemm_ok = in % 8 == 0 && out % 8 == 0 && ((uintptr_t)dx & 15) == 0 &&
 	              (w->kind == SK_CUDA_W_NF4 || ((uintptr_t)w->bf16 & 15) == 0);
-	if (!gemm_ok || out <= 0) {
+	if (!gemm_ok || out <= 0 || c->exact) {
 		k_linear_bwd_any<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(*w, dy, n, dx, accumulate);
 		sk_cuda_launched(c, "linear backward");
 		return sk_cuda_check(c);

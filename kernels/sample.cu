@@ -223,9 +223,10 @@ __global__ static void __launch_bounds__(ST) k_sample(float *logits, int64_t V, 
 				__syncthreads();
 			}
 		// keep the smallest top set whose mass reaches p: keep = min{k >= 1 : Σ_{j<k} e_j >= p·total},
-		// the total over every token top-k kept (all of them: one more pass over the row)
+		// the total over every token top-k kept (all of them: one more pass over the row
+		// when the candidates stand in for more tokens than the cap holds)
 		double sum_all = 0;
-		if (all_kept && total > n) {
+		if (all_kept && s_n > n) {
 			for (int64_t i = t; i < V; i += ST)
 				if (x[i] > -INFINITY)
 					sum_all += exp((double)x[i] - maxl);

@@ -129,6 +129,8 @@ static inline void cuda_test_open(void)
 	sk_backend_info bi;
 	sk_backend_probe(&bi);
 	if (bi.cuda_devices > 0) {
+		/* the reference is the CPU's fp32 path, not its 8-bit-activation kernels */
+		setenv("SK_CPU_EXACT", "1", 1);
 		cpu = sk_backend_new(SK_DEVICE_CPU, 2);
 		gpu = sk_backend_new(SK_DEVICE_CUDA, 0);
 		if (!gpu)
