@@ -45,7 +45,14 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 		free(c);
 		return NULL;
 	}
-	if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
+	char why[256];
+	if (sk_lt_load(why, sizeof why) != 0) {
+		snprintf(err, cap, "CUDA device %d: %s", dev, why);
+		cudaStreamDestroy(c->stream);
+		free(c);
+		return NULL;
+	}
+	if (sk_lt.cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
 		snprintf(err, cap, "CUDA device %d: cuBLASLt could not be initialised", dev);
 		cudaStreamDestroy(c->stream);
 		free(c);
@@ -85,7 +92,7 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	sk_cuda_free(c, c->attn_ws);
 	for (int i = 0; i < c->n_plans; i++)
 		sk_cuda_plan_free(&c->plans[i]);
-	cublasLtDestroy(c->lt);
+	sk_lt.cublasLtDestroy(c->lt);
 	cudaStreamDestroy(c->stream);
 	free(c);
 }

@@ -3,7 +3,7 @@
 #ifndef SK_KERNELS_CONTEXT_CUH
 #define SK_KERNELS_CONTEXT_CUH
 
-#include <cublasLt.h>
+#include "kernels/cublaslt_loader.h"
 #include <cuda_runtime.h>
 #include <stdint.h>
 

@@ -2,8 +2,8 @@
 // every failure here becomes "0 devices" plus a reason, never an abort.
 #include "kernels/kernels.h"
 
-#include <cublasLt.h>
-#include <cublas_v2.h>
+#include "kernels/cublaslt_loader.h"
+
 #include <cuda_runtime.h>
 #include <stdio.h>
 
@@ -29,12 +29,14 @@ extern "C" int sk_cuda_probe(char *reason, size_t cap)
 		return 0;
 	}
 	// cuBLASLt is what the linear layers will use: make sure it starts.
+	if (sk_lt_load(reason, cap) != 0)
+		return 0;
 	cublasLtHandle_t lt;
-	if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
+	if (sk_lt.cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
 		snprintf(reason, cap, "cuBLASLt could not be initialised");
 		return 0;
 	}
-	cublasLtDestroy(lt);
+	sk_lt.cublasLtDestroy(lt);
 	return n;
 }
 
@@ -45,8 +47,7 @@ extern "C" int sk_cuda_describe(int dev, char *buf, size_t cap)
 		snprintf(buf, cap, "device %d: unavailable", dev);
 		return -1;
 	}
-	int ver = 0;
-	cublasGetVersion(NULL, &ver);
+	int ver = sk_lt_load(NULL, 0) == 0 ? (int)sk_lt.cublasLtGetVersion() : 0;
 	snprintf(buf, cap, "%s, %.1f GiB, compute capability %d.%d, %d SMs, cuBLAS %d", p.name,
 	         (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), p.major, p.minor,
 	         p.multiProcessorCount, ver);
