@@ -195,6 +195,143 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 	mv_store<NR, WPR>(acc, row, out, y);
 }
 
+// NF4 with RPW rows a warp (whole rows, no column split): the lane's 32
+// inputs of a chunk are loaded once and used for all RPW rows, and the
+// RPW 16-byte weight loads are in flight together. Decoding reads x from
+// L1 once per RPW rows instead of once per row, which is what held the
+// one-row kernel to a fifth of the memory bandwidth.
+template <int NR, int RPW>
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, const float *__restrict__ x)
+{
+	__shared__ float lut[16], dmap[256];
+	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+		dmap[i] = sk_dmap_signed[i];
+		if (i < 16)
+			lut[i] = sk_nf4_lut[i];
+	}
+	__syncthreads();
+	int lane = threadIdx.x & 31;
+	int64_t row0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * RPW;
+	int which = j.n > 1 && row0 >= j.w[0].rows;
+	if (which)
+		row0 -= j.w[0].rows;
+	const sk_cuda_weight &w = j.w[which];
+	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	float *__restrict__ y = j.y[which];
+	float acc[NR][RPW];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++)
+			acc[i][r] = 0;
+	if (out) {
+		int64_t nch = in / 32;
+#pragma unroll 2
+		for (int64_t ch = lane; ch < nch; ch += 32) {
+			uint4 v[RPW];
+			float am[RPW];
+#pragma unroll
+			for (int r = 0; r < RPW; r++) {
+				int64_t row = row0 + r < out ? row0 + r : out - 1; // past the end: read, never stored
+				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * in / 2) + ch);
+				int64_t b = (row * in + ch * 32) >> 6;
+				am[r] = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset)
+				                   : w.absmax[b];
+			}
+#pragma unroll
+			for (int i = 0; i < NR; i++) {
+				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
+				float xr[32];
+#pragma unroll
+				for (int q = 0; q < 8; q++) {
+					float4 a = xv[q];
+					xr[4 * q] = a.x, xr[4 * q + 1] = a.y, xr[4 * q + 2] = a.z, xr[4 * q + 3] = a.w;
+				}
+#pragma unroll
+				for (int r = 0; r < RPW; r++) {
+					const uint32_t u[4] = { v[r].x, v[r].y, v[r].z, v[r].w };
+					float s = 0;
+#pragma unroll
+					for (int k = 0; k < 4; k++)
+#pragma unroll
+						for (int q = 0; q < 4; q++) {
+							uint32_t byte = (u[k] >> (8 * q)) & 0xffu;
+							s += __fmul_rn(lut[byte >> 4], am[r]) * xr[8 * k + 2 * q];
+							s += __fmul_rn(lut[byte & 15], am[r]) * xr[8 * k + 2 * q + 1];
+						}
+					acc[i][r] += s;
+				}
+			}
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++) {
+			float t = sk_warp_sum(acc[i][r]);
+			if (lane == 0 && row0 + r < out)
+				y[(int64_t)i * out + row0 + r] = t;
+		}
+}
+
+// bf16 with RPW rows a warp, as k_mv_nf4_rows: eight inputs a load, used
+// for all RPW rows.
+template <int NR, int RPW>
+__global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j, const float *__restrict__ x)
+{
+	int lane = threadIdx.x & 31;
+	int64_t row0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * RPW;
+	int which = j.n > 1 && row0 >= j.w[0].rows;
+	if (which)
+		row0 -= j.w[0].rows;
+	const sk_cuda_weight &w = j.w[which];
+	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	float *__restrict__ y = j.y[which];
+	float acc[NR][RPW];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++)
+			acc[i][r] = 0;
+	if (out) {
+		int64_t nch = in / 8;
+#pragma unroll 2
+		for (int64_t ch = lane; ch < nch; ch += 32) {
+			uint4 v[RPW];
+#pragma unroll
+			for (int r = 0; r < RPW; r++) {
+				int64_t row = row0 + r < out ? row0 + r : out - 1;
+				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.bf16 + row * in) + ch);
+			}
+#pragma unroll
+			for (int i = 0; i < NR; i++) {
+				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 8);
+				float4 a = xv[0], b = xv[1];
+#pragma unroll
+				for (int r = 0; r < RPW; r++) {
+					const uint32_t u[4] = { v[r].x, v[r].y, v[r].z, v[r].w };
+					float wv[8];
+#pragma unroll
+					for (int k = 0; k < 4; k++) {
+						wv[2 * k] = __uint_as_float(u[k] << 16);
+						wv[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+					}
+					acc[i][r] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x +
+					             wv[5] * b.y + wv[6] * b.z + wv[7] * b.w;
+				}
+			}
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++) {
+			float t = sk_warp_sum(acc[i][r]);
+			if (lane == 0 && row0 + r < out)
+				y[(int64_t)i * out + row0 + r] = t;
+		}
+}
+
 // Any shape: element by element.
 template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(mv_job j, const float *__restrict__ x)
@@ -242,12 +379,37 @@ static void mv_launch2(sk_cuda *c, const mv_job &j, const float *x)
 		k_mv_any<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
 }
 
-// A warp per row when there are rows enough to fill the GPU several times
-// over; else 8 warps share a row, each a slice of its columns.
+// Several rows a warp (the inputs read once for all of them) while that
+// still leaves two blocks an SM (one for a row a warp: fewer rows go to the
+// kernels that split a row's columns over warps). RPW divides the first
+// weight's rows, so that no warp's rows straddle the two weights.
+template <int NR, int RPW>
+static int mv_launch_rows(sk_cuda *c, const mv_job &j, const float *x)
+{
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	if (j.w[0].rows % RPW != 0 || total < (int64_t)c->sms * (RPW > 1 ? 2 : 1) * MV_WARPS * RPW)
+		return 0;
+	unsigned blocks = sk_blocks(total, MV_WARPS * RPW);
+	if (j.w[0].kind == SK_CUDA_W_BF16)
+		k_mv_bf16_rows<NR, RPW><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+	else
+		k_mv_nf4_rows<NR, RPW><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+	return 1;
+}
+
+// Whole rows a warp when a row gives each lane a full chunk (1,024 NF4
+// codes or 256 bf16 weights a row and more) and the rows fill the GPU, as
+// many rows a warp as keep it busy; else the kernels above, where 8 warps
+// share a row when there are few rows.
 template <int NR>
 static void mv_launch(sk_cuda *c, const mv_job &j, const float *x)
 {
 	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	int fast = mv_fast(&j.w[0], x) && (j.n == 1 || mv_fast(&j.w[1], x));
+	int64_t per_lane = j.w[0].kind == SK_CUDA_W_BF16 ? 256 : 1024;
+	if (fast && j.w[0].cols >= per_lane && (j.n == 1 || j.w[1].cols >= per_lane) &&
+	    (mv_launch_rows<NR, 4>(c, j, x) || mv_launch_rows<NR, 2>(c, j, x) || mv_launch_rows<NR, 1>(c, j, x)))
+		return;
 	if (total >= (int64_t)c->sms * 64)
 		mv_launch2<NR, 1>(c, j, x);
 	else
@@ -311,32 +473,32 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k, 
 	cublasOperation_t ta = bwd ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
 	// column-major view. Forward: Dᵀ[m=out][n] = (W as k×m)ᵀ · (X as k×n).
 	// Backward: dxᵀ[m=in][n] = (W as m×k) · (dyᵀ as k×n), k = out.
-	if (cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
-	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
-	    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
-	    (bwd ? cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, m, k, m)
-	         : cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k)) != CUBLAS_STATUS_SUCCESS ||
-	    cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, n, k) != CUBLAS_STATUS_SUCCESS ||
-	    cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, m, n, m) != CUBLAS_STATUS_SUCCESS)
+	if (sk_lt.cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
+	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
+	    (bwd ? sk_lt.cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, m, k, m)
+	         : sk_lt.cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k)) != CUBLAS_STATUS_SUCCESS ||
+	    sk_lt.cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, n, k) != CUBLAS_STATUS_SUCCESS ||
+	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, m, n, m) != CUBLAS_STATUS_SUCCESS)
 		return NULL;
 	cublasLtMatmulPreference_t pref;
 	size_t ws = LT_WS_BYTES;
 	cublasLtMatmulHeuristicResult_t res;
 	int found = 0;
-	if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
+	if (sk_lt.cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
 		return NULL;
-	cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
 	if (bwd) {
 		// the weight may be a row slice (an LM-head chunk) and dx a row
 		// offset: algorithms that need only 16-byte aligned operands
 		uint32_t al = 16;
-		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
-		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
-		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
-		cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
 	}
-	cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
-	cublasLtMatmulPreferenceDestroy(pref);
+	cublasStatus_t st = sk_lt.cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
+	sk_lt.cublasLtMatmulPreferenceDestroy(pref);
 	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
 		return NULL;
 	p->algo = res.algo;
@@ -356,7 +518,7 @@ static int gemm(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *X, int6
 	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
 		return -1;
 	float one = 1.0f, zero = 0.0f;
-	cublasStatus_t st = cublasLtMatmul(c->lt, p->op, &one, W, p->a, X, p->b, &zero, Y, p->d, Y, p->d, &p->algo,
+	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &one, W, p->a, X, p->b, &zero, Y, p->d, Y, p->d, &p->algo,
 	                                   c->lt_ws, LT_WS_BYTES, c->stream);
 	if (st != CUBLAS_STATUS_SUCCESS) {
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
@@ -444,13 +606,13 @@ static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, fl
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
 {
 	if (p->op)
-		cublasLtMatmulDescDestroy(p->op);
+		sk_lt.cublasLtMatmulDescDestroy(p->op);
 	if (p->a)
-		cublasLtMatrixLayoutDestroy(p->a);
+		sk_lt.cublasLtMatrixLayoutDestroy(p->a);
 	if (p->b)
-		cublasLtMatrixLayoutDestroy(p->b);
+		sk_lt.cublasLtMatrixLayoutDestroy(p->b);
 	if (p->d)
-		cublasLtMatrixLayoutDestroy(p->d);
+		sk_lt.cublasLtMatrixLayoutDestroy(p->d);
 	memset(p, 0, sizeof *p);
 }
 
@@ -533,7 +695,7 @@ static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY,
 	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
 		return -1;
 	float one = 1.0f;
-	cublasStatus_t st = cublasLtMatmul(c->lt, p->op, &one, W, p->a, DY, p->b, &beta, DX, p->d, DX, p->d, &p->algo,
+	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &one, W, p->a, DY, p->b, &beta, DX, p->d, DX, p->d, &p->algo,
 	                                   c->lt_ws, LT_WS_BYTES, c->stream);
 	if (st != CUBLAS_STATUS_SUCCESS) {
 		sk_cuda_fail(c, "cuBLASLt backward matmul failed (status %d)", (int)st);

@@ -97,7 +97,10 @@ static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor 
 TEST(linear_bf16_and_nf4)
 {
 	NEED_GPU();
-	struct { int64_t out, in; } shapes[] = { { 96, 64 }, { 200, 256 }, { 33, 40 }, { 64, 24 } };
+	/* the last three take the whole-row kernels on a 132-SM GPU: 4, 2 and 1 rows a warp */
+	struct { int64_t out, in; } shapes[] = { { 96, 64 },     { 200, 256 },   { 33, 40 },
+		                                 { 64, 24 },     { 8448, 1024 }, { 4226, 1024 },
+		                                 { 1057, 1024 } };
 	for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
 		uint16_t *h;
 		sk_tensor tc, tg;
@@ -112,6 +115,59 @@ TEST(linear_bf16_and_nf4)
 			for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
 				linear_case("NF4", &tc, &tg, ns[k], NULL, ns[k] <= 8 ? 1e-5 : 1e-2);
 			sk_nf4_free(&q);
+		}
+	}
+}
+
+/* Two weights that read the same input in one launch (k and v, gate and
+ * up) against two CPU linears, with row counts that split the launch's
+ * warps between the two weights at several places. */
+TEST(linear2_pairs)
+{
+	NEED_GPU();
+	struct { int64_t out1, out2, in; int nf4; } cases[] = {
+		{ 8448, 8448, 1024, 1 }, { 512, 512, 2048, 1 }, { 4224, 300, 1024, 0 }, { 96, 200, 64, 1 },
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		int64_t in = cases[c].in, outs[2] = { cases[c].out1, cases[c].out2 };
+		sk_tensor tc[2], tg[2];
+		uint16_t *h[2] = { NULL, NULL };
+		sk_nf4_tensor q[2];
+		for (int k = 0; k < 2; k++) {
+			if (cases[c].nf4)
+				nf4_weight(outs[k], in, &q[k], &tc[k], &tg[k]);
+			else
+				bf16_weight(outs[k], in, &h[k], &tc[k], &tg[k]);
+		}
+		int64_t ns[] = { 1, 4, 8 };
+		for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+			int64_t n = ns[t];
+			float *x = rnd((size_t)(n * in), 1.0f);
+			float *dx = dev_f(x, (size_t)(n * in));
+			float *ref[2], *dy[2];
+			for (int k = 0; k < 2; k++) {
+				ref[k] = malloc((size_t)(n * outs[k]) * sizeof(float));
+				CHECK(cpu->ops->linear(cpu, &tc[k], x, n, ref[k], NULL, NULL) == 0);
+				dy[k] = poisoned((size_t)(n * outs[k]));
+			}
+			CHECK(gpu->ops->linear2(gpu, &tg[0], &tg[1], dx, n, dy[0], dy[1], NULL, NULL, NULL) == 0);
+			for (int k = 0; k < 2; k++) {
+				char what[96];
+				snprintf(what, sizeof what, "linear2 %s %lld+%lldx%lld, %lld rows: weight %d",
+				         cases[c].nf4 ? "NF4" : "bf16", (long long)outs[0], (long long)outs[1], (long long)in,
+				         (long long)n, k + 1);
+				expect(what, dy[k], ref[k], (size_t)(n * outs[k]), 1e-5);
+				dfree(dy[k]);
+				free(ref[k]);
+			}
+			dfree(dx);
+			free(x);
+		}
+		for (int k = 0; k < 2; k++) {
+			if (cases[c].nf4)
+				sk_nf4_free(&q[k]);
+			else
+				free(h[k]);
 		}
 	}
 }
@@ -673,6 +729,7 @@ int main(int argc, char **argv)
 	int ops_only = argc > 1 && !strcmp(argv[1], "--ops-only"); /* for the sanitizer runs */
 	cuda_test_open();
 	RUN(linear_bf16_and_nf4);
+	RUN(linear2_pairs);
 	RUN(embed_rows_device_and_host_tables);
 	RUN(norm_rope_elementwise);
 	RUN(rows_rings_and_memory);
