@@ -90,8 +90,6 @@ int sk_cmd_eval(int argc, char **argv)
 	if (!o.data)
 		return sk_cli_usage(&eval_help, "%s", _("--data FILE is required"));
 	sk_lora *lora = NULL;
-	if (co.device == SK_DEVICE_AUTO) /* the loss runs on the CPU backend until the GPU one has it */
-		co.device = SK_DEVICE_CPU;
 	sk_model *m = sk_cli_load_model(&co, &lora, &rc);
 	if (!m)
 		return rc;

@@ -451,8 +451,6 @@ int sk_cmd_train(int argc, char **argv)
 	mco.quant = cfg.quant_nf4 ? SK_QUANT_NF4 : SK_QUANT_NONE;
 	mco.threads = cfg.threads;
 	mco.adapter = NULL;
-	if (mco.device == SK_DEVICE_AUTO) /* the GPU backend has no backward ops yet */
-		mco.device = SK_DEVICE_CPU;
 	/* Ctrl-C from here on stops at a checkpoint, even while the model loads;
 	 * SA_RESTART: a signal must not turn a file write into an error */
 	struct sigaction sa;

@@ -11,7 +11,17 @@
  * products (forward and dx = dy·W) take bf16 operands where more than 8
  * rows go through cuBLASLt; each rounds its activations to 2^-9 relative
  * and a gradient carries that through the layers above it; 2e-2 per tensor
- * is the bound the project states for bf16 training, the loss within 5e-3. */
+ * is the bound the project states for bf16 training, the loss within 5e-3.
+ * A model with Gemma 3n's sparsity cutoff (the gate activations kept above
+ * mu + z sigma of their row) is the exception: bf16 rounding moves gate
+ * values across the cutoff, and each crossing switches an element's
+ * gradient on or off and shifts the cutoff's own gradient, which depends on
+ * the whole row. On the tiny Gemma 3n fixture (the cutoff in its first
+ * layers, as in E4B) that measured a median tensor of 0.034 and 0.21 at
+ * worst (the first two layers), against 1.1e-5 with fp32 products. There
+ * the bf16 pass bounds the loss, the median tensor (0.06) and the worst
+ * (0.35): a broken op gives errors of order one; the fp32 pass is the proof
+ * that the backward is right. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +48,12 @@ static int have_gpu;
 
 static const int32_t seq_a[] = { 2, 225, 49, 314, 134, 180, 261, 265, 296, 43, 53, 121, 157, 294, 4, 275,
 	                           240, 204, 186, 344, 60, 198, 323, 21, 17, 99, 310, 5, 260, 261, 77, 12 };
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
 
 static double rel_l2(const float *a, const float *ref, size_t n)
 {
@@ -91,11 +107,17 @@ static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, dou
 static void grads_match(const char *rel, const char *label, int exact)
 {
 	double gbound = exact ? 1e-3 : 2e-2, lbound = exact ? 1e-5 : 5e-3;
+	int kinks = 0; /* a layer with the sparsity cutoff (see the bounds above) */
 	if (exact)
 		setenv("SK_CUDA_EXACT", "1", 1); /* read when the GPU backend starts */
 	sk_model *mc = load_on(rel, SK_DEVICE_CPU), *mg = load_on(rel, SK_DEVICE_CUDA);
 	unsetenv("SK_CUDA_EXACT");
 	CHECK(mc && mg);
+	for (int l = 0; mc && l < sk_model_config(mc)->num_layers; l++)
+		kinks |= sk_model_config(mc)->activation_sparsity[l] > 0;
+	double median_bound = gbound;
+	if (kinks && !exact)
+		gbound = 0.35, median_bound = 0.06;
 	if (!mc || !mg) {
 		sk_model_free(mc);
 		sk_model_free(mg);
@@ -121,6 +143,7 @@ static void grads_match(const char *rel, const char *label, int exact)
 		double le = fabs(loss_g - loss_c) / fabs(loss_c);
 		double worst = 0;
 		int nt = 0;
+		double *errs = malloc(2 * (size_t)sk_lora_pair_count(lc) * sizeof *errs);
 		for (int i = 0; i < sk_lora_pair_count(lc); i++) {
 			int layer;
 			sk_lora_module mod;
@@ -129,14 +152,23 @@ static void grads_match(const char *rel, const char *label, int exact)
 			double eb = rel_l2(sk_lora_grad_B(lg, i), sk_lora_grad_B(lc, i), (size_t)p->out * (size_t)p->r);
 			worst = ea > worst ? ea : worst;
 			worst = eb > worst ? eb : worst;
+			if (errs)
+				errs[nt] = ea, errs[nt + 1] = eb;
 			nt += 2;
 			CHECK_MSG(ea < gbound && eb < gbound, "%s%s layer %d %s: rel L2 A %g, B %g", label,
 			          exact ? " (fp32)" : "", layer,
 			          sk_lora_module_name(mod), ea, eb);
 		}
+		double median = 0;
+		if (errs && nt > 0) {
+			qsort(errs, (size_t)nt, sizeof *errs, cmp_double);
+			median = errs[nt / 2];
+		}
+		free(errs);
 		printf("# %s, %s products (ckpt %d, dropout %.1f): loss %.6f vs CPU %.6f (rel %.1e); %d gradient tensors, "
-		       "worst rel L2 %.2e\n",
-		       label, exact ? "fp32" : "bf16", ckpt, (double)dropout, loss_g, loss_c, le, nt, worst);
+		       "rel L2 median %.2e, worst %.2e\n",
+		       label, exact ? "fp32" : "bf16", ckpt, (double)dropout, loss_g, loss_c, le, nt, median, worst);
+		CHECK_MSG(median < median_bound, "%s: median gradient rel L2 %g", label, median);
 		CHECK_MSG(le < lbound, "%s: loss rel error %g", label, le);
 	}
 	sk_lora_free(lc);
