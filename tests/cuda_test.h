@@ -1,7 +1,8 @@
 /* What the GPU parity tests share: the two backends, random data that is
- * never zero, device buffers (uploaded, or poisoned with NaN so an element
- * an op fails to write shows), relative-L2 comparisons with a bound, and
- * the GPU skip. Included by tests/test_cuda*.c only. */
+ * never zero, random bf16 and NF4 weights on both backends, device buffers
+ * (uploaded, or poisoned with NaN so an element an op fails to write
+ * shows), relative-L2 comparisons with a bound, and the GPU skip. Included
+ * by tests/test_cuda*.c only. */
 #ifndef SK_TESTS_CUDA_TEST_H
 #define SK_TESTS_CUDA_TEST_H
 
@@ -14,6 +15,8 @@
 #include "engine/backend/backend.h"
 #include "engine/backend/backend_info.h"
 #include "engine/error.h"
+#include "engine/format/dtype.h"
+#include "engine/format/nf4.h"
 #include "tests/test.h"
 
 static sk_backend *cpu, *gpu;
@@ -140,6 +143,39 @@ static inline void cuda_test_open(void)
 	} else {
 		snprintf(no_gpu, sizeof no_gpu, "%.190s", bi.cuda_reason);
 	}
+}
+
+/* A bf16 weight [rows, cols] with random values on the host (CPU tensor)
+ * and its device copy; nf4_weight the same quantized to NF4. */
+static inline void bf16_weight(int64_t rows, int64_t cols, uint16_t **host, sk_tensor *tc, sk_tensor *tg)
+{
+	*host = malloc((size_t)(rows * cols) * 2);
+	for (int64_t i = 0; i < rows * cols; i++)
+		(*host)[i] = sk_f32_to_bf16(frand() * 0.1f);
+	memset(tc, 0, sizeof *tc);
+	tc->dtype = SK_DT_BF16;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = *host;
+	tc->device = SK_DEVICE_CPU;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test weight") == 0);
+}
+
+static inline void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_tensor *tc, sk_tensor *tg)
+{
+	float *f = rnd((size_t)(rows * cols), 0.1f);
+	CHECK(sk_nf4_quantize(f, rows * cols, 1, q) == 0);
+	free(f);
+	memset(tc, 0, sizeof *tc);
+	tc->nf4 = 1;
+	tc->ndim = 2;
+	tc->shape[0] = rows;
+	tc->shape[1] = cols;
+	tc->data = q;
+	*tg = *tc;
+	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
 }
 
 #endif

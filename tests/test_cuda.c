@@ -36,39 +36,6 @@
 
 /* ---- ops ---- */
 
-/* A bf16 weight [rows, cols] with random values on the host (CPU tensor)
- * and its device copy. */
-static void bf16_weight(int64_t rows, int64_t cols, uint16_t **host, sk_tensor *tc, sk_tensor *tg)
-{
-	*host = malloc((size_t)(rows * cols) * 2);
-	for (int64_t i = 0; i < rows * cols; i++)
-		(*host)[i] = sk_f32_to_bf16(frand() * 0.1f);
-	memset(tc, 0, sizeof *tc);
-	tc->dtype = SK_DT_BF16;
-	tc->ndim = 2;
-	tc->shape[0] = rows;
-	tc->shape[1] = cols;
-	tc->data = *host;
-	tc->device = SK_DEVICE_CPU;
-	*tg = *tc;
-	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test weight") == 0);
-}
-
-static void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_tensor *tc, sk_tensor *tg)
-{
-	float *f = rnd((size_t)(rows * cols), 0.1f);
-	CHECK(sk_nf4_quantize(f, rows * cols, 1, q) == 0);
-	free(f);
-	memset(tc, 0, sizeof *tc);
-	tc->nf4 = 1;
-	tc->ndim = 2;
-	tc->shape[0] = rows;
-	tc->shape[1] = cols;
-	tc->data = q;
-	*tg = *tc;
-	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
-}
-
 /* One linear case: n rows through W [out, in], LoRA on odd rows when lp. */
 static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n,
                         const sk_lora_pair *lp, double bound)

@@ -313,37 +313,6 @@ TEST(xent_chunks_match_cpu)
 
 /* ---- dx (+)= dy · W ---- */
 
-static void bf16_weight(int64_t rows, int64_t cols, uint16_t **host, sk_tensor *tc, sk_tensor *tg)
-{
-	*host = malloc((size_t)(rows * cols) * 2);
-	for (int64_t i = 0; i < rows * cols; i++)
-		(*host)[i] = sk_f32_to_bf16(frand() * 0.1f);
-	memset(tc, 0, sizeof *tc);
-	tc->dtype = SK_DT_BF16;
-	tc->ndim = 2;
-	tc->shape[0] = rows;
-	tc->shape[1] = cols;
-	tc->data = *host;
-	tc->device = SK_DEVICE_CPU;
-	*tg = *tc;
-	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test weight") == 0);
-}
-
-static void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_tensor *tc, sk_tensor *tg)
-{
-	float *f = rnd((size_t)(rows * cols), 0.1f);
-	CHECK(sk_nf4_quantize(f, rows * cols, 1, q) == 0);
-	free(f);
-	memset(tc, 0, sizeof *tc);
-	tc->nf4 = 1;
-	tc->ndim = 2;
-	tc->shape[0] = rows;
-	tc->shape[1] = cols;
-	tc->data = q;
-	*tg = *tc;
-	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
-}
-
 static void linear_bwd_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n, int accumulate)
 {
 	int64_t out = tc->shape[0], in = tc->shape[1];

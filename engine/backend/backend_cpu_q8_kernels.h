@@ -234,6 +234,29 @@ AI void k_scale_min8(const uint8_t *s, __m256 *sc, __m256 *mn)
 	*mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnv)));
 }
 
+/* A Q4_K/Q5_K superblock's 6-bit scales and mins times its fp16 d and dmin,
+ * one each per group of 32. */
+AI void k_q45k_scales(const uint8_t *b, float *dsc, float *dmn)
+{
+	__m256 sc, mn;
+	k_scale_min8(b + 4, &sc, &mn);
+	_mm256_store_ps(dsc, _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b))));
+	_mm256_store_ps(dmn, _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2))));
+}
+
+/* Groups 2g and 2g + 1 of a Q4_K/Q5_K superblock (quants qs, Q5_K's high
+ * bits qh) as bytes 0..15, or 0..31 with the high bit. */
+AI void k_q45k_pair(const uint8_t *qs, __m256i qh, const int five, const int g, __m256i m4, __m256i wv[2])
+{
+	__m256i v = k_load(qs + 32 * g);
+	wv[0] = _mm256_and_si256(v, m4);
+	wv[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+	if (five) {
+		wv[0] = k_bitj(wv[0], qh, 2 * g);
+		wv[1] = k_bitj(wv[1], qh, 2 * g + 1);
+	}
+}
+
 AI void rows_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *x, int64_t i0, const int nx, float *y,
                  int64_t ldy, const int five)
 {
@@ -250,20 +273,13 @@ AI void rows_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_rows *
 			acc[0][i] = acc[1][i] = _mm256_setzero_ps();
 		const uint8_t *b = w;
 		for (int64_t sb = 0; sb < nsb; sb++, b += bsz) {
-			__m256 sc, mn;
-			k_scale_min8(b + 4, &sc, &mn);
-			_mm256_store_ps(dsc, _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b))));
-			_mm256_store_ps(dmn, _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2))));
+			k_q45k_scales(b, dsc, dmn);
 			const uint8_t *qs = b + (five ? 48 : 16);
 			const __m256i qh = five ? k_load(b + 16) : _mm256_setzero_si256();
 #pragma GCC unroll 4
 			for (int g = 0; g < 4; g++) {
-				__m256i v = k_load(qs + 32 * g);
-				__m256i wv[2] = { _mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) };
-				if (five) {
-					wv[0] = k_bitj(wv[0], qh, 2 * g);
-					wv[1] = k_bitj(wv[1], qh, 2 * g + 1);
-				}
+				__m256i wv[2];
+				k_q45k_pair(qs, qh, five, g, m4, wv);
 #pragma GCC unroll 2
 				for (int h = 0; h < 2; h++) {
 					const int j = 2 * g + h;
@@ -680,20 +696,13 @@ AI void tile_k45(const uint8_t *w, int64_t rb, int64_t nrows, const sk_q8_group 
 		__m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
 		const uint8_t *b = w;
 		for (int64_t sb = 0; sb < nsb; sb++, b += bsz) {
-			__m256 sc, mn;
-			k_scale_min8(b + 4, &sc, &mn);
-			_mm256_store_ps(dsc, _mm256_mul_ps(sc, _mm256_set1_ps(k_f16(b))));
-			_mm256_store_ps(dmn, _mm256_mul_ps(mn, _mm256_set1_ps(k_f16(b + 2))));
+			k_q45k_scales(b, dsc, dmn);
 			const uint8_t *qs = b + (five ? 48 : 16);
 			const __m256i qh = five ? k_load(b + 16) : _mm256_setzero_si256();
 #pragma GCC unroll 4
 			for (int g4 = 0; g4 < 4; g4++) {
-				__m256i v = k_load(qs + 32 * g4);
-				__m256i wv[2] = { _mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) };
-				if (five) {
-					wv[0] = k_bitj(wv[0], qh, 2 * g4);
-					wv[1] = k_bitj(wv[1], qh, 2 * g4 + 1);
-				}
+				__m256i wv[2];
+				k_q45k_pair(qs, qh, five, g4, m4, wv);
 #pragma GCC unroll 2
 				for (int h = 0; h < 2; h++) {
 					const int j = 2 * g4 + h;
