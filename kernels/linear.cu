@@ -195,12 +195,51 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 	mv_store<NR, WPR>(acc, row, out, y);
 }
 
+// The sums of a warp's RPW rows; with WPR warps a row group (each a slice
+// of the columns) the slices' sums are added through shared memory.
+template <int NR, int RPW, int WPR>
+__device__ __forceinline__ void rows_store(float (&acc)[NR][RPW], int64_t row0, int64_t out, float *y)
+{
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++)
+			acc[i][r] = sk_warp_sum(acc[i][r]);
+	if (WPR == 1) {
+		if (lane == 0)
+#pragma unroll
+			for (int i = 0; i < NR; i++)
+#pragma unroll
+				for (int r = 0; r < RPW; r++)
+					if (row0 + r < out)
+						y[(int64_t)i * out + row0 + r] = acc[i][r];
+		return;
+	}
+	__shared__ float part[MV_WARPS][NR * RPW];
+	if (lane == 0)
+#pragma unroll
+		for (int i = 0; i < NR; i++)
+#pragma unroll
+			for (int r = 0; r < RPW; r++)
+				part[warp][i * RPW + r] = acc[i][r];
+	__syncthreads();
+	if (warp % WPR == 0 && lane < NR * RPW) {
+		int i = lane / RPW, r = lane % RPW;
+		float t = 0;
+		for (int k = 0; k < WPR; k++)
+			t += part[warp + k][lane];
+		if (row0 + r < out)
+			y[(int64_t)i * out + row0 + r] = t;
+	}
+}
+
 // NF4 with RPW rows a warp (whole rows, no column split): the lane's 32
 // inputs of a chunk are loaded once and used for all RPW rows, and the
 // RPW 16-byte weight loads are in flight together. Decoding reads x from
 // L1 once per RPW rows instead of once per row, which is what held the
 // one-row kernel to a fifth of the memory bandwidth.
-template <int NR, int RPW>
+template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, const float *__restrict__ x)
 {
 	__shared__ float lut[16], dmap[256];
@@ -210,8 +249,8 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 			lut[i] = sk_nf4_lut[i];
 	}
 	__syncthreads();
-	int lane = threadIdx.x & 31;
-	int64_t row0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * RPW;
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
 	if (which)
 		row0 -= j.w[0].rows;
@@ -227,7 +266,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 	if (out) {
 		int64_t nch = in / 32;
 #pragma unroll 2
-		for (int64_t ch = lane; ch < nch; ch += 32) {
+		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
 			uint4 v[RPW];
 			float am[RPW];
 #pragma unroll
@@ -264,23 +303,16 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 			}
 		}
 	}
-#pragma unroll
-	for (int i = 0; i < NR; i++)
-#pragma unroll
-		for (int r = 0; r < RPW; r++) {
-			float t = sk_warp_sum(acc[i][r]);
-			if (lane == 0 && row0 + r < out)
-				y[(int64_t)i * out + row0 + r] = t;
-		}
+	rows_store<NR, RPW, WPR>(acc, row0, out, y);
 }
 
 // bf16 with RPW rows a warp, as k_mv_nf4_rows: eight inputs a load, used
 // for all RPW rows.
-template <int NR, int RPW>
+template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j, const float *__restrict__ x)
 {
-	int lane = threadIdx.x & 31;
-	int64_t row0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * RPW;
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
 	if (which)
 		row0 -= j.w[0].rows;
@@ -296,7 +328,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j,
 	if (out) {
 		int64_t nch = in / 8;
 #pragma unroll 2
-		for (int64_t ch = lane; ch < nch; ch += 32) {
+		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
 			uint4 v[RPW];
 #pragma unroll
 			for (int r = 0; r < RPW; r++) {
@@ -322,14 +354,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j,
 			}
 		}
 	}
-#pragma unroll
-	for (int i = 0; i < NR; i++)
-#pragma unroll
-		for (int r = 0; r < RPW; r++) {
-			float t = sk_warp_sum(acc[i][r]);
-			if (lane == 0 && row0 + r < out)
-				y[(int64_t)i * out + row0 + r] = t;
-		}
+	rows_store<NR, RPW, WPR>(acc, row0, out, y);
 }
 
 // Any shape: element by element.
@@ -383,32 +408,42 @@ static void mv_launch2(sk_cuda *c, const mv_job &j, const float *x)
 // still leaves two blocks an SM (one for a row a warp: fewer rows go to the
 // kernels that split a row's columns over warps). RPW divides the first
 // weight's rows, so that no warp's rows straddle the two weights.
-template <int NR, int RPW>
+template <int NR, int RPW, int WPR>
 static int mv_launch_rows(sk_cuda *c, const mv_job &j, const float *x)
 {
 	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
-	if (j.w[0].rows % RPW != 0 || total < (int64_t)c->sms * (RPW > 1 ? 2 : 1) * MV_WARPS * RPW)
+	int64_t groups = (total + RPW - 1) / RPW, per_block = MV_WARPS / WPR;
+	int64_t blocks = (groups + per_block - 1) / per_block;
+	// two blocks an SM at least; a row a warp: one (fewer rows go to the column-split kernels above)
+	int one = RPW == 1 && WPR == 1;
+	if (j.w[0].rows % RPW != 0 || blocks < (int64_t)c->sms * (one ? 1 : 2))
 		return 0;
-	unsigned blocks = sk_blocks(total, MV_WARPS * RPW);
 	if (j.w[0].kind == SK_CUDA_W_BF16)
-		k_mv_bf16_rows<NR, RPW><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		k_mv_bf16_rows<NR, RPW, WPR><<<(unsigned)blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
 	else
-		k_mv_nf4_rows<NR, RPW><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		k_mv_nf4_rows<NR, RPW, WPR><<<(unsigned)blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
 	return 1;
 }
 
 // Whole rows a warp when a row gives each lane a full chunk (1,024 NF4
 // codes or 256 bf16 weights a row and more) and the rows fill the GPU, as
-// many rows a warp as keep it busy; else the kernels above, where 8 warps
-// share a row when there are few rows.
+// many rows a warp as keep it busy; long rows (16 chunks a lane and more:
+// the down projection) split over 4 warps a row group, so that more loads
+// are in flight; else the kernels above, where 8 warps share a row when
+// there are few rows.
 template <int NR>
 static void mv_launch(sk_cuda *c, const mv_job &j, const float *x)
 {
 	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
 	int fast = mv_fast(&j.w[0], x) && (j.n == 1 || mv_fast(&j.w[1], x));
-	int64_t per_lane = j.w[0].kind == SK_CUDA_W_BF16 ? 256 : 1024;
-	if (fast && j.w[0].cols >= per_lane && (j.n == 1 || j.w[1].cols >= per_lane) &&
-	    (mv_launch_rows<NR, 4>(c, j, x) || mv_launch_rows<NR, 2>(c, j, x) || mv_launch_rows<NR, 1>(c, j, x)))
+	int64_t per_chunk = j.w[0].kind == SK_CUDA_W_BF16 ? 8 : 32;
+	int64_t cols = j.n > 1 && j.w[1].cols < j.w[0].cols ? j.w[1].cols : j.w[0].cols;
+	int64_t lane_chunks = cols / per_chunk / 32;
+	if (fast && lane_chunks >= 16 &&
+	    (mv_launch_rows<NR, 2, 4>(c, j, x) || mv_launch_rows<NR, 1, 4>(c, j, x)))
+		return;
+	if (fast && lane_chunks >= 1 &&
+	    (mv_launch_rows<NR, 4, 1>(c, j, x) || mv_launch_rows<NR, 2, 1>(c, j, x) || mv_launch_rows<NR, 1, 1>(c, j, x)))
 		return;
 	if (total >= (int64_t)c->sms * 64)
 		mv_launch2<NR, 1>(c, j, x);

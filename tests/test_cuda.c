@@ -64,10 +64,11 @@ static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor 
 TEST(linear_bf16_and_nf4)
 {
 	NEED_GPU();
-	/* the last three take the whole-row kernels on a 132-SM GPU: 4, 2 and 1 rows a warp */
-	struct { int64_t out, in; } shapes[] = { { 96, 64 },     { 200, 256 },   { 33, 40 },
-		                                 { 64, 24 },     { 8448, 1024 }, { 4226, 1024 },
-		                                 { 1057, 1024 } };
+	/* then the whole-row kernels on a 132-SM GPU: 4, 2 and 1 rows a warp; and long rows
+	 * split over 4 warps, 2 and 1 rows a group */
+	struct { int64_t out, in; } shapes[] = { { 96, 64 },     { 200, 256 },    { 33, 40 },
+		                                 { 64, 24 },     { 8448, 1024 },  { 4226, 1024 },
+		                                 { 1057, 1024 }, { 2048, 16384 }, { 1030, 16384 } };
 	for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
 		uint16_t *h;
 		sk_tensor tc, tg;
