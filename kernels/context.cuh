@@ -12,12 +12,19 @@
 #define SK_CUDA_MAX_GRAPHS 64
 #define SK_CUDA_GEMM_PLANS 64
 
-// A cuBLASLt product of one shape: descriptors and the chosen algorithm.
-// bwd: the backward product dx = dy · W (W not transposed) rather than the
-// forward's y = x · Wᵀ.
+// A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
+// A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
+// operands bf16 or fp32, fp32 accumulation. align: the smallest alignment of
+// the pointers (set by sk_cuda_matmul).
 typedef struct {
-	int64_t m, n, k;
-	int bwd;
+	int64_t m, n, k, lda, ldb, ldd;
+	int ta, tb, bf16;
+	uint32_t align;
+} sk_cuda_gemm_shape;
+
+// Its descriptors and the algorithm chosen for it.
+typedef struct {
+	sk_cuda_gemm_shape s;
 	cublasLtMatmulDesc_t op;
 	cublasLtMatrixLayout_t a, b, d;
 	cublasLtMatmulAlgo_t algo;
@@ -70,6 +77,8 @@ int sk_cuda_launched(sk_cuda *c, const char *what);
 void *sk_cuda_scratch(sk_cuda *c, size_t bytes);
 
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
+// D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
+int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
 // RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.
 void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                          float factor, float sign);

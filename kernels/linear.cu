@@ -484,82 +484,57 @@ __global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bf
 		y[i] = __float2bfloat16_rn(x[i]);
 }
 
+// NF4 to bf16, 16 values (8 bytes, one quarter of a 64-value block) a
+// thread, the code table and the absmax map in shared memory: in constant
+// memory the lanes' different codes would serialise the lookups.
 __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 *__restrict__ y)
 {
-	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (i < n)
-		y[i] = __float2bfloat16_rn(nf4_at(w, i));
-}
-
-#define LT_WS_BYTES (32u << 20)
-
-// The plan of a product of shape (m, n, k): the forward's (bwd 0) or the
-// backward's (bwd 1, see sk_cuda_gemm_plan).
-static sk_cuda_gemm_plan *plan_for(sk_cuda *c, int64_t m, int64_t n, int64_t k, int bwd)
-{
-	for (int i = 0; i < c->n_plans; i++)
-		if (c->plans[i].m == m && c->plans[i].n == n && c->plans[i].k == k && c->plans[i].bwd == bwd)
-			return c->plans[i].ok ? &c->plans[i] : NULL;
-	sk_cuda_gemm_plan *p = &c->plans[c->n_plans < SK_CUDA_GEMM_PLANS ? c->n_plans++ : SK_CUDA_GEMM_PLANS - 1];
-	sk_cuda_plan_free(p);
-	memset(p, 0, sizeof *p);
-	p->m = m, p->n = n, p->k = k;
-	p->bwd = bwd;
-	cublasOperation_t ta = bwd ? CUBLAS_OP_N : CUBLAS_OP_T, tb = CUBLAS_OP_N;
-	// column-major view. Forward: Dᵀ[m=out][n] = (W as k×m)ᵀ · (X as k×n).
-	// Backward: dxᵀ[m=in][n] = (W as m×k) · (dyᵀ as k×n), k = out.
-	if (sk_lt.cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
-	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) != CUBLAS_STATUS_SUCCESS ||
-	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) != CUBLAS_STATUS_SUCCESS ||
-	    (bwd ? sk_lt.cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, m, k, m)
-	         : sk_lt.cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, k, m, k)) != CUBLAS_STATUS_SUCCESS ||
-	    sk_lt.cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, n, k) != CUBLAS_STATUS_SUCCESS ||
-	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, m, n, m) != CUBLAS_STATUS_SUCCESS)
-		return NULL;
-	cublasLtMatmulPreference_t pref;
-	size_t ws = LT_WS_BYTES;
-	cublasLtMatmulHeuristicResult_t res;
-	int found = 0;
-	if (sk_lt.cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
-		return NULL;
-	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-	if (bwd) {
-		// the weight may be a row slice (an LM-head chunk) and dx a row
-		// offset: algorithms that need only 16-byte aligned operands
-		uint32_t al = 16;
-		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
-		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
-		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
-		sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+	__shared__ float lut[16], dmap[256];
+	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+		dmap[i] = sk_dmap_signed[i];
+		if (i < 16)
+			lut[i] = sk_nf4_lut[i];
 	}
-	cublasStatus_t st = sk_lt.cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
-	sk_lt.cublasLtMatmulPreferenceDestroy(pref);
-	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
-		return NULL;
-	p->algo = res.algo;
-	p->ok = 1;
-	return p;
+	__syncthreads();
+	int64_t e0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 16;
+	if (e0 >= n)
+		return;
+	int64_t b = e0 >> 6;
+	float am = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset) : w.absmax[b];
+	if (e0 + 16 > n) {
+		for (int64_t e = e0; e < n; e++) {
+			uint8_t byte = w.packed[e >> 1];
+			y[e] = __float2bfloat16_rn(__fmul_rn(lut[(e & 1) ? (byte & 15) : (byte >> 4)], am));
+		}
+		return;
+	}
+	uint2 q = *(const uint2 *)(w.packed + (e0 >> 1));
+	uint32_t words[2] = { q.x, q.y };
+	__align__(16) __nv_bfloat16 v[16];
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		uint32_t byte = (words[k >> 2] >> (8 * (k & 3))) & 0xff;
+		v[2 * k] = __float2bfloat16_rn(__fmul_rn(lut[byte >> 4], am));
+		v[2 * k + 1] = __float2bfloat16_rn(__fmul_rn(lut[byte & 15], am));
+	}
+	uint4 *dst = (uint4 *)(y + e0);
+	dst[0] = ((const uint4 *)v)[0];
+	dst[1] = ((const uint4 *)v)[1];
 }
 
+// The whole NF4 weight as bf16 into d (packed bytes 8-byte aligned: device
+// allocations are; d from the scratch, 256-byte aligned).
+static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t n, __nv_bfloat16 *d)
+{
+	k_nf4_to_bf16<<<sk_blocks((n + 15) / 16, 256), 256, 0, c->stream>>>(*w, n, d);
+}
+
+// y[n][out] = x · Wᵀ: in column-major terms yᵀ (out x n) = (W as in x out)ᵀ · (x as in x n)
 static int gemm(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *X, int64_t n, int64_t out, int64_t in,
                 float *Y)
 {
-	sk_cuda_gemm_plan *p = plan_for(c, out, n, in, 0);
-	if (!p) {
-		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product", (long long)n, (long long)out,
-		             (long long)in);
-		return -1;
-	}
-	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
-		return -1;
-	float one = 1.0f, zero = 0.0f;
-	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &one, W, p->a, X, p->b, &zero, Y, p->d, Y, p->d, &p->algo,
-	                                   c->lt_ws, LT_WS_BYTES, c->stream);
-	if (st != CUBLAS_STATUS_SUCCESS) {
-		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
-		return -1;
-	}
-	return 0;
+	sk_cuda_gemm_shape s = { out, n, in, in, in, out, 1, 0, 1, 0 };
+	return sk_cuda_matmul(c, s, 1.0f, W, X, 0.0f, Y);
 }
 
 static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y)
@@ -575,7 +550,7 @@ static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int6
 	k_to_bf16<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n * in, xh);
 	if (w->kind == SK_CUDA_W_NF4) {
 		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + xb);
-		k_nf4_to_bf16<<<sk_blocks(out * in, 256), 256, 0, c->stream>>>(*w, out * in, d);
+		nf4_to_bf16(c, w, out * in, d);
 		wh = d;
 	}
 	if (sk_cuda_launched(c, "linear operands") != 0)
@@ -636,19 +611,6 @@ static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, fl
 	k_lora_a<<<dim3((unsigned)n, (unsigned)l->r), 128, 0, c->stream>>>(l->A, l->r, l->in, x, rows, t);
 	k_lora_b<<<sk_blocks(n * l->out, 256), 256, 0, c->stream>>>(l->B, l->r, n, l->out, l->scale, rows, t, y);
 	return sk_cuda_launched(c, "LoRA");
-}
-
-void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
-{
-	if (p->op)
-		sk_lt.cublasLtMatmulDescDestroy(p->op);
-	if (p->a)
-		sk_lt.cublasLtMatrixLayoutDestroy(p->a);
-	if (p->b)
-		sk_lt.cublasLtMatrixLayoutDestroy(p->b);
-	if (p->d)
-		sk_lt.cublasLtMatrixLayoutDestroy(p->d);
-	memset(p, 0, sizeof *p);
 }
 
 extern "C" int sk_cuda_linear2(sk_cuda *c, const sk_cuda_weight *w1, const sk_cuda_weight *w2, const float *x,
@@ -717,26 +679,13 @@ __global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restric
 	dx[e] = accumulate ? dx[e] + s : s;
 }
 
-// dxᵀ = W · dyᵀ on bf16 operands with fp32 accumulation; beta 1 adds to dx.
+// dxᵀ (in x n) = (W as in x out) · (dy as out x n) on bf16 operands with
+// fp32 accumulation; beta 1 adds to dx.
 static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t n, int64_t out, int64_t in,
                     float beta, float *DX)
 {
-	sk_cuda_gemm_plan *p = plan_for(c, in, n, out, 1);
-	if (!p) {
-		sk_cuda_fail(c, "cuBLASLt has no algorithm for a backward %lld x %lld x %lld product", (long long)n,
-		             (long long)out, (long long)in);
-		return -1;
-	}
-	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
-		return -1;
-	float one = 1.0f;
-	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &one, W, p->a, DY, p->b, &beta, DX, p->d, DX, p->d, &p->algo,
-	                                   c->lt_ws, LT_WS_BYTES, c->stream);
-	if (st != CUBLAS_STATUS_SUCCESS) {
-		sk_cuda_fail(c, "cuBLASLt backward matmul failed (status %d)", (int)st);
-		return -1;
-	}
-	return 0;
+	sk_cuda_gemm_shape s = { in, n, out, in, out, in, 0, 0, 1, 0 };
+	return sk_cuda_matmul(c, s, 1.0f, W, DY, beta, DX);
 }
 
 extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx,
@@ -763,7 +712,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 	k_to_bf16<<<sk_blocks(n * out, 256), 256, 0, c->stream>>>(dy, n * out, yh);
 	if (w->kind == SK_CUDA_W_NF4) {
 		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
-		k_nf4_to_bf16<<<sk_blocks(out * in, 256), 256, 0, c->stream>>>(*w, out * in, d);
+		nf4_to_bf16(c, w, out * in, d);
 		wh = d;
 	}
 	if (sk_cuda_launched(c, "linear backward operands") != 0)

@@ -2,9 +2,10 @@
 // backward into the factors' gradients (accumulated) and the input's. The
 // dropout mask is the CPU's hash of (seed, row, column) bit for bit
 // (sk_dropout_keep in engine/backend/backend_cpu_backward.c), recomputed
-// wherever it is needed and never stored. Every output element has one
-// writer; t = A drop(x) and dt = scale · dy B ([n][r] each) live in the
-// context's scratch.
+// wherever it is needed; where a product reads it, drop(x) is written to
+// the context's scratch for that call. The products go through cuBLASLt in
+// fp32 (gemm.cu): they are thin (rank r), and cuBLASLt splits their long
+// reductions over the device where a thread per output element did not.
 #include "kernels/context.cuh"
 
 __device__ __forceinline__ uint64_t mix64(uint64_t z)
@@ -32,92 +33,13 @@ __device__ __forceinline__ float dropped(const float *x, int64_t in, int64_t i, 
 	return v;
 }
 
-// t[i][j] = Σ_k A[j][k] drop(x)[i][k]: a block per (i, j), grid (n, r)
-__global__ static void k_lt_t(const float *__restrict__ A, int r, int64_t in, const float *__restrict__ x, float p,
-                              float inv, uint64_t seed, float *__restrict__ t)
-{
-	__shared__ float sh[32];
-	int64_t i = blockIdx.x;
-	int j = blockIdx.y;
-	float s = 0;
-	for (int64_t k = threadIdx.x; k < in; k += blockDim.x)
-		s += A[(int64_t)j * in + k] * dropped(x, in, i, k, p, inv, seed);
-	s = sk_block_sum(s, sh);
-	if (threadIdx.x == 0)
-		t[i * r + j] = s;
-}
-
-// y[i][o] += scale · Σ_j B[o][j] t[i][j]: a thread per element
-__global__ static void k_lt_y(const float *__restrict__ B, int r, int64_t n, int64_t out, float scale,
-                              const float *__restrict__ t, float *y)
+// drop(x) written out (p > 0), for the products that read it
+__global__ static void k_lt_drop(const float *__restrict__ x, int64_t n, int64_t in, float p, float inv, uint64_t seed,
+                                 float *__restrict__ xd)
 {
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (e >= n * out)
-		return;
-	int64_t i = e / out, o = e - i * out;
-	float s = 0;
-	for (int j = 0; j < r; j++)
-		s += B[o * r + j] * t[i * r + j];
-	y[e] += scale * s;
-}
-
-// dt[i][j] = scale · Σ_o dy[i][o] B[o][j]: a block per (i, j), grid (n, r)
-__global__ static void k_lt_dt(const float *__restrict__ B, int r, int64_t out, float scale,
-                               const float *__restrict__ dy, float *__restrict__ dt)
-{
-	__shared__ float sh[32];
-	int64_t i = blockIdx.x;
-	int j = blockIdx.y;
-	float s = 0;
-	for (int64_t o = threadIdx.x; o < out; o += blockDim.x)
-		s += dy[i * out + o] * B[o * r + j];
-	s = sk_block_sum(s, sh);
-	if (threadIdx.x == 0)
-		dt[i * r + j] = scale * s;
-}
-
-// gB[o][j] += scale · Σ_i dy[i][o] t[i][j]: a thread per element
-__global__ static void k_lt_gb(int r, int64_t n, int64_t out, float scale, const float *__restrict__ dy,
-                               const float *__restrict__ t, float *gB)
-{
-	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (e >= out * r)
-		return;
-	int64_t o = e / r;
-	int j = (int)(e - o * r);
-	float s = 0;
-	for (int64_t i = 0; i < n; i++)
-		s += dy[i * out + o] * t[i * r + j];
-	gB[e] += scale * s;
-}
-
-#define GA_J 8 /* ranks a thread of the gA kernel takes */
-
-// gA[j][k] += Σ_i dt[i][j] drop(x)[i][k]: a thread per column k and GA_J
-// consecutive ranks (each mask bit computed once for them), grid
-// (columns / 256, ceil(r / GA_J))
-__global__ static void k_lt_ga(int r, int64_t n, int64_t in, const float *__restrict__ x, float p, float inv,
-                               uint64_t seed, const float *__restrict__ dt, float *gA)
-{
-	int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	int j0 = blockIdx.y * GA_J;
-	if (k >= in)
-		return;
-	float acc[GA_J];
-#pragma unroll
-	for (int jj = 0; jj < GA_J; jj++)
-		acc[jj] = 0;
-	for (int64_t i = 0; i < n; i++) {
-		float xv = dropped(x, in, i, k, p, inv, seed);
-#pragma unroll
-		for (int jj = 0; jj < GA_J; jj++)
-			if (j0 + jj < r)
-				acc[jj] += dt[i * r + j0 + jj] * xv;
-	}
-#pragma unroll
-	for (int jj = 0; jj < GA_J; jj++)
-		if (j0 + jj < r)
-			gA[(int64_t)(j0 + jj) * in + k] += acc[jj];
+	if (e < n * in)
+		xd[e] = dropped(x, in, e / in, e % in, p, inv, seed);
 }
 
 // dx[i][k] += drop'(Σ_j dt[i][j] A[j][k]): a thread per element
@@ -146,22 +68,40 @@ static int check_pair(sk_cuda *c, const sk_cuda_lora *l)
 	return 0;
 }
 
+// t = drop(x) Aᵀ, then y += scale · t Bᵀ (yᵀ(out x n) += (B as r x out)ᵀ · tᵀ)
 extern "C" int sk_cuda_lora_fwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout,
                                 uint64_t seed, float *y)
 {
 	if (check_pair(c, l) != 0 || n <= 0)
 		return sk_cuda_check(c);
 	int r = l->r;
+	int64_t in = l->in, out = l->out;
 	float p = dropout > 0.0f ? dropout : 0.0f, inv = 1.0f / (1.0f - p);
-	float *t = (float *)sk_cuda_scratch(c, (size_t)(n * r) * sizeof(float));
-	if (!t)
+	size_t tb = ((size_t)(n * r) * sizeof(float) + 255) & ~(size_t)255;
+	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
+	char *s = (char *)sk_cuda_scratch(c, tb + xb);
+	if (!s)
 		return sk_cuda_check(c);
-	k_lt_t<<<dim3((unsigned)n, (unsigned)r), 128, 0, c->stream>>>(l->A, r, l->in, x, p, inv, seed, t);
-	k_lt_y<<<sk_blocks(n * l->out, 256), 256, 0, c->stream>>>(l->B, r, n, l->out, l->scale, t, y);
+	float *t = (float *)s;
+	const float *xd = x;
+	if (p > 0.0f) {
+		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, inv, seed, (float *)(s + tb));
+		xd = (const float *)(s + tb);
+	}
+	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
+	sk_cuda_gemm_shape sy = { out, n, r, r, r, out, 1, 0, 0, 0 };
+	if (sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, t) == 0)
+		sk_cuda_matmul(c, sy, l->scale, l->B, t, 1.0f, y);
 	sk_cuda_launched(c, "LoRA forward (training)");
 	return sk_cuda_check(c);
 }
 
+// The thin products of the backward, row-major arrays in cuBLASLt's
+// column-major terms (a row-major [R][C] array is a C x R column-major one):
+//   dt[n][r] = scale · dy[n][out] B[out][r]      dtᵀ = Bᵀ(r x out) · dyᵀ(out x n)
+//   gB[out][r] += scale · dyᵀ t                  gBᵀ(r x out) += tᵀ(r x n) · dy(n x out)
+//   gA[r][in] += dtᵀ drop(x)                     gAᵀ(in x r) += xᵀ(in x n) · dt(n x r)
+// Each is deterministic (the same algorithm for the same shape).
 extern "C" int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const float *dy, int64_t n,
                                 float dropout, uint64_t seed, float *gA, float *gB, float *dx)
 {
@@ -170,19 +110,33 @@ extern "C" int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *
 	int r = l->r;
 	int64_t in = l->in, out = l->out;
 	float p = dropout > 0.0f ? dropout : 0.0f, inv = 1.0f / (1.0f - p);
-	float *t = (float *)sk_cuda_scratch(c, (size_t)(2 * n * r) * sizeof(float));
-	if (!t)
+	size_t tb = ((size_t)(2 * n * r) * sizeof(float) + 255) & ~(size_t)255;
+	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
+	char *s = (char *)sk_cuda_scratch(c, tb + xb);
+	if (!s)
 		return sk_cuda_check(c);
-	float *dt = t + n * r;
-	dim3 nr((unsigned)n, (unsigned)r);
-	// t = drop(x) Aᵀ, dt = scale · dy B
-	k_lt_t<<<nr, 128, 0, c->stream>>>(l->A, r, in, x, p, inv, seed, t);
-	k_lt_dt<<<nr, 128, 0, c->stream>>>(l->B, r, out, l->scale, dy, dt);
-	if (gB)
-		k_lt_gb<<<sk_blocks(out * r, 256), 256, 0, c->stream>>>(r, n, out, l->scale, dy, t, gB);
-	if (gA)
-		k_lt_ga<<<dim3(sk_blocks(in, 256), (unsigned)((r + GA_J - 1) / GA_J)), 256, 0, c->stream>>>(
-			r, n, in, x, p, inv, seed, dt, gA);
+	float *t = (float *)s, *dt = t + n * r;
+	const float *xd = x;
+	if (p > 0.0f) {
+		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, inv, seed, (float *)(s + tb));
+		xd = (const float *)(s + tb);
+	}
+	// t = drop(x) Aᵀ: tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n)
+	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
+	sk_cuda_gemm_shape sdt = { r, n, out, r, out, r, 0, 0, 0, 0 };
+	if (sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, t) != 0 ||
+	    sk_cuda_matmul(c, sdt, l->scale, l->B, dy, 0.0f, dt) != 0)
+		return sk_cuda_check(c);
+	if (gB) {
+		sk_cuda_gemm_shape s_gb = { r, out, n, r, out, r, 0, 1, 0, 0 };
+		if (sk_cuda_matmul(c, s_gb, l->scale, t, dy, 1.0f, gB) != 0)
+			return sk_cuda_check(c);
+	}
+	if (gA) {
+		sk_cuda_gemm_shape s_ga = { in, r, n, in, r, in, 0, 1, 0, 0 };
+		if (sk_cuda_matmul(c, s_ga, 1.0f, xd, dt, 1.0f, gA) != 0)
+			return sk_cuda_check(c);
+	}
 	if (dx)
 		k_lt_dx<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(l->A, r, n, in, p, inv, seed, dt, dx);
 	sk_cuda_launched(c, "LoRA backward");
