@@ -59,6 +59,7 @@ struct sk_cuda {
 	int capture_spoiled;
 	int last_nodes;
 	int profiling;
+	int tiled_attn;         // the tiled attention kernels could get their shared memory
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	cudaEvent_t prof_a, prof_b;
 	struct {
@@ -84,6 +85,12 @@ void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, con
                          float factor, float sign);
 // Copies the NF4 and dynamic-map tables to the linear kernels' constant memory.
 cudaError_t sk_cuda_linear_init(void);
+// Lets the tiled attention kernels use their shared memory (attention_tiled.cu).
+cudaError_t sk_cuda_attention_tiled_init(void);
+// Attention of many rows (attention_tiled.cu): 1 done, 0 not this shape, -1 error.
+int sk_cuda_attention_tiled(sk_cuda *c, const float *q, int64_t n, const int32_t *pos, const float *k_past,
+                            const float *v_past, int64_t cap, const float *k_new, const float *v_new, int nh, int nkv,
+                            int hd, int window, float scale, float softcap, float *out);
 
 static inline unsigned sk_blocks(int64_t n, int threads)
 {

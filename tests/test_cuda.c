@@ -312,10 +312,11 @@ TEST(rows_rings_and_memory)
 	free(x);
 }
 
-/* One attention case: n new rows after past cached positions (ring of cap). */
-static void attention_case(int64_t n, int64_t past, int64_t cap, int window, float softcap)
+/* One attention case: n new rows after past cached positions (ring of cap),
+ * NH heads over NKV of dimension HD. */
+static void attention_heads_case(int64_t n, int64_t past, int64_t cap, int window, float softcap, int NH, int NKV,
+                                 int HD)
 {
-	enum { NH = 4, NKV = 2, HD = 64 };
 	int64_t kvd = NKV * HD, qd = NH * HD;
 	float *q = rnd((size_t)(n * qd), 1.0f), *kn = rnd((size_t)(n * kvd), 1.0f), *vn = rnd((size_t)(n * kvd), 1.0f);
 	float *kp = rnd((size_t)(cap * kvd), 1.0f), *vp = rnd((size_t)(cap * kvd), 1.0f);
@@ -325,7 +326,7 @@ static void attention_case(int64_t n, int64_t past, int64_t cap, int window, flo
 		pos[i] = (int32_t)(past + i);
 	int64_t lo = past > cap ? past - cap : 0;
 	sk_attn_kv a = { past ? kp : NULL, past ? vp : NULL, cap, past ? lo : 0, past, kn, vn, pos };
-	float sc = 1.0f / 8.0f;
+	float sc = 1.0f / sqrtf((float)HD);
 	CHECK(cpu->ops->attention(cpu, q, n, &a, NH, NKV, HD, window, sc, softcap, ref) == 0);
 	float *dq = dev_f(q, (size_t)(n * qd)), *dkn = dev_f(kn, (size_t)(n * kvd)), *dvn = dev_f(vn, (size_t)(n * kvd));
 	float *dkp = dev_f(kp, (size_t)(cap * kvd)), *dvp = dev_f(vp, (size_t)(cap * kvd));
@@ -333,9 +334,9 @@ static void attention_case(int64_t n, int64_t past, int64_t cap, int window, flo
 	float *dout = poisoned((size_t)(n * qd));
 	sk_attn_kv g = { past ? dkp : NULL, past ? dvp : NULL, cap, past ? lo : 0, past, dkn, dvn, dpos };
 	CHECK(gpu->ops->attention(gpu, dq, n, &g, NH, NKV, HD, window, sc, softcap, dout) == 0);
-	char what[96];
-	snprintf(what, sizeof what, "attention %lld new after %lld, ring %lld, window %d%s", (long long)n,
-	         (long long)past, (long long)cap, window, softcap > 0 ? ", softcap" : "");
+	char what[128];
+	snprintf(what, sizeof what, "attention %lld new after %lld, ring %lld, window %d%s, %d/%d heads of %d",
+	         (long long)n, (long long)past, (long long)cap, window, softcap > 0 ? ", softcap" : "", NH, NKV, HD);
 	expect(what, dout, ref, (size_t)(n * qd), 1e-5);
 	dfree(dq);
 	dfree(dkn);
@@ -353,6 +354,11 @@ static void attention_case(int64_t n, int64_t past, int64_t cap, int window, flo
 	free(pos);
 }
 
+static void attention_case(int64_t n, int64_t past, int64_t cap, int window, float softcap)
+{
+	attention_heads_case(n, past, cap, window, softcap, 4, 2, 64);
+}
+
 TEST(attention_cache_window_gqa)
 {
 	NEED_GPU();
@@ -362,6 +368,13 @@ TEST(attention_cache_window_gqa)
 	attention_case(1, 300, 512, 0, 0);     /* decoding over a long cache (split keys) */
 	attention_case(1, 1000, 256, 256, 0);  /* a wrapped sliding ring */
 	attention_case(4, 90, 100, 32, 0);     /* a short chunk after a wrapped ring */
+	/* many rows at head dimensions 256 and 128: the tiled kernel (32 and 64 rows a block) */
+	attention_heads_case(100, 0, 128, 0, 0, 4, 2, 256);      /* a prefill, 32 rows a block */
+	attention_heads_case(150, 0, 256, 64, 30.0f, 8, 2, 256); /* sliding window, softcap */
+	attention_heads_case(70, 290, 100, 32, 0, 4, 1, 128);    /* a chunk after a wrapped sliding ring */
+	attention_heads_case(200, 300, 512, 0, 0, 4, 2, 128);    /* a chunk after a long cache */
+	attention_heads_case(1100, 0, 1100, 512, 0, 16, 4, 256); /* 64 rows a block, Gemma 3n's window */
+	attention_heads_case(17, 5, 32, 0, 0, 2, 2, 256);        /* one partial block */
 }
 
 TEST(altup_router_predict_correct)
