@@ -34,6 +34,9 @@ run test_cuda_train "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
+# the engine thread on the GPU: chat, Compare, and chat between training micro-steps
+test_engine=${TEST_ENGINE:-$(command -v test_engine || echo "$top/tests/test_engine")}
+run engine_gpu env SK_TEST_DEVICE=cuda "$test_engine"
 cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$cs" ]; then
 	# the op-level cases only: whole models under the sanitizer take minutes

@@ -4,13 +4,13 @@
 # ncursesw, readline, jansson, OpenBLAS development files): the built
 # programs and the shared libraries they load, other than the C library and
 # CUDA's own. Run it in a build configured with CUDA, after `make` and
-# `make tests/test_cuda tests/test_cuda_backward`; unpack there with
+# `make tests/test_cuda tests/test_cuda_backward tests/test_engine`; unpack there with
 # tests/gpu/env.sh.
 #   tests/gpu/pack.sh [OUT_DIR]     (default: .gpu in the source tree)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/.gpu}
-progs="sokhan tests/test_cuda tests/test_cuda_train tests/test_cuda_backward tests/bench_forward"
+progs="sokhan tests/test_cuda tests/test_cuda_train tests/test_cuda_backward tests/bench_forward tests/test_engine"
 for p in $progs; do
 	[ -x "$p" ] || { echo "pack: $p is not built (run make and make $p)" >&2; exit 1; }
 done
