@@ -142,7 +142,7 @@ extern "C" int sk_cuda_attention(sk_cuda *c, const float *q, int64_t n, const in
 	if (n < 1)
 		return sk_cuda_check(c);
 	int tiled = sk_cuda_attention_tiled(c, q, n, pos, k_past, v_past, cap, k_new, v_new, nh, nkv, hd, window, scale,
-	                                    softcap, out);
+	                                    softcap, out, NULL);
 	if (tiled != 0)
 		return sk_cuda_check(c);
 	attn_args a;

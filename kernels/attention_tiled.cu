@@ -21,6 +21,7 @@ struct tattn_args {
 	int nh, group, window;
 	float scale, softcap;
 	float *out;
+	float *lse; // when not NULL: each row's log-sum-exp, [n][nh] (the backward's)
 };
 
 template <int HD, int BQ>
@@ -42,7 +43,7 @@ __global__ static void __launch_bounds__(BQ * 4) k_attn_tiled(tattn_args a)
 	const int tq = t >> 4, tk = t & 15;
 	const int64_t i0 = (int64_t)blockIdx.x * BQ;
 	const int h = blockIdx.y;
-	const int64_t past_hi = a.pos[0];
+	const int64_t past_hi = a.pos ? a.pos[0] : 0; // no positions: a sequence from 0 (training)
 	const int64_t off = (int64_t)(h / a.group) * HD;
 	const int64_t last = (i0 + BQ < a.n ? i0 + BQ : a.n) - 1; // the block's last row
 	const int64_t range_lo = a.k_past ? (past_hi > a.cap ? past_hi - a.cap : 0) : past_hi;
@@ -192,8 +193,11 @@ __global__ static void __launch_bounds__(BQ * 4) k_attn_tiled(tattn_args a)
 	}
 	if (tk == 0)
 #pragma unroll
-		for (int x = 0; x < 4; x++)
+		for (int x = 0; x < 4; x++) {
 			sm.l[tq + RS * x] = l[x];
+			if (a.lse && i0 + tq + RS * x < a.n)
+				a.lse[(i0 + tq + RS * x) * a.nh + h] = m[x] + logf(l[x]);
+		}
 	__syncthreads();
 #pragma unroll
 	for (int r = 0; r < 8; r++) {
@@ -240,7 +244,7 @@ static void launch(sk_cuda *c, const tattn_args &a)
 // shape (the caller uses attention.cu's), -1 on a launch error.
 int sk_cuda_attention_tiled(sk_cuda *c, const float *q, int64_t n, const int32_t *pos, const float *k_past,
                             const float *v_past, int64_t cap, const float *k_new, const float *v_new,
-                            int nh, int nkv, int hd, int window, float scale, float softcap, float *out)
+                            int nh, int nkv, int hd, int window, float scale, float softcap, float *out, float *lse)
 {
 	const uintptr_t al = (uintptr_t)q | (uintptr_t)k_new | (uintptr_t)v_new | (uintptr_t)out |
 	                     (uintptr_t)(k_past ? k_past : k_new) | (uintptr_t)(v_past ? v_past : v_new);
@@ -250,7 +254,7 @@ int sk_cuda_attention_tiled(sk_cuda *c, const float *q, int64_t n, const int32_t
 	a.q = q, a.k_past = k_past, a.v_past = v_past, a.k_new = k_new, a.v_new = v_new, a.pos = pos;
 	a.n = n, a.cap = cap > 0 ? cap : 1, a.kvd = (int64_t)nkv * hd;
 	a.nh = nh, a.group = nh / nkv, a.window = window;
-	a.scale = scale, a.softcap = softcap, a.out = out;
+	a.scale = scale, a.softcap = softcap, a.out = out, a.lse = lse;
 	// 64 rows a block when that still gives every SM two blocks, else 32
 	int big = (n + 63) / 64 * nh >= 2 * c->sms;
 	if (hd == 256)

@@ -47,7 +47,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	}
 	// the tiled attention needs ~212 KB of shared memory a block (Hopper
 	// has 227 KB): without it, attention.cu's kernel serves every shape
-	c->tiled_attn = sk_cuda_attention_tiled_init() == cudaSuccess;
+	c->tiled_attn = sk_cuda_attention_tiled_init() == cudaSuccess && sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
 	cudaGetLastError();
 	char why[256];
 	if (sk_lt_load(why, sizeof why) != 0) {

@@ -87,10 +87,17 @@ void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, con
 cudaError_t sk_cuda_linear_init(void);
 // Lets the tiled attention kernels use their shared memory (attention_tiled.cu).
 cudaError_t sk_cuda_attention_tiled_init(void);
-// Attention of many rows (attention_tiled.cu): 1 done, 0 not this shape, -1 error.
+// Attention of many rows (attention_tiled.cu): 1 done, 0 not this shape, -1
+// error. lse (may be NULL): each row's log-sum-exp, [n][nh].
 int sk_cuda_attention_tiled(sk_cuda *c, const float *q, int64_t n, const int32_t *pos, const float *k_past,
                             const float *v_past, int64_t cap, const float *k_new, const float *v_new, int nh, int nkv,
-                            int hd, int window, float scale, float softcap, float *out);
+                            int hd, int window, float scale, float softcap, float *out, float *lse);
+// Its backward for a sequence without a cache (attention_bwd_tiled.cu), same returns.
+int sk_cuda_attention_bwd_tiled(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
+                                int hd, int window, float scale, float softcap, const float *dout, float *dq,
+                                float *dk, float *dv, float *ws);
+// Lets the tiled attention backward kernels use their shared memory.
+cudaError_t sk_cuda_attention_bwd_tiled_init(void);
 
 static inline unsigned sk_blocks(int64_t n, int threads)
 {

@@ -137,6 +137,12 @@ TEST(attention_bwd_matches_cpu)
 	attn_bwd_case(12, 2, 2, 256, 0, 0);    /* no grouping, heads of 256 */
 	attn_bwd_case(20, 4, 2, 32, 512, 0);   /* a window wider than the sequence */
 	attn_bwd_case(1, 4, 2, 64, 0, 0);      /* one row */
+	/* the tiled kernels (heads of 128 and 256, 16 rows or more) */
+	attn_bwd_case(16, 2, 1, 128, 0, 0);      /* the smallest tiled case */
+	attn_bwd_case(100, 8, 2, 256, 0, 0);     /* Gemma 3n's grouping, partial tiles */
+	attn_bwd_case(150, 4, 2, 256, 40, 0);    /* sliding window */
+	attn_bwd_case(130, 4, 1, 128, 0, 30.0f); /* softcap, one KV head */
+	attn_bwd_case(300, 8, 2, 256, 64, 5.0f); /* window and a softcap that bites, several key tiles */
 }
 
 /* ---- gated GELU, AltUp ---- */
