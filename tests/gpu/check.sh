@@ -3,7 +3,8 @@
 # tests/gpu/check.sh on a machine with the bundle): every CUDA op (forward
 # and training) and the whole models against the CPU backend, then the op
 # checks once under compute-sanitizer's memcheck and racecheck when it is
-# installed. Logs go to $SK_TEST_LOGDIR (default tests/logs); ends with
+# installed (SK_SANITIZE=no leaves them out; SK_SANITIZE=only runs just
+# them). Logs go to $SK_TEST_LOGDIR (default tests/logs); ends with
 # "N passed, N failed".
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +28,8 @@ run() { # name, command...
 	printf '%s %-34s %d passed, %d failed\n' "$([ "$f" -eq 0 ] && echo PASS || echo FAIL)" "$name" "$p" "$f"
 	grep -E '^not ok|check failed|^# ' "$logs/$name.log" | sed 's/^/    /' | head -80
 }
+sanitize=${SK_SANITIZE:-yes}
+if [ "$sanitize" != only ]; then
 run test_cuda "$test_cuda"
 run test_cuda_backward "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
@@ -37,8 +40,11 @@ run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
 # the engine thread on the GPU: chat, Compare, and chat between training micro-steps
 test_engine=${TEST_ENGINE:-$(command -v test_engine || echo "$top/tests/test_engine")}
 run engine_gpu env SK_TEST_DEVICE=cuda "$test_engine"
+fi
 cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-if [ -n "$cs" ]; then
+if [ "$sanitize" = no ]; then
+	echo "SK_SANITIZE=no: the sanitizer runs were left out"
+elif [ -n "$cs" ]; then
 	# the op-level cases only: whole models under the sanitizer take minutes
 	for tool in memcheck racecheck; do
 		# API errors are not reported: one case asks for an impossible allocation on purpose.
