@@ -47,7 +47,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	}
 	// the tiled attention needs ~212 KB of shared memory a block (Hopper
 	// has 227 KB): without it, attention.cu's kernel serves every shape
-	c->tiled_attn = sk_cuda_attention_tiled_init() == cudaSuccess && sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
+	// (also with SK_CUDA_TILED=0, to compare the two)
+	const char *tiled = getenv("SK_CUDA_TILED");
+	c->tiled_attn = !(tiled && !strcmp(tiled, "0")) && sk_cuda_attention_tiled_init() == cudaSuccess &&
+	                sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
 	cudaGetLastError();
 	char why[256];
 	if (sk_lt_load(why, sizeof why) != 0) {
