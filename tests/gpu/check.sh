@@ -13,7 +13,9 @@ test_cuda_backward=${TEST_CUDA_BACKWARD:-$(command -v test_cuda_backward || echo
 logs=${SK_TEST_LOGDIR:-$top/tests/logs}
 mkdir -p "$logs"
 SK_SRCDIR=${SK_SRCDIR:-$top}
-export SK_SRCDIR
+# the tiled attention kernels are checked here before they become the default
+SK_CUDA_TILED=${SK_CUDA_TILED:-1}
+export SK_SRCDIR SK_CUDA_TILED
 passed=0 failed=0
 run() { # name, command...
 	name=$1
