@@ -10,14 +10,14 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$top/.gpu}
-progs="sokhan tests/test_cuda tests/test_cuda_train tests/test_cuda_backward tests/bench_forward tests/test_engine"
+progs="sokhan tests/test_cuda tests/test_cuda_train tests/test_cuda_backward tests/test_engine"
 for p in $progs; do
 	[ -x "$p" ] || { echo "pack: $p is not built (run make and make $p)" >&2; exit 1; }
 done
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-for p in $progs; do cp "$p" "$stage/bin/"; done
+for p in $progs; do cp "$p" "$stage/bin/" && strip "$stage/bin/$(basename "$p")"; done
 # shellcheck disable=SC2086
 ldd $progs | awk '/=> \// { print $3 }' | sort -u | while read -r lib; do
 	case $(basename "$lib") in
