@@ -1,6 +1,6 @@
 // AltUp (Gemma 3n §3.5): the router's modality weights, the prediction of
 // every stream from all of them, and the correction after the block.
-#include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 #define MAX_A 16
 
@@ -8,6 +8,7 @@
 __global__ static void k_router(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w, float eps,
                                 const float *__restrict__ w, int A, float *out)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float ss = 0;
@@ -35,6 +36,7 @@ template <int A>
 __global__ static void k_router_fused(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w,
                                       float eps, const float *__restrict__ w, float *out)
 {
+	sk_pdl_wait();
 	__shared__ float part[32][A + 1];
 	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float s[A + 1];
@@ -73,9 +75,9 @@ extern "C" void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, i
                                      float eps, const float *w, int A, float *out)
 {
 	if (rows > 0 && A == 4)
-		k_router_fused<4><<<(unsigned)rows, 256, 0, c->stream>>>(x, dim, norm_w, eps, w, out);
+		sk_launch(c, k_router_fused<4>, (unsigned)rows, 256, 0, x, dim, norm_w, eps, w, out);
 	else if (rows > 0)
-		k_router<<<(unsigned)rows, 256, 0, c->stream>>>(x, dim, norm_w, eps, w, A, out);
+		sk_launch(c, k_router, (unsigned)rows, 256, 0, x, dim, norm_w, eps, w, A, out);
 	sk_cuda_launched(c, "altup_router");
 }
 
@@ -84,6 +86,7 @@ extern "C" void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, i
 __global__ static void k_predict(const float *__restrict__ x, int64_t rows, int64_t dim, int A,
                                  const float *__restrict__ wp, const float *__restrict__ modal, float *p)
 {
+	sk_pdl_wait();
 	__shared__ float C[MAX_A * MAX_A];
 	int64_t r = blockIdx.x;
 	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
@@ -116,7 +119,7 @@ extern "C" void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, 
 		return;
 	}
 	if (rows > 0)
-		k_predict<<<dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, c->stream>>>(x, rows, dim, A, wp, modal, p);
+		sk_launch(c, k_predict, dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, x, rows, dim, A, wp, modal, p);
 	sk_cuda_launched(c, "altup_predict");
 }
 
@@ -125,6 +128,7 @@ __global__ static void k_correct(const float *__restrict__ p, const float *__res
                                  int A, int active, const float *__restrict__ wc, const float *__restrict__ modal,
                                  float *out)
 {
+	sk_pdl_wait();
 	__shared__ float beta[MAX_A];
 	int64_t r = blockIdx.x;
 	for (int k = threadIdx.x; k < A; k += blockDim.x) {
@@ -151,7 +155,7 @@ extern "C" void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y
 		return;
 	}
 	if (rows > 0)
-		k_correct<<<dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, c->stream>>>(p, y, rows, dim, A, active, wc,
+		sk_launch(c, k_correct, dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, p, y, rows, dim, A, active, wc,
 		                                                                            modal, out);
 	sk_cuda_launched(c, "altup_correct");
 }

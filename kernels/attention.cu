@@ -5,7 +5,7 @@
 // slice with an online softmax and a second kernel merges the slices. The
 // positions come from device memory, so a recorded step replays at any
 // position.
-#include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 #include <math.h>
 
@@ -24,6 +24,7 @@ struct attn_args {
 template <int DPL>
 __global__ static void k_attn(attn_args a)
 {
+	sk_pdl_wait();
 	__shared__ float s_m[WARPS], s_l[WARPS];
 	__shared__ float s_acc[WARPS][MAX_DPL * 32];
 	int64_t i = blockIdx.x;
@@ -109,6 +110,7 @@ __global__ static void k_attn(attn_args a)
 
 __global__ static void k_attn_merge(attn_args a)
 {
+	sk_pdl_wait();
 	int64_t row = blockIdx.x; // i·nh + h
 	const float *pp = a.part + row * a.S * (a.hd + 2);
 	float M = -INFINITY;
@@ -189,17 +191,17 @@ extern "C" int sk_cuda_attention(sk_cuda *c, const float *q, int64_t n, const in
 	dim3 grid((unsigned)n, (unsigned)nh, (unsigned)S);
 	int dpl = (hd + 31) / 32;
 	if (dpl <= 1)
-		k_attn<1><<<grid, WARPS * 32, 0, c->stream>>>(a);
+		sk_launch(c, k_attn<1>, grid, WARPS * 32, 0, a);
 	else if (dpl <= 2)
-		k_attn<2><<<grid, WARPS * 32, 0, c->stream>>>(a);
+		sk_launch(c, k_attn<2>, grid, WARPS * 32, 0, a);
 	else if (dpl <= 4)
-		k_attn<4><<<grid, WARPS * 32, 0, c->stream>>>(a);
+		sk_launch(c, k_attn<4>, grid, WARPS * 32, 0, a);
 	else if (dpl <= 8)
-		k_attn<8><<<grid, WARPS * 32, 0, c->stream>>>(a);
+		sk_launch(c, k_attn<8>, grid, WARPS * 32, 0, a);
 	else
-		k_attn<16><<<grid, WARPS * 32, 0, c->stream>>>(a);
+		sk_launch(c, k_attn<16>, grid, WARPS * 32, 0, a);
 	if (S > 1)
-		k_attn_merge<<<(unsigned)(n * nh), hd < 256 ? 128 : 256, 0, c->stream>>>(a);
+		sk_launch(c, k_attn_merge, (unsigned)(n * nh), hd < 256 ? 128 : 256, 0, a);
 	sk_cuda_launched(c, "attention");
 	return sk_cuda_check(c);
 }

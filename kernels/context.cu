@@ -66,7 +66,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 		free(c);
 		return NULL;
 	}
-	cudaDeviceProp p;
+	cudaDeviceProp p = {};
 	if (cudaGetDeviceProperties(&p, dev) == cudaSuccess)
 		c->sms = p.multiProcessorCount;
 	if (c->sms <= 0)
@@ -74,6 +74,8 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
 	c->profiling = getenv("SK_CUDA_PROFILE") != NULL && strcmp(getenv("SK_CUDA_PROFILE"), "0") != 0;
 	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
+	// a kernel may start while the one before it finishes: opt-in until measured
+	c->pdl = p.major >= 9 && getenv("SK_CUDA_PDL") != NULL && strcmp(getenv("SK_CUDA_PDL"), "1") == 0;
 	if (c->profiling) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);

@@ -2,7 +2,7 @@
 // scalings, the gated GELU with its sparsity cutoff, softcap, AltUp's
 // magnitude match, row gathers/scatters and ring writes; conversions and
 // random fills for weights.
-#include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 #include <math.h>
 
@@ -13,6 +13,7 @@
 __global__ static void k_embed(const uint16_t *__restrict__ table, int64_t dim, const int32_t *__restrict__ ids,
                                int64_t n, float scale, float *__restrict__ out)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * dim)
 		return;
@@ -25,7 +26,7 @@ extern "C" int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, con
                              float scale, float *out)
 {
 	if (n * dim > 0)
-		k_embed<<<sk_blocks(n * dim, T256), T256, 0, c->stream>>>(table, dim, ids, n, scale, out);
+		sk_launch(c, k_embed, sk_blocks(n * dim, T256), T256, 0, table, dim, ids, n, scale, out);
 	sk_cuda_launched(c, "embedding");
 	return sk_cuda_check(c);
 }
@@ -35,6 +36,7 @@ extern "C" int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, con
 __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const float *__restrict__ w, float eps,
                                  float *y)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float *yr = y + (int64_t)blockIdx.x * dim;
@@ -55,7 +57,7 @@ extern "C" void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_
 	if (rows <= 0)
 		return;
 	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
-	k_rmsnorm<<<(unsigned)rows, t, 0, c->stream>>>(x, dim, w, eps, y);
+	sk_launch(c, k_rmsnorm, (unsigned)rows, t, 0, x, dim, w, eps, y);
 	sk_cuda_launched(c, "rmsnorm");
 }
 
@@ -64,6 +66,7 @@ extern "C" void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_
 __global__ static void k_norm_add(const float *x, int64_t dim, const float *__restrict__ w, float eps, const float *a,
                                   const float *b, float scale, float *y)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
 	float ss = 0;
@@ -88,7 +91,7 @@ extern "C" void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64
 	if (rows <= 0)
 		return;
 	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
-	k_norm_add<<<(unsigned)rows, t, 0, c->stream>>>(x, dim, w, eps, a, b, scale, y);
+	sk_launch(c, k_norm_add, (unsigned)rows, t, 0, x, dim, w, eps, a, b, scale, y);
 	sk_cuda_launched(c, "norm_add");
 }
 
@@ -97,6 +100,7 @@ extern "C" void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64
 __global__ static void k_norm_rope(const float *x, int heads, int hd, const float *__restrict__ w, float eps,
                                    const int32_t *__restrict__ pos, float theta, float factor, float *y)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t ih = blockIdx.x, i = ih / heads;
 	const float *v = x + ih * hd;
@@ -125,7 +129,7 @@ extern "C" void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int hea
 {
 	if (n * heads <= 0)
 		return;
-	k_norm_rope<<<(unsigned)(n * heads), hd / 2 >= 128 ? 128 : 32, 0, c->stream>>>(x, heads, hd, w, eps, pos, theta,
+	sk_launch(c, k_norm_rope, (unsigned)(n * heads), hd / 2 >= 128 ? 128 : 32, 0, x, heads, hd, w, eps, pos, theta,
 	                                                                                factor, y);
 	sk_cuda_launched(c, "norm_rope");
 }
@@ -136,6 +140,7 @@ extern "C" void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int hea
 __global__ static void k_rope(float *x, int64_t n, int heads, int hd, const int32_t *__restrict__ pos, float theta,
                               float factor, float sign)
 {
+	sk_pdl_wait();
 	int half = hd / 2;
 	int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (t >= n * heads * half)
@@ -155,7 +160,7 @@ void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, con
 {
 	int64_t total = n * heads * (hd / 2);
 	if (total > 0)
-		k_rope<<<sk_blocks(total, T256), T256, 0, c->stream>>>(x, n, heads, hd, pos, theta, factor, sign);
+		sk_launch(c, k_rope, sk_blocks(total, T256), T256, 0, x, n, heads, hd, pos, theta, factor, sign);
 	sk_cuda_launched(c, "rope");
 }
 
@@ -169,6 +174,7 @@ extern "C" void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd,
 
 __global__ static void k_add(const float *a, const float *b, int64_t n, float scale, float *y)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		y[i] = scale == 1.0f ? a[i] + b[i] : (a[i] + b[i]) * scale;
@@ -177,12 +183,13 @@ __global__ static void k_add(const float *a, const float *b, int64_t n, float sc
 extern "C" void sk_cuda_add(sk_cuda *c, const float *a, const float *b, int64_t count, float scale, float *y)
 {
 	if (count > 0)
-		k_add<<<sk_blocks(count, T256), T256, 0, c->stream>>>(a, b, count, scale, y);
+		sk_launch(c, k_add, sk_blocks(count, T256), T256, 0, a, b, count, scale, y);
 	sk_cuda_launched(c, "add");
 }
 
 __global__ static void k_scale(const float *x, int64_t n, float s, float *y)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		y[i] = x[i] * s;
@@ -195,7 +202,7 @@ extern "C" void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s
 	if (s == 1.0f)
 		cudaMemcpyAsync(y, x, (size_t)count * sizeof(float), cudaMemcpyDeviceToDevice, c->stream);
 	else
-		k_scale<<<sk_blocks(count, T256), T256, 0, c->stream>>>(x, count, s, y);
+		sk_launch(c, k_scale, sk_blocks(count, T256), T256, 0, x, count, s, y);
 	sk_cuda_launched(c, "scale");
 }
 
@@ -209,6 +216,7 @@ extern "C" void sk_cuda_zero(sk_cuda *c, float *x, int64_t count)
 __global__ static void k_mul_rows(const float *x, const float *__restrict__ w, int64_t w_stride, int64_t rows,
                                   int64_t dim, float *y)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= rows * dim)
 		return;
@@ -220,12 +228,13 @@ extern "C" void sk_cuda_mul_rows(sk_cuda *c, const float *x, const float *w, int
                                  int64_t dim, float *y)
 {
 	if (rows * dim > 0)
-		k_mul_rows<<<sk_blocks(rows * dim, T256), T256, 0, c->stream>>>(x, w, w_stride, rows, dim, y);
+		sk_launch(c, k_mul_rows, sk_blocks(rows * dim, T256), T256, 0, x, w, w_stride, rows, dim, y);
 	sk_cuda_launched(c, "mul_rows");
 }
 
 __global__ static void k_softcap(float *x, int64_t n, float cap)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		x[i] = tanhf(x[i] / cap) * cap;
@@ -234,7 +243,7 @@ __global__ static void k_softcap(float *x, int64_t n, float cap)
 extern "C" void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap)
 {
 	if (count > 0)
-		k_softcap<<<sk_blocks(count, T256), T256, 0, c->stream>>>(x, count, cap);
+		sk_launch(c, k_softcap, sk_blocks(count, T256), T256, 0, x, count, cap);
 	sk_cuda_launched(c, "softcap");
 }
 
@@ -250,6 +259,7 @@ __device__ __forceinline__ float gelu_tanh(float x)
 // One block per row: the row's mean and population std first, when cut.
 __global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t u_stride, int64_t dim, float z)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	float *gr = g + (int64_t)blockIdx.x * dim;
 	const float *ur = u ? u + (int64_t)blockIdx.x * u_stride : NULL;
@@ -280,7 +290,7 @@ extern "C" void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u
                                  float sparsity_z)
 {
 	if (rows > 0)
-		k_gelu_mul<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, u_stride, dim, sparsity_z);
+		sk_launch(c, k_gelu_mul, (unsigned)rows, dim >= 4096 ? 1024 : 256, 0, g, u, u_stride, dim, sparsity_z);
 	sk_cuda_launched(c, "gelu_mul");
 }
 
@@ -288,6 +298,7 @@ extern "C" void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u
 
 __global__ static void k_rescale_rms(float *u, const float *__restrict__ ref, int64_t dim)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	float *ur = u + (int64_t)blockIdx.x * dim;
 	const float *rr = ref + (int64_t)blockIdx.x * dim;
@@ -306,7 +317,7 @@ __global__ static void k_rescale_rms(float *u, const float *__restrict__ ref, in
 extern "C" void sk_cuda_rescale_rms(sk_cuda *c, float *u, const float *ref, int64_t rows, int64_t dim)
 {
 	if (rows > 0)
-		k_rescale_rms<<<(unsigned)rows, 256, 0, c->stream>>>(u, ref, dim);
+		sk_launch(c, k_rescale_rms, (unsigned)rows, 256, 0, u, ref, dim);
 	sk_cuda_launched(c, "rescale_rms");
 }
 
@@ -315,6 +326,7 @@ extern "C" void sk_cuda_rescale_rms(sk_cuda *c, float *u, const float *ref, int6
 __global__ static void k_rows(const float *x, int64_t dim, const int64_t *__restrict__ idx, int64_t n, float *y,
                               int scatter)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * dim)
 		return;
@@ -328,20 +340,21 @@ __global__ static void k_rows(const float *x, int64_t dim, const int64_t *__rest
 extern "C" void sk_cuda_gather_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
 {
 	if (n * dim > 0)
-		k_rows<<<sk_blocks(n * dim, T256), T256, 0, c->stream>>>(x, dim, idx, n, y, 0);
+		sk_launch(c, k_rows, sk_blocks(n * dim, T256), T256, 0, x, dim, idx, n, y, 0);
 	sk_cuda_launched(c, "gather_rows");
 }
 
 extern "C" void sk_cuda_scatter_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y)
 {
 	if (n * dim > 0)
-		k_rows<<<sk_blocks(n * dim, T256), T256, 0, c->stream>>>(x, dim, idx, n, y, 1);
+		sk_launch(c, k_rows, sk_blocks(n * dim, T256), T256, 0, x, dim, idx, n, y, 1);
 	sk_cuda_launched(c, "scatter_rows");
 }
 
 __global__ static void k_ring_write(const float *x, int64_t n, int64_t first, int64_t dim, float *ring, int64_t cap,
                                     const int32_t *__restrict__ pos)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= (n - first) * dim)
 		return;
@@ -354,7 +367,7 @@ extern "C" void sk_cuda_ring_write(sk_cuda *c, const float *x, int64_t n, int64_
 {
 	int64_t first = n > cap ? n - cap : 0;
 	if ((n - first) * dim > 0)
-		k_ring_write<<<sk_blocks((n - first) * dim, T256), T256, 0, c->stream>>>(x, n, first, dim, ring, cap, pos);
+		sk_launch(c, k_ring_write, sk_blocks((n - first) * dim, T256), T256, 0, x, n, first, dim, ring, cap, pos);
 	sk_cuda_launched(c, "ring_write");
 }
 
@@ -362,6 +375,7 @@ extern "C" void sk_cuda_ring_write(sk_cuda *c, const float *x, int64_t n, int64_
 
 __global__ static void k_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i >= n)
 		return;
@@ -375,7 +389,7 @@ __global__ static void k_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
 extern "C" void sk_cuda_f32_to_bf16(sk_cuda *c, const float *src, uint16_t *dst, int64_t n)
 {
 	if (n > 0)
-		k_f32_to_bf16<<<sk_blocks(n, T256), T256, 0, c->stream>>>(src, dst, n);
+		sk_launch(c, k_f32_to_bf16, sk_blocks(n, T256), T256, 0, src, dst, n);
 	sk_cuda_launched(c, "f32_to_bf16");
 }
 
@@ -388,6 +402,7 @@ __device__ __forceinline__ uint64_t mix64(uint64_t z)
 
 __global__ static void k_random_bf16(uint16_t *dst, int64_t n, float scale, uint64_t seed)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i >= n)
 		return;
@@ -399,12 +414,13 @@ __global__ static void k_random_bf16(uint16_t *dst, int64_t n, float scale, uint
 extern "C" void sk_cuda_fill_random_bf16(sk_cuda *c, uint16_t *dst, int64_t n, float scale, uint64_t seed)
 {
 	if (n > 0)
-		k_random_bf16<<<sk_blocks(n, T256), T256, 0, c->stream>>>(dst, n, scale, seed);
+		sk_launch(c, k_random_bf16, sk_blocks(n, T256), T256, 0, dst, n, scale, seed);
 	sk_cuda_launched(c, "random weights");
 }
 
 __global__ static void k_random_bytes(uint8_t *dst, int64_t n, uint64_t seed, int lo, int span)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		dst[i] = (uint8_t)(lo + (int)(mix64(seed + 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)) % (uint64_t)span));
@@ -412,6 +428,7 @@ __global__ static void k_random_bytes(uint8_t *dst, int64_t n, uint64_t seed, in
 
 __global__ static void k_fill(float *dst, int64_t n, float v)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		dst[i] = v;
@@ -421,9 +438,9 @@ extern "C" void sk_cuda_fill_random_nf4(sk_cuda *c, uint8_t *packed, uint8_t *ab
                                         float scale, uint64_t seed)
 {
 	int64_t nb = (n + 63) / 64, nn = (nb + 255) / 256;
-	k_random_bytes<<<sk_blocks((n + 1) / 2, T256), T256, 0, c->stream>>>(packed, (n + 1) / 2, seed, 0, 256);
+	sk_launch(c, k_random_bytes, sk_blocks((n + 1) / 2, T256), T256, 0, packed, (n + 1) / 2, seed, 0, 256);
 	// first-level codes in the upper part of the signed map: absmax values of order nested
-	k_random_bytes<<<sk_blocks(nb, T256), T256, 0, c->stream>>>(absmax_q, nb, seed ^ 0x51ull, 200, 56);
-	k_fill<<<sk_blocks(nn, T256), T256, 0, c->stream>>>(nested, nn, scale);
+	sk_launch(c, k_random_bytes, sk_blocks(nb, T256), T256, 0, absmax_q, nb, seed ^ 0x51ull, 200, 56);
+	sk_launch(c, k_fill, sk_blocks(nn, T256), T256, 0, nested, nn, scale);
 	sk_cuda_launched(c, "random NF4 weights");
 }

@@ -5,7 +5,7 @@
 // scratch first) with fp32 accumulation and output. The training backward
 // dx (+)= dy · W takes the same operands through cuBLASLt (W untransposed),
 // or an element-wise fp32 kernel for shapes cuBLASLt's layout would not align.
-#include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 #include <cuda_bf16.h>
 #include <string.h>
@@ -105,6 +105,7 @@ __device__ __forceinline__ int mv_locate(const mv_job &j, int wpr, int64_t *row,
 template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16(mv_job j, const float *__restrict__ x)
 {
+	sk_pdl_wait();
 	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
 	int64_t row, out;
 	int which = mv_locate(j, WPR, &row, &out);
@@ -145,6 +146,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16(mv_job j, cons
 template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const float *__restrict__ x)
 {
+	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
 		dmap[i] = sk_dmap_signed[i];
@@ -242,6 +244,7 @@ __device__ __forceinline__ void rows_store(float (&acc)[NR][RPW], int64_t row0, 
 template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, const float *__restrict__ x)
 {
+	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
 		dmap[i] = sk_dmap_signed[i];
@@ -311,6 +314,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j, const float *__restrict__ x)
 {
+	sk_pdl_wait();
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
@@ -361,6 +365,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j,
 template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_any(mv_job j, const float *__restrict__ x)
 {
+	sk_pdl_wait();
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t row, out;
 	int which = mv_locate(j, WPR, &row, &out);
@@ -397,11 +402,11 @@ static void mv_launch2(sk_cuda *c, const mv_job &j, const float *x)
 	unsigned blocks = sk_blocks(total, MV_WARPS / WPR);
 	int fast = mv_fast(&j.w[0], x) && (j.n == 1 || mv_fast(&j.w[1], x));
 	if (fast && j.w[0].kind == SK_CUDA_W_BF16)
-		k_mv_bf16<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		sk_launch(c, k_mv_bf16<NR, WPR>, blocks, MV_WARPS * 32, 0, j, x);
 	else if (fast)
-		k_mv_nf4<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		sk_launch(c, k_mv_nf4<NR, WPR>, blocks, MV_WARPS * 32, 0, j, x);
 	else
-		k_mv_any<NR, WPR><<<blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		sk_launch(c, k_mv_any<NR, WPR>, blocks, MV_WARPS * 32, 0, j, x);
 }
 
 // Several rows a warp (the inputs read once for all of them) while that
@@ -419,9 +424,9 @@ static int mv_launch_rows(sk_cuda *c, const mv_job &j, const float *x)
 	if (j.w[0].rows % RPW != 0 || blocks < (int64_t)c->sms * (one ? 1 : 2))
 		return 0;
 	if (j.w[0].kind == SK_CUDA_W_BF16)
-		k_mv_bf16_rows<NR, RPW, WPR><<<(unsigned)blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		sk_launch(c, k_mv_bf16_rows<NR, RPW, WPR>, (unsigned)blocks, MV_WARPS * 32, 0, j, x);
 	else
-		k_mv_nf4_rows<NR, RPW, WPR><<<(unsigned)blocks, MV_WARPS * 32, 0, c->stream>>>(j, x);
+		sk_launch(c, k_mv_nf4_rows<NR, RPW, WPR>, (unsigned)blocks, MV_WARPS * 32, 0, j, x);
 	return 1;
 }
 
@@ -479,6 +484,7 @@ static void matvec(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t 
 
 __global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bfloat16 *__restrict__ y)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
 		y[i] = __float2bfloat16_rn(x[i]);
@@ -489,6 +495,7 @@ __global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bf
 // memory the lanes' different codes would serialise the lookups.
 __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 *__restrict__ y)
 {
+	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
 		dmap[i] = sk_dmap_signed[i];
@@ -526,7 +533,7 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 
 // allocations are; d from the scratch, 256-byte aligned).
 static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t n, __nv_bfloat16 *d)
 {
-	k_nf4_to_bf16<<<sk_blocks((n + 15) / 16, 256), 256, 0, c->stream>>>(*w, n, d);
+	sk_launch(c, k_nf4_to_bf16, sk_blocks((n + 15) / 16, 256), 256, 0, *w, n, d);
 }
 
 // y[n][out] = x · Wᵀ: in column-major terms yᵀ (out x n) = (W as in x out)ᵀ · (x as in x n)
@@ -547,7 +554,7 @@ static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int6
 		return -1;
 	__nv_bfloat16 *xh = (__nv_bfloat16 *)s;
 	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
-	k_to_bf16<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n * in, xh);
+	sk_launch(c, k_to_bf16, sk_blocks(n * in, 256), 256, 0, x, n * in, xh);
 	if (w->kind == SK_CUDA_W_NF4) {
 		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + xb);
 		nf4_to_bf16(c, w, out * in, d);
@@ -563,6 +570,7 @@ static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int6
 __global__ static void k_lora_a(const float *__restrict__ A, int r, int64_t in, const float *__restrict__ x,
                                 const uint8_t *__restrict__ rows, float *__restrict__ t)
 {
+	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t i = blockIdx.x;
 	int j = blockIdx.y;
@@ -579,6 +587,7 @@ __global__ static void k_lora_a(const float *__restrict__ A, int r, int64_t in, 
 __global__ static void k_lora_b(const float *__restrict__ B, int r, int64_t n, int64_t out, float scale,
                                 const uint8_t *__restrict__ rows, const float *__restrict__ t, float *y)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * out)
 		return;
@@ -608,8 +617,8 @@ static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, fl
 			return -1;
 	}
 	float *t = (float *)c->lora_ws;
-	k_lora_a<<<dim3((unsigned)n, (unsigned)l->r), 128, 0, c->stream>>>(l->A, l->r, l->in, x, rows, t);
-	k_lora_b<<<sk_blocks(n * l->out, 256), 256, 0, c->stream>>>(l->B, l->r, n, l->out, l->scale, rows, t, y);
+	sk_launch(c, k_lora_a, dim3((unsigned)n, (unsigned)l->r), 128, 0, l->A, l->r, l->in, x, rows, t);
+	sk_launch(c, k_lora_b, sk_blocks(n * l->out, 256), 256, 0, l->B, l->r, n, l->out, l->scale, rows, t, y);
 	return sk_cuda_launched(c, "LoRA");
 }
 
@@ -667,6 +676,7 @@ extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *
 __global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restrict__ dy, int64_t n, float *dx,
                                         int accumulate)
 {
+	sk_pdl_wait();
 	int64_t out = w.rows, in = w.cols;
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * in)
@@ -697,7 +707,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 	int gemm_ok = in % 8 == 0 && out % 8 == 0 && ((uintptr_t)dx & 15) == 0 &&
 	              (w->kind == SK_CUDA_W_NF4 || ((uintptr_t)w->bf16 & 15) == 0);
 	if (!gemm_ok || out <= 0 || c->exact) {
-		k_linear_bwd_any<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(*w, dy, n, dx, accumulate);
+		sk_launch(c, k_linear_bwd_any, sk_blocks(n * in, 256), 256, 0, *w, dy, n, dx, accumulate);
 		sk_cuda_launched(c, "linear backward");
 		return sk_cuda_check(c);
 	}
@@ -709,7 +719,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 		return sk_cuda_check(c);
 	__nv_bfloat16 *yh = (__nv_bfloat16 *)s;
 	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
-	k_to_bf16<<<sk_blocks(n * out, 256), 256, 0, c->stream>>>(dy, n * out, yh);
+	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
 	if (w->kind == SK_CUDA_W_NF4) {
 		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
 		nf4_to_bf16(c, w, out * in, d);

@@ -8,7 +8,7 @@
 // only they are sorted, in shared memory. When more than SAMPLE_CAP tokens
 // would survive top-k (top-k off or very large), the SAMPLE_CAP most likely
 // stand in for them.
-#include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 #include <math.h>
 
@@ -55,6 +55,7 @@ __global__ static void __launch_bounds__(ST) k_sample(float *logits, int64_t V, 
                                                        const uint32_t *seen, int64_t seen_words,
                                                        const int32_t *row_seq, int32_t *out)
 {
+	sk_pdl_wait();
 	__shared__ cand cs[SAMPLE_CAP];
 	__shared__ double dsh[ST];
 	__shared__ int ish[ST];
@@ -333,6 +334,7 @@ __global__ static void __launch_bounds__(ST) k_sample(float *logits, int64_t V, 
 
 __global__ static void k_mark_seen(uint32_t *seen, int64_t words, const int32_t *ids, const int32_t *seq, int64_t n)
 {
+	sk_pdl_wait();
 	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n && ids[i] >= 0)
 		atomicOr(&seen[(int64_t)seq[i] * words + (ids[i] >> 5)], 1u << (ids[i] & 31));
@@ -342,7 +344,7 @@ extern "C" int sk_cuda_sample(sk_cuda *c, float *logits, int64_t n, int64_t voca
                               const uint32_t *seen, int64_t seen_words, const int32_t *row_seq, int32_t *ids)
 {
 	if (n > 0)
-		k_sample<<<(unsigned)n, ST, 0, c->stream>>>(logits, vocab, rows, seen, seen_words, row_seq, ids);
+		sk_launch(c, k_sample, (unsigned)n, ST, 0, logits, vocab, rows, seen, seen_words, row_seq, ids);
 	sk_cuda_launched(c, "sampling");
 	return sk_cuda_check(c);
 }
@@ -351,6 +353,6 @@ extern "C" void sk_cuda_mark_seen(sk_cuda *c, uint32_t *seen, int64_t words, con
                                   int64_t n)
 {
 	if (n > 0)
-		k_mark_seen<<<sk_blocks(n, 256), 256, 0, c->stream>>>(seen, words, ids, seq, n);
+		sk_launch(c, k_mark_seen, sk_blocks(n, 256), 256, 0, seen, words, ids, seq, n);
 	sk_cuda_launched(c, "seen ids");
 }

@@ -2,7 +2,7 @@
 # compute_80 PTX (JIT-compiled by the driver on other GPUs); a plain C stub
 # stands in when CUDA is not configured.
 if HAVE_CUDA
-libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu \
+libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu \
 	kernels/device.cu kernels/convert.cu \
 	kernels/context.cu kernels/gemm.cu kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu \
 	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu
@@ -14,6 +14,6 @@ NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,co
 else
 libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
 endif
-EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu kernels/device.cu kernels/convert.cu kernels/context.cu kernels/gemm.cu \
+EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu kernels/device.cu kernels/convert.cu kernels/context.cu kernels/gemm.cu \
 	kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu kernels/kernels_none.c \
 	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu

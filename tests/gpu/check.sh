@@ -33,6 +33,8 @@ run() { # name, command...
 sanitize=${SK_SANITIZE:-yes}
 if [ "$sanitize" != only ]; then
 run test_cuda "$test_cuda"
+# the same with programmatic dependent launches (kernels/launch.cuh), opt-in until measured
+run test_cuda_pdl env SK_CUDA_PDL=1 "$test_cuda"
 run test_cuda_backward "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
