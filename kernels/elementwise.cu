@@ -95,6 +95,42 @@ extern "C" void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64
 	sk_cuda_launched(c, "norm_add");
 }
 
+// ---- fused: y_k += RMSNorm(x; w) for every stream k but skip, the norm once a row ----
+
+__global__ static void k_norm_add_streams(const float *x, int64_t rows, int64_t dim, const float *__restrict__ w,
+                                          float eps, float *y, int A, int skip)
+{
+	sk_pdl_wait();
+	__shared__ float sh[32];
+	int64_t off = (int64_t)blockIdx.x * dim;
+	float ss = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		ss += x[off + i] * x[off + i];
+	ss = sk_block_sum(ss, sh);
+	float inv = rsqrtf(ss / (float)dim + eps);
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		float t = x[off + i] * inv;
+		if (w)
+			t = t * w[i];
+		for (int k = 0; k < A; k++)
+			if (k != skip) {
+				float *yk = y + (int64_t)k * rows * dim + off + i;
+				*yk = *yk + t;
+			}
+	}
+}
+
+// the same thread count as sk_cuda_norm_add, so the row sums round alike
+extern "C" void sk_cuda_norm_add_streams(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w,
+                                         float eps, float *y, int A, int skip)
+{
+	if (rows <= 0)
+		return;
+	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+	sk_launch(c, k_norm_add_streams, (unsigned)rows, t, 0, x, rows, dim, w, eps, y, A, skip);
+	sk_cuda_launched(c, "norm_add_streams");
+}
+
 // ---- fused: y = rope(RMSNorm(x; w)) per head, one block per (row, head) ----
 
 __global__ static void k_norm_rope(const float *x, int heads, int hd, const float *__restrict__ w, float eps,

@@ -130,6 +130,9 @@ int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, const int32_t 
 void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps, float *y);
 void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                       const float *a, const float *b, float scale, float *y);
+/* y_k += RMSNorm(x; w) for each of A streams [rows][dim] at y + k·rows·dim but skip. */
+void sk_cuda_norm_add_streams(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                              float *y, int A, int skip);
 void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
                        const int32_t *pos, float theta, float factor, float *y);
 void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);

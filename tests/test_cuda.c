@@ -219,6 +219,23 @@ TEST(norm_rope_elementwise)
 		expect(with_b ? "norm_add with b, scaled" : "norm_add", dy, ref, R * D, 2e-6);
 		dfree(dy);
 	}
+	/* norm_add into every AltUp stream but one (Gemma 3n's per-layer input), against norm_add per stream */
+	CHECK(gpu->ops->norm_add_streams != NULL);
+	for (int skip = 0; skip < 4 && gpu->ops->norm_add_streams; skip += 3) {
+		enum { A = 4 };
+		float *ys = rnd(A * R * D, 1.0f), *ref4 = malloc(A * R * D * sizeof(float));
+		memcpy(ref4, ys, A * R * D * sizeof(float));
+		for (int k = 0; k < A; k++)
+			if (k != skip)
+				cpu->ops->norm_add(cpu, b, R, D, w, 1e-6f, ref4 + k * R * D, NULL, 1.0f, ref4 + k * R * D);
+		float *dys = dev_f(ys, A * R * D);
+		gpu->ops->norm_add_streams(gpu, db, R, D, dw, 1e-6f, dys, A, skip);
+		expect(skip ? "norm_add_streams, stream 3 left out" : "norm_add_streams, stream 0 left out", dys, ref4,
+		       A * R * D, 2e-6);
+		dfree(dys);
+		free(ys);
+		free(ref4);
+	}
 	cpu->ops->add(cpu, x, b, R * D, 0.7f, ref);
 	dy = poisoned(R * D);
 	gpu->ops->add(gpu, dx, db, R * D, 0.7f, dy);

@@ -158,6 +158,11 @@ typedef struct {
 	 * ops round. y may alias any input. */
 	void (*norm_add)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
 	                 const float *a, const float *b, float scale, float *y);
+	/* Optional (NULL: the model calls norm_add per stream): y_k += RMSNorm(x; w)
+	 * for each of the A streams y_k = y + k·rows·dim except stream skip, the
+	 * norm computed once; rounded as norm_add rounds. */
+	void (*norm_add_streams)(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+	                         float *y, int A, int skip);
 	/* Fused: y = rope(RMSNorm(x; w)) on [n][heads][hd] (norm over each
 	 * head), as rmsnorm then rope compute it. y may alias x. */
 	void (*norm_rope)(sk_backend *be, const float *x, int64_t n, int heads, int hd, const float *w, float eps,

@@ -479,6 +479,12 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 	return r ? fail_cuda(be) : 0;
 }
 
+static void op_norm_add_streams(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
+                                float *y, int A, int skip)
+{
+	PROF(be, "norm_add_streams", sk_cuda_norm_add_streams(cb(be)->c, x, rows, dim, w, eps, y, A, skip));
+}
+
 static void op_norm_add(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                         const float *a, const float *b, float scale, float *y)
 {
@@ -630,6 +636,7 @@ static const sk_backend_ops cuda_ops = {
 	.rmsnorm = op_rmsnorm,
 	.rope = op_rope,
 	.norm_add = op_norm_add,
+	.norm_add_streams = op_norm_add_streams,
 	.norm_rope = op_norm_rope,
 	.attention = op_attention,
 	.add = op_add,

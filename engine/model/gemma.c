@@ -192,9 +192,13 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	OPS->gelu_mul(BE, f->tP, f->pli + (int64_t)l * P, LP, N, P, 0.0f);
 	if (lin(f, &L->ple_proj, l, -1, f->tP, N, a->psi0) != 0)
 		return -1;
-	for (int k = 0; k < A; k++)
-		if (k != act)
-			OPS->norm_add(BE, a->psi0, N, H, L->ple_post_norm, eps, out + k * N * H, NULL, 1.0f, out + k * N * H);
+	if (OPS->norm_add_streams)
+		OPS->norm_add_streams(BE, a->psi0, N, H, L->ple_post_norm, eps, out, A, act);
+	else
+		for (int k = 0; k < A; k++)
+			if (k != act)
+				OPS->norm_add(BE, a->psi0, N, H, L->ple_post_norm, eps, out + k * N * H, NULL, 1.0f,
+				              out + k * N * H);
 	return 0;
 }
 
