@@ -101,7 +101,7 @@ noinst_PROGRAMS = \
 
 
 EXTRA_DIST += \
-	tests/gpu/pack.sh tests/gpu/env.sh tests/gpu/check.sh tests/gpu/bench.sh tests/gpu/bench_train.sh tests/gpu/train_check.sh tests/bench/anchor_hf.py tests/bench/make_seed_like.py \
+	tests/gpu/pack.sh tests/gpu/env.sh tests/gpu/check.sh tests/gpu/all.sh tests/gpu/bench.sh tests/gpu/bench_train.sh tests/gpu/train_check.sh tests/bench/anchor_hf.py tests/bench/make_seed_like.py \
 	tests/bench/anchor_llama.sh tests/bench/random_gguf.py \
 	tests/run-tests.sh \
 	tests/test_cli.sh \

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Every GPU check and benchmark of docs/perf.md in one go, most important
+# first, on a machine with the bundle (tests/gpu/pack.sh): the parity
+# checks; E4B decode and prefill with the opt-in kernels off and on
+# (SK_CUDA_PDL, SK_CUDA_TILED); the training benchmark; profiles; the rest
+# of tests/gpu/bench.sh; the sanitizer runs; the llama.cpp anchor when
+# LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
+# tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
+# 560) are not used up. Everything lands in OUT_DIR/all.tar.gz (one file),
+# with a summary in OUT_DIR/summary.txt.
+#   tests/gpu/all.sh OUT_DIR [SECONDS]
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?usage: tests/gpu/all.sh OUT_DIR [SECONDS]}
+budget=${2:-560}
+work=${TMPDIR:-/tmp}/sokhan-gpu-all
+rm -rf "$work"
+mkdir -p "$work" "$out"
+t0=$(date +%s)
+env_sh="$top/tests/gpu/env.sh"
+left() { echo $((budget - ($(date +%s) - t0))); }
+# step NAME NEEDS TIMEOUT COMMAND...: runs when NEEDS seconds are left
+step() {
+	name=$1 needs=$2 limit=$3
+	shift 3
+	if [ "$(left)" -lt "$needs" ]; then
+		echo "$name: not run (time)" >>"$work/summary.txt"
+		return
+	fi
+	s=$(date +%s)
+	timeout "$limit" "$env_sh" "$@" >"$work/$name.out" 2>"$work/$name.err"
+	echo "$name: rc $? in $(($(date +%s) - s)) s" >>"$work/summary.txt"
+	tar -C "$work" -czf "$out/all.tar.gz" . 2>/dev/null
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$work/gpu.txt" 2>&1
+# the workloads are word lists on purpose (split into arguments below)
+# shellcheck disable=SC2086
+E4B="--random-init e4b --quant nf4"
+DEC="bench infer --json $E4B --batch 1 --prompt-len 32 -n 256"
+PRE="bench infer --json $E4B --batch 1 --prompt-len 2048 -n 4"
+TRN="bench train --json $E4B --batch 2 --seq 512 --grad-ckpt"
+# shellcheck disable=SC2086
+{
+step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
+step decode 40 30 sokhan $DEC
+step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+step prefill 40 30 sokhan $PRE
+step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
+step train 60 50 sokhan $TRN
+step train_tiled 60 50 env SK_CUDA_TILED=1 sokhan $TRN
+step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
+step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
+step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
+step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
+step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
+}
+if [ -n "${LLAMA_DIR:-}" ] && [ -x "$LLAMA_DIR/llama-bench" ]; then
+	step anchor_llama 60 "$(left)" env PYTHONPATH="$LLAMA_DIR/gguf-py" \
+		LD_LIBRARY_PATH="$LLAMA_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+		sh "$top/tests/bench/anchor_llama.sh" "$LLAMA_DIR/llama-bench" "$LLAMA_DIR/skel-270m.gguf" \
+		"$LLAMA_DIR/skel-e4b.gguf" "$work/anchor"
+fi
+tar -C "$work" -czf "$out/all.tar.gz" .
+cp "$work/summary.txt" "$out/summary.txt"
+cat "$work/summary.txt"
