@@ -27,18 +27,15 @@ __global__ static void k_router(const float *__restrict__ x, int64_t dim, const 
 	}
 }
 
-// The same for a compile-time number of streams (Gemma 3n has 4), in one
-// pass: each thread sums x² and the A products with x ⊙ norm_w in
-// registers, the A + 1 sums are reduced together, and the row's scalar
-// 1/rms · 1/dim is applied at the end: one block reduction a row instead
-// of five dependent ones.
+// The router's A outputs of row xr into modal (shared memory; every thread
+// sees them after the call), for a block of up to 1,024 threads; shared by
+// the router kernel and the fused router + predict / correct kernels below,
+// so all three round alike.
 template <int A>
-__global__ static void k_router_fused(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w,
-                                      float eps, const float *__restrict__ w, float *out)
+__device__ __forceinline__ void router_row(const float *__restrict__ xr, int64_t dim, const float *__restrict__ norm_w,
+                                           float eps, const float *__restrict__ w, float *modal)
 {
-	sk_pdl_wait();
 	__shared__ float part[32][A + 1];
-	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float s[A + 1];
 #pragma unroll
 	for (int k = 0; k <= A; k++)
@@ -62,12 +59,94 @@ __global__ static void k_router_fused(const float *__restrict__ x, int64_t dim, 
 		float t = 0;
 		for (int q = 0; q < nw; q++)
 			t += part[q][threadIdx.x];
-		part[0][threadIdx.x] = t; // each thread reads and writes only its own column
+		part[0][threadIdx.x] = t;
 	}
 	__syncthreads();
 	if (threadIdx.x < A) {
 		float scale = rsqrtf(part[0][A] / (float)dim + eps) / (float)dim;
-		out[(int64_t)blockIdx.x * A + threadIdx.x] = tanhf(part[0][threadIdx.x] * scale);
+		modal[threadIdx.x] = tanhf(part[0][threadIdx.x] * scale);
+	}
+	__syncthreads();
+}
+
+// The router for a compile-time number of streams (Gemma 3n has 4), in one
+// pass: each thread sums x² and the A products with x ⊙ norm_w in
+// registers, the A + 1 sums are reduced together, and the row's scalar
+// 1/rms · 1/dim is applied at the end: one block reduction a row instead
+// of five dependent ones.
+template <int A>
+__global__ static void k_router_fused(const float *__restrict__ x, int64_t dim, const float *__restrict__ norm_w,
+                                      float eps, const float *__restrict__ w, float *out)
+{
+	sk_pdl_wait();
+	__shared__ float modal[A];
+	router_row<A>(x + (int64_t)blockIdx.x * dim, dim, norm_w, eps, w, modal);
+	if (threadIdx.x < A)
+		out[(int64_t)blockIdx.x * A + threadIdx.x] = modal[threadIdx.x];
+}
+
+// Router then prediction in one block per row (decoding: one launch instead
+// of two), the same arithmetic as k_router_fused and k_predict.
+template <int A>
+__global__ static void k_router_predict(const float *__restrict__ x, int64_t rows, int64_t dim, int active,
+                                        const float *__restrict__ norm_w, float eps, const float *__restrict__ w,
+                                        const float *__restrict__ wp, float *modal_out, float *p)
+{
+	sk_pdl_wait();
+	__shared__ float modal[A], C[A * A];
+	int64_t r = blockIdx.x, stride = rows * dim;
+	router_row<A>(x + active * stride + r * dim, dim, norm_w, eps, w, modal);
+	if (threadIdx.x < A)
+		modal_out[r * A + threadIdx.x] = modal[threadIdx.x];
+	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
+		float s = 0;
+		for (int k = 0; k < A; k++)
+			s += wp[q * A + k] * modal[k];
+		C[q] = s;
+	}
+	__syncthreads();
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+		int64_t off = r * dim + d;
+		float xi[A];
+#pragma unroll
+		for (int i = 0; i < A; i++)
+			xi[i] = x[i * stride + off];
+#pragma unroll
+		for (int k = 0; k < A; k++) {
+			float s = 0;
+			for (int i = 0; i < A; i++)
+				s += C[k * A + i] * xi[i];
+			p[k * stride + off] = s + xi[k];
+		}
+	}
+}
+
+// Router over y then correction, one block per row, the arithmetic of
+// k_router_fused and k_correct.
+template <int A>
+__global__ static void k_router_correct(const float *__restrict__ p, const float *__restrict__ y, int64_t rows,
+                                        int64_t dim, int active, const float *__restrict__ norm_w, float eps,
+                                        const float *__restrict__ w, const float *__restrict__ wc, float *modal_out,
+                                        float *out)
+{
+	sk_pdl_wait();
+	__shared__ float modal[A], beta[A];
+	int64_t r = blockIdx.x, stride = rows * dim;
+	router_row<A>(y + r * dim, dim, norm_w, eps, w, modal);
+	if (threadIdx.x < A) {
+		modal_out[r * A + threadIdx.x] = modal[threadIdx.x];
+		float b = 0;
+		for (int i = 0; i < A; i++)
+			b += wc[threadIdx.x * A + i] * modal[i];
+		beta[threadIdx.x] = b + 1.0f;
+	}
+	__syncthreads();
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+		int64_t off = r * dim + d;
+		float diff = y[off] - p[active * stride + off];
+#pragma unroll
+		for (int k = 0; k < A; k++)
+			out[k * stride + off] = diff * beta[k] + p[k * stride + off];
 	}
 }
 
@@ -158,4 +237,33 @@ extern "C" void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y
 		sk_launch(c, k_correct, dim3((unsigned)rows, sk_blocks(dim, 256)), 256, 0, p, y, rows, dim, A, active, wc,
 		                                                                            modal, out);
 	sk_cuda_launched(c, "altup_correct");
+}
+
+extern "C" void sk_cuda_altup_router_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int active,
+                                             const float *norm_w, float eps, const float *w, int A, const float *wp,
+                                             float *modal, float *p)
+{
+	if (A != 4) { // the separate kernels take any count
+		sk_cuda_altup_router(c, x + (int64_t)active * rows * dim, rows, dim, norm_w, eps, w, A, modal);
+		sk_cuda_altup_predict(c, x, rows, dim, A, wp, modal, p);
+		return;
+	}
+	if (rows > 0)
+		sk_launch(c, k_router_predict<4>, (unsigned)rows, 256, 0, x, rows, dim, active, norm_w, eps, w, wp, modal, p);
+	sk_cuda_launched(c, "altup_router_predict");
+}
+
+extern "C" void sk_cuda_altup_router_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim,
+                                             int active, const float *norm_w, float eps, const float *w, int A,
+                                             const float *wc, float *modal, float *out)
+{
+	if (A != 4) {
+		sk_cuda_altup_router(c, y, rows, dim, norm_w, eps, w, A, modal);
+		sk_cuda_altup_correct(c, p, y, rows, dim, A, active, wc, modal, out);
+		return;
+	}
+	if (rows > 0)
+		sk_launch(c, k_router_correct<4>, (unsigned)rows, 256, 0, p, y, rows, dim, active, norm_w, eps, w, wc, modal,
+		          out);
+	sk_cuda_launched(c, "altup_router_correct");
 }

@@ -161,6 +161,14 @@ void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim
                            const float *modal, float *p);
 void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
                            const float *wc, const float *modal, float *out);
+/* Router then predict (the router over stream active of x), and router over y
+ * then correct: one launch each where A is 4, as the separate calls compute. */
+void sk_cuda_altup_router_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int active,
+                                  const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
+                                  float *p);
+void sk_cuda_altup_router_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int active,
+                                  const float *norm_w, float eps, const float *w, int A, const float *wc, float *modal,
+                                  float *out);
 
 /* ---- Training ops (the training section of engine/backend/backend.h;
  * every pointer a device pointer; "accumulate" adds to the output) ---- */

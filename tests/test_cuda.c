@@ -413,6 +413,26 @@ TEST(altup_router_predict_correct)
 	cpu->ops->altup_correct(cpu, x, y, R, D, A, ACT, wc, modal, ref);
 	gpu->ops->altup_correct(gpu, dx, dyv, R, D, A, ACT, dwc, dm, dout);
 	expect("altup_correct", dout, ref, A * R * D, 2e-6);
+	/* the fused pairs (one launch each while decoding) against the CPU's separate calls, the
+	 * router over a stream other than the first for the prediction */
+	CHECK(gpu->ops->altup_router_predict && gpu->ops->altup_router_correct);
+	if (gpu->ops->altup_router_predict && gpu->ops->altup_router_correct) {
+		float modal2[R * A];
+		cpu->ops->altup_router(cpu, x + 2 * R * D, R, D, nw, 1e-6f, w, A, modal2);
+		cpu->ops->altup_predict(cpu, x, R, D, A, wp, modal2, ref);
+		dfree(dm), dfree(dout);
+		dm = poisoned(R * A), dout = poisoned(A * R * D);
+		gpu->ops->altup_router_predict(gpu, dx, R, D, 2, dnw, 1e-6f, dw, A, dwp, dm, dout);
+		expect("altup_router_predict: modalities", dm, modal2, R * A, 1e-5);
+		expect("altup_router_predict: predictions", dout, ref, A * R * D, 1e-5);
+		cpu->ops->altup_router(cpu, y, R, D, nw, 1e-6f, w, A, modal2);
+		cpu->ops->altup_correct(cpu, x, y, R, D, A, 1, wc, modal2, ref);
+		dfree(dm), dfree(dout);
+		dm = poisoned(R * A), dout = poisoned(A * R * D);
+		gpu->ops->altup_router_correct(gpu, dx, dyv, R, D, 1, dnw, 1e-6f, dw, A, dwc, dm, dout);
+		expect("altup_router_correct: modalities", dm, modal2, R * A, 1e-5);
+		expect("altup_router_correct: corrected", dout, ref, A * R * D, 1e-5);
+	}
 	dfree(dx), dfree(dyv), dfree(dnw), dfree(dw), dfree(dwp), dfree(dwc), dfree(dm), dfree(dout);
 	free(x), free(y), free(nw), free(w), free(wp), free(wc);
 }

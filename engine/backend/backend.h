@@ -203,6 +203,17 @@ typedef struct {
 	void (*altup_correct)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int A,
 	                      int active, const float *wc, const float *modal, float *c);
 
+	/* Optional (NULL: the model calls altup_router then altup_predict / altup_correct):
+	 * the router over stream active of x, modal written, then the prediction p;
+	 * and the router over y, modal written, then the correction into c. Results
+	 * as the separate calls give them. */
+	void (*altup_router_predict)(sk_backend *be, const float *x, int64_t rows, int64_t dim, int active,
+	                             const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
+	                             float *p);
+	void (*altup_router_correct)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int active,
+	                             const float *norm_w, float eps, const float *w, int A, const float *wc, float *modal,
+	                             float *c);
+
 	/* ---- Training (train_grad.h): the LoRA branch with dropout, and the
 	 * backward of every op above. "d" arrays are gradients of the loss;
 	 * "accumulate" adds to the output instead of overwriting it. ---- */

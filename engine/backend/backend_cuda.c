@@ -479,6 +479,22 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 	return r ? fail_cuda(be) : 0;
 }
 
+static void op_router_predict(sk_backend *be, const float *x, int64_t rows, int64_t dim, int active,
+                              const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
+                              float *p)
+{
+	PROF(be, "altup_router_predict",
+	     sk_cuda_altup_router_predict(cb(be)->c, x, rows, dim, active, norm_w, eps, w, A, wp, modal, p));
+}
+
+static void op_router_correct(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int active,
+                              const float *norm_w, float eps, const float *w, int A, const float *wc, float *modal,
+                              float *c)
+{
+	PROF(be, "altup_router_correct",
+	     sk_cuda_altup_router_correct(cb(be)->c, p, y, rows, dim, active, norm_w, eps, w, A, wc, modal, c));
+}
+
 static void op_norm_add_streams(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                                 float *y, int A, int skip)
 {
@@ -647,6 +663,8 @@ static const sk_backend_ops cuda_ops = {
 	.altup_router = op_router,
 	.altup_predict = op_predict,
 	.altup_correct = op_correct,
+	.altup_router_predict = op_router_predict,
+	.altup_router_correct = op_router_correct,
 	SK_CUDA_BACKWARD_OPS,
 };
 

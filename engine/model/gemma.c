@@ -154,8 +154,13 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	const float rsqrt2 = (float)(1.0 / sqrt(2.0));
 
 	/* AltUp predict; the active prediction goes through the block */
-	OPS->altup_router(BE, x + act * N * H, N, H, L->router_norm, eps, L->router, A, a->modal1);
-	OPS->altup_predict(BE, x, N, H, A, L->pred_coef, a->modal1, a->p);
+	if (OPS->altup_router_predict) {
+		OPS->altup_router_predict(BE, x, N, H, act, L->router_norm, eps, L->router, A, L->pred_coef, a->modal1,
+		                          a->p);
+	} else {
+		OPS->altup_router(BE, x + act * N * H, N, H, L->router_norm, eps, L->router, A, a->modal1);
+		OPS->altup_predict(BE, x, N, H, A, L->pred_coef, a->modal1, a->p);
+	}
 	const float *pa = a->p + act * N * H;
 	OPS->rmsnorm(BE, pa, N, H, L->attn_norm, eps, a->nrm);
 
@@ -176,8 +181,13 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, a->y);
 
 	/* AltUp correct */
-	OPS->altup_router(BE, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
-	OPS->altup_correct(BE, a->p, a->y, N, H, A, act, L->corr_coef, a->modal2, out);
+	if (OPS->altup_router_correct) {
+		OPS->altup_router_correct(BE, a->p, a->y, N, H, act, L->router_norm, eps, L->router, A, L->corr_coef,
+		                          a->modal2, out);
+	} else {
+		OPS->altup_router(BE, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
+		OPS->altup_correct(BE, a->p, a->y, N, H, A, act, L->corr_coef, a->modal2, out);
+	}
 
 	/* per-layer input: RMS(W_pp (gelu(W_pg (c_act ⊙ γ)) ⊙ pli_l)) added to the other streams */
 	const float *ca = out + act * N * H;
