@@ -49,14 +49,8 @@ __global__ static void k_attn(attn_args a)
 	}
 	float m = -INFINITY, l = 0.0f;
 	for (int64_t k = k0 + w; k < k1; k += WARPS) {
-		const float *kr, *vr;
-		if (k >= past_hi) {
-			kr = a.k_new + (k - past_hi) * a.kvd + off;
-			vr = a.v_new + (k - past_hi) * a.kvd + off;
-		} else {
-			kr = a.k_past + (k % a.cap) * a.kvd + off;
-			vr = a.v_past + (k % a.cap) * a.kvd + off;
-		}
+		const float *kr = sk_kv_row(a.k_new, a.k_past, k, past_hi, a.cap, a.kvd, off);
+		const float *vr = sk_kv_row(a.v_new, a.v_past, k, past_hi, a.cap, a.kvd, off);
 		float s = 0.0f;
 #pragma unroll
 		for (int j = 0; j < DPL; j++) {

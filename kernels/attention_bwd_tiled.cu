@@ -52,8 +52,27 @@ __device__ __forceinline__ void load_rows(float (*sm)[HD + 4], const float *src,
 	}
 }
 
-// s[x][y] = a_x · b_y and t[x][y] = c_x · d_y for own rows tq + 8x and other
-// rows tk + 16y (the 4 x 4 patches of attention_tiled.cu).
+// acc[x][y] += own_x · oth_y over the float4 column c, for own rows tq + 8x
+// and other rows tk + 16y (the 4 x 4 patches of attention_tiled.cu)
+template <int HD>
+__device__ __forceinline__ void patch_step(const float (*own)[HD + 4], const float (*oth)[HD + 4], int c, int tq,
+                                           int tk, float (&acc)[4][4])
+{
+	float4 a[4], b[4];
+#pragma unroll
+	for (int x = 0; x < 4; x++)
+		a[x] = reinterpret_cast<const float4 *>(&own[tq + 8 * x][0])[c];
+#pragma unroll
+	for (int y = 0; y < 4; y++)
+		b[y] = reinterpret_cast<const float4 *>(&oth[tk + 16 * y][0])[c];
+#pragma unroll
+	for (int x = 0; x < 4; x++)
+#pragma unroll
+		for (int y = 0; y < 4; y++)
+			acc[x][y] += a[x].x * b[y].x + a[x].y * b[y].y + a[x].z * b[y].z + a[x].w * b[y].w;
+}
+
+// s = own_a · oth_a and t = own_b · oth_b, patch by patch
 template <int HD>
 __device__ __forceinline__ void patches(const tbwd_smem<HD> &sm, int tq, int tk, float (&s)[4][4], float (&t)[4][4])
 {
@@ -64,29 +83,8 @@ __device__ __forceinline__ void patches(const tbwd_smem<HD> &sm, int tq, int tk,
 			s[x][y] = t[x][y] = 0.0f;
 #pragma unroll 2
 	for (int c = 0; c < HD / 4; c++) {
-		float4 a[4], b[4];
-#pragma unroll
-		for (int x = 0; x < 4; x++)
-			a[x] = reinterpret_cast<const float4 *>(&sm.own_a[tq + 8 * x][0])[c];
-#pragma unroll
-		for (int y = 0; y < 4; y++)
-			b[y] = reinterpret_cast<const float4 *>(&sm.oth_a[tk + 16 * y][0])[c];
-#pragma unroll
-		for (int x = 0; x < 4; x++)
-#pragma unroll
-			for (int y = 0; y < 4; y++)
-				s[x][y] += a[x].x * b[y].x + a[x].y * b[y].y + a[x].z * b[y].z + a[x].w * b[y].w;
-#pragma unroll
-		for (int x = 0; x < 4; x++)
-			a[x] = reinterpret_cast<const float4 *>(&sm.own_b[tq + 8 * x][0])[c];
-#pragma unroll
-		for (int y = 0; y < 4; y++)
-			b[y] = reinterpret_cast<const float4 *>(&sm.oth_b[tk + 16 * y][0])[c];
-#pragma unroll
-		for (int x = 0; x < 4; x++)
-#pragma unroll
-			for (int y = 0; y < 4; y++)
-				t[x][y] += a[x].x * b[y].x + a[x].y * b[y].y + a[x].z * b[y].z + a[x].w * b[y].w;
+		patch_step<HD>(sm.own_a, sm.oth_a, c, tq, tk, s);
+		patch_step<HD>(sm.own_b, sm.oth_b, c, tq, tk, t);
 	}
 }
 

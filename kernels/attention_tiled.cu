@@ -80,16 +80,10 @@ __global__ static void __launch_bounds__(BQ * 4) k_attn_tiled(tattn_args a)
 			int64_t kp = k0 + r;
 			float4 kv = make_float4(0, 0, 0, 0), vv = kv;
 			if (kp <= kend) {
-				const float *kr, *vr;
-				if (kp >= past_hi) {
-					kr = a.k_new + (kp - past_hi) * a.kvd + off;
-					vr = a.v_new + (kp - past_hi) * a.kvd + off;
-				} else {
-					kr = a.k_past + (kp % a.cap) * a.kvd + off;
-					vr = a.v_past + (kp % a.cap) * a.kvd + off;
-				}
-				kv = reinterpret_cast<const float4 *>(kr)[c];
-				vv = reinterpret_cast<const float4 *>(vr)[c];
+				kv = reinterpret_cast<const float4 *>(
+					sk_kv_row(a.k_new, a.k_past, kp, past_hi, a.cap, a.kvd, off))[c];
+				vv = reinterpret_cast<const float4 *>(
+					sk_kv_row(a.v_new, a.v_past, kp, past_hi, a.cap, a.kvd, off))[c];
 			}
 			reinterpret_cast<float4 *>(&sm.k[r][0])[c] = kv;
 			reinterpret_cast<float4 *>(&sm.v[r][0])[c] = vv;

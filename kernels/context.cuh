@@ -123,6 +123,14 @@ __device__ __forceinline__ void sk_rope_cs(int32_t pos, int m, int hd, float the
 	*sn = sign * (float)sd;
 }
 
+// Key (or value) row at position kp of one sequence, head offset off: the
+// new rows from past_hi on, before that the ring of cap slots.
+__device__ __forceinline__ const float *sk_kv_row(const float *fresh, const float *ring, int64_t kp, int64_t past_hi,
+                                                  int64_t cap, int64_t kvd, int64_t off)
+{
+	return kp >= past_hi ? fresh + (kp - past_hi) * kvd + off : ring + (kp % cap) * kvd + off;
+}
+
 __device__ __forceinline__ float sk_warp_sum(float v)
 {
 #pragma unroll

@@ -33,6 +33,18 @@ extern "C" int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, con
 
 // ---- RMSNorm: one block per row; HF's order: x · (mean(x²) + eps)^-1/2, then · w ----
 
+// 1 / sqrt(mean(xr²) + eps) of one row, every thread of the block gets it
+// (sh: 32 floats of shared memory). The norm kernels below share it, so they
+// round alike.
+__device__ __forceinline__ float row_inv_rms(const float *xr, int64_t dim, float eps, float *sh)
+{
+	float ss = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+		ss += xr[i] * xr[i];
+	ss = sk_block_sum(ss, sh);
+	return rsqrtf(ss / (float)dim + eps);
+}
+
 __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const float *__restrict__ w, float eps,
                                  float *y)
 {
@@ -40,11 +52,7 @@ __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const
 	__shared__ float sh[32];
 	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float *yr = y + (int64_t)blockIdx.x * dim;
-	float ss = 0;
-	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-		ss += xr[i] * xr[i];
-	ss = sk_block_sum(ss, sh);
-	float inv = rsqrtf(ss / (float)dim + eps);
+	float inv = row_inv_rms(xr, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float v = xr[i] * inv;
 		yr[i] = w ? v * w[i] : v;
@@ -69,11 +77,7 @@ __global__ static void k_norm_add(const float *x, int64_t dim, const float *__re
 	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
-	float ss = 0;
-	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-		ss += x[off + i] * x[off + i];
-	ss = sk_block_sum(ss, sh);
-	float inv = rsqrtf(ss / (float)dim + eps);
+	float inv = row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float t = x[off + i] * inv;
 		if (w)
@@ -103,11 +107,7 @@ __global__ static void k_norm_add_streams(const float *x, int64_t rows, int64_t 
 	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
-	float ss = 0;
-	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-		ss += x[off + i] * x[off + i];
-	ss = sk_block_sum(ss, sh);
-	float inv = rsqrtf(ss / (float)dim + eps);
+	float inv = row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float t = x[off + i] * inv;
 		if (w)

@@ -36,6 +36,24 @@ __device__ __forceinline__ float nf4_absmax(const sk_cuda_weight &w, int64_t b)
 	return __fadd_rn(__fmul_rn(sk_dmap_signed[w.absmax_q[b]], w.nested[b >> 8]), w.offset);
 }
 
+// The code table and the absmax map copied into a block's shared memory:
+// lanes look up different entries, which constant memory would serialise.
+__device__ __forceinline__ void nf4_tables(float *lut, float *dmap)
+{
+	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+		dmap[i] = sk_dmap_signed[i];
+		if (i < 16)
+			lut[i] = sk_nf4_lut[i];
+	}
+	__syncthreads();
+}
+
+// nf4_absmax with the map from shared memory (nf4_tables)
+__device__ __forceinline__ float nf4_absmax_sh(const sk_cuda_weight &w, int64_t b, const float *dmap)
+{
+	return w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset) : w.absmax[b];
+}
+
 __device__ __forceinline__ float nf4_at(const sk_cuda_weight &w, int64_t e)
 {
 	uint8_t byte = w.packed[e >> 1];
@@ -148,12 +166,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 {
 	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
-	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-		dmap[i] = sk_dmap_signed[i];
-		if (i < 16)
-			lut[i] = sk_nf4_lut[i];
-	}
-	__syncthreads();
+	nf4_tables(lut, dmap);
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t row, out;
 	int which = mv_locate(j, WPR, &row, &out);
@@ -170,7 +183,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 		for (int64_t ch = (wp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
 			uint4 v = __ldg(pr + ch);
 			int64_t b = (row * in + ch * 32) >> 6;
-			float am = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset) : w.absmax[b];
+			float am = nf4_absmax_sh(w, b, dmap);
 			const uint32_t u[4] = { v.x, v.y, v.z, v.w };
 			float wv[32];
 #pragma unroll
@@ -246,12 +259,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 {
 	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
-	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-		dmap[i] = sk_dmap_signed[i];
-		if (i < 16)
-			lut[i] = sk_nf4_lut[i];
-	}
-	__syncthreads();
+	nf4_tables(lut, dmap);
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
@@ -277,8 +285,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 				int64_t row = row0 + r < out ? row0 + r : out - 1; // past the end: read, never stored
 				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * in / 2) + ch);
 				int64_t b = (row * in + ch * 32) >> 6;
-				am[r] = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset)
-				                   : w.absmax[b];
+				am[r] = nf4_absmax_sh(w, b, dmap);
 			}
 #pragma unroll
 			for (int i = 0; i < NR; i++) {
@@ -497,17 +504,12 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 
 {
 	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
-	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-		dmap[i] = sk_dmap_signed[i];
-		if (i < 16)
-			lut[i] = sk_nf4_lut[i];
-	}
-	__syncthreads();
+	nf4_tables(lut, dmap);
 	int64_t e0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 16;
 	if (e0 >= n)
 		return;
 	int64_t b = e0 >> 6;
-	float am = w.absmax_q ? __fadd_rn(__fmul_rn(dmap[w.absmax_q[b]], w.nested[b >> 8]), w.offset) : w.absmax[b];
+	float am = nf4_absmax_sh(w, b, dmap);
 	if (e0 + 16 > n) {
 		for (int64_t e = e0; e < n; e++) {
 			uint8_t byte = w.packed[e >> 1];

@@ -68,30 +68,42 @@ static int check_pair(sk_cuda *c, const sk_cuda_lora *l)
 	return 0;
 }
 
+// The scratch for t ([n][r]) and `more` floats after it, then drop(x) when
+// p > 0 (written out for the products that read it); t = drop(x) Aᵀ, that
+// is tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n). Returns the rows the
+// products read (x or drop(x)), NULL on failure.
+static const float *lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
+                           int64_t more, float **t)
+{
+	int r = l->r;
+	int64_t in = l->in;
+	size_t tb = ((size_t)(n * r + more) * sizeof(float) + 255) & ~(size_t)255;
+	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
+	char *s = (char *)sk_cuda_scratch(c, tb + xb);
+	if (!s)
+		return NULL;
+	*t = (float *)s;
+	const float *xd = x;
+	if (p > 0.0f) {
+		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, 1.0f / (1.0f - p), seed,
+		                                                         (float *)(s + tb));
+		xd = (const float *)(s + tb);
+	}
+	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
+	return sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, *t) == 0 ? xd : NULL;
+}
+
 // t = drop(x) Aᵀ, then y += scale · t Bᵀ (yᵀ(out x n) += (B as r x out)ᵀ · tᵀ)
 extern "C" int sk_cuda_lora_fwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout,
                                 uint64_t seed, float *y)
 {
 	if (check_pair(c, l) != 0 || n <= 0)
 		return sk_cuda_check(c);
-	int r = l->r;
-	int64_t in = l->in, out = l->out;
-	float p = dropout > 0.0f ? dropout : 0.0f, inv = 1.0f / (1.0f - p);
-	size_t tb = ((size_t)(n * r) * sizeof(float) + 255) & ~(size_t)255;
-	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
-	char *s = (char *)sk_cuda_scratch(c, tb + xb);
-	if (!s)
-		return sk_cuda_check(c);
-	float *t = (float *)s;
-	const float *xd = x;
-	if (p > 0.0f) {
-		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, inv, seed, (float *)(s + tb));
-		xd = (const float *)(s + tb);
-	}
-	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
-	sk_cuda_gemm_shape sy = { out, n, r, r, r, out, 1, 0, 0, 0 };
-	if (sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, t) == 0)
+	float p = dropout > 0.0f ? dropout : 0.0f, *t;
+	if (lora_t(c, l, x, n, p, seed, 0, &t)) {
+		sk_cuda_gemm_shape sy = { l->out, n, l->r, l->r, l->r, l->out, 1, 0, 0, 0 };
 		sk_cuda_matmul(c, sy, l->scale, l->B, t, 1.0f, y);
+	}
 	sk_cuda_launched(c, "LoRA forward (training)");
 	return sk_cuda_check(c);
 }
@@ -110,22 +122,13 @@ extern "C" int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *
 	int r = l->r;
 	int64_t in = l->in, out = l->out;
 	float p = dropout > 0.0f ? dropout : 0.0f, inv = 1.0f / (1.0f - p);
-	size_t tb = ((size_t)(2 * n * r) * sizeof(float) + 255) & ~(size_t)255;
-	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
-	char *s = (char *)sk_cuda_scratch(c, tb + xb);
-	if (!s)
+	float *t;
+	const float *xd = lora_t(c, l, x, n, p, seed, n * r, &t);
+	if (!xd)
 		return sk_cuda_check(c);
-	float *t = (float *)s, *dt = t + n * r;
-	const float *xd = x;
-	if (p > 0.0f) {
-		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, inv, seed, (float *)(s + tb));
-		xd = (const float *)(s + tb);
-	}
-	// t = drop(x) Aᵀ: tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n)
-	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
+	float *dt = t + n * r;
 	sk_cuda_gemm_shape sdt = { r, n, out, r, out, r, 0, 0, 0, 0 };
-	if (sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, t) != 0 ||
-	    sk_cuda_matmul(c, sdt, l->scale, l->B, dy, 0.0f, dt) != 0)
+	if (sk_cuda_matmul(c, sdt, l->scale, l->B, dy, 0.0f, dt) != 0)
 		return sk_cuda_check(c);
 	if (gB) {
 		sk_cuda_gemm_shape s_gb = { r, out, n, r, out, r, 0, 1, 0, 0 };
