@@ -39,6 +39,7 @@ E4B="--random-init e4b --quant nf4"
 DEC="bench infer --json $E4B --batch 1 --prompt-len 32 -n 256"
 PRE="bench infer --json $E4B --batch 1 --prompt-len 2048 -n 4"
 TRN="bench train --json $E4B --batch 2 --seq 512 --grad-ckpt"
+CTX4K="bench infer --json $E4B --batch 1 --prompt-len 4000 -n 96"
 # shellcheck disable=SC2086
 {
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
@@ -46,11 +47,15 @@ step decode 40 30 sokhan $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 step prefill 40 30 sokhan $PRE
 step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
+step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_TILED=1 sokhan $TRN
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
+step timeline 150 40 sh "$top/tests/gpu/timeline.sh" "$work/timeline" bench infer $E4B --batch 1 --prompt-len 512 -n 4
+step timeline_tiled 150 40 env SK_CUDA_TILED=1 sh "$top/tests/gpu/timeline.sh" "$work/timeline-tiled" \
+	bench infer $E4B --batch 1 --prompt-len 512 -n 4
 step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 }
