@@ -1,6 +1,7 @@
 // AltUp (Gemma 3n §3.5): the router's modality weights, the prediction of
 // every stream from all of them, and the correction after the block.
 #include "kernels/launch.cuh"
+#include "kernels/rms_row.cuh"
 
 #define MAX_A 16
 
@@ -86,14 +87,17 @@ __global__ static void k_router_fused(const float *__restrict__ x, int64_t dim, 
 }
 
 // Router then prediction in one block per row (decoding: one launch instead
-// of two), the same arithmetic as k_router_fused and k_predict.
+// of two), the same arithmetic as k_router_fused and k_predict; with nrm,
+// also RMSNorm(p_active; nw) into nrm, rounded as the rmsnorm kernel (the
+// launch takes its thread count).
 template <int A>
 __global__ static void k_router_predict(const float *__restrict__ x, int64_t rows, int64_t dim, int active,
                                         const float *__restrict__ norm_w, float eps, const float *__restrict__ w,
-                                        const float *__restrict__ wp, float *modal_out, float *p)
+                                        const float *__restrict__ wp, float *modal_out, float *p,
+                                        const float *__restrict__ nw, float *nrm)
 {
 	sk_pdl_wait();
-	__shared__ float modal[A], C[A * A];
+	__shared__ float modal[A], C[A * A], sh[32];
 	int64_t r = blockIdx.x, stride = rows * dim;
 	router_row<A>(x + active * stride + r * dim, dim, norm_w, eps, w, modal);
 	if (threadIdx.x < A)
@@ -105,6 +109,7 @@ __global__ static void k_router_predict(const float *__restrict__ x, int64_t row
 		C[q] = s;
 	}
 	__syncthreads();
+	float ss = 0;
 	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
 		int64_t off = r * dim + d;
 		float xi[A];
@@ -117,7 +122,16 @@ __global__ static void k_router_predict(const float *__restrict__ x, int64_t row
 			for (int i = 0; i < A; i++)
 				s += C[k * A + i] * xi[i];
 			p[k * stride + off] = s + xi[k];
+			if (k == active)
+				ss += (s + xi[k]) * (s + xi[k]);
 		}
+	}
+	if (!nrm)
+		return;
+	float inv = rsqrtf(sk_block_sum(ss, sh) / (float)dim + eps);
+	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) { // each thread rereads what it wrote
+		float v = p[active * stride + r * dim + d] * inv;
+		nrm[r * dim + d] = nw ? v * nw[d] : v;
 	}
 }
 
@@ -148,6 +162,73 @@ __global__ static void k_router_correct(const float *__restrict__ p, const float
 		for (int k = 0; k < A; k++)
 			out[k * stride + off] = diff * beta[k] + p[k * stride + off];
 	}
+}
+
+// After the MLP, one block per row: y = h + RMSNorm(f; fw) (as norm_add),
+// the router over y and the correction into out (as k_router_correct), and
+// vin = out_active ⊙ vs (vs NULL: a copy), the per-layer input's operand.
+struct tail_args {
+	const float *f, *fw, *h, *p, *norm_w, *w, *wc, *vs;
+	float *y, *modal, *out, *vin;
+	int64_t rows, dim;
+	int active;
+	float eps;
+};
+
+template <int A>
+__global__ static void k_norm_add_correct(tail_args g)
+{
+	sk_pdl_wait();
+	__shared__ float sh[32], modal[A], beta[A];
+	const int64_t r = blockIdx.x, stride = g.rows * g.dim, off = r * g.dim;
+	const float inv = sk_row_inv_rms(g.f + off, g.dim, g.eps, sh);
+	for (int64_t i = threadIdx.x; i < g.dim; i += blockDim.x) {
+		float t = g.f[off + i] * inv;
+		if (g.fw)
+			t = t * g.fw[i];
+		g.y[off + i] = g.h[off + i] + t;
+	}
+	__syncthreads(); // the router reads the whole row of y
+	router_row<A>(g.y + off, g.dim, g.norm_w, g.eps, g.w, modal);
+	if (threadIdx.x < A) {
+		g.modal[r * A + threadIdx.x] = modal[threadIdx.x];
+		float b = 0;
+		for (int i = 0; i < A; i++)
+			b += g.wc[threadIdx.x * A + i] * modal[i];
+		beta[threadIdx.x] = b + 1.0f;
+	}
+	__syncthreads();
+	for (int64_t d = threadIdx.x; d < g.dim; d += blockDim.x) {
+		int64_t o = off + d;
+		float diff = g.y[o] - g.p[g.active * stride + o];
+#pragma unroll
+		for (int k = 0; k < A; k++) {
+			float v = diff * beta[k] + g.p[k * stride + o];
+			g.out[k * stride + o] = v;
+			if (k == g.active && g.vin)
+				g.vin[o] = g.vs ? v * g.vs[d] : v;
+		}
+	}
+}
+
+extern "C" void sk_cuda_altup_norm_add_correct(sk_cuda *c, int64_t rows, int64_t dim, int A, int active, float eps,
+                                               const float *f, const float *fw, const float *h, float *y,
+                                               const float *p, const float *norm_w, const float *w, const float *wc,
+                                               float *modal, float *out, const float *vs, float *vin)
+{
+	if (A != 4) { // the separate kernels take any count
+		sk_cuda_norm_add(c, f, rows, dim, fw, eps, h, NULL, 1.0f, y);
+		sk_cuda_altup_router_correct(c, p, y, rows, dim, active, norm_w, eps, w, A, wc, modal, out);
+		if (vin && vs)
+			sk_cuda_mul_rows(c, out + (int64_t)active * rows * dim, vs, 0, rows, dim, vin);
+		else if (vin)
+			sk_cuda_scale(c, out + (int64_t)active * rows * dim, rows * dim, 1.0f, vin);
+		return;
+	}
+	tail_args g = { f, fw, h, p, norm_w, w, wc, vs, y, modal, out, vin, rows, dim, active, eps };
+	if (rows > 0)
+		sk_launch(c, k_norm_add_correct<4>, (unsigned)rows, sk_norm_threads(dim), 0, g);
+	sk_cuda_launched(c, "altup_norm_add_correct");
 }
 
 extern "C" void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w,
@@ -241,15 +322,18 @@ extern "C" void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y
 
 extern "C" void sk_cuda_altup_router_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int active,
                                              const float *norm_w, float eps, const float *w, int A, const float *wp,
-                                             float *modal, float *p)
+                                             float *modal, float *p, const float *nw, float *nrm)
 {
 	if (A != 4) { // the separate kernels take any count
 		sk_cuda_altup_router(c, x + (int64_t)active * rows * dim, rows, dim, norm_w, eps, w, A, modal);
 		sk_cuda_altup_predict(c, x, rows, dim, A, wp, modal, p);
+		if (nrm)
+			sk_cuda_rmsnorm(c, p + (int64_t)active * rows * dim, rows, dim, nw, eps, nrm);
 		return;
 	}
 	if (rows > 0)
-		sk_launch(c, k_router_predict<4>, (unsigned)rows, 256, 0, x, rows, dim, active, norm_w, eps, w, wp, modal, p);
+		sk_launch(c, k_router_predict<4>, (unsigned)rows, sk_norm_threads(dim), 0, x, rows, dim, active, norm_w,
+		          eps, w, wp, modal, p, nw, nrm);
 	sk_cuda_launched(c, "altup_router_predict");
 }
 

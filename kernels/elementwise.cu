@@ -3,6 +3,7 @@
 // magnitude match, row gathers/scatters and ring writes; conversions and
 // random fills for weights.
 #include "kernels/launch.cuh"
+#include "kernels/rms_row.cuh"
 
 #include <math.h>
 
@@ -33,18 +34,6 @@ extern "C" int sk_cuda_embed(sk_cuda *c, const uint16_t *table, int64_t dim, con
 
 // ---- RMSNorm: one block per row; HF's order: x · (mean(x²) + eps)^-1/2, then · w ----
 
-// 1 / sqrt(mean(xr²) + eps) of one row, every thread of the block gets it
-// (sh: 32 floats of shared memory). The norm kernels below share it, so they
-// round alike.
-__device__ __forceinline__ float row_inv_rms(const float *xr, int64_t dim, float eps, float *sh)
-{
-	float ss = 0;
-	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-		ss += xr[i] * xr[i];
-	ss = sk_block_sum(ss, sh);
-	return rsqrtf(ss / (float)dim + eps);
-}
-
 __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const float *__restrict__ w, float eps,
                                  float *y)
 {
@@ -52,7 +41,7 @@ __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const
 	__shared__ float sh[32];
 	const float *xr = x + (int64_t)blockIdx.x * dim;
 	float *yr = y + (int64_t)blockIdx.x * dim;
-	float inv = row_inv_rms(xr, dim, eps, sh);
+	float inv = sk_row_inv_rms(xr, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float v = xr[i] * inv;
 		yr[i] = w ? v * w[i] : v;
@@ -64,7 +53,7 @@ extern "C" void sk_cuda_rmsnorm(sk_cuda *c, const float *x, int64_t rows, int64_
 {
 	if (rows <= 0)
 		return;
-	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+	int t = sk_norm_threads(dim);
 	sk_launch(c, k_rmsnorm, (unsigned)rows, t, 0, x, dim, w, eps, y);
 	sk_cuda_launched(c, "rmsnorm");
 }
@@ -77,7 +66,7 @@ __global__ static void k_norm_add(const float *x, int64_t dim, const float *__re
 	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
-	float inv = row_inv_rms(x + off, dim, eps, sh);
+	float inv = sk_row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float t = x[off + i] * inv;
 		if (w)
@@ -94,7 +83,7 @@ extern "C" void sk_cuda_norm_add(sk_cuda *c, const float *x, int64_t rows, int64
 {
 	if (rows <= 0)
 		return;
-	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+	int t = sk_norm_threads(dim);
 	sk_launch(c, k_norm_add, (unsigned)rows, t, 0, x, dim, w, eps, a, b, scale, y);
 	sk_cuda_launched(c, "norm_add");
 }
@@ -107,7 +96,7 @@ __global__ static void k_norm_add_streams(const float *x, int64_t rows, int64_t 
 	sk_pdl_wait();
 	__shared__ float sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
-	float inv = row_inv_rms(x + off, dim, eps, sh);
+	float inv = sk_row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 		float t = x[off + i] * inv;
 		if (w)
@@ -126,7 +115,7 @@ extern "C" void sk_cuda_norm_add_streams(sk_cuda *c, const float *x, int64_t row
 {
 	if (rows <= 0)
 		return;
-	int t = dim >= 1024 ? 512 : dim >= 256 ? 128 : 32;
+	int t = sk_norm_threads(dim);
 	sk_launch(c, k_norm_add_streams, (unsigned)rows, t, 0, x, rows, dim, w, eps, y, A, skip);
 	sk_cuda_launched(c, "norm_add_streams");
 }

@@ -135,6 +135,16 @@ void sk_cuda_norm_add_streams(sk_cuda *c, const float *x, int64_t rows, int64_t 
                               float *y, int A, int skip);
 void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int heads, int hd, const float *w, float eps,
                        const int32_t *pos, float theta, float factor, float *y);
+/* lam = cc + RMSNorm(z; wz) (z NULL: no lam term); y = ((a + RMSNorm(x; wx)) + lam) · scale;
+ * yn = RMSNorm(y; wy): one launch, rounded as norm_add, norm_add and rmsnorm. */
+void sk_cuda_norm_add_norm(sk_cuda *c, int64_t rows, int64_t dim, float eps, const float *x, const float *wx,
+                           const float *a, const float *z, const float *wz, const float *cc, float *lam, float scale,
+                           float *y, const float *wy, float *yn);
+/* norm_rope of q (nh heads) and of k (nkv heads), and v normed per head without a
+ * weight, in one launch (k NULL: q alone). */
+void sk_cuda_norm_rope_qkv(sk_cuda *c, int64_t n, int hd, float eps, const int32_t *pos, float theta, float factor,
+                           const float *q, int nh, const float *qw, float *qo, const float *k, const float *v, int nkv,
+                           const float *kw, float *ko, float *vo);
 void sk_cuda_rope(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta, float factor);
 /* One sequence: n query rows at positions pos[0] .. pos[0] + n - 1; keys
  * from the ring k_past/v_past [cap][nkv·hd] (positions ≥ pos[0] - cap, none
@@ -162,13 +172,20 @@ void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim
 void sk_cuda_altup_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int A, int active,
                            const float *wc, const float *modal, float *out);
 /* Router then predict (the router over stream active of x), and router over y
- * then correct: one launch each where A is 4, as the separate calls compute. */
+ * then correct: one launch each where A is 4, as the separate calls compute.
+ * The prediction also writes nrm = RMSNorm(p_active; nw) when nrm is not NULL. */
 void sk_cuda_altup_router_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int active,
                                   const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
-                                  float *p);
+                                  float *p, const float *nw, float *nrm);
 void sk_cuda_altup_router_correct(sk_cuda *c, const float *p, const float *y, int64_t rows, int64_t dim, int active,
                                   const float *norm_w, float eps, const float *w, int A, const float *wc, float *modal,
                                   float *out);
+/* y = h + RMSNorm(f; fw), then router over y and correct into out, then
+ * vin = out_active ⊙ vs (vs NULL: a copy; vin NULL: none): one launch where A is 4. */
+void sk_cuda_altup_norm_add_correct(sk_cuda *c, int64_t rows, int64_t dim, int A, int active, float eps,
+                                    const float *f, const float *fw, const float *h, float *y, const float *p,
+                                    const float *norm_w, const float *w, const float *wc, float *modal, float *out,
+                                    const float *vs, float *vin);
 
 /* ---- Training ops (the training section of engine/backend/backend.h;
  * every pointer a device pointer; "accumulate" adds to the output) ---- */

@@ -2,9 +2,9 @@
 # compute_80 PTX (JIT-compiled by the driver on other GPUs); a plain C stub
 # stands in when CUDA is not configured.
 if HAVE_CUDA
-libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu \
+libsokhan_a_SOURCES += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/rms_row.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu \
 	kernels/device.cu kernels/convert.cu \
-	kernels/context.cu kernels/gemm.cu kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu \
+	kernels/context.cu kernels/gemm.cu kernels/linear.cu kernels/elementwise.cu kernels/norm_fused.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu \
 	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu
 SUFFIXES = .cu
 NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=compute_80
@@ -14,6 +14,6 @@ NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,co
 else
 libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
 endif
-EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu kernels/device.cu kernels/convert.cu kernels/context.cu kernels/gemm.cu \
-	kernels/linear.cu kernels/elementwise.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu kernels/kernels_none.c \
+EXTRA_DIST += kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/rms_row.cuh kernels/cublaslt_loader.h kernels/cublaslt_loader.cu kernels/device.cu kernels/convert.cu kernels/context.cu kernels/gemm.cu \
+	kernels/linear.cu kernels/elementwise.cu kernels/norm_fused.cu kernels/altup.cu kernels/attention.cu kernels/attention_tiled.cu kernels/attention_bwd_tiled.cu kernels/sample.cu kernels/kernels_none.c \
 	kernels/backward.cu kernels/attention_bwd.cu kernels/xent.cu kernels/lora_train.cu

@@ -422,7 +422,7 @@ TEST(altup_router_predict_correct)
 		cpu->ops->altup_predict(cpu, x, R, D, A, wp, modal2, ref);
 		dfree(dm), dfree(dout);
 		dm = poisoned(R * A), dout = poisoned(A * R * D);
-		gpu->ops->altup_router_predict(gpu, dx, R, D, 2, dnw, 1e-6f, dw, A, dwp, dm, dout);
+		gpu->ops->altup_router_predict(gpu, dx, R, D, 2, dnw, 1e-6f, dw, A, dwp, dm, dout, NULL, NULL);
 		expect("altup_router_predict: modalities", dm, modal2, R * A, 1e-5);
 		expect("altup_router_predict: predictions", dout, ref, A * R * D, 1e-5);
 		cpu->ops->altup_router(cpu, y, R, D, nw, 1e-6f, w, A, modal2);
@@ -435,6 +435,116 @@ TEST(altup_router_predict_correct)
 	}
 	dfree(dx), dfree(dyv), dfree(dnw), dfree(dw), dfree(dwp), dfree(dwc), dfree(dm), dfree(dout);
 	free(x), free(y), free(nw), free(w), free(wp), free(wc);
+}
+
+/* The fused norms of a decoder layer (one launch each while decoding) against
+ * the CPU's separate calls, at E4B's width and head size: the prediction
+ * with the attention input's norm; λ, the post-attention sum and the MLP's
+ * input norm (Gemma 3n, and Gemma 3 without λ); q, k, v normed and rotated
+ * (also in place, as inference aliases them); the MLP's output norm with
+ * the AltUp correction and the per-layer input's operand. */
+TEST(fused_layer_norms)
+{
+	NEED_GPU();
+	enum { A = 4, R = 3, D = 2048, ACT = 1, NH = 8, NKV = 2, HD = 256 };
+	const float eps = 1e-6f;
+	float *x = rnd(A * R * D, 1.0f), *nw = rnd(D, 1.0f), *w = rnd(A * D, 1.0f), *wp = rnd(A * A * A, 0.5f);
+	float *an = rnd(D, 1.0f), *modal = malloc(R * A * sizeof(float)), *p = malloc(A * R * D * sizeof(float));
+	float *nrm = malloc(R * D * sizeof(float));
+	float *dx = dev_f(x, A * R * D), *dnw = dev_f(nw, D), *dw = dev_f(w, A * D), *dwp = dev_f(wp, A * A * A);
+	float *dan = dev_f(an, D), *dm = poisoned(R * A), *dp = poisoned(A * R * D), *dn = poisoned(R * D);
+	CHECK(gpu->ops->altup_router_predict && gpu->ops->norm_add_norm && gpu->ops->norm_rope_qkv &&
+	      gpu->ops->altup_norm_add_correct);
+	if (!gpu->ops->altup_router_predict || !gpu->ops->norm_add_norm || !gpu->ops->norm_rope_qkv ||
+	    !gpu->ops->altup_norm_add_correct)
+		return;
+	cpu->ops->altup_router(cpu, x + ACT * R * D, R, D, nw, eps, w, A, modal);
+	cpu->ops->altup_predict(cpu, x, R, D, A, wp, modal, p);
+	cpu->ops->rmsnorm(cpu, p + ACT * R * D, R, D, an, eps, nrm);
+	gpu->ops->altup_router_predict(gpu, dx, R, D, ACT, dnw, eps, dw, A, dwp, dm, dp, dan, dn);
+	expect("router_predict + norm: modalities", dm, modal, R * A, 1e-5);
+	expect("router_predict + norm: predictions", dp, p, A * R * D, 1e-5);
+	expect("router_predict + norm: the active prediction normed", dn, nrm, R * D, 1e-5);
+
+	/* after attention */
+	float *o = rnd(R * D, 1.0f), *z = rnd(R * D, 1.0f), *w1 = rnd(D, 1.0f), *w2 = rnd(D, 1.0f), *w3 = rnd(D, 1.0f);
+	float *lam = malloc(R * D * sizeof(float)), *h1 = malloc(R * D * sizeof(float)), *mm = malloc(R * D * sizeof(float));
+	float *dO = dev_f(o, R * D), *dw1 = dev_f(w1, D), *dw2 = dev_f(w2, D), *dw3 = dev_f(w3, D), *da = dev_f(x, R * D);
+	float *dnc = dev_f(nrm, R * D); /* the CPU's norm, so that λ's inputs are the same on both sides */
+	for (int with_lam = 1; with_lam >= 0; with_lam--) {
+		if (with_lam) {
+			cpu->ops->norm_add(cpu, z, R, D, w2, eps, nrm, NULL, 1.0f, lam);
+			cpu->ops->norm_add(cpu, o, R, D, w1, eps, x, lam, 0.70710678f, h1);
+		} else {
+			cpu->ops->norm_add(cpu, o, R, D, w1, eps, x, NULL, 1.0f, h1);
+		}
+		cpu->ops->rmsnorm(cpu, h1, R, D, w3, eps, mm);
+		/* λ in place over its input, as inference lays them out */
+		float *dz = dev_f(z, R * D), *dh = poisoned(R * D), *dmm = poisoned(R * D);
+		sk_norm_add_norm na = { with_lam ? dz : NULL, dw2, dnc, dz, dO, dw1, da, with_lam ? 0.70710678f : 1.0f,
+			                dh, dw3, dmm };
+		gpu->ops->norm_add_norm(gpu, R, D, eps, &na);
+		if (with_lam)
+			expect("norm_add_norm: λ (in place)", dz, lam, R * D, 2e-6);
+		expect(with_lam ? "norm_add_norm: h1" : "norm_add_norm without λ: h1", dh, h1, R * D, 2e-6);
+		expect(with_lam ? "norm_add_norm: RMS(h1)" : "norm_add_norm without λ: RMS(h1)", dmm, mm, R * D, 2e-6);
+		dfree(dz), dfree(dh), dfree(dmm);
+	}
+
+	/* q, k, v */
+	float *q = rnd(R * NH * HD, 2.0f), *k = rnd(R * NKV * HD, 2.0f), *v = rnd(R * NKV * HD, 2.0f);
+	float *qw = rnd(HD, 1.0f), *kw = rnd(HD, 1.0f);
+	float *qr = malloc(R * NH * HD * sizeof(float)), *kr = malloc(R * NKV * HD * sizeof(float)),
+	      *vr = malloc(R * NKV * HD * sizeof(float));
+	int32_t pos[R] = { 5, 511, 4093 };
+	int32_t *dpos = dev(pos, sizeof pos);
+	cpu->ops->norm_rope(cpu, q, R, NH, HD, qw, eps, pos, 10000.0f, 1.0f, qr);
+	cpu->ops->norm_rope(cpu, k, R, NKV, HD, kw, eps, pos, 10000.0f, 1.0f, kr);
+	cpu->ops->rmsnorm(cpu, v, R * NKV, HD, NULL, eps, vr);
+	float *dq = dev_f(q, R * NH * HD), *dk = dev_f(k, R * NKV * HD), *dv = dev_f(v, R * NKV * HD);
+	float *dqw = dev_f(qw, HD), *dkw = dev_f(kw, HD);
+	float *dqo = poisoned(R * NH * HD), *dko = poisoned(R * NKV * HD), *dvo = poisoned(R * NKV * HD);
+	sk_qkv_norm qa = { dq, dqw, dqo, NH, NKV, dk, dkw, dv, dko, dvo };
+	gpu->ops->norm_rope_qkv(gpu, R, HD, eps, dpos, 10000.0f, 1.0f, &qa);
+	expect("norm_rope_qkv: q", dqo, qr, R * NH * HD, 2e-6);
+	expect("norm_rope_qkv: k", dko, kr, R * NKV * HD, 2e-6);
+	expect("norm_rope_qkv: v", dvo, vr, R * NKV * HD, 2e-6);
+	sk_qkv_norm qi = { dq, dqw, dq, NH, NKV, dk, dkw, dv, dk, dv };
+	gpu->ops->norm_rope_qkv(gpu, R, HD, eps, dpos, 10000.0f, 1.0f, &qi);
+	expect("norm_rope_qkv in place: q", dq, qr, R * NH * HD, 2e-6);
+	expect("norm_rope_qkv in place: k", dk, kr, R * NKV * HD, 2e-6);
+	expect("norm_rope_qkv in place: v", dv, vr, R * NKV * HD, 2e-6);
+
+	/* after the MLP */
+	float *f = rnd(R * D, 1.0f), *fw = rnd(D, 1.0f), *wc = rnd(A * A, 0.5f), *vs = rnd(D, 1.0f);
+	float *yv = malloc(R * D * sizeof(float)), *outr = malloc(A * R * D * sizeof(float));
+	float *vin = malloc(R * D * sizeof(float));
+	cpu->ops->norm_add(cpu, f, R, D, fw, eps, h1, NULL, 1.0f, yv);
+	cpu->ops->altup_router(cpu, yv, R, D, nw, eps, w, A, modal);
+	cpu->ops->altup_correct(cpu, p, yv, R, D, A, ACT, wc, modal, outr);
+	float *df = dev_f(f, R * D), *dfw = dev_f(fw, D), *dh1 = dev_f(h1, R * D), *dpp = dev_f(p, A * R * D);
+	float *dwc = dev_f(wc, A * A), *dvs = dev_f(vs, D);
+	for (int scaled = 1; scaled >= 0; scaled--) {
+		cpu->ops->mul_rows(cpu, outr + ACT * R * D, vs, 0, R, D, vin);
+		if (!scaled)
+			memcpy(vin, outr + ACT * R * D, R * D * sizeof(float));
+		float *dy = poisoned(R * D), *dmo = poisoned(R * A), *dout = poisoned(A * R * D), *dvin = poisoned(R * D);
+		sk_altup_tail t = { df, dfw, dh1, dy, dpp, dnw, dw, dwc, dmo, dout, scaled ? dvs : NULL, dvin };
+		gpu->ops->altup_norm_add_correct(gpu, R, D, A, ACT, eps, &t);
+		expect("norm_add_correct: y", dy, yv, R * D, 2e-6);
+		expect("norm_add_correct: modalities", dmo, modal, R * A, 1e-5);
+		expect("norm_add_correct: corrected", dout, outr, A * R * D, 1e-5);
+		expect(scaled ? "norm_add_correct: c_act scaled" : "norm_add_correct: c_act copied", dvin, vin, R * D, 1e-5);
+		dfree(dy), dfree(dmo), dfree(dout), dfree(dvin);
+	}
+	dfree(df), dfree(dfw), dfree(dh1), dfree(dpp), dfree(dwc), dfree(dvs);
+	free(f), free(fw), free(wc), free(vs), free(yv), free(outr), free(vin);
+	dfree(dq), dfree(dk), dfree(dv), dfree(dqw), dfree(dkw), dfree(dqo), dfree(dko), dfree(dvo), dfree(dpos);
+	free(q), free(k), free(v), free(qw), free(kw), free(qr), free(kr), free(vr);
+	dfree(dO), dfree(dw1), dfree(dw2), dfree(dw3), dfree(da), dfree(dnc);
+	free(o), free(z), free(w1), free(w2), free(w3), free(lam), free(h1), free(mm);
+	dfree(dx), dfree(dnw), dfree(dw), dfree(dwp), dfree(dan), dfree(dm), dfree(dp), dfree(dn);
+	free(x), free(nw), free(w), free(wp), free(an), free(modal), free(p), free(nrm);
 }
 
 TEST(lora_pair_outside_the_adapter_is_refused)
@@ -753,6 +863,7 @@ int main(int argc, char **argv)
 	RUN(rows_rings_and_memory);
 	RUN(attention_cache_window_gqa);
 	RUN(altup_router_predict_correct);
+	RUN(fused_layer_norms);
 	RUN(lora_pair_outside_the_adapter_is_refused);
 	RUN(draws_match_cpu_sampler);
 	if (!ops_only) {

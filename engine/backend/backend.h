@@ -40,6 +40,34 @@ typedef struct {
 	double u;
 } sk_sample_row;
 
+/* Arguments of the optional fused ops (every pointer backend memory). */
+typedef struct {
+	const float *z, *wz, *c; /* lam = c + RMSNorm(z; wz); z NULL: no lam term */
+	float *lam;
+	const float *x, *wx, *a; /* y = ((a + RMSNorm(x; wx)) + lam) · scale */
+	float scale;
+	float *y;
+	const float *wy; /* yn = RMSNorm(y; wy) */
+	float *yn;
+} sk_norm_add_norm;
+
+typedef struct {
+	const float *q, *qw; /* [n][nh][hd] → qo */
+	float *qo;
+	int nh, nkv;
+	const float *k, *kw, *v; /* [n][nkv][hd] → ko, vo */
+	float *ko, *vo;
+} sk_qkv_norm;
+
+typedef struct {
+	const float *f, *fw, *h; /* y = h + RMSNorm(f; fw) */
+	float *y;
+	const float *p, *router_norm, *router, *wc; /* router over y, correction of the prediction p */
+	float *modal, *out;
+	const float *vs; /* vin = out_active ⊙ vs (vs NULL: a copy; vin NULL: not written) */
+	float *vin;
+} sk_altup_tail;
+
 typedef struct {
 	const char *name;
 	/* Activations live in host memory: the model may hand the backend host
@@ -204,15 +232,27 @@ typedef struct {
 	                      int active, const float *wc, const float *modal, float *c);
 
 	/* Optional (NULL: the model calls altup_router then altup_predict / altup_correct):
-	 * the router over stream active of x, modal written, then the prediction p;
-	 * and the router over y, modal written, then the correction into c. Results
-	 * as the separate calls give them. */
+	 * the router over stream active of x, modal written, then the prediction p
+	 * and (nrm not NULL) nrm = RMSNorm(p_active; nw); and the router over y,
+	 * modal written, then the correction into c. Results as the separate calls
+	 * give them. */
 	void (*altup_router_predict)(sk_backend *be, const float *x, int64_t rows, int64_t dim, int active,
 	                             const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
-	                             float *p);
+	                             float *p, const float *nw, float *nrm);
 	void (*altup_router_correct)(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int active,
 	                             const float *norm_w, float eps, const float *w, int A, const float *wc, float *modal,
 	                             float *c);
+
+	/* Optional fusions of a decoder layer's norms (NULL: the model makes the
+	 * separate calls; results as those give them). After attention: */
+	void (*norm_add_norm)(sk_backend *be, int64_t rows, int64_t dim, float eps, const sk_norm_add_norm *a);
+	/* q and k of [n][heads][hd] through norm_rope, v through a weight-less
+	 * rmsnorm over each head (Gemma 3n), one call: */
+	void (*norm_rope_qkv)(sk_backend *be, int64_t n, int hd, float eps, const int32_t *pos, float theta, float factor,
+	                      const sk_qkv_norm *a);
+	/* After the MLP (Gemma 3n): */
+	void (*altup_norm_add_correct)(sk_backend *be, int64_t rows, int64_t dim, int A, int active, float eps,
+	                               const sk_altup_tail *a);
 
 	/* ---- Training (train_grad.h): the LoRA branch with dropout, and the
 	 * backward of every op above. "d" arrays are gradients of the loss;

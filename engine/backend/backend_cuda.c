@@ -481,10 +481,33 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 
 static void op_router_predict(sk_backend *be, const float *x, int64_t rows, int64_t dim, int active,
                               const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
-                              float *p)
+                              float *p, const float *nw, float *nrm)
 {
 	PROF(be, "altup_router_predict",
-	     sk_cuda_altup_router_predict(cb(be)->c, x, rows, dim, active, norm_w, eps, w, A, wp, modal, p));
+	     sk_cuda_altup_router_predict(cb(be)->c, x, rows, dim, active, norm_w, eps, w, A, wp, modal, p, nw, nrm));
+}
+
+static void op_norm_add_norm(sk_backend *be, int64_t rows, int64_t dim, float eps, const sk_norm_add_norm *a)
+{
+	PROF(be, "norm_add_norm",
+	     sk_cuda_norm_add_norm(cb(be)->c, rows, dim, eps, a->x, a->wx, a->a, a->z, a->wz, a->c, a->lam, a->scale,
+	                           a->y, a->wy, a->yn));
+}
+
+static void op_norm_rope_qkv(sk_backend *be, int64_t n, int hd, float eps, const int32_t *pos, float theta,
+                             float factor, const sk_qkv_norm *a)
+{
+	PROF(be, "norm_rope_qkv",
+	     sk_cuda_norm_rope_qkv(cb(be)->c, n, hd, eps, pos, theta, factor, a->q, a->nh, a->qw, a->qo, a->k, a->v,
+	                           a->nkv, a->kw, a->ko, a->vo));
+}
+
+static void op_norm_add_correct(sk_backend *be, int64_t rows, int64_t dim, int A, int active, float eps,
+                                const sk_altup_tail *a)
+{
+	PROF(be, "altup_norm_add_correct",
+	     sk_cuda_altup_norm_add_correct(cb(be)->c, rows, dim, A, active, eps, a->f, a->fw, a->h, a->y, a->p,
+	                                    a->router_norm, a->router, a->wc, a->modal, a->out, a->vs, a->vin));
 }
 
 static void op_router_correct(sk_backend *be, const float *p, const float *y, int64_t rows, int64_t dim, int active,
@@ -664,6 +687,9 @@ static const sk_backend_ops cuda_ops = {
 	.altup_predict = op_predict,
 	.altup_correct = op_correct,
 	.altup_router_predict = op_router_predict,
+	.norm_add_norm = op_norm_add_norm,
+	.norm_rope_qkv = op_norm_rope_qkv,
+	.altup_norm_add_correct = op_norm_add_correct,
 	.altup_router_correct = op_router_correct,
 	SK_CUDA_BACKWARD_OPS,
 };

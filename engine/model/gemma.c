@@ -82,19 +82,26 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 
 	if (lin(f, &L->q, l, SK_LORA_Q, a->nrm, N, a->q0) != 0)
 		return -1;
-	OPS->norm_rope(BE, a->q0, N, nh, hd, L->q_norm, eps, f->pos, rc.theta, rc.factor, a->q);
 	/* KV-shared layers read the K/V their producer stored in this pass */
 	const sk_layer *S = &m->layers[L->kv_src];
 	float *kn = f->k_new + (int64_t)S->kv_slot * N * kvd, *vn = f->v_new + (int64_t)S->kv_slot * N * kvd;
-	if (L->kv_slot >= 0) {
+	if (L->kv_slot < 0) {
+		OPS->norm_rope(BE, a->q0, N, nh, hd, L->q_norm, eps, f->pos, rc.theta, rc.factor, a->q);
+	} else {
 		float *k0 = a->k0 ? a->k0 : kn, *v0 = a->v0 ? a->v0 : vn;
 		if (lin2(f, &L->k, SK_LORA_K, &L->v, SK_LORA_V, l, a->nrm, N, k0, v0) != 0)
 			return -1;
-		OPS->norm_rope(BE, k0, N, nkv, hd, L->k_norm, eps, f->pos, rc.theta, rc.factor, kn);
-		if (c->arch == SK_ARCH_GEMMA3N) /* Gemma 3n's weight-less v_norm */
-			OPS->rmsnorm(BE, v0, N * nkv, hd, NULL, eps, vn);
-		else
-			copy(f, v0, N * kvd, vn);
+		if (c->arch == SK_ARCH_GEMMA3N && OPS->norm_rope_qkv) {
+			sk_qkv_norm qa = { a->q0, L->q_norm, a->q, nh, nkv, k0, L->k_norm, v0, kn, vn };
+			OPS->norm_rope_qkv(BE, N, hd, eps, f->pos, rc.theta, rc.factor, &qa);
+		} else {
+			OPS->norm_rope(BE, a->q0, N, nh, hd, L->q_norm, eps, f->pos, rc.theta, rc.factor, a->q);
+			OPS->norm_rope(BE, k0, N, nkv, hd, L->k_norm, eps, f->pos, rc.theta, rc.factor, kn);
+			if (c->arch == SK_ARCH_GEMMA3N) /* Gemma 3n's weight-less v_norm */
+				OPS->rmsnorm(BE, v0, N * nkv, hd, NULL, eps, vn);
+			else
+				copy(f, v0, N * kvd, vn);
+		}
 	}
 	for (int it = 0; it < f->n_items; it++) {
 		const sk_fwd_item *b = &f->items[it];
@@ -136,8 +143,14 @@ static int layer_gemma3(const sk_fwd *f, int l, sk_layer_acts *a, const float *x
 	OPS->rmsnorm(BE, x, N, H, L->attn_norm, eps, a->nrm);
 	if (attention(f, l, a) != 0)
 		return -1;
-	OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, x, NULL, 1.0f, a->h1);
-	OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
+	if (OPS->norm_add_norm) {
+		sk_norm_add_norm na = { NULL, NULL, NULL, NULL, a->o, L->post_attn_norm, x, 1.0f, a->h1, L->pre_ffn_norm,
+			                a->mm };
+		OPS->norm_add_norm(BE, N, H, eps, &na);
+	} else {
+		OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, x, NULL, 1.0f, a->h1);
+		OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
+	}
 	if (mlp(f, l, a) != 0)
 		return -1;
 	OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, out);
@@ -154,47 +167,58 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	const float rsqrt2 = (float)(1.0 / sqrt(2.0));
 
 	/* AltUp predict; the active prediction goes through the block */
+	const float *pa = a->p + act * N * H;
 	if (OPS->altup_router_predict) {
 		OPS->altup_router_predict(BE, x, N, H, act, L->router_norm, eps, L->router, A, L->pred_coef, a->modal1,
-		                          a->p);
+		                          a->p, L->attn_norm, a->nrm);
 	} else {
 		OPS->altup_router(BE, x + act * N * H, N, H, L->router_norm, eps, L->router, A, a->modal1);
 		OPS->altup_predict(BE, x, N, H, A, L->pred_coef, a->modal1, a->p);
+		OPS->rmsnorm(BE, pa, N, H, L->attn_norm, eps, a->nrm);
 	}
-	const float *pa = a->p + act * N * H;
-	OPS->rmsnorm(BE, pa, N, H, L->attn_norm, eps, a->nrm);
 
 	/* LAuReL: λ = n + RMS(W_r W_l n) */
 	if (lin(f, &L->laurel_l, l, -1, a->nrm, N, a->lr) != 0 || lin(f, &L->laurel_r, l, -1, a->lr, N, a->lam0) != 0)
 		return -1;
-	OPS->norm_add(BE, a->lam0, N, H, L->laurel_norm, eps, a->nrm, NULL, 1.0f, f->lam);
 
-	/* h1 = ((a + RMS(attn)) + λ) / √2 */
+	/* h1 = ((a + RMS(attn)) + λ) / √2, then RMS(h1) for the MLP */
 	if (attention(f, l, a) != 0)
 		return -1;
-	OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, pa, f->lam, rsqrt2, a->h1);
+	if (OPS->norm_add_norm) {
+		sk_norm_add_norm na = { a->lam0, L->laurel_norm, a->nrm, f->lam, a->o, L->post_attn_norm, pa, rsqrt2,
+			                a->h1, L->pre_ffn_norm, a->mm };
+		OPS->norm_add_norm(BE, N, H, eps, &na);
+	} else {
+		OPS->norm_add(BE, a->lam0, N, H, L->laurel_norm, eps, a->nrm, NULL, 1.0f, f->lam);
+		OPS->norm_add(BE, a->o, N, H, L->post_attn_norm, eps, pa, f->lam, rsqrt2, a->h1);
+		OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
+	}
 
-	/* y = h1 + RMS(MLP(RMS(h1))) */
-	OPS->rmsnorm(BE, a->h1, N, H, L->pre_ffn_norm, eps, a->mm);
+	/* y = h1 + RMS(MLP(RMS(h1))), then AltUp correct, and the per-layer
+	 * input's operand c_act ⊙ γ */
 	if (mlp(f, l, a) != 0)
 		return -1;
-	OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, a->y);
-
-	/* AltUp correct */
-	if (OPS->altup_router_correct) {
-		OPS->altup_router_correct(BE, a->p, a->y, N, H, act, L->router_norm, eps, L->router, A, L->corr_coef,
-		                          a->modal2, out);
+	const float *ca = out + act * N * H;
+	if (OPS->altup_norm_add_correct) {
+		sk_altup_tail t = { a->f, L->post_ffn_norm, a->h1, a->y, a->p, L->router_norm, L->router, L->corr_coef,
+			            a->modal2, out, c->altup_correct_scale ? L->altup_scale : NULL, a->vin };
+		OPS->altup_norm_add_correct(BE, N, H, A, act, eps, &t);
 	} else {
-		OPS->altup_router(BE, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
-		OPS->altup_correct(BE, a->p, a->y, N, H, A, act, L->corr_coef, a->modal2, out);
+		OPS->norm_add(BE, a->f, N, H, L->post_ffn_norm, eps, a->h1, NULL, 1.0f, a->y);
+		if (OPS->altup_router_correct) {
+			OPS->altup_router_correct(BE, a->p, a->y, N, H, act, L->router_norm, eps, L->router, A,
+			                          L->corr_coef, a->modal2, out);
+		} else {
+			OPS->altup_router(BE, a->y, N, H, L->router_norm, eps, L->router, A, a->modal2);
+			OPS->altup_correct(BE, a->p, a->y, N, H, A, act, L->corr_coef, a->modal2, out);
+		}
+		if (c->altup_correct_scale)
+			OPS->mul_rows(BE, ca, L->altup_scale, 0, N, H, a->vin);
+		else
+			copy(f, ca, N * H, a->vin);
 	}
 
 	/* per-layer input: RMS(W_pp (gelu(W_pg (c_act ⊙ γ)) ⊙ pli_l)) added to the other streams */
-	const float *ca = out + act * N * H;
-	if (c->altup_correct_scale)
-		OPS->mul_rows(BE, ca, L->altup_scale, 0, N, H, a->vin);
-	else
-		copy(f, ca, N * H, a->vin);
 	if (lin(f, &L->ple_gate, l, -1, a->vin, N, a->pg0) != 0)
 		return -1;
 	copy(f, a->pg0, N * P, f->tP);

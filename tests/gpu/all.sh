@@ -40,10 +40,17 @@ DEC="bench infer --json $E4B --batch 1 --prompt-len 32 -n 256"
 PRE="bench infer --json $E4B --batch 1 --prompt-len 2048 -n 4"
 TRN="bench train --json $E4B --batch 2 --seq 512 --grad-ckpt"
 CTX4K="bench infer --json $E4B --batch 1 --prompt-len 4000 -n 96"
+# the programs of an earlier commit, for a before/after in the same call
+base=
+if [ -f "$top/.gpu/sokhan-base.xz" ]; then
+	base=${TMPDIR:-/tmp}/sokhan-base
+	xz -dc "$top/.gpu/sokhan-base.xz" >"$base" && chmod +x "$base"
+fi
 # shellcheck disable=SC2086
 {
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
 step decode 40 30 sokhan $DEC
+[ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 step prefill 40 30 sokhan $PRE
 step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
