@@ -187,6 +187,32 @@ void sk_cuda_altup_norm_add_correct(sk_cuda *c, int64_t rows, int64_t dim, int A
                                     const float *norm_w, const float *w, const float *wc, float *modal, float *out,
                                     const float *vs, float *vin);
 
+/* ---- The optimizer of the adapter being trained (engine/train/optim.h's
+ * AdamW8bit, same state layout): one entry per tensor, its blocks of 256
+ * elements numbered from blk0 in the launch. ---- */
+typedef struct {
+	float *p, *g;               /* parameter, gradient (zeroed by the update) */
+	uint8_t *state1, *state2;   /* 8-bit codes (eight_bit) */
+	float *absmax1, *absmax2;   /* [ceil(n / 256)] (eight_bit) */
+	float *m, *v;               /* fp32 states (!eight_bit) */
+	int64_t n, blk0;
+	int eight_bit;
+} sk_cuda_optim_tensor;
+
+/* The step's scalars, as engine/train/optim_adamw8bit.c computes them. */
+typedef struct {
+	float beta1, beta2, ob1, ob2, eps, weight_decay, gnorm_scale, c2, step_size, decay;
+} sk_cuda_adam;
+
+/* sums[i] = Σ g² of tensor i, in double (T and sums device memory; blocks =
+ * the blocks of all tensors). */
+int sk_cuda_grad_sq(sk_cuda *c, const sk_cuda_optim_tensor *T, int nt, int64_t blocks, double *sums);
+/* One AdamW8bit step of every tensor with gradients scaled by coef; maps:
+ * the signed then the unsigned dynamic map (512 floats, device). apply 0:
+ * the gradients are only zeroed (a skipped step). */
+int sk_cuda_adamw8bit(sk_cuda *c, const sk_cuda_optim_tensor *T, int nt, int64_t blocks, const float *maps,
+                      const sk_cuda_adam *s, float coef, int apply);
+
 /* ---- Training ops (the training section of engine/backend/backend.h;
  * every pointer a device pointer; "accumulate" adds to the output) ---- */
 

@@ -16,9 +16,9 @@ libsokhan_a_SOURCES += \
 
 if HAVE_CUDA
 libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda_internal.h \
-	engine/backend/backend_cuda.c engine/backend/backend_cuda_train.c engine/backend/backend_cuda_backward.c
+	engine/backend/backend_cuda.c engine/backend/backend_cuda_train.c engine/backend/backend_cuda_optim.c engine/backend/backend_cuda_backward.c
 else
 libsokhan_a_SOURCES += engine/backend/backend_cuda.h engine/backend/backend_cuda_none.c
 endif
 EXTRA_DIST += engine/backend/backend_cuda_internal.h engine/backend/backend_cuda.c \
-	engine/backend/backend_cuda_train.c engine/backend/backend_cuda_backward.c engine/backend/backend_cuda_none.c
+	engine/backend/backend_cuda_train.c engine/backend/backend_cuda_optim.c engine/backend/backend_cuda_backward.c engine/backend/backend_cuda_none.c

@@ -139,6 +139,12 @@ int sk_cmd_bench_train(int argc, char **argv)
 	memset(tgt, 1, (size_t)L);
 	for (int b = 0; b < B; b++)
 		seqs[b] = (sk_train_seq){ ids + (size_t)b * L, tgt, L };
+	/* the optimizer where the adapter is, when the backend keeps it */
+	int od = sk_model_train_optim_begin(m, opt);
+	if (od < 0) {
+		sk_cli_fail();
+		goto out;
+	}
 	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1 };
 	double t_steps = 0, loss = 0;
 	uint64_t peak = 0;
@@ -150,9 +156,18 @@ int sk_cmd_bench_train(int argc, char **argv)
 			if (sk_model_loss_grad(m, l, seqs, B, &to, &loss, &nt) != 0)
 				goto fail;
 		}
-		if (sk_model_train_grads_to_host(m) != 0 || sk_optim_step(opt, 2e-5) != 0 ||
-		    sk_model_train_factors_to_device(m) != 0)
-			goto fail;
+		/* a step as sk_train makes it: the norm, clipping to 1, the update */
+		float norm;
+		if (od) {
+			if (sk_model_train_optim_step(m, opt, 2e-5, 1.0f, &norm) != 0)
+				goto fail;
+		} else {
+			if (sk_model_train_grads_to_host(m) != 0)
+				goto fail;
+			norm = sk_grad_clip_norm(params, np, 1.0f);
+			if ((isfinite(norm) && sk_optim_step(opt, 2e-5) != 0) || sk_model_train_factors_to_device(m) != 0)
+				goto fail;
+		}
 		sk_lora_zero_grad(l);
 		if (s > 0)
 			t_steps += sk_bench_now() - t0;
@@ -173,11 +188,11 @@ int sk_cmd_bench_train(int argc, char **argv)
 			printf("{\"model\":\"%s\",\"backend\":\"%s\",\"batch\":%d,\"seq\":%d,\"grad_accum\":%lld,"
 			       "\"grad_ckpt\":%d,\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"peak_device_bytes\":%llu,"
 			       "\"weight_bytes\":%llu,\"host_table_bytes\":%llu,\"activation_bytes\":%llu,"
-			       "\"adapter_bytes\":%llu,\"optimizer_bytes\":%llu,\"last_loss_per_token\":%.4f}\n",
+			       "\"adapter_bytes\":%llu,\"optimizer_bytes\":%llu,\"optimizer_on_device\":%d,\"last_loss_per_token\":%.4f}\n",
 			       o.random ? o.random : co.model, mm.backend, B, L, o.accum, !o.no_ckpt, tps, step_s,
 			       (unsigned long long)peak, (unsigned long long)(mm.weights - mm.host_table),
 			       (unsigned long long)mm.host_table, (unsigned long long)mm.activations,
-			       (unsigned long long)lora_b, (unsigned long long)sk_optim_state_bytes(opt),
+			       (unsigned long long)lora_b, (unsigned long long)sk_optim_state_bytes(opt), od,
 			       loss / (double)(B * (L - 1)));
 		else {
 			printf(_("model            %s on %s\n"), o.random ? o.random : co.model, mm.backend);

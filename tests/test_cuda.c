@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/backend_cuda_internal.h"
 #include "engine/backend/backend_info.h"
 #include "engine/error.h"
 #include "engine/format/dtype.h"
@@ -31,6 +32,8 @@
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
 #include "engine/text/tokenizer.h"
+#include "engine/train/optim.h"
+#include "engine/train/train_grad.h"
 #include "tests/cuda_test.h"
 #include "tests/test.h"
 
@@ -547,6 +550,129 @@ TEST(fused_layer_norms)
 	free(x), free(nw), free(w), free(wp), free(an), free(modal), free(p), free(nrm);
 }
 
+/* AdamW8bit on the device (the trainer's optimizer while the GPU holds the
+ * adapter) against the host's, on an adapter of the tiny Gemma 3n's shape
+ * with the 8-bit threshold lowered so that some tensors keep fp32 states
+ * and others 8-bit ones with partial blocks: gradients clipped to 0.5, a
+ * NaN element, and a step skipped for an infinite one. The arithmetic is
+ * the host's operation for operation, so states, block maxima and factors
+ * must agree to the bit; the device's gradients are zeroed by the step. */
+TEST(adamw8bit_on_the_device)
+{
+	NEED_GPU();
+	sk_model_opts mo = { SK_DEVICE_CPU, 0, 1 };
+	sk_model *m = sk_model_load(sk_test_path("tests/fixtures/hf/tiny-gemma3n"), &mo);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	const sk_config *c = sk_model_config(m);
+	sk_lora *l[2];
+	sk_optim_param *p[2];
+	sk_optim *o[2];
+	char(*names)[32] = NULL;
+	int np = 0;
+	sk_optim_config oc;
+	sk_optim_config_default(&oc);
+	oc.min_8bit_size = 1000;
+	for (int k = 0; k < 2; k++) {
+		l[k] = sk_lora_new_trainable(c, SK_LORA_MASK_ALL, 8, 16.0f, 0, 9);
+		CHECK(l[k] != NULL);
+		if (!l[k])
+			return;
+		np = sk_lora_pair_count(l[k]);
+		p[k] = calloc((size_t)(2 * np), sizeof *p[k]);
+		if (!names)
+			names = calloc((size_t)(2 * np), sizeof *names);
+		for (int i = 0; i < np; i++) {
+			int layer;
+			sk_lora_module mod;
+			sk_lora_pair *pr = sk_lora_pair_at(l[k], i, &layer, &mod);
+			snprintf(names[2 * i], 32, "%d.A", i);
+			snprintf(names[2 * i + 1], 32, "%d.B", i);
+			p[k][2 * i] = (sk_optim_param){ names[2 * i], pr->A, sk_lora_grad_A(l[k], i), (int64_t)pr->r * pr->in };
+			p[k][2 * i + 1] = (sk_optim_param){ names[2 * i + 1], pr->B, sk_lora_grad_B(l[k], i),
+				                            (int64_t)pr->out * pr->r };
+		}
+		o[k] = sk_optim_new(&oc, p[k], (size_t)(2 * np));
+		CHECK(o[k] != NULL);
+	}
+	int mixed[2] = { 0, 0 }, partial = 0;
+	for (int j = 0; j < 2 * np; j++) { /* the same random factors on both sides */
+		float *r = rnd((size_t)p[0][j].numel, 0.1f);
+		memcpy(p[0][j].param, r, (size_t)p[0][j].numel * sizeof(float));
+		memcpy(p[1][j].param, r, (size_t)p[0][j].numel * sizeof(float));
+		free(r);
+		sk_optim_state_view v;
+		sk_optim_state(o[0], (size_t)j, &v);
+		mixed[v.eight_bit] = 1;
+		partial |= v.eight_bit && v.numel % 256 != 0;
+	}
+	CHECK(mixed[0] && mixed[1] && partial); /* both kinds of state, and a partial block */
+	CHECK(gpu->ops->train_begin(gpu, l[1]) == 0);
+	CHECK(gpu->ops->train_optim_begin(gpu, o[1]) == 1);
+	for (int step = 0; step < 4; step++) {
+		for (int j = 0; j < 2 * np; j++) {
+			size_t n = (size_t)p[0][j].numel;
+			float *g = rnd(n, 0.05f);
+			if (step == 1 && j == 0)
+				g[3] = NAN;
+			if (step == 2 && j == 1)
+				g[0] = INFINITY;
+			memcpy(p[0][j].grad, g, n * sizeof(float));
+			int layer;
+			sk_lora_module mod;
+			float *dg = sk_cuda_be_grad(gpu, sk_lora_pair_at(l[1], j / 2, &layer, &mod), j % 2);
+			CHECK(dg != NULL && gpu->ops->upload(gpu, dg, g, n * sizeof(float)) == 0);
+			free(g);
+		}
+		float nc = sk_grad_clip_norm(p[0], (size_t)(2 * np), 0.5f), ng = 0;
+		if (isfinite(nc))
+			CHECK(sk_optim_step(o[0], 1e-3) == 0);
+		CHECK(gpu->ops->train_optim_step(gpu, o[1], 1e-3, 0.5f, &ng) == 0);
+		CHECK(isfinite(nc) == isfinite(ng));
+		CHECK(!isfinite(nc) || fabsf(nc - ng) <= 1e-6f * nc);
+		CHECK(sk_optim_steps_done(o[0]) == sk_optim_steps_done(o[1]));
+		CHECK(gpu->ops->train_optim_sync(gpu, o[1]) == 0);
+		int64_t bad_p = 0, bad_s = 0, total = 0;
+		for (int j = 0; j < 2 * np; j++) {
+			sk_optim_state_view a, b;
+			sk_optim_state(o[0], (size_t)j, &a);
+			sk_optim_state(o[1], (size_t)j, &b);
+			for (int64_t e = 0; e < a.numel; e++, total++) {
+				bad_p += memcmp(&p[0][j].param[e], &p[1][j].param[e], sizeof(float)) != 0;
+				if (a.eight_bit)
+					bad_s += a.state1[e] != b.state1[e] || a.state2[e] != b.state2[e];
+				else
+					bad_s += memcmp(&a.m[e], &b.m[e], 4) != 0 || memcmp(&a.v[e], &b.v[e], 4) != 0;
+			}
+			for (int64_t e = 0; a.eight_bit && e < a.nblocks; e++)
+				bad_s += memcmp(&a.absmax1[e], &b.absmax1[e], 4) != 0 || memcmp(&a.absmax2[e], &b.absmax2[e], 4) != 0;
+		}
+		printf("# adamw8bit on the device, step %d (norm %.6g%s): %lld of %lld factors and %lld states differ\n",
+		       step + 1, (double)ng, isfinite(ng) ? "" : ", skipped", (long long)bad_p, (long long)total,
+		       (long long)bad_s);
+		CHECK(bad_p == 0 && bad_s == 0);
+	}
+	/* the step zeroed the device's gradients */
+	int layer;
+	sk_lora_module mod;
+	size_t n0 = (size_t)p[1][0].numel;
+	float *back0 = back(sk_cuda_be_grad(gpu, sk_lora_pair_at(l[1], 0, &layer, &mod), 0), n0);
+	int nonzero = 0;
+	for (size_t e = 0; e < n0; e++)
+		nonzero += back0[e] != 0.0f;
+	CHECK(nonzero == 0);
+	free(back0);
+	gpu->ops->train_begin(gpu, NULL);
+	for (int k = 0; k < 2; k++) {
+		sk_optim_free(o[k]);
+		free(p[k]);
+		sk_lora_free(l[k]);
+	}
+	free(names);
+	sk_model_free(m);
+}
+
 TEST(lora_pair_outside_the_adapter_is_refused)
 {
 	NEED_GPU();
@@ -864,6 +990,7 @@ int main(int argc, char **argv)
 	RUN(attention_cache_window_gqa);
 	RUN(altup_router_predict_correct);
 	RUN(fused_layer_norms);
+	RUN(adamw8bit_on_the_device);
 	RUN(lora_pair_outside_the_adapter_is_refused);
 	RUN(draws_match_cpu_sampler);
 	if (!ops_only) {

@@ -16,6 +16,7 @@
 
 typedef struct sk_backend sk_backend;
 struct sk_lora;
+struct sk_optim;
 
 /* The keys and values an attention call sees for one sequence: positions
  * [past_lo, past_hi) from the cache, where position p sits in slot p % cap
@@ -131,6 +132,18 @@ typedef struct {
 	/* Adds the device gradients into the adapter's host gradient buffers and
 	 * zeroes the device ones. 0 or -1. */
 	int (*train_download_grads)(sk_backend *be);
+	/* Optional: the optimizer kept where the adapter is (NULL, or begin
+	 * giving 0: the host steps it after train_download_grads). begin takes
+	 * the optimizer's states as they are now (new, or loaded for a resume)
+	 * and gives 1 when the backend keeps them from here on; then step clips
+	 * the device gradients to max_norm (torch's rule; <= 0: no clipping),
+	 * writes their norm, updates the factors unless that norm is not finite
+	 * (then the step is not counted) and zeroes the gradients; sync copies
+	 * the states and the factors back into the optimizer's and the adapter's
+	 * host buffers (before a checkpoint). 0 or -1 (begin: 1, 0 or -1). */
+	int (*train_optim_begin)(sk_backend *be, struct sk_optim *o);
+	int (*train_optim_step)(sk_backend *be, struct sk_optim *o, double lr, float max_norm, float *norm);
+	int (*train_optim_sync)(sk_backend *be, struct sk_optim *o);
 
 	/* ---- Recording a forward to replay it (NULL: every forward runs its ops) ---- */
 

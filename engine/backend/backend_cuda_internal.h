@@ -30,6 +30,16 @@ typedef struct {
 	float **tgrad_a, **tgrad_b;
 	float *tmem;            /* one allocation for every factor and gradient */
 	size_t tmem_floats;
+	/* its optimizer, when the device keeps it (backend_cuda_optim.c): the
+	 * states, the quantization maps, the tensor table and the norm sums in
+	 * one allocation */
+	const struct sk_optim *opt;
+	void *omem;
+	sk_cuda_optim_tensor *otab, *otab_host;
+	int onum;
+	int64_t oblocks;
+	float *omaps;
+	double *osums, *osums_host;
 	/* row slices of weights (slice_rows), reused in turn: an op reads its
 	 * weight record when it is called, never later */
 	sk_cuda_weight slices[8];
@@ -61,6 +71,11 @@ int sk_cuda_train_begin(sk_backend *be, const sk_lora *l);
 int sk_cuda_train_upload(sk_backend *be);
 int sk_cuda_train_download_grads(sk_backend *be);
 void sk_cuda_train_free(sk_backend *be);
+/* The optimizer on the device (backend_cuda_optim.c). */
+int sk_cuda_train_optim_begin(sk_backend *be, struct sk_optim *o);
+int sk_cuda_train_optim_step(sk_backend *be, struct sk_optim *o, double lr, float max_norm, float *norm);
+int sk_cuda_train_optim_sync(sk_backend *be, struct sk_optim *o);
+void sk_cuda_optim_drop(cuda_be *b);
 
 /* The backward ops (backend_cuda_backward.c). */
 int sk_cuda_op_lora_fwd(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout,

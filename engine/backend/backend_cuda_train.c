@@ -18,6 +18,7 @@ static cuda_be *cb(sk_backend *be)
 
 static void train_drop(cuda_be *b)
 {
+	sk_cuda_optim_drop(b); /* its tensors are this adapter's */
 	if (b->tmem)
 		sk_cuda_free(b->c, b->tmem);
 	free(b->tpairs);

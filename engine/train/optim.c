@@ -138,15 +138,23 @@ fail:
 	return NULL;
 }
 
-int sk_optim_step(sk_optim *o, double lr)
+int sk_optim_begin_step(sk_optim *o, double lr, sk_adam_args *a)
 {
 	if (!(lr >= 0.0) || !isfinite((float)lr))
 		return sk_fail(_("optimizer: bad learning rate %g"), lr);
 	o->step++;
-	sk_adam_args a = {
+	*a = (sk_adam_args){
 		.lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2, .eps = o->cfg.eps,
 		.weight_decay = o->cfg.weight_decay, .gnorm_scale = 1.0, .step = o->step,
 	};
+	return 0;
+}
+
+int sk_optim_step(sk_optim *o, double lr)
+{
+	sk_adam_args a;
+	if (sk_optim_begin_step(o, lr, &a))
+		return -1;
 	for (size_t i = 0; i < o->n; i++) {
 		sk_optim_slot *s = &o->slots[i];
 		if (s->eight_bit)
@@ -192,6 +200,24 @@ int sk_optim_state(const sk_optim *o, size_t i, sk_optim_state_view *out)
 		.eight_bit = s->eight_bit, .numel = s->numel, .nblocks = s->eight_bit ? s->nblocks : 0,
 		.state1 = s->state1, .state2 = s->state2, .absmax1 = s->absmax1, .absmax2 = s->absmax2,
 		.m = s->m, .v = s->v,
+	};
+	return 0;
+}
+
+size_t sk_optim_param_count(const sk_optim *o)
+{
+	return o->n;
+}
+
+int sk_optim_state_buffers(sk_optim *o, size_t i, sk_optim_state_buf *out)
+{
+	if (i >= o->n)
+		return sk_fail(_("optimizer: no parameter %zu"), i);
+	sk_optim_slot *s = &o->slots[i];
+	*out = (sk_optim_state_buf){
+		.eight_bit = s->eight_bit, .numel = s->numel, .nblocks = s->eight_bit ? s->nblocks : 0,
+		.param = s->param, .grad = s->grad, .state1 = s->state1, .state2 = s->state2,
+		.absmax1 = s->absmax1, .absmax2 = s->absmax2, .m = s->m, .v = s->v,
 	};
 	return 0;
 }

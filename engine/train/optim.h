@@ -50,6 +50,7 @@ typedef struct {
 } sk_optim_param;
 
 typedef struct sk_optim sk_optim;
+struct sk_adam_args;
 
 /* States start at zero (step 0). NULL + sk_error() on a bad config, a
  * duplicate or empty name, a missing array, or out of memory. */
@@ -82,6 +83,23 @@ typedef struct {
 } sk_optim_state_view;
 int sk_optim_state(const sk_optim *o, size_t i, sk_optim_state_view *out);
 
+/* For an optimizer whose arithmetic runs elsewhere (a device backend that
+ * holds the states, see backend.h's train_optim_*): the mutable state of
+ * parameter i, to copy it there and back. */
+typedef struct {
+	int eight_bit;
+	int64_t numel, nblocks;
+	float *param, *grad;
+	uint8_t *state1, *state2;
+	float *absmax1, *absmax2;
+	float *m, *v;
+} sk_optim_state_buf;
+int sk_optim_state_buffers(sk_optim *o, size_t i, sk_optim_state_buf *out);
+size_t sk_optim_param_count(const sk_optim *o);
+/* What sk_optim_step does before its updates: checks lr, counts the step,
+ * and fills the update's arguments. 0 or -1 (bad lr). */
+int sk_optim_begin_step(sk_optim *o, double lr, struct sk_adam_args *a);
+
 /* Checkpoint of the whole state as a safetensors file (written atomically):
  * "<name>.state1" / "<name>.state2" (U8 codes, or F32 moments for fp32
  * states), "<name>.absmax1" / "<name>.absmax2" (F32, 8-bit only),
@@ -106,11 +124,19 @@ float sk_grad_clip_norm(const sk_optim_param *params, size_t n, float max_norm);
 
 /* The update kernels, one tensor each (exposed for tests). step is the
  * 1-based count including this update. */
-typedef struct {
+typedef struct sk_adam_args {
 	double lr, beta1, beta2, eps, weight_decay;
 	double gnorm_scale;  /* gradient multiplier; 1 unless percentile clipping */
 	int64_t step;
 } sk_adam_args;
+
+/* The float32 scalars the 8-bit kernel computes once per step from its
+ * arguments (bias corrections with bitsandbytes' powf, step size, decay),
+ * for a device that runs the same update. */
+typedef struct {
+	float beta1, beta2, ob1, ob2, eps, weight_decay, gnorm_scale, c2, step_size, decay;
+} sk_adamw8bit_scalars;
+void sk_adamw8bit_scalars_of(const sk_adam_args *a, sk_adamw8bit_scalars *out);
 
 /* bitsandbytes kOptimizerStatic8bit2StateBlockwise (Adam): codes and
  * absmax of ceil(n / 256) blocks updated in place. */

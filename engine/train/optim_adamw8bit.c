@@ -84,6 +84,16 @@ static kernel_args kernel_setup(const sk_adam_args *a)
 	return k;
 }
 
+void sk_adamw8bit_scalars_of(const sk_adam_args *a, sk_adamw8bit_scalars *out)
+{
+	const kernel_args k = kernel_setup(a);
+	*out = (sk_adamw8bit_scalars){
+		.beta1 = k.beta1, .beta2 = k.beta2, .ob1 = 1.0f - k.beta1, .ob2 = 1.0f - k.beta2, .eps = k.eps,
+		.weight_decay = k.weight_decay, .gnorm_scale = k.gnorm_scale, .c2 = k.c2, .step_size = k.step_size,
+		.decay = k.decay,
+	};
+}
+
 void sk_adamw8bit_update(float *p, const float *g, uint8_t *state1, uint8_t *state2,
 			 float *absmax1, float *absmax2, int64_t n, const sk_adam_args *a)
 {

@@ -28,6 +28,7 @@ struct sk_train_run {
 	sk_train_config cfg;
 	sk_model *m;
 	int on_device;           /* the backend holds the adapter (sk_model_train_begin) */
+	int optim_on_device;     /* ... and its optimizer (sk_model_train_optim_begin) */
 	sk_train_event_fn fn;
 	void *ctx;
 
@@ -196,8 +197,11 @@ static int save_checkpoint(sk_train_run *r)
 	st.nloss = keep;
 	sk_checkpoint c = { .info = &r->ainfo, .pairs = r->apairs, .npairs = r->napairs,
 			    .save_optimizer = save_optimizer, .optimizer_ctx = r, .state = &st };
-	/* the metrics lines up to this step must survive with the checkpoint */
+	/* the metrics lines up to this step must survive with the checkpoint;
+	 * the factors and states are the device's when it steps the optimizer */
 	int rc = sk_metrics_sync(r->log);
+	if (rc == 0 && r->optim_on_device)
+		rc = sk_model_train_optim_sync(r->m, r->opt);
 	char *dir = NULL;
 	if (rc == 0)
 		rc = sk_checkpoint_save(r->cfg.run_dir, &c, &dir);
@@ -307,19 +311,23 @@ static int begin_step(sk_train_run *r)
 
 static int optimizer_step(sk_train_run *r)
 {
-	if (sk_model_train_grads_to_host(r->m))
-		return -1;
-	float norm = sk_grad_clip_norm(r->params, r->nparams, (float)r->cfg.max_grad_norm);
 	double lr = sk_lr_at(&r->sched, r->cfg.lr, r->step);
-	if (isfinite(norm)) {
-		if (sk_optim_step(r->opt, lr))
+	float norm;
+	if (r->optim_on_device) {
+		if (sk_model_train_optim_step(r->m, r->opt, lr, (float)r->cfg.max_grad_norm, &norm))
 			return -1;
 	} else {
+		if (sk_model_train_grads_to_host(r->m))
+			return -1;
+		norm = sk_grad_clip_norm(r->params, r->nparams, (float)r->cfg.max_grad_norm);
+		if (isfinite(norm) && sk_optim_step(r->opt, lr))
+			return -1;
+	}
+	if (!isfinite(norm))
 		say(r, SK_TRAIN_EV_WARN, _("step %lld: the gradient norm is not finite; the update is skipped"),
 		    (long long)r->step + 1);
-	}
 	sk_lora_zero_grad(r->lora);
-	if (sk_model_train_factors_to_device(r->m))
+	if (!r->optim_on_device && sk_model_train_factors_to_device(r->m))
 		return -1;
 	r->step++;
 	r->step_pos = sk_batcher_tell(r->batcher);
@@ -815,6 +823,10 @@ sk_train_run *sk_train_start(sk_model *m, const sk_train_config *cfg, int resume
 	if (sk_model_train_begin(r->m, r->lora))
 		goto fail;
 	r->on_device = 1;
+	int od = sk_model_train_optim_begin(r->m, r->opt);
+	if (od < 0)
+		goto fail;
+	r->optim_on_device = od;
 	free(ckpt);
 	return r;
 fail:

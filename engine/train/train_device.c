@@ -25,3 +25,18 @@ void sk_model_train_end(sk_model *m)
 	if (m && m->be->ops->train_begin)
 		m->be->ops->train_begin(m->be, NULL);
 }
+
+int sk_model_train_optim_begin(sk_model *m, struct sk_optim *o)
+{
+	return m->be->ops->train_optim_begin ? m->be->ops->train_optim_begin(m->be, o) : 0;
+}
+
+int sk_model_train_optim_step(sk_model *m, struct sk_optim *o, double lr, float max_norm, float *norm)
+{
+	return m->be->ops->train_optim_step(m->be, o, lr, max_norm, norm);
+}
+
+int sk_model_train_optim_sync(sk_model *m, struct sk_optim *o)
+{
+	return m->be->ops->train_optim_sync(m->be, o);
+}

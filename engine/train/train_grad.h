@@ -10,6 +10,8 @@
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
 
+struct sk_optim;
+
 /* Which modules get LoRA (bit i = sk_lora_module i). */
 #define SK_LORA_MASK_ATTN ((1u << SK_LORA_Q) | (1u << SK_LORA_K) | (1u << SK_LORA_V) | (1u << SK_LORA_O))
 #define SK_LORA_MASK_MLP ((1u << SK_LORA_GATE) | (1u << SK_LORA_UP) | (1u << SK_LORA_DOWN))
@@ -50,6 +52,18 @@ int sk_model_train_begin(sk_model *m, const sk_lora *l);
 int sk_model_train_grads_to_host(sk_model *m);
 int sk_model_train_factors_to_device(sk_model *m);
 void sk_model_train_end(sk_model *m);
+
+/* The optimizer where the adapter is (after sk_model_train_begin, with the
+ * optimizer's states as they are now): 1 when the backend keeps it (the
+ * GPU with AdamW8bit), 0 when the host steps it as above, -1 on error.
+ * While the backend keeps it, sk_model_train_optim_step replaces the
+ * gradients' download, sk_grad_clip_norm, sk_optim_step and the factors'
+ * upload (norm: the gradient norm before clipping; not finite: no update,
+ * the step not counted), and sk_model_train_optim_sync brings the states
+ * and the factors back to the host (before writing a checkpoint). */
+int sk_model_train_optim_begin(sk_model *m, struct sk_optim *o);
+int sk_model_train_optim_step(sk_model *m, struct sk_optim *o, double lr, float max_norm, float *norm);
+int sk_model_train_optim_sync(sk_model *m, struct sk_optim *o);
 
 /* One training sequence: target[i] != 0 means ids[i] is a label, predicted
  * from the logits at position i - 1 (target[0] is ignored). */
