@@ -53,25 +53,28 @@ step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 step prefill 40 30 sokhan $PRE
-step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
-step train_tiled 60 50 env SK_CUDA_TILED=1 sokhan $TRN
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
-step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
-step timeline 150 40 sh "$top/tests/gpu/timeline.sh" "$work/timeline" bench infer $E4B --batch 1 --prompt-len 512 -n 4
-step timeline_tiled 150 40 env SK_CUDA_TILED=1 sh "$top/tests/gpu/timeline.sh" "$work/timeline-tiled" \
-	bench infer $E4B --batch 1 --prompt-len 512 -n 4
-step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
-step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 }
 if [ -n "${LLAMA_DIR:-}" ] && [ -x "$LLAMA_DIR/llama-bench" ]; then
-	step anchor_llama 60 "$(left)" env PYTHONPATH="$LLAMA_DIR/gguf-py" \
+	step anchor_llama 100 150 env PYTHONPATH="$LLAMA_DIR/gguf-py" \
 		LD_LIBRARY_PATH="$LLAMA_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 		sh "$top/tests/bench/anchor_llama.sh" "$LLAMA_DIR/llama-bench" "$LLAMA_DIR/skel-270m.gguf" \
 		"$LLAMA_DIR/skel-e4b.gguf" "$work/anchor"
 fi
+# shellcheck disable=SC2086
+{
+step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
+step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
+step timeline 60 40 sh "$top/tests/gpu/timeline.sh" "$work/timeline" bench infer $E4B --batch 1 --prompt-len 512 -n 4
+step timeline_tiled 60 40 env SK_CUDA_TILED=1 sh "$top/tests/gpu/timeline.sh" "$work/timeline-tiled" \
+	bench infer $E4B --batch 1 --prompt-len 512 -n 4
+step train_tiled 60 50 env SK_CUDA_TILED=1 sokhan $TRN
+step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
+step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
+}
 tar -C "$work" -czf "$out/all.tar.gz" .
 cp "$work/summary.txt" "$out/summary.txt"
 cat "$work/summary.txt"
