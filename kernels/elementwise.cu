@@ -6,6 +6,7 @@
 #include "kernels/rms_row.cuh"
 
 #include <math.h>
+#include <string.h>
 
 #define T256 256
 
@@ -394,6 +395,39 @@ extern "C" void sk_cuda_ring_write(sk_cuda *c, const float *x, int64_t n, int64_
 	if ((n - first) * dim > 0)
 		sk_launch(c, k_ring_write, sk_blocks((n - first) * dim, T256), T256, 0, x, n, first, dim, ring, cap, pos);
 	sk_cuda_launched(c, "ring_write");
+}
+
+// many ring writes of the same rows and positions: blockIdx.y picks the entry
+struct ring_many_args {
+	sk_cuda_ring_dst d[SK_CUDA_RING_MANY];
+};
+
+__global__ static void k_ring_write_many(ring_many_args a, int64_t n, int64_t first, int64_t dim,
+                                         const int32_t *__restrict__ pos)
+{
+	sk_pdl_wait();
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= (n - first) * dim)
+		return;
+	const sk_cuda_ring_dst &d = a.d[blockIdx.y];
+	int64_t i = first + e / dim, k = e % dim;
+	// a ring shorter than the rows keeps only its last cap of them
+	if (n - i > d.cap)
+		return;
+	d.ring[((int64_t)pos[i] % d.cap) * dim + k] = d.x[i * dim + k];
+}
+
+extern "C" void sk_cuda_ring_write_many(sk_cuda *c, int64_t n, int64_t dim, const int32_t *pos,
+                                        const sk_cuda_ring_dst *d, int count)
+{
+	for (int i0 = 0; i0 < count && n * dim > 0; i0 += SK_CUDA_RING_MANY) {
+		int k = count - i0 < SK_CUDA_RING_MANY ? count - i0 : SK_CUDA_RING_MANY;
+		ring_many_args a;
+		memcpy(a.d, d + i0, (size_t)k * sizeof *d);
+		sk_launch(c, k_ring_write_many, dim3(sk_blocks(n * dim, T256), (unsigned)k), T256, 0, a, n, (int64_t)0,
+		          dim, pos);
+	}
+	sk_cuda_launched(c, "ring_write_many");
 }
 
 // ---- conversions and stand-in weights ----

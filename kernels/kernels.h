@@ -165,6 +165,16 @@ void sk_cuda_gather_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t 
 void sk_cuda_scatter_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);
 void sk_cuda_ring_write(sk_cuda *c, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
                         const int32_t *pos);
+/* count ring writes of the same rows (backend.h's ring_write_many), up to
+ * SK_CUDA_RING_MANY a launch. */
+#define SK_CUDA_RING_MANY 64
+typedef struct {
+	const float *x;
+	float *ring;
+	int64_t cap;
+} sk_cuda_ring_dst;
+void sk_cuda_ring_write_many(sk_cuda *c, int64_t n, int64_t dim, const int32_t *pos, const sk_cuda_ring_dst *d,
+                             int count);
 void sk_cuda_altup_router(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *norm_w, float eps,
                           const float *w, int A, float *out);
 void sk_cuda_altup_predict(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A, const float *wp,

@@ -315,6 +315,35 @@ TEST(rows_rings_and_memory)
 	cpu->ops->ring_write(cpu, x, R, D, ring, 4, pos);
 	gpu->ops->ring_write(gpu, dx, R, D, dring, 4, dpos);
 	expect("ring_write wrapping a ring of 4", dring, ring, 4 * D, 0);
+	/* many writes of the same rows in one call (a step's K and V of every layer): rings of
+	 * 4, 8 and 3 rows, from two sources; more entries than one launch takes */
+	CHECK(gpu->ops->ring_write_many != NULL);
+	if (gpu->ops->ring_write_many) {
+		enum { E = 70 };
+		int64_t caps[3] = { 4, 8, 3 };
+		float *rings[E], *drings[E];
+		sk_ring_dst d[E];
+		float *dx2 = dev_f(x, R * D);
+		for (int e = 0; e < E; e++) {
+			int64_t cap = caps[e % 3];
+			rings[e] = rnd((size_t)(cap * D), 1.0f); /* what a write leaves alone must stay */
+			drings[e] = dev_f(rings[e], (size_t)(cap * D));
+			d[e] = (sk_ring_dst){ e % 2 ? dx2 : dx, drings[e], cap };
+			cpu->ops->ring_write(cpu, x, R, D, rings[e], cap, pos);
+		}
+		gpu->ops->ring_write_many(gpu, R, D, dpos, d, E);
+		int bad = 0;
+		for (int e = 0; e < E; e++) {
+			float *got = back(drings[e], (size_t)(caps[e % 3] * D));
+			bad += memcmp(got, rings[e], (size_t)(caps[e % 3] * D) * sizeof(float)) != 0;
+			free(got);
+			free(rings[e]);
+			dfree(drings[e]);
+		}
+		printf("# ring_write_many: %d of %d rings differ from ring_write's\n", bad, E);
+		CHECK(bad == 0);
+		dfree(dx2);
+	}
 	uint64_t fr = 0, tot = 0;
 	gpu->ops->mem_info(gpu, &fr, &tot);
 	CHECK(tot > 0 && fr <= tot);

@@ -43,6 +43,12 @@ typedef struct {
 
 /* Arguments of the optional fused ops (every pointer backend memory). */
 typedef struct {
+	const float *x;
+	float *ring;
+	int64_t cap;
+} sk_ring_dst;
+
+typedef struct {
 	const float *z, *wz, *c; /* lam = c + RMSNorm(z; wz); z NULL: no lam term */
 	float *lam;
 	const float *x, *wx, *a; /* y = ((a + RMSNorm(x; wx)) + lam) · scale */
@@ -95,6 +101,11 @@ typedef struct {
 	 * pos[i] % cap (pos in backend memory; only the last cap rows when n > cap). */
 	void (*ring_write)(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
 	                   const int32_t *pos);
+	/* Optional (NULL: ring_write per entry): count ring writes of the same
+	 * n rows and positions in one call, entry i from w[i].x into w[i].ring
+	 * of w[i].cap rows (a step's new K and V of every layer). */
+	void (*ring_write_many)(sk_backend *be, int64_t n, int64_t dim, const int32_t *pos, const sk_ring_dst *w,
+	                        int count);
 
 	/* ---- Weights (NULL on a backend that reads them where the model put them) ---- */
 

@@ -112,6 +112,18 @@ static void op_scatter(sk_backend *be, const float *x, int64_t dim, const int64_
 	PROF(be, "scatter_rows", sk_cuda_scatter_rows(cb(be)->c, x, dim, idx, n, y));
 }
 
+static void op_ring_write_many(sk_backend *be, int64_t n, int64_t dim, const int32_t *pos, const sk_ring_dst *w,
+                               int count)
+{
+	sk_cuda_ring_dst d[SK_CUDA_RING_MANY];
+	for (int i0 = 0; i0 < count; i0 += SK_CUDA_RING_MANY) {
+		int k = count - i0 < SK_CUDA_RING_MANY ? count - i0 : SK_CUDA_RING_MANY;
+		for (int i = 0; i < k; i++)
+			d[i] = (sk_cuda_ring_dst){ w[i0 + i].x, w[i0 + i].ring, w[i0 + i].cap };
+		PROF(be, "ring_write_many", sk_cuda_ring_write_many(cb(be)->c, n, dim, pos, d, k));
+	}
+}
+
 static void op_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim, float *ring, int64_t cap,
                           const int32_t *pos)
 {
@@ -652,6 +664,7 @@ static const sk_backend_ops cuda_ops = {
 	.gather_rows = op_gather,
 	.scatter_rows = op_scatter,
 	.ring_write = op_ring_write,
+	.ring_write_many = op_ring_write_many,
 	.load_tensor = op_load_tensor,
 	.load_vector = op_load_vector,
 	.random_tensor = op_random_tensor,

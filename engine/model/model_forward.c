@@ -166,14 +166,28 @@ static void store_kv(sk_model *m, const sk_kv_cache *kv, const sk_fwd_item *fi, 
                      int64_t N)
 {
 	int64_t kvd = kv->kv_dim;
-	for (int it = 0; it < n_items; it++)
+	const sk_backend_ops *ops = m->be->ops;
+	enum { MANY = 64 };
+	for (int it = 0; it < n_items; it++) {
+		const int32_t *pos = w->in.pos + fi[it].row0;
+		sk_ring_dst d[MANY];
+		int nd = 0;
 		for (int j = 0; j < kv->n_layers; j++) {
 			size_t ci = (size_t)fi[it].seq * kv->n_layers + (size_t)j;
 			int64_t r = (int64_t)j * N + fi[it].row0;
-			const int32_t *pos = w->in.pos + fi[it].row0;
-			m->be->ops->ring_write(m->be, w->k_new + r * kvd, fi[it].n, kvd, kv->k[ci], kv->cap[j], pos);
-			m->be->ops->ring_write(m->be, w->v_new + r * kvd, fi[it].n, kvd, kv->v[ci], kv->cap[j], pos);
+			if (!ops->ring_write_many) {
+				ops->ring_write(m->be, w->k_new + r * kvd, fi[it].n, kvd, kv->k[ci], kv->cap[j], pos);
+				ops->ring_write(m->be, w->v_new + r * kvd, fi[it].n, kvd, kv->v[ci], kv->cap[j], pos);
+				continue;
+			}
+			d[nd++] = (sk_ring_dst){ w->k_new + r * kvd, kv->k[ci], kv->cap[j] };
+			d[nd++] = (sk_ring_dst){ w->v_new + r * kvd, kv->v[ci], kv->cap[j] };
+			if (nd == MANY || j == kv->n_layers - 1) { /* one call for a step's rows of every layer */
+				ops->ring_write_many(m->be, fi[it].n, kvd, pos, d, nd);
+				nd = 0;
+			}
 		}
+	}
 }
 
 /* What a recording of this forward depends on: its shape, the buffers it
