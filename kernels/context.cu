@@ -47,10 +47,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	}
 	// the tiled attention needs ~212 KB of shared memory a block (Hopper
 	// has 227 KB): without it, attention.cu's kernel serves every shape.
-	// It is taken only with SK_CUDA_TILED=1 (the GPU checks set it): it
-	// passes them, but the model ran slower with it (docs/perf.md, run 4).
+	// On by default since run 5 (docs/perf.md: a 2,048-token prefill 1.36x,
+	// training 1.38x faster with it); SK_CUDA_TILED=0 turns it off.
 	const char *tiled = getenv("SK_CUDA_TILED");
-	c->tiled_attn = tiled && !strcmp(tiled, "1") && sk_cuda_attention_tiled_init() == cudaSuccess &&
+	c->tiled_attn = !(tiled && !strcmp(tiled, "0")) && sk_cuda_attention_tiled_init() == cudaSuccess &&
 	                sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
 	cudaGetLastError();
 	char why[256];

@@ -21,7 +21,8 @@ for m in 270m:"$s270" e4b:"$se4b"; do
 	name=${m%%:*} skel=${m#*:}
 	g=$tmp/$name.gguf
 	python3 "$top/tests/bench/random_gguf.py" build "$skel" "$g" >&2 || exit 1
-	"$llama" -m "$g" -ngl 99 -fa 1 -p 512,2048 -n 128 -r 3 -o jsonl >>"$out/llama.jsonl" 2>>"$out/llama.err"
+	# llama.cpp's shared libraries sit beside llama-bench; sokhan keeps its own path
+	LD_LIBRARY_PATH="$(dirname "$llama")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$llama" -m "$g" -ngl 99 -fa 1 -p 512,2048 -n 128 -r 3 -o jsonl >>"$out/llama.jsonl" 2>>"$out/llama.err"
 	for a in "--batch 1 --prompt-len 32 -n 256" "--batch 1 --prompt-len 512 -n 4" "--batch 4 --prompt-len 32 -n 256"; do
 		# shellcheck disable=SC2086
 		sokhan bench infer --json --model "$g" $a >>"$out/sokhan.jsonl" 2>>"$out/sokhan.err" ||

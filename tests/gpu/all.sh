@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks; E4B decode and prefill with the opt-in kernels off and on
-# (SK_CUDA_PDL, SK_CUDA_TILED); the training benchmark; profiles; the rest
+# (SK_CUDA_PDL; SK_CUDA_TILED=0); the training benchmark; profiles; the rest
 # of tests/gpu/bench.sh; the sanitizer runs; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
 # tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
@@ -60,18 +60,14 @@ step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }
 if [ -n "${LLAMA_DIR:-}" ] && [ -x "$LLAMA_DIR/llama-bench" ]; then
 	step anchor_llama 100 150 env PYTHONPATH="$LLAMA_DIR/gguf-py" \
-		LD_LIBRARY_PATH="$LLAMA_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 		sh "$top/tests/bench/anchor_llama.sh" "$LLAMA_DIR/llama-bench" "$LLAMA_DIR/skel-270m.gguf" \
 		"$LLAMA_DIR/skel-e4b.gguf" "$work/anchor"
 fi
 # shellcheck disable=SC2086
 {
 step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
-step prefill_tiled 40 30 env SK_CUDA_TILED=1 sokhan $PRE
-step timeline 60 40 sh "$top/tests/gpu/timeline.sh" "$work/timeline" bench infer $E4B --batch 1 --prompt-len 512 -n 4
-step timeline_tiled 60 40 env SK_CUDA_TILED=1 sh "$top/tests/gpu/timeline.sh" "$work/timeline-tiled" \
-	bench infer $E4B --batch 1 --prompt-len 512 -n 4
-step train_tiled 60 50 env SK_CUDA_TILED=1 sokhan $TRN
+step prefill_untiled 40 30 env SK_CUDA_TILED=0 sokhan $PRE
+step train_untiled 60 50 env SK_CUDA_TILED=0 sokhan $TRN
 step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 }

@@ -13,9 +13,7 @@ test_cuda_backward=${TEST_CUDA_BACKWARD:-$(command -v test_cuda_backward || echo
 logs=${SK_TEST_LOGDIR:-$top/tests/logs}
 mkdir -p "$logs"
 SK_SRCDIR=${SK_SRCDIR:-$top}
-# the tiled attention kernels are checked here before they become the default
-SK_CUDA_TILED=${SK_CUDA_TILED:-1}
-export SK_SRCDIR SK_CUDA_TILED
+export SK_SRCDIR
 passed=0 failed=0
 run() { # name, command...
 	name=$1
