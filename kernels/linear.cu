@@ -15,15 +15,28 @@
 
 __constant__ float sk_nf4_lut[16];
 __constant__ float sk_dmap_signed[256];
+// The same tables in global memory, where a block's threads read different
+// entries in one coalesced load (constant memory serialises them): the
+// absmax map, and the code table by pairs, the two values of every byte
+// (high nibble first), so that one lookup decodes two codes.
+__device__ float sk_dmap_g[256];
+__device__ float2 sk_nf4_pairs_g[256];
 
 extern "C" const float sk_nf4_table[16];
 extern "C" const float sk_dynamic_map_signed[256];
 
 cudaError_t sk_cuda_linear_init(void)
 {
+	float2 pairs[256];
+	for (int b = 0; b < 256; b++)
+		pairs[b] = make_float2(sk_nf4_table[b >> 4], sk_nf4_table[b & 15]);
 	cudaError_t e = cudaMemcpyToSymbol(sk_nf4_lut, sk_nf4_table, sizeof(float) * 16);
 	if (e == cudaSuccess)
 		e = cudaMemcpyToSymbol(sk_dmap_signed, sk_dynamic_map_signed, sizeof(float) * 256);
+	if (e == cudaSuccess)
+		e = cudaMemcpyToSymbol(sk_dmap_g, sk_dynamic_map_signed, sizeof(float) * 256);
+	if (e == cudaSuccess)
+		e = cudaMemcpyToSymbol(sk_nf4_pairs_g, pairs, sizeof pairs);
 	return e;
 }
 
@@ -41,11 +54,39 @@ __device__ __forceinline__ float nf4_absmax(const sk_cuda_weight &w, int64_t b)
 __device__ __forceinline__ void nf4_tables(float *lut, float *dmap)
 {
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-		dmap[i] = sk_dmap_signed[i];
+		dmap[i] = sk_dmap_g[i];
 		if (i < 16)
-			lut[i] = sk_nf4_lut[i];
+			lut[i] = sk_nf4_pairs_g[i].y; // pair i = (lut[0], lut[i])
 	}
 	__syncthreads();
+}
+
+// The byte-pair table and the absmax map into shared memory (matrix-vector kernels)
+__device__ __forceinline__ void nf4_pair_tables(float2 *pairs, float *dmap)
+{
+	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
+		dmap[i] = sk_dmap_g[i];
+		pairs[i] = sk_nf4_pairs_g[i];
+	}
+	__syncthreads();
+}
+
+// Σ code values · x over one lane's chunk of 32 codes (16 bytes, half an
+// absmax block), two codes a lookup; the caller multiplies by the block's
+// absmax once instead of once a weight.
+__device__ __forceinline__ float nf4_chunk_dot(const uint4 &v, const float *xr, const float2 *pairs)
+{
+	const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+	float s = 0;
+#pragma unroll
+	for (int k = 0; k < 4; k++)
+#pragma unroll
+		for (int q = 0; q < 4; q++) {
+			float2 p = pairs[(u[k] >> (8 * q)) & 0xffu];
+			s = fmaf(p.x, xr[8 * k + 2 * q], s);
+			s = fmaf(p.y, xr[8 * k + 2 * q + 1], s);
+		}
+	return s;
 }
 
 // nf4_absmax with the map from shared memory (nf4_tables)
@@ -165,8 +206,9 @@ template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const float *__restrict__ x)
 {
 	sk_pdl_wait();
-	__shared__ float lut[16], dmap[256];
-	nf4_tables(lut, dmap);
+	__shared__ float2 pairs[256];
+	__shared__ float dmap[256];
+	nf4_pair_tables(pairs, dmap);
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t row, out;
 	int which = mv_locate(j, WPR, &row, &out);
@@ -184,26 +226,16 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 			uint4 v = __ldg(pr + ch);
 			int64_t b = (row * in + ch * 32) >> 6;
 			float am = nf4_absmax_sh(w, b, dmap);
-			const uint32_t u[4] = { v.x, v.y, v.z, v.w };
-			float wv[32];
-#pragma unroll
-			for (int k = 0; k < 4; k++)
-#pragma unroll
-				for (int q = 0; q < 4; q++) {
-					uint32_t byte = (u[k] >> (8 * q)) & 0xffu;
-					wv[8 * k + 2 * q] = __fmul_rn(lut[byte >> 4], am);
-					wv[8 * k + 2 * q + 1] = __fmul_rn(lut[byte & 15], am);
-				}
 #pragma unroll
 			for (int i = 0; i < NR; i++) {
 				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
-				float s = 0;
+				float xr[32];
 #pragma unroll
 				for (int q = 0; q < 8; q++) {
 					float4 a = xv[q];
-					s += wv[4 * q] * a.x + wv[4 * q + 1] * a.y + wv[4 * q + 2] * a.z + wv[4 * q + 3] * a.w;
+					xr[4 * q] = a.x, xr[4 * q + 1] = a.y, xr[4 * q + 2] = a.z, xr[4 * q + 3] = a.w;
 				}
-				acc[i] += s;
+				acc[i] = fmaf(nf4_chunk_dot(v, xr, pairs), am, acc[i]);
 			}
 		}
 	}
@@ -258,8 +290,9 @@ template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, const float *__restrict__ x)
 {
 	sk_pdl_wait();
-	__shared__ float lut[16], dmap[256];
-	nf4_tables(lut, dmap);
+	__shared__ float2 pairs[256];
+	__shared__ float dmap[256];
+	nf4_pair_tables(pairs, dmap);
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
@@ -297,19 +330,8 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 					xr[4 * q] = a.x, xr[4 * q + 1] = a.y, xr[4 * q + 2] = a.z, xr[4 * q + 3] = a.w;
 				}
 #pragma unroll
-				for (int r = 0; r < RPW; r++) {
-					const uint32_t u[4] = { v[r].x, v[r].y, v[r].z, v[r].w };
-					float s = 0;
-#pragma unroll
-					for (int k = 0; k < 4; k++)
-#pragma unroll
-						for (int q = 0; q < 4; q++) {
-							uint32_t byte = (u[k] >> (8 * q)) & 0xffu;
-							s += __fmul_rn(lut[byte >> 4], am[r]) * xr[8 * k + 2 * q];
-							s += __fmul_rn(lut[byte & 15], am[r]) * xr[8 * k + 2 * q + 1];
-						}
-					acc[i][r] += s;
-				}
+				for (int r = 0; r < RPW; r++)
+					acc[i][r] = fmaf(nf4_chunk_dot(v[r], xr, pairs), am[r], acc[i][r]);
 			}
 		}
 	}

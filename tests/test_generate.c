@@ -110,6 +110,15 @@ static void greedy_matches(const char *dir)
 		CHECK_MSG(c.n[k] == mf.n_greedy[k] &&
 		              memcmp(c.ids[k], mf.greedy[k], sizeof(int32_t) * (size_t)mf.n_greedy[k]) == 0,
 		          "%s: sequence %d in the batch differs from transformers' greedy", dir, k);
+	/* the same batch with the prompts prefilled in chunks of 5 tokens */
+	sk_generate_prefill_chunk(5);
+	collected ch = { 0 };
+	CHECK_EQ_INT(sk_generate(m, r, mf.n, collect, &ch, NULL), 0);
+	sk_generate_prefill_chunk(0);
+	for (int k = 0; k < mf.n; k++)
+		CHECK_MSG(ch.n[k] == mf.n_greedy[k] &&
+		              memcmp(ch.ids[k], mf.greedy[k], sizeof(int32_t) * (size_t)mf.n_greedy[k]) == 0,
+		          "%s: sequence %d prefilled in chunks differs from transformers' greedy", dir, k);
 	sk_model_free(m);
 }
 

@@ -1,4 +1,6 @@
-/* Batched generation: every prompt prefilled in one forward, then one token
+/* Batched generation: every prompt prefilled in one forward (long prompts
+ * first in chunks of 1,024 tokens, so that a forward's
+ * activations stay small whatever the context), then one token
  * per live request per step, each request with its own sampler, cache slot
  * and adapter flag; text streams out through a UTF-8-safe decoder. On a
  * backend that draws tokens itself (the GPU) the logits never leave it:
@@ -16,6 +18,16 @@
 #include "engine/i18n.h"
 
 #define SK_MAX_STOP (SK_MAX_EOS + 1)
+/* prompt tokens a forward at most: a forward's workspace grows with its
+ * rows (the MLP's are 16,384 floats a row in E4B), its speed hardly does
+ * past a thousand rows */
+#define SK_PREFILL_CHUNK 1024
+static int prefill_chunk = SK_PREFILL_CHUNK;
+
+void sk_generate_prefill_chunk(int tokens)
+{
+	prefill_chunk = tokens > 0 ? tokens : SK_PREFILL_CHUNK;
+}
 
 struct sk_gen_cache {
 	sk_model *m;
@@ -252,6 +264,31 @@ int sk_generate_cached(sk_model *m, sk_gen_cache *c, const int *slots, const sk_
 	}
 
 	double t0 = sk_now(), t_prefill_end = t0;
+	/* all but the last chunk of each long prompt, one request at a time;
+	 * their logits are not needed (one row computed and dropped) */
+	float *drop = NULL;
+	for (int i = 0; i < n; i++) {
+		while (seqs[i].live && reqs[i].n_prompt - reused[i] > (size_t)prefill_chunk) {
+			if (!drop && !(drop = malloc((size_t)vocab * sizeof *drop))) {
+				sk_fail(_("generate: out of memory"));
+				goto out;
+			}
+			sk_batch_item it = { .seq = slots[i], .ids = reqs[i].prompt + reused[i], .n = prefill_chunk,
+				             .adapter_on = reqs[i].adapter_on, .all_logits = 0 };
+			if (sk_model_forward(m, c->kv, &it, 1, drop) != 0) {
+				sk_gen_cache_forget(c, it.seq);
+				free(drop);
+				goto out;
+			}
+			for (int j = 0; j < it.n; j++)
+				if (slot_push(c, it.seq, it.ids[j]) != 0) {
+					free(drop);
+					goto out;
+				}
+			reused[i] += (size_t)prefill_chunk;
+		}
+	}
+	free(drop);
 	int step = 0;
 	for (;;) {
 		int n_items = 0;

@@ -88,6 +88,10 @@ typedef int (*sk_gen_token_fn)(void *ctx, int i, int32_t id, const char *text);
  * token when it ends by max_new, and dropped when a stop token or the
  * callback ends it. Returns 0, or -1 with sk_error() (stats then hold what
  * was done). */
+/* Prompt tokens a prefill forward takes at most (longer prompts go in
+ * chunks; tokens <= 0: the default, 1,024). Process-wide; for tests. */
+void sk_generate_prefill_chunk(int tokens);
+
 int sk_generate(sk_model *m, const sk_gen_request *reqs, int n, sk_gen_token_fn on_token, void *ctx,
                 sk_gen_stats *stats);
 
