@@ -137,8 +137,11 @@ extern "C" int sk_cuda_attention(sk_cuda *c, const float *q, int64_t n, const in
 	}
 	if (n < 1)
 		return sk_cuda_check(c);
-	int tiled = sk_cuda_attention_tiled(c, q, n, pos, k_past, v_past, cap, k_new, v_new, nh, nkv, hd, window, scale,
-	                                    softcap, out, NULL);
+	// a sequence without a cache (training): through matrix products when the scores fit
+	int tiled = k_past ? 0 : sk_cuda_attention_gemm(c, q, n, k_new, v_new, nh, nkv, hd, window, scale, softcap, out);
+	if (tiled == 0)
+		tiled = sk_cuda_attention_tiled(c, q, n, pos, k_past, v_past, cap, k_new, v_new, nh, nkv, hd, window, scale,
+		                                softcap, out, NULL);
 	if (tiled != 0)
 		return sk_cuda_check(c);
 	attn_args a;

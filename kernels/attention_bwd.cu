@@ -198,7 +198,9 @@ extern "C" int sk_cuda_attention_bwd(sk_cuda *c, const float *q, const float *k,
 		             MAX_DPL * 32);
 		return sk_cuda_check(c);
 	}
-	int tiled = sk_cuda_attention_bwd_tiled(c, q, k, v, n, nh, nkv, hd, window, scale, softcap, dout, dq, dk, dv, ws);
+	int tiled = sk_cuda_attention_bwd_gemm(c, q, k, v, n, nh, nkv, hd, window, scale, softcap, dout, dq, dk, dv);
+	if (tiled == 0)
+		tiled = sk_cuda_attention_bwd_tiled(c, q, k, v, n, nh, nkv, hd, window, scale, softcap, dout, dq, dk, dv, ws);
 	if (tiled != 0)
 		return sk_cuda_check(c);
 	abwd_args a;

@@ -53,6 +53,8 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->tiled_attn = !(tiled && !strcmp(tiled, "0")) && sk_cuda_attention_tiled_init() == cudaSuccess &&
 	                sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
 	cudaGetLastError();
+	const char *ag = getenv("SK_CUDA_ATTN_GEMM");
+	c->gemm_attn = !(ag && !strcmp(ag, "0"));
 	char why[256];
 	if (sk_lt_load(why, sizeof why) != 0) {
 		snprintf(err, cap, "CUDA device %d: %s", dev, why);

@@ -15,11 +15,14 @@
 // A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
 // A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
 // operands bf16 or fp32, fp32 accumulation. align: the smallest alignment of
-// the pointers (set by sk_cuda_matmul).
+// the pointers (set by sk_cuda_matmul). batch > 1: that many products, the
+// i-th at A + i·sa, B + i·sb, D + i·sd (elements; a stride may be 0).
 typedef struct {
 	int64_t m, n, k, lda, ldb, ldd;
 	int ta, tb, bf16;
 	uint32_t align;
+	int batch;
+	int64_t sa, sb, sd;
 } sk_cuda_gemm_shape;
 
 // Its descriptors and the algorithm chosen for it.
@@ -60,6 +63,7 @@ struct sk_cuda {
 	int last_nodes;
 	int profiling;
 	int tiled_attn;         // the tiled attention kernels could get their shared memory
+	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	cudaEvent_t prof_a, prof_b;
@@ -93,6 +97,13 @@ cudaError_t sk_cuda_attention_tiled_init(void);
 int sk_cuda_attention_tiled(sk_cuda *c, const float *q, int64_t n, const int32_t *pos, const float *k_past,
                             const float *v_past, int64_t cap, const float *k_new, const float *v_new, int nh, int nkv,
                             int hd, int window, float scale, float softcap, float *out, float *lse);
+// Attention of a sequence without a cache through matrix products, and its
+// backward (attention_gemm.cu): 1 done, 0 not this shape, -1 error.
+int sk_cuda_attention_gemm(sk_cuda *c, const float *q, int64_t n, const float *k, const float *v, int nh, int nkv,
+                           int hd, int window, float scale, float softcap, float *out);
+int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
+                               int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
+                               float *dv);
 // Its backward for a sequence without a cache (attention_bwd_tiled.cu), same returns.
 int sk_cuda_attention_bwd_tiled(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
                                 int hd, int window, float scale, float softcap, const float *dout, float *dq,

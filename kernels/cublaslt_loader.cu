@@ -35,7 +35,7 @@ static void load(void)
 		SYM(cublasLtMatmulAlgoGetHeuristic), SYM(cublasLtMatmulDescCreate), SYM(cublasLtMatmulDescDestroy),
 		SYM(cublasLtMatmulDescSetAttribute), SYM(cublasLtMatmulPreferenceCreate),
 		SYM(cublasLtMatmulPreferenceDestroy), SYM(cublasLtMatmulPreferenceSetAttribute),
-		SYM(cublasLtMatrixLayoutCreate), SYM(cublasLtMatrixLayoutDestroy),
+		SYM(cublasLtMatrixLayoutCreate), SYM(cublasLtMatrixLayoutDestroy), SYM(cublasLtMatrixLayoutSetAttribute),
 #undef SYM
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {

@@ -30,6 +30,8 @@ typedef struct {
 	                                                       cublasLtMatmulPreferenceAttributes_t, const void *, size_t);
 	cublasStatus_t (*cublasLtMatrixLayoutCreate)(cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t);
 	cublasStatus_t (*cublasLtMatrixLayoutDestroy)(cublasLtMatrixLayout_t);
+	cublasStatus_t (*cublasLtMatrixLayoutSetAttribute)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t,
+	                                                   const void *, size_t);
 } sk_lt_api;
 
 extern sk_lt_api sk_lt;

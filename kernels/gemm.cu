@@ -21,7 +21,8 @@ static uint32_t align_of(const void *p)
 static int same_shape(const sk_cuda_gemm_shape *a, const sk_cuda_gemm_shape *b)
 {
 	return a->m == b->m && a->n == b->n && a->k == b->k && a->lda == b->lda && a->ldb == b->ldb &&
-	       a->ldd == b->ldd && a->ta == b->ta && a->tb == b->tb && a->bf16 == b->bf16 && a->align == b->align;
+	       a->ldd == b->ldd && a->ta == b->ta && a->tb == b->tb && a->bf16 == b->bf16 && a->align == b->align &&
+	       a->batch == b->batch && a->sa == b->sa && a->sb == b->sb && a->sd == b->sd;
 }
 
 static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
@@ -47,6 +48,17 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
 	            CUBLAS_STATUS_SUCCESS ||
 	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, s->m, s->n, s->ldd) != CUBLAS_STATUS_SUCCESS)
 		return NULL;
+	if (s->batch > 1) {
+		int32_t nb = s->batch;
+		int64_t st[3] = { s->sa, s->sb, s->sd };
+		cublasLtMatrixLayout_t l[3] = { p->a, p->b, p->d };
+		for (int i = 0; i < 3; i++)
+			if (sk_lt.cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &nb, sizeof nb) !=
+			            CUBLAS_STATUS_SUCCESS ||
+			    sk_lt.cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &st[i],
+			                                           sizeof st[i]) != CUBLAS_STATUS_SUCCESS)
+				return NULL;
+	}
 	cublasLtMatmulPreference_t pref;
 	size_t ws = LT_WS_BYTES;
 	cublasLtMatmulHeuristicResult_t res;
@@ -93,6 +105,15 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		al = t;
 	if ((t = align_of(D)) < al)
 		al = t;
+	if (s.batch > 1) { // every product of the batch starts at its stride's alignment too
+		size_t el = s.bf16 ? 2 : 4;
+		const int64_t st[3] = { s.sa, s.sb, s.sd };
+		for (int i = 0; i < 3; i++)
+			if (st[i] && (t = align_of((const void *)(uintptr_t)(st[i] * (int64_t)(i < 2 ? el : 4)))) < al)
+				al = t;
+	} else {
+		s.batch = 1, s.sa = s.sb = s.sd = 0;
+	}
 	s.align = al;
 	sk_cuda_gemm_plan *p = plan_for(c, &s);
 	if (!p) {
