@@ -53,8 +53,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->tiled_attn = !(tiled && !strcmp(tiled, "0")) && sk_cuda_attention_tiled_init() == cudaSuccess &&
 	                sk_cuda_attention_bwd_tiled_init() == cudaSuccess;
 	cudaGetLastError();
+	// opt-in (SK_CUDA_ATTN_GEMM=1) until a GPU run has checked and measured it
 	const char *ag = getenv("SK_CUDA_ATTN_GEMM");
-	c->gemm_attn = !(ag && !strcmp(ag, "0"));
+	c->gemm_attn = ag && !strcmp(ag, "1");
 	char why[256];
 	if (sk_lt_load(why, sizeof why) != 0) {
 		snprintf(err, cap, "CUDA device %d: %s", dev, why);

@@ -63,7 +63,7 @@ struct sk_cuda {
 	int last_nodes;
 	int profiling;
 	int tiled_attn;         // the tiled attention kernels could get their shared memory
-	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
+	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=1)
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	cudaEvent_t prof_a, prof_b;

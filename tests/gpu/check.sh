@@ -31,12 +31,12 @@ run() { # name, command...
 sanitize=${SK_SANITIZE:-yes}
 if [ "$sanitize" != only ]; then
 run test_cuda "$test_cuda"
-# the same with programmatic dependent launches (kernels/launch.cuh, opt-in), and attention
-# without a cache through the tiled kernels rather than matrix products
-run test_cuda_pdl_tiled env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
+# the same with the opt-in kernels: programmatic dependent launches (kernels/launch.cuh), and
+# attention without a cache through matrix products
+run test_cuda_optin env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=1 "$test_cuda"
 run test_cuda_backward "$test_cuda_backward"
-# training attention through the tiled kernels instead of matrix products (longer sequences take them)
-run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
+# training attention through matrix products instead of the tiled kernels (opt-in until measured)
+run test_cuda_backward_gemm env SK_CUDA_ATTN_GEMM=1 "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
