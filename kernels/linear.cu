@@ -564,7 +564,7 @@ static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t n, __nv_bfl
 static int gemm(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *X, int64_t n, int64_t out, int64_t in,
                 float *Y)
 {
-	sk_cuda_gemm_shape s = { out, n, in, in, in, out, 1, 0, 1, 0 };
+	sk_cuda_gemm_shape s = { out, n, in, in, in, out, 1, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, s, 1.0f, W, X, 0.0f, Y);
 }
 
@@ -718,7 +718,7 @@ __global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restric
 static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t n, int64_t out, int64_t in,
                     float beta, float *DX)
 {
-	sk_cuda_gemm_shape s = { in, n, out, in, out, in, 0, 0, 1, 0 };
+	sk_cuda_gemm_shape s = { in, n, out, in, out, in, 0, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, s, 1.0f, W, DY, beta, DX);
 }
 

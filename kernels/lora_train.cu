@@ -89,7 +89,7 @@ static const float *lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, in
 		                                                         (float *)(s + tb));
 		xd = (const float *)(s + tb);
 	}
-	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0 };
+	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, *t) == 0 ? xd : NULL;
 }
 
@@ -101,7 +101,7 @@ extern "C" int sk_cuda_lora_fwd(sk_cuda *c, const sk_cuda_lora *l, const float *
 		return sk_cuda_check(c);
 	float p = dropout > 0.0f ? dropout : 0.0f, *t;
 	if (lora_t(c, l, x, n, p, seed, 0, &t)) {
-		sk_cuda_gemm_shape sy = { l->out, n, l->r, l->r, l->r, l->out, 1, 0, 0, 0 };
+		sk_cuda_gemm_shape sy = { l->out, n, l->r, l->r, l->r, l->out, 1, 0, 0, 0, 1, 0, 0, 0 };
 		sk_cuda_matmul(c, sy, l->scale, l->B, t, 1.0f, y);
 	}
 	sk_cuda_launched(c, "LoRA forward (training)");
@@ -127,16 +127,16 @@ extern "C" int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *
 	if (!xd)
 		return sk_cuda_check(c);
 	float *dt = t + n * r;
-	sk_cuda_gemm_shape sdt = { r, n, out, r, out, r, 0, 0, 0, 0 };
+	sk_cuda_gemm_shape sdt = { r, n, out, r, out, r, 0, 0, 0, 0, 1, 0, 0, 0 };
 	if (sk_cuda_matmul(c, sdt, l->scale, l->B, dy, 0.0f, dt) != 0)
 		return sk_cuda_check(c);
 	if (gB) {
-		sk_cuda_gemm_shape s_gb = { r, out, n, r, out, r, 0, 1, 0, 0 };
+		sk_cuda_gemm_shape s_gb = { r, out, n, r, out, r, 0, 1, 0, 0, 1, 0, 0, 0 };
 		if (sk_cuda_matmul(c, s_gb, l->scale, t, dy, 1.0f, gB) != 0)
 			return sk_cuda_check(c);
 	}
 	if (gA) {
-		sk_cuda_gemm_shape s_ga = { in, r, n, in, r, in, 0, 1, 0, 0 };
+		sk_cuda_gemm_shape s_ga = { in, r, n, in, r, in, 0, 1, 0, 0, 1, 0, 0, 0 };
 		if (sk_cuda_matmul(c, s_ga, 1.0f, xd, dt, 1.0f, gA) != 0)
 			return sk_cuda_check(c);
 	}

@@ -11,6 +11,12 @@ NVCC_GENCODE = -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,co
 .cu.o:
 	$(AM_V_CC)$(NVCC) $(NVCCFLAGS) $(NVCC_GENCODE) -O2 -std=c++17 -I$(srcdir) \
 	  -Xcompiler -Wall,-Wextra,-Werror -c -o $@ $<
+# the suffix rule tracks no headers: a change to a shared struct must rebuild every kernel
+sk_cuda_headers = kernels/kernels.h kernels/context.cuh kernels/launch.cuh kernels/rms_row.cuh kernels/cublaslt_loader.h
+kernels/cublaslt_loader.o kernels/device.o kernels/convert.o kernels/context.o kernels/gemm.o kernels/linear.o \
+kernels/elementwise.o kernels/norm_fused.o kernels/altup.o kernels/attention.o kernels/attention_tiled.o \
+kernels/attention_bwd_tiled.o kernels/attention_gemm.o kernels/sample.o kernels/backward.o kernels/attention_bwd.o \
+kernels/xent.o kernels/lora_train.o kernels/adamw8bit.o: $(sk_cuda_headers)
 else
 libsokhan_a_SOURCES += kernels/kernels.h kernels/kernels_none.c
 endif
