@@ -158,17 +158,8 @@ int sk_cmd_bench_train(int argc, char **argv)
 		}
 		/* a step as sk_train makes it: the norm, clipping to 1, the update */
 		float norm;
-		if (od) {
-			if (sk_model_train_optim_step(m, opt, 2e-5, 1.0f, &norm) != 0)
-				goto fail;
-		} else {
-			if (sk_model_train_grads_to_host(m) != 0)
-				goto fail;
-			norm = sk_grad_clip_norm(params, np, 1.0f);
-			if ((isfinite(norm) && sk_optim_step(opt, 2e-5) != 0) || sk_model_train_factors_to_device(m) != 0)
-				goto fail;
-		}
-		sk_lora_zero_grad(l);
+		if (sk_model_train_optimizer_step(m, opt, od, l, params, np, 2e-5, 1.0f, &norm) != 0)
+			goto fail;
 		if (s > 0)
 			t_steps += sk_bench_now() - t0;
 		sk_model_mem mm;

@@ -42,7 +42,7 @@ void sk_optim_config_default(sk_optim_config *c);
 const char *sk_optim_kind_name(sk_optim_kind k);         /* "adamw8bit", "adamw" */
 int sk_optim_kind_parse(const char *name, sk_optim_kind *out); /* 0 or -1 */
 
-typedef struct {
+typedef struct sk_optim_param {
 	const char *name;  /* unique; names its tensors in the state file (copied) */
 	float *param;      /* [numel], updated in place */
 	float *grad;       /* [numel], read by sk_optim_step, scaled by sk_grad_clip_norm */

@@ -313,22 +313,12 @@ static int optimizer_step(sk_train_run *r)
 {
 	double lr = sk_lr_at(&r->sched, r->cfg.lr, r->step);
 	float norm;
-	if (r->optim_on_device) {
-		if (sk_model_train_optim_step(r->m, r->opt, lr, (float)r->cfg.max_grad_norm, &norm))
-			return -1;
-	} else {
-		if (sk_model_train_grads_to_host(r->m))
-			return -1;
-		norm = sk_grad_clip_norm(r->params, r->nparams, (float)r->cfg.max_grad_norm);
-		if (isfinite(norm) && sk_optim_step(r->opt, lr))
-			return -1;
-	}
+	if (sk_model_train_optimizer_step(r->m, r->opt, r->optim_on_device, r->lora, r->params, r->nparams, lr,
+	                                  (float)r->cfg.max_grad_norm, &norm))
+		return -1;
 	if (!isfinite(norm))
 		say(r, SK_TRAIN_EV_WARN, _("step %lld: the gradient norm is not finite; the update is skipped"),
 		    (long long)r->step + 1);
-	sk_lora_zero_grad(r->lora);
-	if (!r->optim_on_device && sk_model_train_factors_to_device(r->m))
-		return -1;
 	r->step++;
 	r->step_pos = sk_batcher_tell(r->batcher);
 	r->tokens_seen += r->step_tokens;

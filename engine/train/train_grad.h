@@ -11,6 +11,7 @@
 #include "engine/model/model.h"
 
 struct sk_optim;
+struct sk_optim_param;
 
 /* Which modules get LoRA (bit i = sk_lora_module i). */
 #define SK_LORA_MASK_ATTN ((1u << SK_LORA_Q) | (1u << SK_LORA_K) | (1u << SK_LORA_V) | (1u << SK_LORA_O))
@@ -64,6 +65,14 @@ void sk_model_train_end(sk_model *m);
 int sk_model_train_optim_begin(sk_model *m, struct sk_optim *o);
 int sk_model_train_optim_step(sk_model *m, struct sk_optim *o, double lr, float max_norm, float *norm);
 int sk_model_train_optim_sync(sk_model *m, struct sk_optim *o);
+/* One optimizer step wherever the optimizer is (optim_on_device: what
+ * sk_model_train_optim_begin gave): the gradient norm before clipping into
+ * *norm, clipping to max_norm (<= 0: none), the update unless the norm is
+ * not finite (then the step is not counted), the gradients zeroed and the
+ * factors where the forward reads them. 0 or -1. */
+int sk_model_train_optimizer_step(sk_model *m, struct sk_optim *o, int optim_on_device, sk_lora *l,
+                                  const struct sk_optim_param *params, size_t n, double lr, float max_norm,
+                                  float *norm);
 
 /* One training sequence: target[i] != 0 means ids[i] is a label, predicted
  * from the logits at position i - 1 (target[0] is ignored). */
