@@ -71,21 +71,28 @@ __device__ __forceinline__ void nf4_pair_tables(float2 *pairs, float *dmap)
 	__syncthreads();
 }
 
-// Σ code values · x over one lane's chunk of 32 codes (16 bytes, half an
-// absmax block), two codes a lookup; the caller multiplies by the block's
-// absmax once instead of once a weight.
-__device__ __forceinline__ float nf4_chunk_dot(const uint4 &v, const float *xr, const float2 *pairs)
+// The code values of one lane's chunk of 32 codes (16 bytes, half an
+// absmax block), two codes a lookup: w[i] holds codes 2i and 2i + 1.
+__device__ __forceinline__ void nf4_chunk_decode(const uint4 &v, const float2 *pairs, float2 (&w)[16])
 {
 	const uint32_t u[4] = { v.x, v.y, v.z, v.w };
-	float s = 0;
 #pragma unroll
 	for (int k = 0; k < 4; k++)
 #pragma unroll
-		for (int q = 0; q < 4; q++) {
-			float2 p = pairs[(u[k] >> (8 * q)) & 0xffu];
-			s = fmaf(p.x, xr[8 * k + 2 * q], s);
-			s = fmaf(p.y, xr[8 * k + 2 * q + 1], s);
-		}
+		for (int q = 0; q < 4; q++)
+			w[4 * k + q] = pairs[(u[k] >> (8 * q)) & 0xffu];
+}
+
+// Σ code values · x over the chunk; the caller multiplies by the block's
+// absmax once instead of once a weight.
+__device__ __forceinline__ float nf4_chunk_dot(const float2 (&w)[16], const float *xr)
+{
+	float s = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		s = fmaf(w[i].x, xr[2 * i], s);
+		s = fmaf(w[i].y, xr[2 * i + 1], s);
+	}
 	return s;
 }
 
@@ -226,6 +233,8 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 			uint4 v = __ldg(pr + ch);
 			int64_t b = (row * in + ch * 32) >> 6;
 			float am = nf4_absmax_sh(w, b, dmap);
+			float2 wv[16]; // decoded once for every input row
+			nf4_chunk_decode(v, pairs, wv);
 #pragma unroll
 			for (int i = 0; i < NR; i++) {
 				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
@@ -235,7 +244,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 					float4 a = xv[q];
 					xr[4 * q] = a.x, xr[4 * q + 1] = a.y, xr[4 * q + 2] = a.z, xr[4 * q + 3] = a.w;
 				}
-				acc[i] = fmaf(nf4_chunk_dot(v, xr, pairs), am, acc[i]);
+				acc[i] = fmaf(nf4_chunk_dot(wv, xr), am, acc[i]);
 			}
 		}
 	}
@@ -330,8 +339,11 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 					xr[4 * q] = a.x, xr[4 * q + 1] = a.y, xr[4 * q + 2] = a.z, xr[4 * q + 3] = a.w;
 				}
 #pragma unroll
-				for (int r = 0; r < RPW; r++)
-					acc[i][r] = fmaf(nf4_chunk_dot(v[r], xr, pairs), am[r], acc[i][r]);
+				for (int r = 0; r < RPW; r++) { // decoded again per input row: RPW decoded chunks would not fit in registers
+					float2 wv[16];
+					nf4_chunk_decode(v[r], pairs, wv);
+					acc[i][r] = fmaf(nf4_chunk_dot(wv, xr), am[r], acc[i][r]);
+				}
 			}
 		}
 	}
