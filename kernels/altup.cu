@@ -130,8 +130,7 @@ __global__ static void k_router_predict(const float *__restrict__ x, int64_t row
 		return;
 	float inv = rsqrtf(sk_block_sum(ss, sh) / (float)dim + eps);
 	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) { // each thread rereads what it wrote
-		float v = p[active * stride + r * dim + d] * inv;
-		nrm[r * dim + d] = nw ? v * nw[d] : v;
+		nrm[r * dim + d] = sk_normed(p[active * stride + r * dim + d], inv, nw, d);
 	}
 }
 
@@ -183,10 +182,7 @@ __global__ static void k_norm_add_correct(tail_args g)
 	const int64_t r = blockIdx.x, stride = g.rows * g.dim, off = r * g.dim;
 	const float inv = sk_row_inv_rms(g.f + off, g.dim, g.eps, sh);
 	for (int64_t i = threadIdx.x; i < g.dim; i += blockDim.x) {
-		float t = g.f[off + i] * inv;
-		if (g.fw)
-			t = t * g.fw[i];
-		g.y[off + i] = g.h[off + i] + t;
+		g.y[off + i] = g.h[off + i] + sk_normed(g.f[off + i], inv, g.fw, i);
 	}
 	__syncthreads(); // the router reads the whole row of y
 	router_row<A>(g.y + off, g.dim, g.norm_w, g.eps, g.w, modal);

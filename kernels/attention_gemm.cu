@@ -77,11 +77,28 @@ __global__ static void k_softmax_bwd_rows(const float *__restrict__ S, const flo
 	}
 }
 
+// One call's shape and its three buffers of nh·n² floats in the scratch:
+// scores S, probabilities P, and dP (the backward's, dS in place).
 struct gm {
 	sk_cuda *c;
-	int64_t n;
+	int64_t n, nn, qd, kvd;
 	int nh, nkv, group, hd;
+	float *S, *P, *dP;
 };
+
+// 1 when this path takes the shape (its buffers then set), else 0
+static int setup(gm *g, sk_cuda *c, int64_t n, int nh, int nkv, int hd)
+{
+	if (!c->gemm_attn || c->capturing || n < 16 || n > MAX_N || nkv < 1 || nh % nkv || hd % 4)
+		return 0;
+	const int64_t nn = n * n;
+	float *S = (float *)sk_cuda_scratch(c, 3 * (size_t)nh * (size_t)nn * sizeof(float));
+	if (!S)
+		return 0;
+	*g = gm{ c, n, nn, (int64_t)nh * hd, (int64_t)nkv * hd, nh, nkv, nh / nkv, hd, S, S + nh * nn,
+		   S + 2 * nh * nn };
+	return 1;
+}
 
 // D (m x n) = op(A) op(B) + beta D over `batch` heads of a group
 static int mm(const gm &g, int64_t m, int64_t n, int64_t k, int ta, const float *A, int64_t lda, int64_t sa, int tb,
@@ -91,52 +108,42 @@ static int mm(const gm &g, int64_t m, int64_t n, int64_t k, int ta, const float 
 	return sk_cuda_matmul(g.c, s, 1.0f, A, B, beta, D);
 }
 
-// S and P of every head: S_h = Q_h K_gᵀ (row-major [n][n]), then the softmax
-static int scores(const gm &g, const float *q, const float *k, float *S, float *P, int window, float scale,
-                  float softcap)
+// X_h = A_g B_hᵀ as row-major [n][n] for every head (S from q and k, dP from
+// dout and v): a group's heads in one batched product
+static int head_products(const gm &g, const float *b, const float *a, float *X)
 {
-	const int64_t n = g.n, nn = n * n, qd = (int64_t)g.nh * g.hd, kvd = (int64_t)g.nkv * g.hd;
 	for (int kv = 0; kv < g.nkv; kv++) {
 		int h0 = kv * g.group;
-		if (mm(g, n, n, g.hd, 1, k + kv * g.hd, kvd, 0, 0, q + (int64_t)h0 * g.hd, qd, g.hd, S + h0 * nn, n, nn,
-		       g.group, 0.0f))
+		if (mm(g, g.n, g.n, g.hd, 1, a + kv * g.hd, g.kvd, 0, 0, b + (int64_t)h0 * g.hd, g.qd, g.hd, X + h0 * g.nn,
+		       g.n, g.nn, g.group, 0.0f))
 			return -1;
 	}
-	k_softmax_rows<<<dim3((unsigned)n, (unsigned)g.nh), ROW_T, 0, g.c->stream>>>(S, P, n, window, scale, softcap);
+	return 0;
+}
+
+// S and P of every head: S_h = Q_h K_gᵀ, then the softmax
+static int scores(const gm &g, const float *q, const float *k, int window, float scale, float softcap)
+{
+	if (head_products(g, q, k, g.S))
+		return -1;
+	k_softmax_rows<<<dim3((unsigned)g.n, (unsigned)g.nh), ROW_T, 0, g.c->stream>>>(g.S, g.P, g.n, window, scale,
+	                                                                                 softcap);
 	return sk_cuda_launched(g.c, "attention softmax");
-}
-
-// the three buffers of nh·n² floats (S, P, dP), or NULL when n is past MAX_N
-static float *buffers(sk_cuda *c, int64_t n, int nh)
-{
-	if (n > MAX_N)
-		return NULL;
-	return (float *)sk_cuda_scratch(c, 3 * (size_t)nh * (size_t)(n * n) * sizeof(float));
-}
-
-static int shape_ok(sk_cuda *c, int64_t n, int nh, int nkv, int hd)
-{
-	return c->gemm_attn && !c->capturing && n >= 16 && n <= MAX_N && nkv >= 1 && nh % nkv == 0 && hd % 4 == 0;
 }
 
 int sk_cuda_attention_gemm(sk_cuda *c, const float *q, int64_t n, const float *k, const float *v, int nh, int nkv,
                            int hd, int window, float scale, float softcap, float *out)
 {
-	if (!shape_ok(c, n, nh, nkv, hd))
+	gm g;
+	if (!setup(&g, c, n, nh, nkv, hd))
 		return 0;
-	float *S = buffers(c, n, nh);
-	if (!S)
-		return 0;
-	gm g = { c, n, nh, nkv, nh / nkv, hd };
-	const int64_t nn = n * n, qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
-	float *P = S + (int64_t)nh * nn;
-	if (scores(g, q, k, S, P, window, scale, softcap))
+	if (scores(g, q, k, window, scale, softcap))
 		return -1;
 	// O_h = V_g P_hᵀ in column-major terms: out column i = Σ_j v_j P[i][j]
 	for (int kv = 0; kv < nkv; kv++) {
 		int h0 = kv * g.group;
-		if (mm(g, hd, n, n, 0, v + kv * hd, kvd, 0, 0, P + h0 * nn, n, nn, out + (int64_t)h0 * hd, qd, hd, g.group,
-		       0.0f))
+		if (mm(g, hd, n, n, 0, v + kv * hd, g.kvd, 0, 0, g.P + h0 * g.nn, n, g.nn, out + (int64_t)h0 * hd, g.qd, hd,
+		       g.group, 0.0f))
 			return -1;
 	}
 	return sk_cuda_launched(c, "attention (products)") != 0 ? -1 : 1;
@@ -146,38 +153,27 @@ int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const
                                int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
                                float *dv)
 {
-	if (!shape_ok(c, n, nh, nkv, hd))
+	gm g;
+	if (!setup(&g, c, n, nh, nkv, hd))
 		return 0;
-	float *S = buffers(c, n, nh);
-	if (!S)
-		return 0;
-	gm g = { c, n, nh, nkv, nh / nkv, hd };
-	const int64_t nn = n * n, qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
-	float *P = S + (int64_t)nh * nn, *dP = P + (int64_t)nh * nn;
-	if (scores(g, q, k, S, P, window, scale, softcap))
+	// S, P, and dP_h = dO_h V_gᵀ (row-major [n][n], as S)
+	if (scores(g, q, k, window, scale, softcap) || head_products(g, dout, v, g.dP))
 		return -1;
-	// dP_h = dO_h V_gᵀ (row-major [n][n], as S)
-	for (int kv = 0; kv < nkv; kv++) {
-		int h0 = kv * g.group;
-		if (mm(g, n, n, hd, 1, v + kv * hd, kvd, 0, 0, dout + (int64_t)h0 * hd, qd, hd, dP + h0 * nn, n, nn,
-		       g.group, 0.0f))
-			return -1;
-	}
-	k_softmax_bwd_rows<<<dim3((unsigned)n, (unsigned)nh), ROW_T, 0, c->stream>>>(S, P, dP, n, scale, softcap);
+	k_softmax_bwd_rows<<<dim3((unsigned)n, (unsigned)nh), ROW_T, 0, c->stream>>>(g.S, g.P, g.dP, n, scale, softcap);
 	if (sk_cuda_launched(c, "attention softmax backward"))
 		return -1;
 	for (int kv = 0; kv < nkv; kv++) {
 		int h0 = kv * g.group;
 		// dq_i = Σ_j dS[i][j] k_j (overwritten)
-		if (mm(g, hd, n, n, 0, k + kv * hd, kvd, 0, 0, dP + h0 * nn, n, nn, dq + (int64_t)h0 * hd, qd, hd, g.group,
-		       0.0f))
+		if (mm(g, hd, n, n, 0, k + kv * hd, g.kvd, 0, 0, g.dP + h0 * g.nn, n, g.nn, dq + (int64_t)h0 * hd, g.qd, hd,
+		       g.group, 0.0f))
 			return -1;
 		// dk_j += Σ_h Σ_i dS_h[i][j] q_i and dv_j += Σ_h Σ_i P_h[i][j] dO_i, head by head (one output)
 		for (int h = h0; h < h0 + g.group; h++)
-			if (mm(g, hd, n, n, 0, q + (int64_t)h * hd, qd, 0, 1, dP + h * nn, n, 0, dk + kv * hd, kvd, 0, 1,
-			       1.0f) ||
-			    mm(g, hd, n, n, 0, dout + (int64_t)h * hd, qd, 0, 1, P + h * nn, n, 0, dv + kv * hd, kvd, 0, 1,
-			       1.0f))
+			if (mm(g, hd, n, n, 0, q + (int64_t)h * hd, g.qd, 0, 1, g.dP + h * g.nn, n, 0, dk + kv * hd, g.kvd, 0,
+			       1, 1.0f) ||
+			    mm(g, hd, n, n, 0, dout + (int64_t)h * hd, g.qd, 0, 1, g.P + h * g.nn, n, 0, dv + kv * hd, g.kvd, 0,
+			       1, 1.0f))
 				return -1;
 	}
 	return 1;

@@ -44,8 +44,7 @@ __global__ static void k_rmsnorm(const float *__restrict__ x, int64_t dim, const
 	float *yr = y + (int64_t)blockIdx.x * dim;
 	float inv = sk_row_inv_rms(xr, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-		float v = xr[i] * inv;
-		yr[i] = w ? v * w[i] : v;
+		yr[i] = sk_normed(xr[i], inv, w, i);
 	}
 }
 
@@ -69,10 +68,7 @@ __global__ static void k_norm_add(const float *x, int64_t dim, const float *__re
 	int64_t off = (int64_t)blockIdx.x * dim;
 	float inv = sk_row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-		float t = x[off + i] * inv;
-		if (w)
-			t = t * w[i];
-		float s = a[off + i] + t;
+		float s = a[off + i] + sk_normed(x[off + i], inv, w, i);
 		if (b)
 			s = s + b[off + i];
 		y[off + i] = scale == 1.0f ? s : s * scale;
@@ -99,9 +95,7 @@ __global__ static void k_norm_add_streams(const float *x, int64_t rows, int64_t 
 	int64_t off = (int64_t)blockIdx.x * dim;
 	float inv = sk_row_inv_rms(x + off, dim, eps, sh);
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-		float t = x[off + i] * inv;
-		if (w)
-			t = t * w[i];
+		float t = sk_normed(x[off + i], inv, w, i);
 		for (int k = 0; k < A; k++)
 			if (k != skip) {
 				float *yk = y + (int64_t)k * rows * dim + off + i;
@@ -130,24 +124,8 @@ __global__ static void k_norm_rope(const float *x, int heads, int hd, const floa
 	__shared__ float sh[32];
 	int64_t ih = blockIdx.x, i = ih / heads;
 	const float *v = x + ih * hd;
-	float *o = y + ih * hd;
-	int half = hd / 2;
-	float ss = 0;
-	for (int d = threadIdx.x; d < hd; d += blockDim.x)
-		ss += v[d] * v[d];
-	ss = sk_block_sum(ss, sh);
-	float inv = rsqrtf(ss / (float)hd + eps);
-	for (int m = threadIdx.x; m < half; m += blockDim.x) {
-		float a = v[m] * inv, b = v[m + half] * inv;
-		if (w) {
-			a = a * w[m];
-			b = b * w[m + half];
-		}
-		float cs, sn;
-		sk_rope_cs(pos[i], m, hd, theta, factor, 1.0f, &cs, &sn);
-		o[m] = a * cs - b * sn;
-		o[m + half] = b * cs + a * sn;
-	}
+	float inv = sk_row_inv_rms(v, hd, eps, sh);
+	sk_norm_rope_head(v, y + ih * hd, w, inv, pos[i], hd, theta, factor);
 }
 
 extern "C" void sk_cuda_norm_rope(sk_cuda *c, const float *x, int64_t n, int heads, int hd, const float *w, float eps,

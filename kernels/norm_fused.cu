@@ -26,15 +26,9 @@ __global__ static void k_norm_add_norm(nan_args g)
 	const float iz = g.z ? sk_row_inv_rms(g.z + off, g.dim, g.eps, sh) : 0.0f;
 	float ss = 0;
 	for (int64_t i = threadIdx.x; i < g.dim; i += blockDim.x) {
-		float t = g.x[off + i] * ix;
-		if (g.wx)
-			t = t * g.wx[i];
-		float s = g.a[off + i] + t;
+		float s = g.a[off + i] + sk_normed(g.x[off + i], ix, g.wx, i);
 		if (g.z) {
-			float u = g.z[off + i] * iz;
-			if (g.wz)
-				u = u * g.wz[i];
-			float l = g.c[off + i] + u;
+			float l = g.c[off + i] + sk_normed(g.z[off + i], iz, g.wz, i);
 			g.lam[off + i] = l;
 			s = s + l;
 		}
@@ -44,8 +38,7 @@ __global__ static void k_norm_add_norm(nan_args g)
 	}
 	const float iy = rsqrtf(sk_block_sum(ss, sh) / (float)g.dim + g.eps);
 	for (int64_t i = threadIdx.x; i < g.dim; i += blockDim.x) { // each thread rereads what it wrote
-		float v = g.y[off + i] * iy;
-		g.yn[off + i] = g.wy ? v * g.wy[i] : v;
+		g.yn[off + i] = sk_normed(g.y[off + i], iy, g.wy, i);
 	}
 }
 
@@ -90,23 +83,12 @@ __global__ static void k_norm_rope_qkv(qkv_args g)
 		x = g.v + (i * g.nkv + h) * g.hd, o = g.vo + (i * g.nkv + h) * g.hd, w = NULL, rope = 0;
 	}
 	const float inv = sk_row_inv_rms(x, g.hd, g.eps, sh);
-	if (!rope) {
-		for (int d = threadIdx.x; d < g.hd; d += blockDim.x)
-			o[d] = x[d] * inv;
+	if (rope) {
+		sk_norm_rope_head(x, o, w, inv, g.pos[i], g.hd, g.theta, g.factor);
 		return;
 	}
-	const int half = g.hd / 2;
-	for (int m = threadIdx.x; m < half; m += blockDim.x) {
-		float a = x[m] * inv, b = x[m + half] * inv;
-		if (w) {
-			a = a * w[m];
-			b = b * w[m + half];
-		}
-		float cs, sn;
-		sk_rope_cs(g.pos[i], m, g.hd, g.theta, g.factor, 1.0f, &cs, &sn);
-		o[m] = a * cs - b * sn;
-		o[m + half] = b * cs + a * sn;
-	}
+	for (int d = threadIdx.x; d < g.hd; d += blockDim.x)
+		o[d] = x[d] * inv;
 }
 
 extern "C" void sk_cuda_norm_rope_qkv(sk_cuda *c, int64_t n, int hd, float eps, const int32_t *pos, float theta,
