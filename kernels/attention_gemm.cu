@@ -7,7 +7,7 @@
 // are row kernels. Causal and sliding-window masks, logit softcap and GQA
 // as the other attention kernels; the products compute the masked half
 // too, which costs less than the tiles' bookkeeping at these lengths.
-// Opt-in (SK_CUDA_ATTN_GEMM=1) until a GPU run has checked and measured it.
+// On by default since run 6 (docs/perf.md); SK_CUDA_ATTN_GEMM=0 leaves it out.
 //
 // Column-major terms (cuBLASLt's): a row-major [n][ld] array is the
 // column-major (ld x n) matrix, so head h's q_i is column i of Q_h (hd x n,

@@ -10,7 +10,8 @@
 #include "kernels/kernels.h"
 
 #define SK_CUDA_MAX_GRAPHS 64
-#define SK_CUDA_GEMM_PLANS 64
+#define SK_CUDA_GEMM_PLANS 512 // exact shapes: descriptors and algorithm (a power of two)
+#define SK_CUDA_GEMM_ALGOS 256 // algorithms by shape class (a power of two)
 
 // A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
 // A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
@@ -25,14 +26,23 @@ typedef struct {
 	int64_t sa, sb, sd;
 } sk_cuda_gemm_shape;
 
-// Its descriptors and the algorithm chosen for it.
+// Its descriptors and the algorithm chosen for it (ok 0: cuBLASLt has
+// none); reused: the algorithm came from another shape of its class.
 typedef struct {
 	sk_cuda_gemm_shape s;
 	cublasLtMatmulDesc_t op;
 	cublasLtMatrixLayout_t a, b, d;
 	cublasLtMatmulAlgo_t algo;
-	int ok;
+	int ok, used, reused;
 } sk_cuda_gemm_plan;
+
+// An algorithm the heuristic chose for a shape of a class (gemm.cu: the
+// sizes rounded up to a quarter octave), for the class's other shapes.
+typedef struct {
+	sk_cuda_gemm_shape cls;
+	cublasLtMatmulAlgo_t algo;
+	int used;
+} sk_cuda_gemm_algo;
 
 typedef struct {
 	uint64_t key;
@@ -54,7 +64,9 @@ struct sk_cuda {
 	void *lora_ws, *attn_ws; // LoRA intermediates, attention partial sums
 	size_t lora_cap, attn_cap;
 	sk_cuda_gemm_plan plans[SK_CUDA_GEMM_PLANS];
-	int n_plans;
+	sk_cuda_gemm_algo algos[SK_CUDA_GEMM_ALGOS];
+	unsigned plan_clock;
+	long long n_heuristic, n_reused, n_plans_made; // for the profile report
 	int graphs_on;
 	sk_cuda_graph graphs[SK_CUDA_MAX_GRAPHS];
 	int n_graphs;
@@ -63,7 +75,7 @@ struct sk_cuda {
 	int last_nodes;
 	int profiling;
 	int tiled_attn;         // the tiled attention kernels could get their shared memory
-	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=1)
+	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	cudaEvent_t prof_a, prof_b;

@@ -20,6 +20,9 @@ typedef struct {
 	                                                 cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
 	                                                 cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
 	                                                 cublasLtMatmulHeuristicResult_t *, int *);
+	cublasStatus_t (*cublasLtMatmulAlgoCheck)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
+	                                          cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+	                                          const cublasLtMatmulAlgo_t *, cublasLtMatmulHeuristicResult_t *);
 	cublasStatus_t (*cublasLtMatmulDescCreate)(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t);
 	cublasStatus_t (*cublasLtMatmulDescDestroy)(cublasLtMatmulDesc_t);
 	cublasStatus_t (*cublasLtMatmulDescSetAttribute)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t,

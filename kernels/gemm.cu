@@ -1,7 +1,8 @@
 // Matrix products through cuBLASLt, in its column-major terms, with a cache
-// of plans (descriptors and the chosen algorithm) keyed by everything the
-// heuristic saw: shape, transposes, leading dimensions, types and the
-// operands' alignment. The linear op's bf16 products (linear.cu) and the
+// of plans (descriptors and algorithm) keyed by everything the heuristic
+// sees: shape, transposes, leading dimensions, types and the operands'
+// alignment; and a cache of algorithms by shape class, so that a shape new
+// only in its sizes takes its class's algorithm without a heuristic call. The linear op's bf16 products (linear.cu) and the
 // LoRA branch's thin fp32 ones (lora_train.cu) both come here.
 #include "kernels/context.cuh"
 
@@ -25,15 +26,68 @@ static int same_shape(const sk_cuda_gemm_shape *a, const sk_cuda_gemm_shape *b)
 	       a->batch == b->batch && a->sa == b->sa && a->sb == b->sb && a->sd == b->sd;
 }
 
-static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
+static uint64_t shape_hash(const sk_cuda_gemm_shape *s)
 {
-	for (int i = 0; i < c->n_plans; i++)
-		if (same_shape(&c->plans[i].s, s))
-			return c->plans[i].ok ? &c->plans[i] : NULL;
-	sk_cuda_gemm_plan *p = &c->plans[c->n_plans < SK_CUDA_GEMM_PLANS ? c->n_plans++ : SK_CUDA_GEMM_PLANS - 1];
-	sk_cuda_plan_free(p);
-	memset(p, 0, sizeof *p);
-	p->s = *s;
+	const int64_t v[] = { s->m, s->n, s->k, s->lda, s->ldb, s->ldd, s->ta, s->tb, s->bf16, s->align, s->batch,
+		              s->sa, s->sb, s->sd };
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+		h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+// A size rounded up to a quarter octave (exact up to 64): 97 and 112 fall
+// in one class, 113 in the next.
+static int64_t size_class(int64_t x)
+{
+	if (x <= 64)
+		return x;
+	int p = 63 - __builtin_clzll((unsigned long long)(x - 1));
+	int64_t step = (int64_t)1 << (p - 2);
+	return (x + step - 1) & ~(step - 1);
+}
+
+// The class of a shape: its sizes, leading dimensions and strides by
+// size_class. Training sequences differ in length at every micro-step, so
+// most products have a shape not seen before; their class has been, and
+// the heuristic (tens to hundreds of microseconds of host time a call, more
+// than many of the products themselves) runs once a class, not once a shape.
+static sk_cuda_gemm_shape shape_class(const sk_cuda_gemm_shape *s)
+{
+	sk_cuda_gemm_shape c = *s;
+	c.m = size_class(s->m), c.n = size_class(s->n), c.k = size_class(s->k);
+	c.lda = size_class(s->lda), c.ldb = size_class(s->ldb), c.ldd = size_class(s->ldd);
+	c.sa = size_class(s->sa), c.sb = size_class(s->sb), c.sd = size_class(s->sd);
+	return c;
+}
+
+// The cache slot for s among `slots` (a power of two): the matching one of
+// the four from its hash on, else an empty one of them, else one of them in
+// turn. *hit tells which.
+#define PROBES 4
+static int find_slot(sk_cuda *c, const sk_cuda_gemm_shape *s, int slots, int algos, int *hit)
+{
+	uint64_t h = shape_hash(s);
+	int empty = -1;
+	for (int i = 0; i < PROBES; i++) {
+		int k = (int)((h + (uint64_t)i) & (uint64_t)(slots - 1));
+		int used = algos ? c->algos[k].used : c->plans[k].used;
+		if (!used) {
+			if (empty < 0)
+				empty = k;
+			continue;
+		}
+		if (same_shape(algos ? &c->algos[k].cls : &c->plans[k].s, s)) {
+			*hit = 1;
+			return k;
+		}
+	}
+	*hit = 0;
+	return empty >= 0 ? empty : (int)((h + (c->plan_clock++ % PROBES)) & (uint64_t)(slots - 1));
+}
+
+static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
+{
 	cublasOperation_t ta = s->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cudaDataType_t ab = s->bf16 ? CUDA_R_16BF : CUDA_R_32F;
 	// stored shapes: A is (m x k) or, transposed, (k x m); B (k x n) or (n x k)
@@ -47,7 +101,7 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
 	    sk_lt.cublasLtMatrixLayoutCreate(&p->b, ab, s->tb ? s->n : s->k, s->tb ? s->k : s->n, s->ldb) !=
 	            CUBLAS_STATUS_SUCCESS ||
 	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, s->m, s->n, s->ldd) != CUBLAS_STATUS_SUCCESS)
-		return NULL;
+		return -1;
 	if (s->batch > 1) {
 		int32_t nb = s->batch;
 		int64_t st[3] = { s->sa, s->sb, s->sd };
@@ -57,18 +111,24 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
 			            CUBLAS_STATUS_SUCCESS ||
 			    sk_lt.cublasLtMatrixLayoutSetAttribute(l[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &st[i],
 			                                           sizeof st[i]) != CUBLAS_STATUS_SUCCESS)
-				return NULL;
+				return -1;
 	}
+	return 0;
+}
+
+// The heuristic's first choice for p's exact shape: 0, or -1 when it has none.
+static int choose_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
+{
 	cublasLtMatmulPreference_t pref;
 	size_t ws = LT_WS_BYTES;
 	cublasLtMatmulHeuristicResult_t res;
 	int found = 0;
 	if (sk_lt.cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
-		return NULL;
+		return -1;
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
 	// operands may be row slices (an LM-head chunk) or offsets into a buffer:
 	// only algorithms that work at the alignment the pointers have
-	uint32_t al = s->align;
+	uint32_t al = p->s.align;
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
@@ -76,11 +136,53 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
 	cublasStatus_t st =
 		sk_lt.cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
 	sk_lt.cublasLtMatmulPreferenceDestroy(pref);
+	c->n_heuristic++;
 	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
-		return NULL;
+		return -1;
 	p->algo = res.algo;
-	p->ok = 1;
-	return p;
+	p->reused = 0;
+	return 0;
+}
+
+// The algorithm of s's class when cuBLASLt confirms it fits s within the
+// workspace (0), else the heuristic's for s, kept for the class (0), else -1.
+static int plan_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
+{
+	sk_cuda_gemm_shape cls = shape_class(&p->s);
+	int hit, k = find_slot(c, &cls, SK_CUDA_GEMM_ALGOS, 1, &hit);
+	if (hit) {
+		cublasLtMatmulHeuristicResult_t chk;
+		memset(&chk, 0, sizeof chk);
+		if (sk_lt.cublasLtMatmulAlgoCheck(c->lt, p->op, p->a, p->b, p->d, p->d, &c->algos[k].algo, &chk) ==
+		            CUBLAS_STATUS_SUCCESS &&
+		    chk.workspaceSize <= LT_WS_BYTES) {
+			p->algo = c->algos[k].algo;
+			p->reused = 1;
+			c->n_reused++;
+			return 0;
+		}
+	}
+	if (choose_algo(c, p) != 0)
+		return -1;
+	c->algos[k].cls = cls;
+	c->algos[k].algo = p->algo;
+	c->algos[k].used = 1;
+	return 0;
+}
+
+static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
+{
+	int hit, k = find_slot(c, s, SK_CUDA_GEMM_PLANS, 0, &hit);
+	sk_cuda_gemm_plan *p = &c->plans[k];
+	if (hit)
+		return p->ok ? p : NULL;
+	sk_cuda_plan_free(p);
+	p->s = *s;
+	p->used = 1;
+	c->n_plans_made++;
+	if (make_descriptors(p, s) == 0 && plan_algo(c, p) == 0)
+		p->ok = 1;
+	return p->ok ? p : NULL;
 }
 
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
@@ -125,6 +227,9 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		return -1;
 	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &alpha, A, p->a, B, p->b, &beta, D, p->d, D, p->d,
 	                                         &p->algo, c->lt_ws, LT_WS_BYTES, c->stream);
+	if (st != CUBLAS_STATUS_SUCCESS && p->reused && choose_algo(c, p) == 0) // the class's algorithm after all not for this shape
+		st = sk_lt.cublasLtMatmul(c->lt, p->op, &alpha, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
+		                          c->lt_ws, LT_WS_BYTES, c->stream);
 	if (st != CUBLAS_STATUS_SUCCESS) {
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
 		return -1;

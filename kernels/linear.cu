@@ -16,27 +16,22 @@
 __constant__ float sk_nf4_lut[16];
 __constant__ float sk_dmap_signed[256];
 // The same tables in global memory, where a block's threads read different
-// entries in one coalesced load (constant memory serialises them): the
-// absmax map, and the code table by pairs, the two values of every byte
-// (high nibble first), so that one lookup decodes two codes.
+// entries in one coalesced load (constant memory serialises them).
 __device__ float sk_dmap_g[256];
-__device__ float2 sk_nf4_pairs_g[256];
+__device__ float sk_nf4_lut_g[16];
 
 extern "C" const float sk_nf4_table[16];
 extern "C" const float sk_dynamic_map_signed[256];
 
 cudaError_t sk_cuda_linear_init(void)
 {
-	float2 pairs[256];
-	for (int b = 0; b < 256; b++)
-		pairs[b] = make_float2(sk_nf4_table[b >> 4], sk_nf4_table[b & 15]);
 	cudaError_t e = cudaMemcpyToSymbol(sk_nf4_lut, sk_nf4_table, sizeof(float) * 16);
 	if (e == cudaSuccess)
 		e = cudaMemcpyToSymbol(sk_dmap_signed, sk_dynamic_map_signed, sizeof(float) * 256);
 	if (e == cudaSuccess)
 		e = cudaMemcpyToSymbol(sk_dmap_g, sk_dynamic_map_signed, sizeof(float) * 256);
 	if (e == cudaSuccess)
-		e = cudaMemcpyToSymbol(sk_nf4_pairs_g, pairs, sizeof pairs);
+		e = cudaMemcpyToSymbol(sk_nf4_lut_g, sk_nf4_table, sizeof(float) * 16);
 	return e;
 }
 
@@ -51,48 +46,42 @@ __device__ __forceinline__ float nf4_absmax(const sk_cuda_weight &w, int64_t b)
 
 // The code table and the absmax map copied into a block's shared memory:
 // lanes look up different entries, which constant memory would serialise.
+// The code table has 16 entries in 16 banks, so a warp's lookups never
+// conflict (run 6: a 256-entry table of code pairs, one lookup for two
+// codes, conflicted enough to make decoding 9 % slower).
 __device__ __forceinline__ void nf4_tables(float *lut, float *dmap)
 {
 	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
 		dmap[i] = sk_dmap_g[i];
 		if (i < 16)
-			lut[i] = sk_nf4_pairs_g[i].y; // pair i = (lut[0], lut[i])
-	}
-	__syncthreads();
-}
-
-// The byte-pair table and the absmax map into shared memory (matrix-vector kernels)
-__device__ __forceinline__ void nf4_pair_tables(float2 *pairs, float *dmap)
-{
-	for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-		dmap[i] = sk_dmap_g[i];
-		pairs[i] = sk_nf4_pairs_g[i];
+			lut[i] = sk_nf4_lut_g[i];
 	}
 	__syncthreads();
 }
 
 // The code values of one lane's chunk of 32 codes (16 bytes, half an
-// absmax block), two codes a lookup: w[i] holds codes 2i and 2i + 1.
-__device__ __forceinline__ void nf4_chunk_decode(const uint4 &v, const float2 *pairs, float2 (&w)[16])
+// absmax block), high nibble first.
+__device__ __forceinline__ void nf4_chunk_decode(const uint4 &v, const float *lut, float (&w)[32])
 {
 	const uint32_t u[4] = { v.x, v.y, v.z, v.w };
 #pragma unroll
 	for (int k = 0; k < 4; k++)
 #pragma unroll
-		for (int q = 0; q < 4; q++)
-			w[4 * k + q] = pairs[(u[k] >> (8 * q)) & 0xffu];
+		for (int q = 0; q < 4; q++) {
+			uint32_t byte = (u[k] >> (8 * q)) & 0xffu;
+			w[8 * k + 2 * q] = lut[byte >> 4];
+			w[8 * k + 2 * q + 1] = lut[byte & 15];
+		}
 }
 
 // Σ code values · x over the chunk; the caller multiplies by the block's
 // absmax once instead of once a weight.
-__device__ __forceinline__ float nf4_chunk_dot(const float2 (&w)[16], const float *xr)
+__device__ __forceinline__ float nf4_chunk_dot(const float (&w)[32], const float *xr)
 {
 	float s = 0;
 #pragma unroll
-	for (int i = 0; i < 16; i++) {
-		s = fmaf(w[i].x, xr[2 * i], s);
-		s = fmaf(w[i].y, xr[2 * i + 1], s);
-	}
+	for (int i = 0; i < 32; i++)
+		s = fmaf(w[i], xr[i], s);
 	return s;
 }
 
@@ -213,9 +202,8 @@ template <int NR, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const float *__restrict__ x)
 {
 	sk_pdl_wait();
-	__shared__ float2 pairs[256];
-	__shared__ float dmap[256];
-	nf4_pair_tables(pairs, dmap);
+	__shared__ float lut[16], dmap[256];
+	nf4_tables(lut, dmap);
 	int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
 	int64_t row, out;
 	int which = mv_locate(j, WPR, &row, &out);
@@ -233,8 +221,8 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 			uint4 v = __ldg(pr + ch);
 			int64_t b = (row * in + ch * 32) >> 6;
 			float am = nf4_absmax_sh(w, b, dmap);
-			float2 wv[16]; // decoded once for every input row
-			nf4_chunk_decode(v, pairs, wv);
+			float wv[32]; // decoded once for every input row
+			nf4_chunk_decode(v, lut, wv);
 #pragma unroll
 			for (int i = 0; i < NR; i++) {
 				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
@@ -299,9 +287,8 @@ template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, const float *__restrict__ x)
 {
 	sk_pdl_wait();
-	__shared__ float2 pairs[256];
-	__shared__ float dmap[256];
-	nf4_pair_tables(pairs, dmap);
+	__shared__ float lut[16], dmap[256];
+	nf4_tables(lut, dmap);
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
 	int which = j.n > 1 && row0 >= j.w[0].rows;
@@ -340,8 +327,8 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 				}
 #pragma unroll
 				for (int r = 0; r < RPW; r++) { // decoded again per input row: RPW decoded chunks would not fit in registers
-					float2 wv[16];
-					nf4_chunk_decode(v[r], pairs, wv);
+					float wv[32];
+					nf4_chunk_decode(v[r], lut, wv);
 					acc[i][r] = fmaf(nf4_chunk_dot(wv, xr), am[r], acc[i][r]);
 				}
 			}

@@ -133,6 +133,9 @@ static int run_once(sk_model *m, const bench_opts *o, uint64_t seed, run_times *
 		items[b] = (sk_batch_item){ b, ids + (size_t)b * P, P, 0, 0 };
 	}
 	double t0 = sk_bench_now();
+	for (int b = 0; b < B; b++) /* long prompts in chunks, as sk_generate prefills them */
+		if (sk_prefill_leading(m, kv, &items[b]) != 0)
+			goto out;
 	if (step(m, kv, items, B, smp, logits, draws, next) != 0)
 		goto out;
 	t->ttft_s = t->prefill_s = sk_bench_now() - t0; /* the prefill ends with the first token drawn */

@@ -29,6 +29,27 @@ void sk_generate_prefill_chunk(int tokens)
 	prefill_chunk = tokens > 0 ? tokens : SK_PREFILL_CHUNK;
 }
 
+int sk_prefill_leading(sk_model *m, sk_kv_cache *kv, sk_batch_item *it)
+{
+	if (it->n <= prefill_chunk)
+		return 0;
+	float *drop = malloc((size_t)sk_model_vocab(m) * sizeof *drop);
+	if (!drop)
+		return sk_fail(_("generate: out of memory"));
+	int rc = 0;
+	while (rc == 0 && it->n > prefill_chunk) {
+		sk_batch_item c = *it;
+		c.n = prefill_chunk;
+		c.all_logits = 0;
+		if ((rc = sk_model_forward(m, kv, &c, 1, drop)) == 0) {
+			it->ids += prefill_chunk;
+			it->n -= prefill_chunk;
+		}
+	}
+	free(drop);
+	return rc;
+}
+
 struct sk_gen_cache {
 	sk_model *m;
 	sk_kv_cache *kv;
@@ -264,31 +285,22 @@ int sk_generate_cached(sk_model *m, sk_gen_cache *c, const int *slots, const sk_
 	}
 
 	double t0 = sk_now(), t_prefill_end = t0;
-	/* all but the last chunk of each long prompt, one request at a time;
-	 * their logits are not needed (one row computed and dropped) */
-	float *drop = NULL;
+	/* all but the last chunk of each long prompt, one request at a time */
 	for (int i = 0; i < n; i++) {
-		while (seqs[i].live && reqs[i].n_prompt - reused[i] > (size_t)prefill_chunk) {
-			if (!drop && !(drop = malloc((size_t)vocab * sizeof *drop))) {
-				sk_fail(_("generate: out of memory"));
-				goto out;
-			}
-			sk_batch_item it = { .seq = slots[i], .ids = reqs[i].prompt + reused[i], .n = prefill_chunk,
-				             .adapter_on = reqs[i].adapter_on, .all_logits = 0 };
-			if (sk_model_forward(m, c->kv, &it, 1, drop) != 0) {
-				sk_gen_cache_forget(c, it.seq);
-				free(drop);
-				goto out;
-			}
-			for (int j = 0; j < it.n; j++)
-				if (slot_push(c, it.seq, it.ids[j]) != 0) {
-					free(drop);
-					goto out;
-				}
-			reused[i] += (size_t)prefill_chunk;
+		if (!seqs[i].live)
+			continue;
+		const int32_t *from = reqs[i].prompt + reused[i];
+		sk_batch_item it = { .seq = slots[i], .ids = from, .n = (int)(reqs[i].n_prompt - reused[i]),
+			             .adapter_on = reqs[i].adapter_on, .all_logits = 0 };
+		if (sk_prefill_leading(m, c->kv, &it) != 0) {
+			sk_gen_cache_forget(c, it.seq); /* some chunks may be in the cache */
+			goto out;
 		}
+		for (const int32_t *p = from; p < it.ids; p++)
+			if (slot_push(c, it.seq, *p) != 0)
+				goto out;
+		reused[i] += (size_t)(it.ids - from);
 	}
-	free(drop);
 	int step = 0;
 	for (;;) {
 		int n_items = 0;

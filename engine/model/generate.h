@@ -91,6 +91,11 @@ typedef int (*sk_gen_token_fn)(void *ctx, int i, int32_t id, const char *text);
 /* Prompt tokens a prefill forward takes at most (longer prompts go in
  * chunks; tokens <= 0: the default, 1,024). Process-wide; for tests. */
 void sk_generate_prefill_chunk(int tokens);
+/* Forwards all but the last chunk of a long prompt (it->n over the chunk
+ * size) into kv, their logits dropped, and leaves the rest in *it: what
+ * every prefill does first, so that a forward's workspace is sized for a
+ * chunk, not for the prompt. 0, or -1 with sk_error(). */
+int sk_prefill_leading(sk_model *m, sk_kv_cache *kv, sk_batch_item *it);
 
 int sk_generate(sk_model *m, const sk_gen_request *reqs, int n, sk_gen_token_fn on_token, void *ctx,
                 sk_gen_stats *stats);

@@ -456,8 +456,12 @@ int sk_model_workspace(sk_model *m, size_t need)
 	}
 	if (m->be->ops->record_drop) /* recordings name the old buffers */
 		m->be->ops->record_drop(m->be);
-	if (m->ws.base)
+	if (m->ws.base) {
+		/* grown again (training sequences of every length): a quarter more,
+		 * so that the next longer batch does not free and allocate again */
 		m->be->ops->free(m->be, m->ws.base);
+		need += need / 4;
+	}
 	memset(&m->ws, 0, sizeof m->ws);
 	void *p = m->be->ops->alloc(m->be, need, _("the activations workspace"));
 	if (!p)

@@ -55,7 +55,7 @@ step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
-step train_gemm 60 50 env SK_CUDA_ATTN_GEMM=1 sokhan $TRN
+step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }
