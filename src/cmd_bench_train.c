@@ -19,25 +19,27 @@
 const sk_command_help sk_bench_train_help = {
 	"bench train",
 	"(--model PATH | --random-init e4b|e2b) [--quant nf4|none] [--batch B] [--seq L] [--grad-accum A] "
-	"[--steps N] [--grad-ckpt | --no-grad-ckpt] [--json]",
+	"[--steps N] [--vary] [--grad-ckpt | --no-grad-ckpt] [--json]",
 	N_("Measure QLoRA training speed and memory (LoRA r 8 on all seven projections, 8-bit AdamW)."),
 	N_("  --random-init SHAPE a Gemma 3n model of that shape (e4b, e2b) with random weights, made on the GPU\n"
 	   "  --batch B           sequences a micro-step (default: 2)\n"
 	   "  --seq L             tokens a sequence (default: 512)\n"
 	   "  --grad-accum A      micro-steps an optimizer step (default: 4)\n"
 	   "  --steps N           optimizer steps measured, after one to warm up (default: 3)\n"
+	   "  --vary              lengths drawn anew at every micro-step around --seq (log-normal, as\n"
+	   "                      conversations' are: 16 to 4 x L tokens), as a real dataset gives them\n"
 	   "  --grad-ckpt         recompute each layer's activations in the backward pass (the default)\n"
 	   "  --no-grad-ckpt      keep every layer's activations instead\n"
 	   "  --json              one JSON object instead of the table"),
 	SK_CO_MODEL | SK_CO_DEVICE | SK_CO_QUANT | SK_CO_THREADS | SK_CO_SEED | SK_CO_VERBOSITY,
 };
 
-enum { OPT_RANDOM = 3700, OPT_BATCH, OPT_SEQ, OPT_ACCUM, OPT_STEPS, OPT_CKPT, OPT_NO_CKPT, OPT_JSON };
+enum { OPT_RANDOM = 3700, OPT_BATCH, OPT_SEQ, OPT_ACCUM, OPT_STEPS, OPT_CKPT, OPT_NO_CKPT, OPT_JSON, OPT_VARY };
 
 typedef struct {
 	const char *random;
 	long long batch, seq, accum, steps;
-	int no_ckpt, json;
+	int no_ckpt, json, vary;
 } opts;
 
 static int on_opt(void *ctx, int opt, const char *arg)
@@ -53,10 +55,27 @@ static int on_opt(void *ctx, int opt, const char *arg)
 	case OPT_CKPT: o->no_ckpt = 0; return 0;
 	case OPT_NO_CKPT: o->no_ckpt = 1; return 0;
 	case OPT_JSON: o->json = 1; return 0;
+	case OPT_VARY: o->vary = 1; return 0;
 	}
 	return sk_cli_usage(h, "%s", _("unknown option"));
 }
 
+
+static double uniform01(uint64_t *r)
+{
+	*r ^= *r << 13, *r ^= *r >> 7, *r ^= *r << 17;
+	return ((double)(*r >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* A sequence length around mean: log-normal with sigma 0.55 (the spread of
+ * tests/bench/make_seed_like.py's conversations), within [16, max]. */
+static int draw_len(uint64_t *r, long long mean, long long max)
+{
+	const double sigma = 0.55, pi = 3.14159265358979323846;
+	double z = sqrt(-2.0 * log(uniform01(r))) * cos(2.0 * pi * uniform01(r));
+	double len = exp(log((double)mean) - sigma * sigma / 2 + sigma * z);
+	return len < 16 ? 16 : len > (double)max ? (int)max : (int)len;
+}
 
 /* The optimizer's view of the adapter: one parameter per factor. */
 static sk_optim_param *adapter_params(sk_lora *l, size_t *n, char (**names)[48])
@@ -86,14 +105,14 @@ static sk_optim_param *adapter_params(sk_lora *l, size_t *n, char (**names)[48])
 
 int sk_cmd_bench_train(int argc, char **argv)
 {
-	opts o = { NULL, 2, 512, 4, 3, 0, 0 };
+	opts o = { NULL, 2, 512, 4, 3, 0, 0, 0 };
 	sk_common_opts co;
 	static const struct option own[] = {
 		{ "random-init", required_argument, NULL, OPT_RANDOM }, { "batch", required_argument, NULL, OPT_BATCH },
 		{ "seq", required_argument, NULL, OPT_SEQ },            { "grad-accum", required_argument, NULL, OPT_ACCUM },
 		{ "steps", required_argument, NULL, OPT_STEPS },        { "grad-ckpt", no_argument, NULL, OPT_CKPT },
 		{ "no-grad-ckpt", no_argument, NULL, OPT_NO_CKPT },     { "json", no_argument, NULL, OPT_JSON },
-		{ 0, 0, 0, 0 },
+		{ "vary", no_argument, NULL, OPT_VARY },                { 0, 0, 0, 0 },
 	};
 	int first = 0, rc = sk_cli_parse(argc, argv, &sk_bench_train_help, own, "", on_opt, &o, &co, &first);
 	if (rc)
@@ -113,7 +132,8 @@ int sk_cmd_bench_train(int argc, char **argv)
 		return rc;
 	}
 	const sk_config *c = sk_model_config(m);
-	int B = (int)o.batch, L = (int)o.seq, V = sk_model_vocab(m);
+	int B = (int)o.batch, V = sk_model_vocab(m);
+	int L = (int)(o.vary ? 4 * o.seq : o.seq); /* the longest a sequence can be */
 	sk_lora *l = sk_lora_new_trainable(c, SK_LORA_MASK_ALL, 8, 16.0f, 0, co.seed);
 	size_t np = 0;
 	char(*names)[48] = NULL;
@@ -146,12 +166,20 @@ int sk_cmd_bench_train(int argc, char **argv)
 		goto out;
 	}
 	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1 };
-	double t_steps = 0, loss = 0;
-	uint64_t peak = 0;
+	double t_steps = 0, loss = 0, tokens = 0, loss_tokens = 1;
+	uint64_t peak = 0, lr = co.seed * 0x2545F4914F6CDD1Dull + 5;
 	for (long long s = 0; s <= o.steps; s++) { /* step 0 warms up */
 		double t0 = sk_bench_now();
 		for (int a = 0; a < o.accum; a++) {
 			int64_t nt = 0;
+			for (int b = 0; b < B; b++) {
+				seqs[b].n = o.vary ? draw_len(&lr, o.seq, L) : L;
+				if (s > 0)
+					tokens += seqs[b].n;
+			}
+			loss_tokens = 0;
+			for (int b = 0; b < B; b++)
+				loss_tokens += seqs[b].n - 1;
 			to.dropout_seed = (uint64_t)(s * o.accum + a);
 			if (sk_model_loss_grad(m, l, seqs, B, &to, &loss, &nt) != 0)
 				goto fail;
@@ -169,7 +197,7 @@ int sk_cmd_bench_train(int argc, char **argv)
 	}
 	{
 		double step_s = t_steps / (double)o.steps;
-		double tps = (double)(B * L * o.accum) / step_s;
+		double tps = tokens / t_steps;
 		sk_model_mem mm;
 		sk_model_memory(m, &mm);
 		uint64_t lora_b = 0;
@@ -177,18 +205,18 @@ int sk_cmd_bench_train(int argc, char **argv)
 			lora_b += (uint64_t)params[i].numel * 8; /* factor and gradient, fp32 */
 		if (o.json)
 			printf("{\"model\":\"%s\",\"backend\":\"%s\",\"batch\":%d,\"seq\":%d,\"grad_accum\":%lld,"
-			       "\"grad_ckpt\":%d,\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"peak_device_bytes\":%llu,"
+			       "\"grad_ckpt\":%d,\"vary\":%d,\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"peak_device_bytes\":%llu,"
 			       "\"weight_bytes\":%llu,\"host_table_bytes\":%llu,\"activation_bytes\":%llu,"
 			       "\"adapter_bytes\":%llu,\"optimizer_bytes\":%llu,\"optimizer_on_device\":%d,\"last_loss_per_token\":%.4f}\n",
-			       o.random ? o.random : co.model, mm.backend, B, L, o.accum, !o.no_ckpt, tps, step_s,
+			       o.random ? o.random : co.model, mm.backend, B, (int)o.seq, o.accum, !o.no_ckpt, o.vary, tps, step_s,
 			       (unsigned long long)peak, (unsigned long long)(mm.weights - mm.host_table),
 			       (unsigned long long)mm.host_table, (unsigned long long)mm.activations,
 			       (unsigned long long)lora_b, (unsigned long long)sk_optim_state_bytes(opt), od,
-			       loss / (double)(B * (L - 1)));
+			       loss / loss_tokens);
 		else {
 			printf(_("model            %s on %s\n"), o.random ? o.random : co.model, mm.backend);
-			printf(_("workload         batch %d x %d tokens, %lld micro-steps a step, checkpointing %s\n"), B, L,
-			       o.accum, o.no_ckpt ? _("off") : _("on"));
+			printf(_("workload         batch %d x %d tokens%s, %lld micro-steps a step, checkpointing %s\n"), B,
+			       (int)o.seq, o.vary ? _(" (lengths varied)") : "", o.accum, o.no_ckpt ? _("off") : _("on"));
 			printf(_("training         %.0f tokens/s, %.3f s an optimizer step\n"), tps, step_s);
 			printf(_("device memory    %.2f GiB at peak: weights %.2f, activations %.2f, adapter %.3f, "
 			         "optimizer %.3f GiB; per-layer table in host memory %.2f GiB\n"),
