@@ -14,6 +14,7 @@
 #include "engine/format/dtype.h"
 #include "engine/error.h"
 #include "engine/format/safetensors.h"
+#include "engine/threadpool.h"
 #include "tests/test.h"
 
 #define NF4_FIXTURE "tests/fixtures/bnb/nf4_cases.safetensors"
@@ -574,6 +575,45 @@ TEST(nf4_dequant_speed)
 	free(y);
 }
 
+/* The blocks shared out over threads give the serial result bit for bit:
+ * values on thresholds, a NaN, an all-zero block and a partial last block
+ * among random ones. */
+TEST(nf4_threads_match_serial)
+{
+	int64_t n = 64 * 5003 + 37;
+	float *x = malloc((size_t)n * sizeof *x);
+	uint64_t r = 88172645463325252ull;
+	for (int64_t i = 0; i < n; i++) {
+		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+		x[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+	}
+	for (int i = 0; i < 64; i++)
+		x[64 * 7 + i] = 0.0f;
+	x[64 * 11 + 5] = NAN;
+	x[64 * 13] = 1.0f;
+	x[64 * 13 + 1] = 0x1.b239bp-1f; /* the first threshold, scaled by absmax 1 */
+	sk_threadpool *pool = sk_threadpool_new(3);
+	CHECK(pool != NULL);
+	for (int dq = 0; dq < 2; dq++) {
+		sk_nf4_tensor a, b;
+		CHECK_EQ_INT(sk_nf4_quantize(x, n, dq, &a), 0);
+		CHECK_EQ_INT(sk_nf4_quantize_pool(x, n, dq, &b, pool), 0);
+		int64_t nb = (n + 63) / 64;
+		CHECK(memcmp(a.packed, b.packed, (size_t)(n + 1) / 2) == 0);
+		if (dq) {
+			CHECK(memcmp(a.absmax_q, b.absmax_q, (size_t)nb) == 0);
+			CHECK(memcmp(a.nested_absmax, b.nested_absmax, (size_t)((nb + 255) / 256) * sizeof(float)) == 0);
+			CHECK(a.nested_offset == b.nested_offset);
+		} else {
+			CHECK(memcmp(a.absmax, b.absmax, (size_t)nb * sizeof(float)) == 0);
+		}
+		sk_nf4_free(&a);
+		sk_nf4_free(&b);
+	}
+	sk_threadpool_free(pool);
+	free(x);
+}
+
 int main(void)
 {
 	RUN(nf4_table_bits);
@@ -588,5 +628,6 @@ int main(void)
 	RUN(nf4_partial_ranges_and_odd_length);
 	RUN(nf4_zero_and_empty);
 	RUN(nf4_dequant_speed);
+	RUN(nf4_threads_match_serial);
 	TEST_EXIT();
 }

@@ -28,6 +28,11 @@ extern const float sk_dynamic_map_unsigned[256];
 /* Quantizes n floats (bf16 weights are converted to f32 first, exactly).
  * Allocates the arrays of out. Returns 0 or -1 (out of memory). */
 int sk_nf4_quantize(const float *x, int64_t n, int double_quant, sk_nf4_tensor *out);
+/* The same, the blocks shared out over pool's threads (NULL: the caller's
+ * alone); the result is identical. */
+struct sk_threadpool;
+int sk_nf4_quantize_pool(const float *x, int64_t n, int double_quant, sk_nf4_tensor *out,
+                         struct sk_threadpool *pool);
 void sk_nf4_free(sk_nf4_tensor *t);
 /* Dequantizes elements [start, start + count) to f32 (start a multiple of 64). */
 void sk_nf4_dequantize(const sk_nf4_tensor *t, int64_t start, int64_t count, float *out);
