@@ -5,6 +5,7 @@
  * adapter's factors. The training ops are in backend_cuda_backward.c. */
 #include "engine/backend/backend_cuda_internal.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "engine/format/quants.h"
 #include "engine/i18n.h"
 #include "engine/model/lora_internal.h"
+#include "engine/threadpool.h"
 #include "kernels/kernels.h"
 
 static cuda_be *cb(sk_backend *be)
@@ -132,8 +134,45 @@ static void op_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim
 
 /* ---- weights ---- */
 
+typedef struct {
+	const sk_tensor *t;
+	uint16_t *dst;
+	int64_t cols, rb;
+	atomic_int failed;
+} host_bf16_job;
+
+/* Rows [r0, r1) of a host_bf16_job, through a float buffer of at most 4 M values */
+static void host_bf16_part(void *ctx, int64_t r0, int64_t r1, int tid)
+{
+	(void)tid;
+	host_bf16_job *j = ctx;
+	int64_t chunk = (1 << 22) / (j->cols > 0 ? j->cols : 1);
+	if (chunk < 1)
+		chunk = 1;
+	if (r1 - r0 < chunk)
+		chunk = r1 - r0;
+	float *f = chunk > 0 ? malloc((size_t)(chunk * j->cols) * sizeof *f) : NULL;
+	if (chunk > 0 && !f) {
+		atomic_store(&j->failed, 1);
+		return;
+	}
+	for (int64_t r = r0; r < r1; r += chunk) {
+		int64_t nr = r1 - r < chunk ? r1 - r : chunk;
+		if (sk_dequantize(j->t->dtype, (const char *)j->t->data + r * j->rb, f, nr * j->cols) != 0) {
+			atomic_store(&j->failed, 1);
+			break;
+		}
+		uint16_t *out = j->dst + r * j->cols;
+		for (int64_t i = 0; i < nr * j->cols; i++)
+			out[i] = sk_f32_to_bf16(f[i]);
+	}
+	free(f);
+}
+
 /* Converts rows of a stored tensor to bf16 on the host, a bounded chunk at
- * a time, into dst (device or pinned host memory). */
+ * a time, into dst (device or pinned host memory). Into host memory the
+ * rows are shared out over the cores: the per-layer table of E4B is 2.35 G
+ * values. */
 static int upload_as_bf16(sk_backend *be, const sk_tensor *t, uint16_t *dst, int host_dst, const char *what)
 {
 	int64_t rows = sk_tensor_rows(t), cols = sk_tensor_cols(t), rb = sk_tensor_row_bytes(t);
@@ -146,6 +185,14 @@ static int upload_as_bf16(sk_backend *be, const sk_tensor *t, uint16_t *dst, int
 			return 0;
 		}
 		return op_upload(be, dst, t->data, (size_t)(rows * cols) * 2);
+	}
+	if (host_dst) {
+		host_bf16_job j = { t, dst, cols, rb, 0 };
+		sk_threadpool *pool = sk_threadpool_new(0); /* NULL: all on this thread */
+		sk_threadpool_for(pool, rows, 1, host_bf16_part, &j);
+		sk_threadpool_free(pool);
+		return atomic_load(&j.failed) ? sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(t->dtype))
+		                              : 0;
 	}
 	int64_t chunk = (1 << 22) / (cols > 0 ? cols : 1);
 	if (chunk < 1)
@@ -161,11 +208,9 @@ static int upload_as_bf16(sk_backend *be, const sk_tensor *t, uint16_t *dst, int
 			rc = sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(t->dtype));
 			break;
 		}
-		uint16_t *out = host_dst ? dst + r0 * cols : h;
 		for (int64_t i = 0; i < nr * cols; i++)
-			out[i] = sk_f32_to_bf16(f[i]);
-		if (!host_dst)
-			rc = op_upload(be, dst + r0 * cols, h, (size_t)(nr * cols) * 2);
+			h[i] = sk_f32_to_bf16(f[i]);
+		rc = op_upload(be, dst + r0 * cols, h, (size_t)(nr * cols) * 2);
 	}
 	free(f);
 	free(h);
