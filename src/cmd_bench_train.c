@@ -225,6 +225,9 @@ int sk_cmd_bench_train(int argc, char **argv)
 			       (double)sk_optim_state_bytes(opt) / 1073741824.0, (double)mm.host_table / 1073741824.0);
 		}
 	}
+	char tline[256]; /* SK_TRAIN_TIMING=1: the warm-up step included */
+	sk_train_timing_line(tline, sizeof tline);
+	fputs(tline, stderr);
 	sk_model_profile_report(m, stderr);
 	rc = SK_EXIT_OK;
 	goto out;

@@ -11,6 +11,7 @@
 #include "engine/i18n.h"
 #include "engine/paths.h"
 #include "engine/train/train.h"
+#include "engine/train/train_grad.h"
 #include "ui/tui.h"
 #include "ui/bidi.h"
 #include "src/cli.h"
@@ -488,6 +489,9 @@ int sk_cmd_train(int argc, char **argv)
 	g_run = NULL;
 	sk_progress_finish(u.bar);
 	u.bar = NULL;
+	char tline[256]; /* SK_TRAIN_TIMING=1 */
+	sk_train_timing_line(tline, sizeof tline);
+	fputs(tline, stderr);
 	if (st < 0) {
 		rc = sk_cli_fail();
 	} else if (sk_train_stopped(run)) {

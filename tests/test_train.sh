@@ -136,4 +136,14 @@ expect_status 0 "eval with the adapter" "$SOKHAN" eval --model "$MODEL" --adapte
 check "the adapter changes the loss" test "$base" != "$out"
 expect_status 1 "eval of a bad data file" "$SOKHAN" eval --model "$MODEL" --data "$SK_SRCDIR/tests/fixtures/train/bad.jsonl"
 
+# ---- bench train: lengths varied at every micro-step, the host's time split ----
+expect_status 0 "bench train --vary" env SK_TRAIN_TIMING=1 "$SOKHAN" bench train --model "$MODEL" --seq 32 --vary \
+	--steps 1 --device cpu --json
+check "its JSON says the lengths varied" sh -c 'case "$1" in *\"vary\":1,*) exit 0;; esac; exit 1' - "$out"
+check "SK_TRAIN_TIMING=1 splits the host time of its 8 micro-steps" \
+	sh -c 'echo "$1" | grep -q "host time a micro-step (8): forward queued"' - "$err"
+expect_status 0 "bench train without --vary" "$SOKHAN" bench train --model "$MODEL" --seq 32 --steps 1 --device cpu --json
+check "its JSON says the lengths were fixed, and nothing is timed" \
+	sh -c 'case "$1" in *\"vary\":0,*) ! echo "$2" | grep -q "host time";; *) exit 1;; esac' - "$out" "$err"
+
 sk_done

@@ -13,7 +13,10 @@
  * activations are recomputed from its input just before its backward.
  * Without it every layer keeps its own record. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/error.h"
 #include "engine/i18n.h"
@@ -407,9 +410,50 @@ static int check_seqs(const sk_model *m, sk_lora *adapter, const sk_train_seq *s
 	return 0;
 }
 
+static sk_train_timing timing;
+
+static int timing_on(void)
+{
+	static int on = -1;
+	if (on < 0) {
+		const char *e = getenv("SK_TRAIN_TIMING");
+		on = e && !strcmp(e, "1");
+	}
+	return on;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int sk_train_timing_get(sk_train_timing *t)
+{
+	*t = timing;
+	return timing_on();
+}
+
+void sk_train_timing_line(char *buf, size_t cap)
+{
+	if (cap)
+		buf[0] = 0;
+	if (!timing_on() || timing.calls == 0)
+		return;
+	double k = 1e3 / (double)timing.calls;
+	snprintf(buf, cap,
+	         "# host time a micro-step (%lld): forward queued %.2f ms, loss waited %.2f ms, backward queued "
+	         "%.2f ms, backward waited %.2f ms\n",
+	         timing.calls, k * timing.fwd_queue_s, k * timing.loss_wait_s, k * timing.bwd_queue_s,
+	         k * timing.bwd_wait_s);
+}
+
 int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, int n_seqs,
                        const sk_train_opts *opts, double *loss_sum, int64_t *n_targets)
 {
+	int tm = timing_on();
+	double t0 = tm ? mono_s() : 0, t1 = t0, t2 = t0, t3 = t0;
 	sk_train_opts def = { 0.0f, 0, 1, 1.0f, 1 };
 	const sk_train_opts *o = opts ? opts : &def;
 	int64_t N = 0, n_out = 0;
@@ -474,6 +518,8 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	for (int l = 0; l < c->num_layers; l++)
 		if (sk_gemma_layer(&f, l, &w.rec[n_rec > 1 ? l : 0], w.xs[l], w.xs[l + 1]) != 0)
 			return -1;
+	if (tm)
+		t1 = mono_s();
 	double loss = 0;
 	if (n_out > 0) {
 		if (sk_gemma_final_hidden(&f, w.xs[c->num_layers], w.in.sel, n_out, &w.h) != 0)
@@ -482,6 +528,8 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 		if (sk_loss_head(m, w.ops, w.h.hn, w.in.labels, n_out, o->grad_scale, dhn, &loss, &w.lw) != 0)
 			return -1;
 	}
+	if (tm)
+		t2 = mono_s();
 	if (want_grad) {
 		int64_t kvd = (int64_t)c->num_kv_heads * c->head_dim;
 		w.ops->zero(m->be, w.dk, m->n_kv_layers * N * kvd);
@@ -500,6 +548,17 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 			w.dx = w.dxp;
 			w.dxp = t;
 		}
+	}
+	if (tm) {
+		t3 = mono_s();
+		float probe;
+		if (w.ops->download(m->be, &probe, w.xs[0], sizeof probe) != 0) /* waits for the device */
+			return -1;
+		timing.calls++;
+		timing.fwd_queue_s += t1 - t0;
+		timing.loss_wait_s += t2 - t1;
+		timing.bwd_queue_s += t3 - t2;
+		timing.bwd_wait_s += mono_s() - t3;
 	}
 	if (loss_sum)
 		*loss_sum = loss;

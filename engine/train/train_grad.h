@@ -99,4 +99,19 @@ typedef struct {
 int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, int n_seqs,
                        const sk_train_opts *opts, double *loss_sum, int64_t *n_targets);
 
+/* Where the host's time of sk_model_loss_grad went, summed over its calls
+ * while SK_TRAIN_TIMING=1 is set (each call then ends with a wait for the
+ * device): queueing the forward, waiting for the loss (the loss head reads
+ * its sums back), queueing the backward, waiting for it. Queueing about as
+ * long as the device takes means the host is the bound. */
+typedef struct {
+	long long calls;
+	double fwd_queue_s, loss_wait_s, bwd_queue_s, bwd_wait_s;
+} sk_train_timing;
+/* 1 when SK_TRAIN_TIMING=1; *t gets the sums so far. */
+int sk_train_timing_get(sk_train_timing *t);
+/* The sums as one comment line for stderr (milliseconds a call), or ""
+ * when timing is off or nothing was timed. */
+void sk_train_timing_line(char *buf, size_t cap);
+
 #endif
