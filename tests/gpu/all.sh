@@ -56,6 +56,9 @@ step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
+# lengths as a dataset has them, with the host's time split (SK_TRAIN_TIMING)
+step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
+step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }
