@@ -78,6 +78,8 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
 	c->profiling = getenv("SK_CUDA_PROFILE") != NULL && strcmp(getenv("SK_CUDA_PROFILE"), "0") != 0;
 	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
+	// decoding's NF4 products on 8-bit activations, as the CPU backend's: opt-in until measured
+	c->nf4_q8 = !c->exact && getenv("SK_CUDA_NF4_Q8") != NULL && strcmp(getenv("SK_CUDA_NF4_Q8"), "1") == 0;
 	// a kernel may start while the one before it finishes: opt-in until measured
 	c->pdl = p.major >= 9 && getenv("SK_CUDA_PDL") != NULL && strcmp(getenv("SK_CUDA_PDL"), "1") == 0;
 	if (c->profiling) {

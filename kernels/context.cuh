@@ -78,6 +78,7 @@ struct sk_cuda {
 	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
+	int nf4_q8;             // SK_CUDA_NF4_Q8=1: NF4 matrix-vector products on 8-bit activations (linear.cu)
 	cudaEvent_t prof_a, prof_b;
 	struct {
 		const char *name;

@@ -22,6 +22,10 @@ __device__ float sk_nf4_lut_g[16];
 
 extern "C" const float sk_nf4_table[16];
 extern "C" const float sk_dynamic_map_signed[256];
+extern "C" const int8_t sk_q8_nf4_levels[16];
+// The CPU backend's 8-bit NF4 levels (round(127 · code value)), four to a
+// word in little-endian order: words 0-1 hold levels 0-7, words 2-3 levels 8-15.
+__constant__ uint32_t sk_q8_lut[4];
 
 cudaError_t sk_cuda_linear_init(void)
 {
@@ -32,6 +36,13 @@ cudaError_t sk_cuda_linear_init(void)
 		e = cudaMemcpyToSymbol(sk_dmap_g, sk_dynamic_map_signed, sizeof(float) * 256);
 	if (e == cudaSuccess)
 		e = cudaMemcpyToSymbol(sk_nf4_lut_g, sk_nf4_table, sizeof(float) * 16);
+	uint32_t lut[4];
+	for (int k = 0; k < 4; k++)
+		lut[k] = (uint32_t)(uint8_t)sk_q8_nf4_levels[4 * k] | (uint32_t)(uint8_t)sk_q8_nf4_levels[4 * k + 1] << 8 |
+		         (uint32_t)(uint8_t)sk_q8_nf4_levels[4 * k + 2] << 16 |
+		         (uint32_t)(uint8_t)sk_q8_nf4_levels[4 * k + 3] << 24;
+	if (e == cudaSuccess)
+		e = cudaMemcpyToSymbol(sk_q8_lut, lut, sizeof lut);
 	return e;
 }
 
@@ -484,8 +495,198 @@ static void mv_launch(sk_cuda *c, const mv_job &j, const float *x)
 		mv_launch2<NR, 8>(c, j, x);
 }
 
+// ---- NF4 on 8-bit activations (SK_CUDA_NF4_Q8=1): the CPU backend's
+// inference arithmetic (engine/backend/backend_cpu_q8.h). Each input row is
+// quantized in blocks of 32 (d = max|x| / 127, q = x · 127 / max|x| rounded
+// to even), every weight code becomes its 8-bit level, and a block's
+// products are summed in integers (dp4a) and scaled once: (absmax / 127 ·
+// d) · Σ level·q. Four codes become four levels with three byte
+// permutations and no memory lookups, and the activations are a quarter
+// of the bytes fp32 ones are: fewer instructions a weight than the fp32
+// kernels above, which are bound by theirs. ----
+
+// x [n][in] (in % 32 == 0) to q [n][in] and d [n][in / 32], a warp a block
+// of 32, the float operations of the CPU's quantizer. Each pair of values
+// is stored swapped (q[k ^ 1]): the order in which nf4_q8_levels4 gives the
+// levels of a word of codes.
+__global__ static void k_q8_quantize(const float *__restrict__ x, int64_t blocks, int8_t *__restrict__ q,
+                                     float *__restrict__ d)
+{
+	sk_pdl_wait();
+	int lane = threadIdx.x & 31;
+	int64_t b = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+	if (b >= blocks)
+		return; // the warp's lanes share b: whole warps leave
+	float v = x[b * 32 + lane];
+	float amax = sk_warp_max(fabsf(v));
+	float id = amax > 0 ? __fdiv_rn(127.0f, amax) : 0.0f;
+	int l = __float2int_rn(__fmul_rn(v, id));
+	l = l > 127 ? 127 : l < -127 ? -127 : l;
+	q[b * 32 + (lane ^ 1)] = (int8_t)l;
+	if (lane == 0)
+		d[b] = __fdiv_rn(amax, 127.0f);
+}
+
+// The levels of four codes given as the nibbles of sel (bits 0-15): the
+// low three bits of each pick among levels 0-7 (t0, t1) and 8-15 (t2, t3),
+// the fourth between the two. A word u of packed codes holds elements
+// 1, 0, 3, 2 in its low 16 bits and 5, 4, 7, 6 in its high ones.
+__device__ __forceinline__ int nf4_q8_levels4(uint32_t sel, uint32_t t0, uint32_t t1, uint32_t t2, uint32_t t3)
+{
+	uint32_t m = sel & 0x7777u;
+	uint32_t lo = __byte_perm(t0, t1, m), hi = __byte_perm(t2, t3, m);
+	return (int)__byte_perm(lo, hi, 0x3210u | ((sel & 0x8888u) >> 1));
+}
+
+// As k_mv_nf4_rows: RPW rows a warp, WPR warps a row group (a slice of the
+// columns each); a chunk's levels are made once and used for all NR input
+// rows, whose 32 quantized values (two 16-byte loads) stay in registers.
+template <int NR, int RPW, int WPR>
+__global__ static void __launch_bounds__(MV_WARPS * 32)
+	k_mv_nf4_q8(mv_job j, const int8_t *__restrict__ xq, const float *__restrict__ xd)
+{
+	sk_pdl_wait();
+	__shared__ float dmap[256];
+	for (int i = threadIdx.x; i < 256; i += blockDim.x)
+		dmap[i] = sk_dmap_g[i];
+	__syncthreads();
+	const uint32_t t0 = sk_q8_lut[0], t1 = sk_q8_lut[1], t2 = sk_q8_lut[2], t3 = sk_q8_lut[3];
+	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
+	int which = j.n > 1 && row0 >= j.w[0].rows;
+	if (which)
+		row0 -= j.w[0].rows;
+	const sk_cuda_weight &w = j.w[which];
+	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	float *__restrict__ y = j.y[which];
+	float acc[NR][RPW];
+#pragma unroll
+	for (int i = 0; i < NR; i++)
+#pragma unroll
+		for (int r = 0; r < RPW; r++)
+			acc[i][r] = 0;
+	if (out) {
+		int64_t nch = in / 32;
+		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+			uint4 v[RPW];
+			float dw[RPW];
+#pragma unroll
+			for (int r = 0; r < RPW; r++) {
+				int64_t row = row0 + r < out ? row0 + r : out - 1; // past the end: read, never stored
+				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * in / 2) + ch);
+				dw[r] = __fmul_rn(nf4_absmax_sh(w, (row * in + ch * 32) >> 6, dmap), 1.0f / 127.0f);
+			}
+			int qw[NR][8];
+			float dx[NR];
+#pragma unroll
+			for (int i = 0; i < NR; i++) {
+				const int4 *qp = reinterpret_cast<const int4 *>(xq + i * in + ch * 32);
+				int4 a = __ldg(qp), b = __ldg(qp + 1);
+				qw[i][0] = a.x, qw[i][1] = a.y, qw[i][2] = a.z, qw[i][3] = a.w;
+				qw[i][4] = b.x, qw[i][5] = b.y, qw[i][6] = b.z, qw[i][7] = b.w;
+				dx[i] = __ldg(xd + i * nch + ch);
+			}
+#pragma unroll
+			for (int r = 0; r < RPW; r++) {
+				const uint32_t u[4] = { v[r].x, v[r].y, v[r].z, v[r].w };
+				int lv[8];
+#pragma unroll
+				for (int k = 0; k < 4; k++) {
+					lv[2 * k] = nf4_q8_levels4(u[k] & 0xffffu, t0, t1, t2, t3);
+					lv[2 * k + 1] = nf4_q8_levels4(u[k] >> 16, t0, t1, t2, t3);
+				}
+#pragma unroll
+				for (int i = 0; i < NR; i++) {
+					int s = 0;
+#pragma unroll
+					for (int k = 0; k < 8; k++)
+						s = __dp4a(lv[k], qw[i][k], s);
+					acc[i][r] = __fadd_rn(acc[i][r], __fmul_rn(__fmul_rn(dw[r], dx[i]), (float)s));
+				}
+			}
+		}
+	}
+	rows_store<NR, RPW, WPR>(acc, row0, out, y);
+}
+
+// Launches k_mv_nf4_q8 with RPW rows a warp and WPR warps a row group when
+// RPW divides the first weight's rows and (unless force) the blocks fill
+// the GPU twice over (once for a row a warp).
+template <int NR, int RPW, int WPR>
+static int q8_launch_rows(sk_cuda *c, const mv_job &j, const int8_t *xq, const float *xd, int force)
+{
+	int64_t total = j.w[0].rows + (j.n > 1 ? j.w[1].rows : 0);
+	int64_t groups = (total + RPW - 1) / RPW, per_block = MV_WARPS / WPR;
+	int64_t blocks = (groups + per_block - 1) / per_block;
+	int one = RPW == 1 && WPR == 1;
+	if (j.w[0].rows % RPW != 0 || (!force && blocks < (int64_t)c->sms * (one ? 1 : 2)))
+		return 0;
+	sk_launch(c, k_mv_nf4_q8<NR, RPW, WPR>, (unsigned)blocks, MV_WARPS * 32, 0, j, xq, xd);
+	return 1;
+}
+
+// The shapes' choice of mv_launch, with fewer rows a warp for more input
+// rows (their quantized values are held in registers).
+template <int NR>
+static void q8_launch(sk_cuda *c, const mv_job &j, const int8_t *xq, const float *xd)
+{
+	int64_t lane_chunks = j.w[0].cols / 32 / 32;
+	if (lane_chunks >= 16 &&
+	    (q8_launch_rows<NR, 2, 4>(c, j, xq, xd, 0) || q8_launch_rows<NR, 1, 4>(c, j, xq, xd, 0)))
+		return;
+	if constexpr (NR <= 4) // four rows' levels and NR rows' values: too many registers past 4
+		if (q8_launch_rows<NR, 4, 1>(c, j, xq, xd, 0))
+			return;
+	if (q8_launch_rows<NR, 2, 1>(c, j, xq, xd, 0) || q8_launch_rows<NR, 1, 1>(c, j, xq, xd, 0))
+		return;
+	q8_launch_rows<NR, 1, 8>(c, j, xq, xd, 1); // few rows: a block's 8 warps share each
+}
+
+// NF4 weights whose rows the 16-byte loads can stream (both, for a pair)
+static int q8_fits(const sk_cuda *c, const mv_job &j, const float *x)
+{
+	if (!c->nf4_q8 || ((uintptr_t)x & 15) != 0)
+		return 0;
+	for (int k = 0; k < j.n; k++)
+		if (j.w[k].kind != SK_CUDA_W_NF4 || j.w[k].cols % 32 != 0 || ((uintptr_t)j.w[k].packed & 15) != 0 ||
+		    j.w[k].cols != j.w[0].cols)
+			return 0;
+	return 1;
+}
+
+// x quantized into the scratch, then the products: 0, or -1 when the
+// scratch could not be had (the caller takes the fp32 kernels)
+static int matvec_q8(sk_cuda *c, const mv_job &j, const float *x, int64_t n)
+{
+	int64_t in = j.w[0].cols;
+	size_t qb = ((size_t)(n * in) + 255) & ~(size_t)255;
+	char *s = (char *)sk_cuda_scratch(c, qb + (size_t)(n * (in / 32)) * sizeof(float));
+	if (!s)
+		return -1;
+	int8_t *xq = (int8_t *)s;
+	float *xd = (float *)(s + qb);
+	int64_t blocks = n * (in / 32);
+	sk_launch(c, k_q8_quantize, sk_blocks(blocks * 32, 256), 256, 0, x, blocks, xq, xd);
+	switch (n) {
+	case 1: q8_launch<1>(c, j, xq, xd); break;
+	case 2: q8_launch<2>(c, j, xq, xd); break;
+	case 3: q8_launch<3>(c, j, xq, xd); break;
+	case 4: q8_launch<4>(c, j, xq, xd); break;
+	case 5: q8_launch<5>(c, j, xq, xd); break;
+	case 6: q8_launch<6>(c, j, xq, xd); break;
+	case 7: q8_launch<7>(c, j, xq, xd); break;
+	default: q8_launch<8>(c, j, xq, xd); break;
+	}
+	return 0;
+}
+
 static void matvec_job(sk_cuda *c, const mv_job &j, const float *x, int64_t n)
 {
+	if (q8_fits(c, j, x)) {
+		if (matvec_q8(c, j, x, n) == 0)
+			return;
+		sk_cuda_check(c); // no scratch (during a recording): the fp32 kernels instead
+	}
 	switch (n) {
 	case 1: mv_launch<1>(c, j, x); break;
 	case 2: mv_launch<2>(c, j, x); break;

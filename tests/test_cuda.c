@@ -39,6 +39,33 @@
 
 /* ---- ops ---- */
 
+/* With SK_CUDA_NF4_Q8=1 the GPU's NF4 products of up to 8 rows take 8-bit
+ * activations (kernels/linear.cu), and the reference is the CPU's 8-bit
+ * kernels (its inference path, not SK_CPU_EXACT's fp32): the same integer
+ * sums, so the bound stays tight. Other products keep the fp32 reference. */
+static sk_backend *cpu_q8;
+
+static int nf4_q8_on(void)
+{
+	const char *q = getenv("SK_CUDA_NF4_Q8"), *e = getenv("SK_CUDA_EXACT");
+	return q && !strcmp(q, "1") && !(e && strcmp(e, "0"));
+}
+
+/* The reference backend for a product of n rows of weight tc, and *bound
+ * the bound to use (tightened to the 8-bit kernels' when they are compared) */
+static sk_backend *reference_for(const sk_tensor *tc, int64_t n, double *bound)
+{
+	if (!tc->nf4 || n > 8 || tc->shape[1] % 32 != 0 || !nf4_q8_on())
+		return cpu;
+	if (!cpu_q8) {
+		setenv("SK_CPU_EXACT", "0", 1);
+		cpu_q8 = sk_backend_new(SK_DEVICE_CPU, 2);
+		setenv("SK_CPU_EXACT", "1", 1);
+	}
+	*bound = 1e-4;
+	return cpu_q8 ? cpu_q8 : cpu;
+}
+
 /* One linear case: n rows through W [out, in], LoRA on odd rows when lp. */
 static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n,
                         const sk_lora_pair *lp, double bound)
@@ -48,7 +75,8 @@ static void linear_case(const char *label, const sk_tensor *tc, const sk_tensor 
 	uint8_t *rows = malloc((size_t)n);
 	for (int64_t i = 0; i < n; i++)
 		rows[i] = (uint8_t)(i % 2);
-	CHECK(cpu->ops->linear(cpu, tc, x, n, ref, lp, lp ? rows : NULL) == 0);
+	sk_backend *rb = reference_for(tc, n, &bound);
+	CHECK(rb->ops->linear(rb, tc, x, n, ref, lp, lp ? rows : NULL) == 0);
 	float *dx = dev_f(x, (size_t)(n * in)), *dy = poisoned((size_t)(n * out));
 	uint8_t *drows = dev(rows, (size_t)n);
 	CHECK(gpu->ops->linear(gpu, tg, dx, n, dy, lp, lp ? drows : NULL) == 0);
@@ -118,9 +146,11 @@ TEST(linear2_pairs)
 			float *x = rnd((size_t)(n * in), 1.0f);
 			float *dx = dev_f(x, (size_t)(n * in));
 			float *ref[2], *dy[2];
+			double bound = 1e-5;
 			for (int k = 0; k < 2; k++) {
 				ref[k] = malloc((size_t)(n * outs[k]) * sizeof(float));
-				CHECK(cpu->ops->linear(cpu, &tc[k], x, n, ref[k], NULL, NULL) == 0);
+				sk_backend *rb = reference_for(&tc[k], n, &bound);
+				CHECK(rb->ops->linear(rb, &tc[k], x, n, ref[k], NULL, NULL) == 0);
 				dy[k] = poisoned((size_t)(n * outs[k]));
 			}
 			CHECK(gpu->ops->linear2(gpu, &tg[0], &tg[1], dx, n, dy[0], dy[1], NULL, NULL, NULL) == 0);
@@ -129,7 +159,7 @@ TEST(linear2_pairs)
 				snprintf(what, sizeof what, "linear2 %s %lld+%lldx%lld, %lld rows: weight %d",
 				         cases[c].nf4 ? "NF4" : "bf16", (long long)outs[0], (long long)outs[1], (long long)in,
 				         (long long)n, k + 1);
-				expect(what, dy[k], ref[k], (size_t)(n * outs[k]), 1e-5);
+				expect(what, dy[k], ref[k], (size_t)(n * outs[k]), bound);
 				dfree(dy[k]);
 				free(ref[k]);
 			}
@@ -1031,6 +1061,7 @@ int main(int argc, char **argv)
 		RUN(default_model_greedy_same_as_cpu);
 	}
 	sk_backend_free(cpu);
+	sk_backend_free(cpu_q8);
 	sk_backend_free(gpu);
 	TEST_EXIT();
 }

@@ -52,6 +52,9 @@ step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+step decode_q8 40 30 env SK_CUDA_NF4_Q8=1 sokhan $DEC
+step b4_q8 40 30 env SK_CUDA_NF4_Q8=1 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
+step profile_decode_q8 40 30 env SK_CUDA_NF4_Q8=1 SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN

@@ -34,6 +34,8 @@ run test_cuda "$test_cuda"
 # the same with the opt-in programmatic dependent launches (kernels/launch.cuh), and with
 # attention without a cache through the tiled kernels instead of matrix products
 run test_cuda_optin env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
+# the op cases with decoding's NF4 products on 8-bit activations (opt-in), against the CPU's 8-bit kernels
+run test_cuda_nf4_q8 env SK_CUDA_NF4_Q8=1 "$test_cuda" --ops-only
 run test_cuda_backward "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
