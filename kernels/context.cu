@@ -80,6 +80,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
 	// decoding's NF4 products on 8-bit activations, as the CPU backend's: opt-in until measured
 	c->nf4_q8 = !c->exact && getenv("SK_CUDA_NF4_Q8") != NULL && strcmp(getenv("SK_CUDA_NF4_Q8"), "1") == 0;
+	c->lora_fold = !c->exact && getenv("SK_CUDA_LORA_FOLD") != NULL && strcmp(getenv("SK_CUDA_LORA_FOLD"), "1") == 0;
 	// a kernel may start while the one before it finishes: opt-in until measured
 	c->pdl = p.major >= 9 && getenv("SK_CUDA_PDL") != NULL && strcmp(getenv("SK_CUDA_PDL"), "1") == 0;
 	if (c->profiling) {
@@ -111,6 +112,11 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	sk_lt.cublasLtDestroy(c->lt);
 	cudaStreamDestroy(c->stream);
 	free(c);
+}
+
+extern "C" int sk_cuda_lora_fold_on(const sk_cuda *c)
+{
+	return c->lora_fold;
 }
 
 extern "C" const char *sk_cuda_error(const sk_cuda *c)

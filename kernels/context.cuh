@@ -79,6 +79,7 @@ struct sk_cuda {
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // SK_CUDA_NF4_Q8=1: NF4 matrix-vector products on 8-bit activations (linear.cu)
+	int lora_fold;          // SK_CUDA_LORA_FOLD=1: a training product's LoRA B in its own GEMM (linear.cu)
 	cudaEvent_t prof_a, prof_b;
 	struct {
 		const char *name;
@@ -96,6 +97,10 @@ int sk_cuda_launched(sk_cuda *c, const char *what);
 void *sk_cuda_scratch(sk_cuda *c, size_t bytes);
 
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
+// t[n][l->r] = drop(x) Aᵀ of a training LoRA pair (lora_train.cu), t outside
+// the scratch (drop(x) goes there when dropout > 0). 0, or -1 recorded.
+int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
+                   float *t);
 // D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
 int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
 // RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.

@@ -230,6 +230,14 @@ int sk_cuda_adamw8bit(sk_cuda *c, const sk_cuda_optim_tensor *T, int nt, int64_t
  * the mask is the CPU's hash of (seed, row, column), bit for bit. */
 int sk_cuda_lora_fwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
                      float *y);
+/* y[n][w->rows] = x · Wᵀ + scale · B A drop(x) as one product over the
+ * weight with scale · B appended to its columns, when SK_CUDA_LORA_FOLD=1
+ * and the shapes allow it (more than 8 rows, r <= 8): 1 done, 0 not taken
+ * (the caller runs sk_cuda_linear and sk_cuda_lora_fwd), -1 error. */
+int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,
+                             const sk_cuda_lora *l, float dropout, uint64_t seed);
+/* 1 when SK_CUDA_LORA_FOLD=1 asked for it (and SK_CUDA_EXACT did not forbid it). */
+int sk_cuda_lora_fold_on(const sk_cuda *c);
 /* Its backward: gB += scale · dyᵀ t, gA += dtᵀ drop(x) (t = A drop(x),
  * dt = scale · dy B), dx += drop'(dt A); gA, gB, dx may each be NULL. */
 int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const float *dy, int64_t n, float dropout,

@@ -721,8 +721,11 @@ __global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bf
 
 // NF4 to bf16, 16 values (8 bytes, one quarter of a 64-value block) a
 // thread, the code table and the absmax map in shared memory: in constant
-// memory the lanes' different codes would serialise the lookups.
-__global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 *__restrict__ y)
+// memory the lanes' different codes would serialise the lookups. Element e
+// (row e / cols, column e % cols) goes to y[row · ld + column]; ld > cols
+// leaves room after each row (sk_cuda_linear_lora_fold), and needs cols % 16 == 0.
+__global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, int64_t cols, int64_t ld,
+                                     __nv_bfloat16 *__restrict__ y)
 {
 	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
@@ -732,6 +735,8 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 
 		return;
 	int64_t b = e0 >> 6;
 	float am = nf4_absmax_sh(w, b, dmap);
+	if (ld != cols)
+		y += (e0 / cols) * (ld - cols); // whole 16-value runs lie in one row
 	if (e0 + 16 > n) {
 		for (int64_t e = e0; e < n; e++) {
 			uint8_t byte = w.packed[e >> 1];
@@ -757,7 +762,7 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, __nv_bfloat16 
 // allocations are; d from the scratch, 256-byte aligned).
 static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t n, __nv_bfloat16 *d)
 {
-	sk_launch(c, k_nf4_to_bf16, sk_blocks((n + 15) / 16, 256), 256, 0, *w, n, d);
+	sk_launch(c, k_nf4_to_bf16, sk_blocks((n + 15) / 16, 256), 256, 0, *w, n, w->cols, w->cols, d);
 }
 
 // y[n][out] = x · Wᵀ: in column-major terms yᵀ (out x n) = (W as in x out)ᵀ · (x as in x n)
@@ -824,23 +829,29 @@ __global__ static void k_lora_b(const float *__restrict__ B, int r, int64_t n, i
 	y[e] += scale * s;
 }
 
-static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float *y, const uint8_t *rows)
+// The buffer of LoRA intermediates (t = A x), grown to need bytes; NULL
+// (recorded) when it cannot be, or would have to grow during a recording.
+static float *lora_ws(sk_cuda *c, size_t need)
 {
-	size_t need = (size_t)(n * l->r) * sizeof(float);
 	if (need > c->lora_cap) {
 		if (c->capturing) {
 			c->capture_spoiled = 1;
 			sk_cuda_fail(c, "LoRA buffer grown during a recording");
-			return -1;
+			return NULL;
 		}
 		sk_cuda_record_drop(c); /* recordings name the old buffer */
 		sk_cuda_free(c, c->lora_ws);
 		c->lora_ws = sk_cuda_alloc(c, need, "LoRA intermediates");
 		c->lora_cap = c->lora_ws ? need : 0;
-		if (!c->lora_ws)
-			return -1;
 	}
-	float *t = (float *)c->lora_ws;
+	return (float *)c->lora_ws;
+}
+
+static int lora(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float *y, const uint8_t *rows)
+{
+	float *t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
+	if (!t)
+		return -1;
 	sk_launch(c, k_lora_a, dim3((unsigned)n, (unsigned)l->r), 128, 0, l->A, l->r, l->in, x, rows, t);
 	sk_launch(c, k_lora_b, sk_blocks(n * l->out, 256), 256, 0, l->B, l->r, n, l->out, l->scale, rows, t, y);
 	return sk_cuda_launched(c, "LoRA");
@@ -891,6 +902,77 @@ extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *
 	if (l && lora(c, l, x, n, y, rows) != 0)
 		return sk_cuda_check(c);
 	return sk_cuda_check(c);
+}
+
+// ---- a training product with its LoRA branch in one GEMM (SK_CUDA_LORA_FOLD=1) ----
+//
+// y = x Wᵀ + scale · t Bᵀ with t = drop(x) Aᵀ is one product over in + 8
+// columns: [x | t] · [W | scale · B]ᵀ, t and scale · B in bf16 like the
+// other operands and zero past rank r. The branch then costs no pass over
+// y of its own (lora_fwd reads and writes the fp32 output once more, which
+// was most of its time: a fifth of a training micro-step with lora_bwd).
+#define FOLD_COLS 8
+
+// xh[i] = [bf16(x[i]) | bf16(t[i]) | 0 ...], rows of ld = in + FOLD_COLS
+__global__ static void k_fold_x(const float *__restrict__ x, const float *__restrict__ t, int64_t n, int64_t in, int r,
+                                __nv_bfloat16 *__restrict__ xh)
+{
+	int64_t ld = in + FOLD_COLS, e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= n * ld)
+		return;
+	int64_t i = e / ld, k = e - i * ld, j = k - in;
+	float v = k < in ? x[i * in + k] : j < r ? t[i * r + j] : 0.0f;
+	xh[e] = __float2bfloat16_rn(v);
+}
+
+// The last FOLD_COLS columns of each row of wh: bf16(scale · B[o]), zero past r
+__global__ static void k_fold_b(const float *__restrict__ B, float scale, int64_t out, int64_t in, int r,
+                                __nv_bfloat16 *__restrict__ wh)
+{
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= out * FOLD_COLS)
+		return;
+	int64_t o = e / FOLD_COLS;
+	int j = (int)(e - o * FOLD_COLS);
+	wh[o * (in + FOLD_COLS) + in + j] = __float2bfloat16_rn(j < r ? scale * B[o * r + j] : 0.0f);
+}
+
+// A bf16 weight's rows copied into rows of ld = in + FOLD_COLS
+__global__ static void k_copy_rows_bf16(const uint16_t *__restrict__ w, int64_t out, int64_t in,
+                                        uint16_t *__restrict__ wh)
+{
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (e >= out * in)
+		return;
+	int64_t o = e / in;
+	wh[o * (in + FOLD_COLS) + (e - o * in)] = w[e];
+}
+
+extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,
+                                        const sk_cuda_lora *l, float dropout, uint64_t seed)
+{
+	int64_t out = w->rows, in = w->cols, K = in + FOLD_COLS;
+	if (!c->lora_fold || c->exact || n <= MV_ROWS || in % 16 != 0 || !l || l->r < 1 || l->r > FOLD_COLS ||
+	    l->in != in || l->out != out || (w->kind == SK_CUDA_W_BF16 && ((uintptr_t)w->bf16 & 15) != 0))
+		return 0;
+	float *t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
+	if (!t || sk_cuda_lora_a(c, l, x, n, dropout, seed, t) != 0)
+		return -1;
+	size_t xb = ((size_t)(n * K) * 2 + 255) & ~(size_t)255;
+	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
+	if (!s)
+		return -1;
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
+	sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
+	if (w->kind == SK_CUDA_W_NF4)
+		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, out * in, in, K, wh);
+	else
+		sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
+	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, in, l->r, wh);
+	if (sk_cuda_launched(c, "LoRA-folded linear operands") != 0)
+		return -1;
+	sk_cuda_gemm_shape sh = { out, n, K, K, K, out, 1, 0, 1, 0, 1, 0, 0, 0 };
+	return sk_cuda_matmul(c, sh, 1.0f, wh, xh, 0.0f, y) == 0 ? 1 : -1;
 }
 
 // ---- backward: dx[n][in] (+)= dy[n][out] · W ----

@@ -68,29 +68,46 @@ static int check_pair(sk_cuda *c, const sk_cuda_lora *l)
 	return 0;
 }
 
+// t = drop(x) Aᵀ, that is tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n),
+// drop(x) written to xd_buf first when p > 0. Returns the rows the product
+// read (x or drop(x)), NULL on failure.
+static const float *a_product(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
+                              float *xd_buf, float *t)
+{
+	int64_t in = l->in;
+	const float *xd = x;
+	if (p > 0.0f) {
+		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, 1.0f / (1.0f - p), seed, xd_buf);
+		xd = xd_buf;
+	}
+	sk_cuda_gemm_shape st = { l->r, n, in, in, in, l->r, 1, 0, 0, 0, 1, 0, 0, 0 };
+	return sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, t) == 0 ? xd : NULL;
+}
+
 // The scratch for t ([n][r]) and `more` floats after it, then drop(x) when
-// p > 0 (written out for the products that read it); t = drop(x) Aᵀ, that
-// is tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n). Returns the rows the
-// products read (x or drop(x)), NULL on failure.
+// p > 0 (written out for the products that read it), and t computed.
+// Returns the rows the products read (x or drop(x)), NULL on failure.
 static const float *lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
                            int64_t more, float **t)
 {
-	int r = l->r;
-	int64_t in = l->in;
-	size_t tb = ((size_t)(n * r + more) * sizeof(float) + 255) & ~(size_t)255;
-	size_t xb = p > 0.0f ? (size_t)(n * in) * sizeof(float) : 0;
+	size_t tb = ((size_t)(n * l->r + more) * sizeof(float) + 255) & ~(size_t)255;
+	size_t xb = p > 0.0f ? (size_t)(n * l->in) * sizeof(float) : 0;
 	char *s = (char *)sk_cuda_scratch(c, tb + xb);
 	if (!s)
 		return NULL;
 	*t = (float *)s;
-	const float *xd = x;
-	if (p > 0.0f) {
-		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, 1.0f / (1.0f - p), seed,
-		                                                         (float *)(s + tb));
-		xd = (const float *)(s + tb);
-	}
-	sk_cuda_gemm_shape st = { r, n, in, in, in, r, 1, 0, 0, 0, 1, 0, 0, 0 };
-	return sk_cuda_matmul(c, st, 1.0f, l->A, xd, 0.0f, *t) == 0 ? xd : NULL;
+	return a_product(c, l, x, n, p, seed, (float *)(s + tb), *t);
+}
+
+int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
+                   float *t)
+{
+	if (check_pair(c, l) != 0)
+		return -1;
+	float p = dropout > 0.0f ? dropout : 0.0f, *xd_buf = NULL;
+	if (p > 0.0f && !(xd_buf = (float *)sk_cuda_scratch(c, (size_t)(n * l->in) * sizeof(float))))
+		return -1;
+	return a_product(c, l, x, n, p, seed, xd_buf, t) ? 0 : -1;
 }
 
 // t = drop(x) Aᵀ, then y += scale · t Bᵀ (yᵀ(out x n) += (B as r x out)ᵀ · tᵀ)

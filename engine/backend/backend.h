@@ -287,6 +287,10 @@ typedef struct {
 	 * stored); dropout 0 uses x as is. 0 or -1. */
 	int (*lora_fwd)(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout, uint64_t seed,
 	                float *y);
+	/* linear (no pair) then lora_fwd in one call, for a backend that can
+	 * fuse the two; NULL: the caller makes the two calls. 0 or -1. */
+	int (*linear_lora_fwd)(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+	                       const sk_lora_pair *l, float dropout, uint64_t seed);
 	/* Its backward with t = A drop(x): gB += scale · dyᵀ t, gA += dtᵀ drop(x)
 	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
 	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,

@@ -40,6 +40,26 @@ int sk_cuda_op_lora_fwd(sk_backend *be, const sk_lora_pair *l, const float *x, i
 	return r ? sk_cuda_be_fail(be) : 0;
 }
 
+int sk_cuda_op_linear_lora_fwd(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+                               const sk_lora_pair *l, float dropout, uint64_t seed)
+{
+	const sk_cuda_weight *cw = w->device == SK_DEVICE_CUDA ? w->data : NULL;
+	if (cw && sk_cuda_lora_fold_on(ctx(be)) && valid_pair(l, n) == 0 && n > 0) {
+		int bad;
+		const sk_cuda_lora *dl = sk_cuda_be_pair(be, l, &bad);
+		int r = 0;
+		if (dl)
+			PROF(be, "linear+lora folded", r = sk_cuda_linear_lora_fold(ctx(be), cw, x, n, y, dl, dropout, seed));
+		if (r < 0)
+			return sk_cuda_be_fail(be);
+		if (r == 1)
+			return 0;
+	}
+	if (be->ops->linear(be, w, x, n, y, NULL, NULL) != 0)
+		return -1;
+	return sk_cuda_op_lora_fwd(be, l, x, n, dropout, seed, y);
+}
+
 int sk_cuda_op_lora_bwd(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n,
                         float dropout, uint64_t seed, float *gA, float *gB, float *dx)
 {

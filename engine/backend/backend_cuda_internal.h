@@ -78,6 +78,8 @@ int sk_cuda_train_optim_sync(sk_backend *be, struct sk_optim *o);
 void sk_cuda_optim_drop(cuda_be *b);
 
 /* The backward ops (backend_cuda_backward.c). */
+int sk_cuda_op_linear_lora_fwd(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
+                               const sk_lora_pair *l, float dropout, uint64_t seed);
 int sk_cuda_op_lora_fwd(sk_backend *be, const sk_lora_pair *l, const float *x, int64_t n, float dropout,
                         uint64_t seed, float *y);
 int sk_cuda_op_lora_bwd(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n,
@@ -108,7 +110,8 @@ void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw,
 
 /* The table entries, for backend_cuda.c's cuda_ops initializer. */
 #define SK_CUDA_BACKWARD_OPS                                                                                   \
-	.lora_fwd = sk_cuda_op_lora_fwd, .lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd,   \
+	.lora_fwd = sk_cuda_op_lora_fwd, .linear_lora_fwd = sk_cuda_op_linear_lora_fwd,                         \
+	.lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd,                                    \
 	.rmsnorm_bwd = sk_cuda_op_rmsnorm_bwd, .rope_bwd = sk_cuda_op_rope_bwd,                                  \
 	.attention_bwd = sk_cuda_op_attention_bwd, .gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                      \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \

@@ -28,12 +28,13 @@ uint64_t sk_gemma_lora_seed(uint64_t seed, int layer, int mod)
 static int lin(const sk_fwd *f, const sk_tensor *t, int layer, int mod, const float *x, int64_t n, float *y)
 {
 	if (f->train_lora) {
+		const sk_lora_pair *lp = mod >= 0 ? sk_lora_get(f->train_lora, layer, (sk_lora_module)mod) : NULL;
+		uint64_t seed = lp ? sk_gemma_lora_seed(f->dropout_seed, layer, mod) : 0;
+		if (lp && OPS->linear_lora_fwd)
+			return OPS->linear_lora_fwd(BE, t, x, n, y, lp, f->dropout, seed);
 		if (OPS->linear(BE, t, x, n, y, NULL, NULL) != 0)
 			return -1;
-		const sk_lora_pair *lp = mod >= 0 ? sk_lora_get(f->train_lora, layer, (sk_lora_module)mod) : NULL;
-		if (lp)
-			return OPS->lora_fwd(BE, lp, x, n, f->dropout, sk_gemma_lora_seed(f->dropout_seed, layer, mod), y);
-		return 0;
+		return lp ? OPS->lora_fwd(BE, lp, x, n, f->dropout, seed, y) : 0;
 	}
 	const sk_lora_pair *lp = NULL;
 	if (f->m->lora && f->lora_rows && mod >= 0)

@@ -58,6 +58,7 @@ step profile_decode_q8 40 30 env SK_CUDA_NF4_Q8=1 SK_CUDA_PROFILE=1 sokhan bench
 step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
+step train_fold 60 50 env SK_CUDA_LORA_FOLD=1 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 # lengths as a dataset has them, with the host's time split (SK_TRAIN_TIMING)
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary

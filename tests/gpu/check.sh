@@ -41,6 +41,8 @@ run test_cuda_backward "$test_cuda_backward"
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
+# the LoRA branch folded into its projection's product (opt-in): the same bounds
+run test_cuda_train_fold env SK_CUDA_LORA_FOLD=1 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
