@@ -250,6 +250,35 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 	mv_store<NR, WPR>(acc, row, out, y);
 }
 
+// The weight (0 or 1) of the group of RPW rows a warp takes (WPR warps a
+// group), the group's first row within that weight, and *out: the
+// weight's rows, or 0 past the last (the warp computes nothing).
+template <int RPW, int WPR>
+__device__ __forceinline__ int rows_locate(const mv_job &j, int64_t *row0, int64_t *out)
+{
+	*row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + (threadIdx.x >> 5) / WPR) * RPW;
+	int which = j.n > 1 && *row0 >= j.w[0].rows;
+	if (which)
+		*row0 -= j.w[0].rows;
+	*out = *row0 < j.w[which].rows ? j.w[which].rows : 0;
+	return which;
+}
+
+// Chunk ch (32 codes, 16 bytes) of RPW rows from row0 and each one's block
+// absmax, the loads issued together; rows past out read the last row's
+// (never stored).
+template <int RPW>
+__device__ __forceinline__ void nf4_load_rows(const sk_cuda_weight &w, int64_t row0, int64_t out, int64_t ch,
+                                              const float *dmap, uint4 (&v)[RPW], float (&am)[RPW])
+{
+#pragma unroll
+	for (int r = 0; r < RPW; r++) {
+		int64_t row = row0 + r < out ? row0 + r : out - 1;
+		v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * w.cols / 2) + ch);
+		am[r] = nf4_absmax_sh(w, (row * w.cols + ch * 32) >> 6, dmap);
+	}
+}
+
 // The sums of a warp's RPW rows; with WPR warps a row group (each a slice
 // of the columns) the slices' sums are added through shared memory.
 template <int NR, int RPW, int WPR>
@@ -301,32 +330,19 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 	__shared__ float lut[16], dmap[256];
 	nf4_tables(lut, dmap);
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
-	int which = j.n > 1 && row0 >= j.w[0].rows;
-	if (which)
-		row0 -= j.w[0].rows;
+	int64_t row0, out;
+	int which = rows_locate<RPW, WPR>(j, &row0, &out);
 	const sk_cuda_weight &w = j.w[which];
-	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	int64_t in = w.cols;
 	float *__restrict__ y = j.y[which];
-	float acc[NR][RPW];
-#pragma unroll
-	for (int i = 0; i < NR; i++)
-#pragma unroll
-		for (int r = 0; r < RPW; r++)
-			acc[i][r] = 0;
+	float acc[NR][RPW] = {};
 	if (out) {
 		int64_t nch = in / 32;
 #pragma unroll 2
 		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
 			uint4 v[RPW];
 			float am[RPW];
-#pragma unroll
-			for (int r = 0; r < RPW; r++) {
-				int64_t row = row0 + r < out ? row0 + r : out - 1; // past the end: read, never stored
-				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * in / 2) + ch);
-				int64_t b = (row * in + ch * 32) >> 6;
-				am[r] = nf4_absmax_sh(w, b, dmap);
-			}
+			nf4_load_rows<RPW>(w, row0, out, ch, dmap, v, am);
 #pragma unroll
 			for (int i = 0; i < NR; i++) {
 				const float4 *xv = reinterpret_cast<const float4 *>(x + i * in + ch * 32);
@@ -355,19 +371,12 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j,
 {
 	sk_pdl_wait();
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
-	int which = j.n > 1 && row0 >= j.w[0].rows;
-	if (which)
-		row0 -= j.w[0].rows;
+	int64_t row0, out;
+	int which = rows_locate<RPW, WPR>(j, &row0, &out);
 	const sk_cuda_weight &w = j.w[which];
-	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	int64_t in = w.cols;
 	float *__restrict__ y = j.y[which];
-	float acc[NR][RPW];
-#pragma unroll
-	for (int i = 0; i < NR; i++)
-#pragma unroll
-		for (int r = 0; r < RPW; r++)
-			acc[i][r] = 0;
+	float acc[NR][RPW] = {};
 	if (out) {
 		int64_t nch = in / 8;
 #pragma unroll 2
@@ -552,30 +561,21 @@ __global__ static void __launch_bounds__(MV_WARPS * 32)
 	__syncthreads();
 	const uint32_t t0 = sk_q8_lut[0], t1 = sk_q8_lut[1], t2 = sk_q8_lut[2], t3 = sk_q8_lut[3];
 	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
-	int which = j.n > 1 && row0 >= j.w[0].rows;
-	if (which)
-		row0 -= j.w[0].rows;
+	int64_t row0, out;
+	int which = rows_locate<RPW, WPR>(j, &row0, &out);
 	const sk_cuda_weight &w = j.w[which];
-	int64_t out = row0 < w.rows ? w.rows : 0, in = w.cols;
+	int64_t in = w.cols;
 	float *__restrict__ y = j.y[which];
-	float acc[NR][RPW];
-#pragma unroll
-	for (int i = 0; i < NR; i++)
-#pragma unroll
-		for (int r = 0; r < RPW; r++)
-			acc[i][r] = 0;
+	float acc[NR][RPW] = {};
 	if (out) {
 		int64_t nch = in / 32;
 		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
 			uint4 v[RPW];
 			float dw[RPW];
+			nf4_load_rows<RPW>(w, row0, out, ch, dmap, v, dw);
 #pragma unroll
-			for (int r = 0; r < RPW; r++) {
-				int64_t row = row0 + r < out ? row0 + r : out - 1; // past the end: read, never stored
-				v[r] = __ldg(reinterpret_cast<const uint4 *>(w.packed + row * in / 2) + ch);
-				dw[r] = __fmul_rn(nf4_absmax_sh(w, (row * in + ch * 32) >> 6, dmap), 1.0f / 127.0f);
-			}
+			for (int r = 0; r < RPW; r++)
+				dw[r] = __fmul_rn(dw[r], 1.0f / 127.0f); // the 8-bit levels are 127 times the code values
 			int qw[NR][8];
 			float dx[NR];
 #pragma unroll
