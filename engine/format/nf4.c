@@ -88,10 +88,11 @@ uint8_t sk_blockwise8_code(const float code[256], float y)
 	return (uint8_t)(y < (lo + v) * 0.5f ? lo_i : p);
 }
 
-void sk_blockwise8_quantize(const float *x, int64_t n, int64_t blocksize, const float code[256],
-			    uint8_t *q, float *absmax)
+/* Blocks [b0, b1) of sk_blockwise8_quantize */
+static void blockwise8_blocks(const float *x, int64_t n, int64_t blocksize, const float code[256], uint8_t *q,
+			      float *absmax, int64_t b0, int64_t b1)
 {
-	for (int64_t s = 0, b = 0; s < n; s += blocksize, b++) {
+	for (int64_t b = b0, s = b0 * blocksize; b < b1 && s < n; s += blocksize, b++) {
 		int64_t len = n - s < blocksize ? n - s : blocksize;
 		float m = block_absmax(x + s, len, blocksize);
 		float inv = 1.0f / m;
@@ -99,6 +100,27 @@ void sk_blockwise8_quantize(const float *x, int64_t n, int64_t blocksize, const 
 		for (int64_t i = 0; i < len; i++)
 			q[s + i] = sk_blockwise8_code(code, x[s + i] * inv);
 	}
+}
+
+void sk_blockwise8_quantize(const float *x, int64_t n, int64_t blocksize, const float code[256],
+			    uint8_t *q, float *absmax)
+{
+	blockwise8_blocks(x, n, blocksize, code, q, absmax, 0, (n + blocksize - 1) / blocksize);
+}
+
+typedef struct {
+	const float *x;
+	int64_t n, blocksize;
+	const float *code;
+	uint8_t *q;
+	float *absmax;
+} blockwise8_job;
+
+static void blockwise8_part(void *ctx, int64_t begin, int64_t end, int tid)
+{
+	(void)tid;
+	const blockwise8_job *j = ctx;
+	blockwise8_blocks(j->x, j->n, j->blocksize, j->code, j->q, j->absmax, begin, end);
 }
 
 void sk_blockwise8_dequantize(const uint8_t *q, const float *absmax, int64_t n, int64_t blocksize,
@@ -222,8 +244,8 @@ static int quantize(const float *x, int64_t n, int double_quant, int have_offset
 	out->nested_offset = have_offset ? offset : sk_nf4_absmax_mean(absmax, nb);
 	for (int64_t b = 0; b < nb; b++)
 		r[b] = absmax[b] - out->nested_offset;
-	sk_blockwise8_quantize(r, nb, SK_NF4_NESTED_BLOCK, sk_dynamic_map_signed, out->absmax_q,
-			       out->nested_absmax);
+	blockwise8_job bj = { r, nb, SK_NF4_NESTED_BLOCK, sk_dynamic_map_signed, out->absmax_q, out->nested_absmax };
+	sk_threadpool_for(pool, nn, 16, blockwise8_part, &bj);
 	free(r);
 	free(absmax);
 	return 0;

@@ -137,25 +137,19 @@ static void dequant_part(void *ctx, int64_t begin, int64_t end, int tid)
  * as QLoRA does), from the stored values converted one tensor at a time.
  * Both steps are shared out over pool's threads: on one core they took most
  * of an E4B load (45 s of 49 on two cores). */
-static int to_nf4(sk_model *m, sk_tensor *t, sk_threadpool *pool)
+static int to_nf4(sk_model *m, sk_tensor *t, sk_threadpool *pool, float *f)
 {
 	int64_t n = sk_tensor_numel(t);
-	float *f = malloc((size_t)n * sizeof *f);
 	sk_nf4_tensor *q = calloc(1, sizeof *q);
-	if (!f || !q) {
-		free(f);
-		free(q);
+	if (!q)
 		return sk_fail("%s", _("out of memory while quantizing to NF4"));
-	}
 	/* parts of 256 values: whole blocks of every quantized type */
 	dequant_job dj = { t->dtype, t->data, f, 0 };
 	sk_threadpool_for(pool, n, 256, dequant_part, &dj);
 	if (dj.rc != 0 || sk_nf4_quantize_pool(f, n, 1, q, pool) != 0) {
-		free(f);
 		free(q);
 		return sk_fail("%s", _("out of memory while quantizing to NF4"));
 	}
-	free(f);
 	if (m->n_nf4 == m->cap_nf4) {
 		size_t nc = m->cap_nf4 ? 2 * m->cap_nf4 : 64;
 		sk_nf4_tensor **a = realloc(m->nf4, nc * sizeof *a);
@@ -282,18 +276,32 @@ static int bind_layer(sk_model *m, int l)
 	return 0;
 }
 
+#define LAYER_MATRICES(L) { &(L)->q, &(L)->k, &(L)->v, &(L)->o, &(L)->gate, &(L)->up, &(L)->down }
+
 static int quantize_layers(sk_model *m)
 {
+	/* one float buffer for the largest matrix, reused: a fresh one per
+	 * matrix had the kernel zero 16 GB of new pages for an E4B load */
+	int64_t most = 0;
+	for (int l = 0; l < m->cfg.num_layers; l++) {
+		sk_tensor *ts[] = LAYER_MATRICES(&m->layers[l]);
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+			if (ts[i]->data && sk_tensor_numel(ts[i]) > most)
+				most = sk_tensor_numel(ts[i]);
+	}
+	float *f = most ? malloc((size_t)most * sizeof *f) : NULL;
+	if (most && !f)
+		return sk_fail("%s", _("out of memory while quantizing to NF4"));
 	sk_threadpool *pool = sk_threadpool_new(0); /* NULL: the work is done on this thread */
 	int rc = 0;
 	for (int l = 0; l < m->cfg.num_layers && rc == 0; l++) {
-		sk_layer *L = &m->layers[l];
-		sk_tensor *ts[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
+		sk_tensor *ts[] = LAYER_MATRICES(&m->layers[l]);
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && rc == 0; i++)
-			if (ts[i]->data && to_nf4(m, ts[i], pool) != 0)
+			if (ts[i]->data && to_nf4(m, ts[i], pool, f) != 0)
 				rc = -1;
 	}
 	sk_threadpool_free(pool);
+	free(f);
 	return rc;
 }
 
