@@ -1,9 +1,10 @@
 #!/bin/sh
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
-# checks; E4B decode and prefill with the opt-in kernels off and on
-# (SK_CUDA_PDL; SK_CUDA_TILED=0); the training benchmark; profiles; the rest
-# of tests/gpu/bench.sh; the sanitizer runs; the llama.cpp anchor when
+# checks and their sanitizer runs; E4B decode and prefill with the opt-in
+# kernels off and on (SK_CUDA_PDL, SK_CUDA_NF4_Q8; SK_CUDA_TILED=0); the
+# training benchmark (SK_CUDA_LORA_FOLD, --vary); profiles; the rest of
+# tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
 # tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
 # 560) are not used up. Everything lands in OUT_DIR/all.tar.gz (one file),
@@ -49,6 +50,7 @@ fi
 # shellcheck disable=SC2086
 {
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
+step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
@@ -77,7 +79,6 @@ step bench 110 100 sh "$top/tests/gpu/bench.sh" "$work/bench.jsonl" 256
 step prefill_untiled 40 30 env SK_CUDA_TILED=0 sokhan $PRE
 step train_untiled 60 50 env SK_CUDA_TILED=0 sokhan $TRN
 step profile_prefill 40 30 env SK_CUDA_PROFILE=1 sokhan $PRE
-step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 }
 tar -C "$work" -czf "$out/all.tar.gz" .
 cp "$work/summary.txt" "$out/summary.txt"
