@@ -250,18 +250,30 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4(mv_job j, const
 	mv_store<NR, WPR>(acc, row, out, y);
 }
 
-// The weight (0 or 1) of the group of RPW rows a warp takes (WPR warps a
-// group), the group's first row within that weight, and *out: the
-// weight's rows, or 0 past the last (the warp computes nothing).
+// A warp's group of RPW rows (WPR warps a group, each a slice of the
+// columns): the weight and output it is in, its first row within that
+// weight, out (the weight's rows, or 0 past the last: the warp computes
+// nothing), and the warp's first chunk of each row.
+struct mv_rows {
+	const sk_cuda_weight *w;
+	float *y;
+	int64_t row0, out, ch0;
+};
+
 template <int RPW, int WPR>
-__device__ __forceinline__ int rows_locate(const mv_job &j, int64_t *row0, int64_t *out)
+__device__ __forceinline__ mv_rows rows_at(const mv_job &j)
 {
-	*row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + (threadIdx.x >> 5) / WPR) * RPW;
-	int which = j.n > 1 && *row0 >= j.w[0].rows;
+	mv_rows g;
+	int warp = threadIdx.x >> 5;
+	g.row0 = ((int64_t)blockIdx.x * (MV_WARPS / WPR) + warp / WPR) * RPW;
+	int which = j.n > 1 && g.row0 >= j.w[0].rows;
 	if (which)
-		*row0 -= j.w[0].rows;
-	*out = *row0 < j.w[which].rows ? j.w[which].rows : 0;
-	return which;
+		g.row0 -= j.w[0].rows;
+	g.w = &j.w[which];
+	g.y = j.y[which];
+	g.out = g.row0 < g.w->rows ? g.w->rows : 0;
+	g.ch0 = (warp % WPR) * 32 + (threadIdx.x & 31);
+	return g;
 }
 
 // Chunk ch (32 codes, 16 bytes) of RPW rows from row0 and each one's block
@@ -329,17 +341,13 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 	sk_pdl_wait();
 	__shared__ float lut[16], dmap[256];
 	nf4_tables(lut, dmap);
-	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0, out;
-	int which = rows_locate<RPW, WPR>(j, &row0, &out);
-	const sk_cuda_weight &w = j.w[which];
-	int64_t in = w.cols;
-	float *__restrict__ y = j.y[which];
+	const mv_rows g = rows_at<RPW, WPR>(j);
+	const sk_cuda_weight &w = *g.w;
+	const int64_t in = w.cols, row0 = g.row0, out = g.out;
 	float acc[NR][RPW] = {};
 	if (out) {
-		int64_t nch = in / 32;
 #pragma unroll 2
-		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+		for (int64_t ch = g.ch0; ch < in / 32; ch += 32 * WPR) {
 			uint4 v[RPW];
 			float am[RPW];
 			nf4_load_rows<RPW>(w, row0, out, ch, dmap, v, am);
@@ -361,7 +369,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_nf4_rows(mv_job j, 
 			}
 		}
 	}
-	rows_store<NR, RPW, WPR>(acc, row0, out, y);
+	rows_store<NR, RPW, WPR>(acc, row0, out, g.y);
 }
 
 // bf16 with RPW rows a warp, as k_mv_nf4_rows: eight inputs a load, used
@@ -370,17 +378,13 @@ template <int NR, int RPW, int WPR>
 __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j, const float *__restrict__ x)
 {
 	sk_pdl_wait();
-	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0, out;
-	int which = rows_locate<RPW, WPR>(j, &row0, &out);
-	const sk_cuda_weight &w = j.w[which];
-	int64_t in = w.cols;
-	float *__restrict__ y = j.y[which];
+	const mv_rows g = rows_at<RPW, WPR>(j);
+	const sk_cuda_weight &w = *g.w;
+	const int64_t in = w.cols, row0 = g.row0, out = g.out;
 	float acc[NR][RPW] = {};
 	if (out) {
-		int64_t nch = in / 8;
 #pragma unroll 2
-		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+		for (int64_t ch = g.ch0; ch < in / 8; ch += 32 * WPR) {
 			uint4 v[RPW];
 #pragma unroll
 			for (int r = 0; r < RPW; r++) {
@@ -406,7 +410,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32) k_mv_bf16_rows(mv_job j,
 			}
 		}
 	}
-	rows_store<NR, RPW, WPR>(acc, row0, out, y);
+	rows_store<NR, RPW, WPR>(acc, row0, out, g.y);
 }
 
 // Any shape: element by element.
@@ -560,16 +564,13 @@ __global__ static void __launch_bounds__(MV_WARPS * 32)
 		dmap[i] = sk_dmap_g[i];
 	__syncthreads();
 	const uint32_t t0 = sk_q8_lut[0], t1 = sk_q8_lut[1], t2 = sk_q8_lut[2], t3 = sk_q8_lut[3];
-	int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-	int64_t row0, out;
-	int which = rows_locate<RPW, WPR>(j, &row0, &out);
-	const sk_cuda_weight &w = j.w[which];
-	int64_t in = w.cols;
-	float *__restrict__ y = j.y[which];
+	const mv_rows g = rows_at<RPW, WPR>(j);
+	const sk_cuda_weight &w = *g.w;
+	const int64_t in = w.cols, row0 = g.row0, out = g.out;
 	float acc[NR][RPW] = {};
 	if (out) {
-		int64_t nch = in / 32;
-		for (int64_t ch = (warp % WPR) * 32 + lane; ch < nch; ch += 32 * WPR) {
+		const int64_t nch = in / 32;
+		for (int64_t ch = g.ch0; ch < nch; ch += 32 * WPR) {
 			uint4 v[RPW];
 			float dw[RPW];
 			nf4_load_rows<RPW>(w, row0, out, ch, dmap, v, dw);
@@ -606,7 +607,7 @@ __global__ static void __launch_bounds__(MV_WARPS * 32)
 			}
 		}
 	}
-	rows_store<NR, RPW, WPR>(acc, row0, out, y);
+	rows_store<NR, RPW, WPR>(acc, row0, out, g.y);
 }
 
 // Launches k_mv_nf4_q8 with RPW rows a warp and WPR warps a row group when
