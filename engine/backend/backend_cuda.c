@@ -134,26 +134,37 @@ static void op_ring_write(sk_backend *be, const float *x, int64_t n, int64_t dim
 
 /* ---- weights ---- */
 
+/* Rows of t converted to bf16 into host memory: row r at dst + (r - base) · cols */
 typedef struct {
 	const sk_tensor *t;
 	uint16_t *dst;
-	int64_t cols, rb;
-	atomic_int failed;
+	int64_t cols, rb, base;
+	atomic_int failed; /* 1: the type cannot be read, 2: out of memory */
 } host_bf16_job;
+
+static int host_bf16_failure(host_bf16_job *j, const char *what)
+{
+	int f = atomic_load(&j->failed);
+	if (f == 2)
+		return sk_fail("%s", _("out of memory"));
+	return f ? sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(j->t->dtype)) : 0;
+}
+
+#define BF16_CHUNK_VALUES (1 << 22) /* the float buffer of a conversion */
 
 /* Rows [r0, r1) of a host_bf16_job, through a float buffer of at most 4 M values */
 static void host_bf16_part(void *ctx, int64_t r0, int64_t r1, int tid)
 {
 	(void)tid;
 	host_bf16_job *j = ctx;
-	int64_t chunk = (1 << 22) / (j->cols > 0 ? j->cols : 1);
+	int64_t chunk = BF16_CHUNK_VALUES / (j->cols > 0 ? j->cols : 1);
 	if (chunk < 1)
 		chunk = 1;
 	if (r1 - r0 < chunk)
 		chunk = r1 - r0;
 	float *f = chunk > 0 ? malloc((size_t)(chunk * j->cols) * sizeof *f) : NULL;
 	if (chunk > 0 && !f) {
-		atomic_store(&j->failed, 1);
+		atomic_store(&j->failed, 2);
 		return;
 	}
 	for (int64_t r = r0; r < r1; r += chunk) {
@@ -162,7 +173,7 @@ static void host_bf16_part(void *ctx, int64_t r0, int64_t r1, int tid)
 			atomic_store(&j->failed, 1);
 			break;
 		}
-		uint16_t *out = j->dst + r * j->cols;
+		uint16_t *out = j->dst + (r - j->base) * j->cols;
 		for (int64_t i = 0; i < nr * j->cols; i++)
 			out[i] = sk_f32_to_bf16(f[i]);
 	}
@@ -187,32 +198,27 @@ static int upload_as_bf16(sk_backend *be, const sk_tensor *t, uint16_t *dst, int
 		return op_upload(be, dst, t->data, (size_t)(rows * cols) * 2);
 	}
 	if (host_dst) {
-		host_bf16_job j = { t, dst, cols, rb, 0 };
+		host_bf16_job j = { t, dst, cols, rb, 0, 0 };
 		sk_threadpool *pool = sk_threadpool_new(0); /* NULL: all on this thread */
 		sk_threadpool_for(pool, rows, 1, host_bf16_part, &j);
 		sk_threadpool_free(pool);
-		return atomic_load(&j.failed) ? sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(t->dtype))
-		                              : 0;
+		return host_bf16_failure(&j, what);
 	}
-	int64_t chunk = (1 << 22) / (cols > 0 ? cols : 1);
+	/* to the device: a chunk of rows at a time through one host buffer */
+	int64_t chunk = BF16_CHUNK_VALUES / (cols > 0 ? cols : 1);
 	if (chunk < 1)
 		chunk = 1;
-	float *f = malloc((size_t)(chunk * cols) * sizeof *f);
 	uint16_t *h = malloc((size_t)(chunk * cols) * sizeof *h);
+	if (!h)
+		return sk_fail("%s", _("out of memory"));
 	int rc = 0;
-	if (!f || !h)
-		rc = sk_fail("%s", _("out of memory"));
 	for (int64_t r0 = 0; rc == 0 && r0 < rows; r0 += chunk) {
 		int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-		if (sk_dequantize(t->dtype, (const char *)t->data + r0 * rb, f, nr * cols) != 0) {
-			rc = sk_fail(_("%s: type %s cannot be read"), what, sk_dtype_name(t->dtype));
-			break;
-		}
-		for (int64_t i = 0; i < nr * cols; i++)
-			h[i] = sk_f32_to_bf16(f[i]);
-		rc = op_upload(be, dst + r0 * cols, h, (size_t)(nr * cols) * 2);
+		host_bf16_job j = { t, h, cols, rb, r0, 0 };
+		host_bf16_part(&j, r0, r0 + nr, 0);
+		if ((rc = host_bf16_failure(&j, what)) == 0)
+			rc = op_upload(be, dst + r0 * cols, h, (size_t)(nr * cols) * 2);
 	}
-	free(f);
 	free(h);
 	return rc;
 }
