@@ -78,8 +78,9 @@ struct sk_cuda {
 	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
 	int pdl;                // programmatic dependent launches (SK_CUDA_PDL=1, Hopper): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
-	int nf4_q8;             // SK_CUDA_NF4_Q8=1: NF4 matrix-vector products on 8-bit activations (linear.cu)
-	int lora_fold;          // SK_CUDA_LORA_FOLD=1: a training product's LoRA B in its own GEMM (linear.cu)
+	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
+	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
+	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	cudaEvent_t prof_a, prof_b;
 	struct {
 		const char *name;
@@ -103,6 +104,11 @@ int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n,
                    float *t);
 // D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
 int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
+// The same product by a plain kernel of ours, one output a thread (slow):
+// for compute-sanitizer's racecheck, which cannot run cuBLASLt's Hopper
+// kernels, and as a second opinion on the plans' layouts.
+int sk_cuda_matmul_reference(sk_cuda *c, const sk_cuda_gemm_shape *s, float alpha, const void *A, const void *B,
+                             float beta, float *D);
 // RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.
 void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                          float factor, float sign);

@@ -217,6 +217,8 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		s.batch = 1, s.sa = s.sb = s.sd = 0;
 	}
 	s.align = al;
+	if (c->gemm_reference)
+		return sk_cuda_matmul_reference(c, &s, alpha, A, B, beta, D);
 	sk_cuda_gemm_plan *p = plan_for(c, &s);
 	if (!p) {
 		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product (%s)", (long long)s.m,

@@ -39,7 +39,7 @@
 
 /* ---- ops ---- */
 
-/* With SK_CUDA_NF4_Q8=1 the GPU's NF4 products of up to 8 rows take 8-bit
+/* Unless SK_CUDA_NF4_Q8=0 the GPU's NF4 products of up to 8 rows take 8-bit
  * activations (kernels/linear.cu), and the reference is the CPU's 8-bit
  * kernels (its inference path, not SK_CPU_EXACT's fp32): the same integer
  * sums, so the bound stays tight. Other products keep the fp32 reference. */
@@ -48,7 +48,7 @@ static sk_backend *cpu_q8;
 static int nf4_q8_on(void)
 {
 	const char *q = getenv("SK_CUDA_NF4_Q8"), *e = getenv("SK_CUDA_EXACT");
-	return q && !strcmp(q, "1") && !(e && strcmp(e, "0"));
+	return !(q && !strcmp(q, "0")) && !(e && strcmp(e, "0"));
 }
 
 /* The reference backend for a product of n rows of weight tc, and *bound

@@ -16,6 +16,7 @@
 #include "engine/format/files.h"
 #include "engine/train/train.h"
 #include "engine/train/train_grad.h"
+#include "engine/train/train_internal.h"
 #include "tests/test.h"
 
 static char g_model[4096], g_data[4096];
@@ -442,6 +443,25 @@ TEST(resume_ignores_half_written_checkpoint)
 	free(b);
 }
 
+/* The head's vocabulary chunks are whole multiples of 256 columns for any
+ * number of rows (the GPU's bf16 products need 16-byte aligned rows), and
+ * the whole vocabulary when it is smaller than a chunk. */
+TEST(loss_chunks_are_aligned)
+{
+	const int64_t rows[] = { 1, 638, 1022, 1023, 2047, 4097, 20000 };
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+		sk_arena a;
+		sk_arena_init_measure(&a);
+		sk_loss_ws w;
+		sk_loss_plan(&a, rows[i], 262144, &w);
+		CHECK(w.cw >= 256 && w.cw % 256 == 0);
+		CHECK(w.cw * rows[i] <= (int64_t)1 << 22 || w.cw == 256);
+		sk_arena_init_measure(&a);
+		sk_loss_plan(&a, rows[i], 200, &w);
+		CHECK(w.cw == 200);
+	}
+}
+
 TEST(bad_inputs_are_errors)
 {
 	if (!g_m) {
@@ -482,6 +502,7 @@ int main(void)
 	RUN(fifty_steps_drive_the_loss_down);
 	RUN(stop_and_resume_equals_uninterrupted);
 	RUN(resume_ignores_half_written_checkpoint);
+	RUN(loss_chunks_are_aligned);
 	RUN(bad_inputs_are_errors);
 	sk_model_free(g_m);
 	TEST_EXIT();

@@ -2,8 +2,8 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; E4B decode and prefill with the opt-in
-# kernels off and on (SK_CUDA_PDL, SK_CUDA_NF4_Q8; SK_CUDA_TILED=0); the
-# training benchmark (SK_CUDA_LORA_FOLD, --vary); profiles; the rest of
+# kernels off and on (SK_CUDA_PDL=1, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the
+# training benchmark (SK_CUDA_LORA_FOLD=0, --vary); profiles; the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
 # tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
@@ -54,17 +54,17 @@ step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" 
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
-step decode_q8 40 30 env SK_CUDA_NF4_Q8=1 sokhan $DEC
-step b4_q8 40 30 env SK_CUDA_NF4_Q8=1 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
-step profile_decode_q8 40 30 env SK_CUDA_NF4_Q8=1 SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
+step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
+step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
 step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
 step train 60 50 sokhan $TRN
-step train_fold 60 50 env SK_CUDA_LORA_FOLD=1 sokhan $TRN
+step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 # lengths as a dataset has them, with the host's time split (SK_TRAIN_TIMING)
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
+step profile_train_vary 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN --seq 320 --vary
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }

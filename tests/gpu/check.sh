@@ -34,15 +34,19 @@ run test_cuda "$test_cuda"
 # the same with the opt-in programmatic dependent launches (kernels/launch.cuh), and with
 # attention without a cache through the tiled kernels instead of matrix products
 run test_cuda_optin env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
-# the op cases with decoding's NF4 products on 8-bit activations (opt-in), against the CPU's 8-bit kernels
-run test_cuda_nf4_q8 env SK_CUDA_NF4_Q8=1 "$test_cuda" --ops-only
+# the op cases with decoding's NF4 products on fp32 activations (8-bit ones are the default)
+run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda" --ops-only
+# every product through the reference kernel (kernels/gemm_reference.cu) instead of cuBLASLt:
+# the racecheck below runs this way, so the path is checked against the CPU first
+run test_cuda_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda" --ops-only
 run test_cuda_backward "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
+run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
-# the LoRA branch folded into its projection's product (opt-in): the same bounds
-run test_cuda_train_fold env SK_CUDA_LORA_FOLD=1 "$test_cuda_train"
+# the LoRA branch in its own products (folded into the projection's is the default): the same bounds
+run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
@@ -57,16 +61,15 @@ elif [ -n "$cs" ]; then
 	# the op-level cases only: whole models under the sanitizer take minutes
 	for tool in memcheck racecheck; do
 		# API errors are not reported: one case asks for an impossible allocation on purpose.
-		# racecheck leaves cuBLASLt's own kernels out (nvjet_* on an H200, sm90_xmma_*
-		# or cutlass ones on an H100): their asynchronous tensor-memory copies are
-		# synchronised by barriers racecheck does not follow, and on an H100 it
-		# stopped with an internal error in the first of them
-		skip=
-		[ "$tool" = racecheck ] && skip="--kernel-name-exclude regex=nvjet|xmma|cutlass|cublas|gemv|splitK"
+		# racecheck runs the products through our reference kernel: it stops with an
+		# internal error at cuBLASLt's first Hopper kernel even when a kernel-name
+		# filter leaves those out (compute-sanitizer 2025.3, H100)
+		via=
+		[ "$tool" = racecheck ] && via="env SK_CUDA_GEMM=reference"
 		# shellcheck disable=SC2086
-		run "sanitizer_$tool" "$cs" --tool "$tool" $skip --report-api-errors no --error-exitcode 3 "$test_cuda" --ops-only
+		run "sanitizer_$tool" $via "$cs" --tool "$tool" --report-api-errors no --error-exitcode 3 "$test_cuda" --ops-only
 		# shellcheck disable=SC2086
-		run "sanitizer_${tool}_backward" "$cs" --tool "$tool" $skip --report-api-errors no --error-exitcode 3 \
+		run "sanitizer_${tool}_backward" $via "$cs" --tool "$tool" --report-api-errors no --error-exitcode 3 \
 			"$test_cuda_backward"
 	done
 else
