@@ -841,7 +841,7 @@ static const int32_t seq_b[] = { 2, 17, 99, 310, 5, 260, 261, 77, 12, 300, 301, 
 /* The same work on both models: a ragged prefill of two sequences (all
  * logits; adapter on the second when lora), then token-by-token decoding
  * of six more tokens each. */
-static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lora, double bound)
+static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lora, double bound, double dec_bound)
 {
 	int V = sk_model_vocab(mc);
 	int na = (int)(sizeof seq_a / sizeof *seq_a), nb = (int)(sizeof seq_b / sizeof *seq_b);
@@ -870,7 +870,7 @@ static void compare_models(const char *label, sk_model *mc, sk_model *mg, int lo
 			worst = d;
 	}
 	printf("# %-30s %d decode steps of 2 sequences: worst rel L2 %.3g\n", label, na - 16, worst);
-	CHECK_MSG(worst < bound, "%s decode: rel L2 %g", label, worst);
+	CHECK_MSG(worst < dec_bound, "%s decode: rel L2 %g", label, worst);
 	CHECK_EQ_INT(sk_kv_cache_pos(kg, 0), na);
 	sk_kv_cache_free(kc);
 	sk_kv_cache_free(kg);
@@ -891,7 +891,14 @@ TEST(tiny_models_match_cpu)
 				char label[96];
 				snprintf(label, sizeof label, "%s%s", strrchr(models[k], '/') + 1, nf4 ? " NF4" : "");
 				/* GGUF blocks are read exactly by the CPU but held in bf16 by the GPU */
-				compare_models(label, mc, mg, 0, strstr(models[k], ".gguf") ? 5e-2 : 2e-2);
+				double bound = strstr(models[k], ".gguf") ? 5e-2 : 2e-2;
+				/* decoding's NF4 products on 8-bit activations (the default) against
+				 * the CPU's fp32: run 8 measured 0.027 and 0.099 on the random tiny
+				 * models (0.0057 and 0.027 in fp32); the op checks hold the 8-bit
+				 * kernels to the CPU's own at 1e-4, and the SK_CUDA_NF4_Q8=0 run of
+				 * this test keeps the fp32 bound */
+				double dec = nf4 && nf4_q8_on() ? 3 * bound : bound;
+				compare_models(label, mc, mg, 0, bound, dec);
 			}
 			sk_model_free(mc);
 			sk_model_free(mg);
@@ -912,7 +919,7 @@ TEST(tiny_models_with_adapters_match_cpu)
 			CHECK(sk_model_set_adapter(mg, l) == 0);
 			char label[96];
 			snprintf(label, sizeof label, "%s + adapter (compare)", strrchr(models[k], '/') + 1);
-			compare_models(label, mc, mg, 1, 2e-2);
+			compare_models(label, mc, mg, 1, 2e-2, 2e-2);
 			sk_model_set_adapter(mg, NULL);
 			sk_model_set_adapter(mc, NULL);
 		}
