@@ -918,6 +918,7 @@ extern "C" int sk_cuda_linear(sk_cuda *c, const sk_cuda_weight *w, const float *
 __global__ static void k_fold_x(const float *__restrict__ x, const float *__restrict__ t, int64_t n, int64_t in, int r,
                                 __nv_bfloat16 *__restrict__ xh)
 {
+	sk_pdl_wait();
 	int64_t ld = in + FOLD_COLS, e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * ld)
 		return;
@@ -930,6 +931,7 @@ __global__ static void k_fold_x(const float *__restrict__ x, const float *__rest
 __global__ static void k_fold_b(const float *__restrict__ B, float scale, int64_t out, int64_t in, int r,
                                 __nv_bfloat16 *__restrict__ wh)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= out * FOLD_COLS)
 		return;
@@ -942,6 +944,7 @@ __global__ static void k_fold_b(const float *__restrict__ B, float scale, int64_
 __global__ static void k_copy_rows_bf16(const uint16_t *__restrict__ w, int64_t out, int64_t in,
                                         uint16_t *__restrict__ wh)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= out * in)
 		return;

@@ -89,7 +89,8 @@ SHELL_TESTS += \
 	tests/test_train.sh \
 	tests/test_merge.sh \
 	tests/test_tui.sh \
-	tests/test_cpu_isa.sh
+	tests/test_cpu_isa.sh \
+	tests/test_kernel_launches.sh
 
 
 # built with `make check` but not run as tests: ./tests/bench_*
@@ -108,6 +109,8 @@ EXTRA_DIST += \
 	tests/test_default_model.sh \
 	tests/test_data_files.sh \
 	tests/test_i18n.sh \
+	tests/test_kernel_launches.sh \
+	tests/kernel_launch_lint.py \
 	tests/lib.sh \
 	tests/fixtures/safetensors/make_fixtures.py \
 	tests/fixtures/safetensors/reference.safetensors \
