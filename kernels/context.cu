@@ -87,10 +87,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->lora_fold = !c->exact && !(fold && !strcmp(fold, "0"));
 	const char *gr = getenv("SK_CUDA_GEMM");
 	c->gemm_reference = gr && !strcmp(gr, "reference");
-	// a kernel may start while the one before it finishes (Hopper): on by default since run 10
-	// (docs/perf.md: decode 1.05x once the products read 8-bit activations); SK_CUDA_PDL=0 turns it off
+	// a kernel may start while the one before it finishes (Hopper): opt-in (SK_CUDA_PDL=1). Run 10
+	// measured decode 1.05x with it (docs/perf.md); the training ops have not yet run under it
 	const char *pdl = getenv("SK_CUDA_PDL");
-	c->pdl = p.major >= 9 && !(pdl && !strcmp(pdl, "0"));
+	c->pdl = p.major >= 9 && pdl && !strcmp(pdl, "1");
 	if (c->profiling) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);

@@ -76,7 +76,7 @@ struct sk_cuda {
 	int profiling;
 	int tiled_attn;         // the tiled attention kernels could get their shared memory
 	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
-	int pdl;                // programmatic dependent launches (Hopper; SK_CUDA_PDL=0: off): launch.cuh
+	int pdl;                // programmatic dependent launches (Hopper; SK_CUDA_PDL=1): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)

@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; E4B decode and prefill with the opt-in
-# kernels off and on (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the
+# kernels off and on (SK_CUDA_PDL=1, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the
 # training benchmark (SK_CUDA_LORA_FOLD=0, --vary); profiles; the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
@@ -53,7 +53,8 @@ step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
-step decode_nopdl 40 30 env SK_CUDA_PDL=0 sokhan $DEC
+step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
 step prefill 40 30 sokhan $PRE
