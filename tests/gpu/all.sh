@@ -54,6 +54,8 @@ step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" 
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
 step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+# the training ops under the opt-in launches: their op checks first, then the benchmark
+step backward_pdl 40 60 env SK_CUDA_PDL=1 test_cuda_backward
 step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256

@@ -34,8 +34,6 @@ run test_cuda "$test_cuda"
 # the same with the opt-in programmatic dependent launches (kernels/launch.cuh), and with
 # attention without a cache through the tiled kernels instead of matrix products
 run test_cuda_optin env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
-# the training ops with them too (not yet run on a GPU this way)
-run test_cuda_backward_pdl env SK_CUDA_PDL=1 "$test_cuda_backward"
 # decoding's NF4 products on fp32 activations (8-bit ones are the default): the ops, and the
 # whole models at the fp32 bounds
 run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda"
