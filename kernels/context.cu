@@ -26,6 +26,7 @@ int sk_cuda_launched(sk_cuda *c, const char *what)
 		sk_cuda_fail(c, "%s: %s", what, cudaGetErrorString(e));
 		return -1;
 	}
+	sk_cuda_prof_part(c, what);
 	return 0;
 }
 
@@ -76,7 +77,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	if (c->sms <= 0)
 		c->sms = 100;
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
-	c->profiling = getenv("SK_CUDA_PROFILE") != NULL && strcmp(getenv("SK_CUDA_PROFILE"), "0") != 0;
+	// SK_CUDA_PROFILE=1: each op timed alone; =kernels: also the parts of each op
+	const char *prof = getenv("SK_CUDA_PROFILE");
+	c->profiling = prof && strcmp(prof, "0") ? (strcmp(prof, "kernels") ? 1 : 2) : 0;
 	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
 	// decoding's NF4 products on 8-bit activations, as the CPU backend's: on by default since
 	// run 8 (docs/perf.md: decode 1.32x, batch 4 1.85x); SK_CUDA_NF4_Q8=0 turns it off
@@ -85,8 +88,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// a training product and its LoRA branch in one GEMM: on by default since run 8 (training
 	// 1.04x); SK_CUDA_LORA_FOLD=0 turns it off
 	c->lora_fold = !c->exact && !(fold && !strcmp(fold, "0"));
-	const char *gr = getenv("SK_CUDA_GEMM");
+	const char *gr = getenv("SK_CUDA_GEMM"), *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
 	c->gemm_reference = gr && !strcmp(gr, "reference");
+	// the backward's NF4 weight in row chunks (opt-in until measured): a chunk's bf16 copy, not the matrix's
+	c->nf4_dx_chunk = dxc ? strtoll(dxc, NULL, 10) : 0;
 	// a kernel may start while the one before it finishes (Hopper): opt-in (SK_CUDA_PDL=1). Run 10
 	// measured decode 1.05x with it (docs/perf.md); the training ops have not yet run under it
 	const char *pdl = getenv("SK_CUDA_PDL");
@@ -95,6 +100,8 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);
 		cudaEventCreate(&c->prof_b);
+		cudaEventCreate(&c->prof_mark[0]);
+		cudaEventCreate(&c->prof_mark[1]);
 	}
 	return c;
 }
@@ -107,6 +114,8 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	if (c->profiling) {
 		cudaEventDestroy(c->prof_a);
 		cudaEventDestroy(c->prof_b);
+		cudaEventDestroy(c->prof_mark[0]);
+		cudaEventDestroy(c->prof_mark[1]);
 	}
 	sk_cuda_record_drop(c);
 	if (c->stage)
@@ -335,54 +344,89 @@ extern "C" int sk_cuda_profiling(const sk_cuda *c)
 	return c->profiling;
 }
 
+// rows[*n] += ms under name (a new row while there is room)
+static void prof_add(sk_cuda_prof_row *rows, int *n, int cap, const char *name, float ms)
+{
+	int i = 0;
+	while (i < *n && strcmp(rows[i].name, name))
+		i++;
+	if (i == *n) {
+		if (*n == cap)
+			return;
+		rows[i].name = name;
+		rows[i].calls = 0;
+		rows[i].ms = 0;
+		(*n)++;
+	}
+	rows[i].calls++;
+	rows[i].ms += ms;
+}
+
 extern "C" void sk_cuda_prof_begin(sk_cuda *c)
 {
-	if (c->profiling)
-		cudaEventRecord(c->prof_a, c->stream);
+	if (!c->profiling)
+		return;
+	cudaEventRecord(c->prof_a, c->stream);
+	if (c->profiling == 2) {
+		cudaEventRecord(c->prof_mark[c->prof_mark_i], c->stream);
+		c->prof_in_op = 1;
+	}
+}
+
+void sk_cuda_prof_part(sk_cuda *c, const char *what)
+{
+	if (c->profiling != 2 || !c->prof_in_op)
+		return;
+	int next = c->prof_mark_i ^ 1;
+	cudaEventRecord(c->prof_mark[next], c->stream);
+	cudaEventSynchronize(c->prof_mark[next]);
+	float ms = 0;
+	cudaEventElapsedTime(&ms, c->prof_mark[c->prof_mark_i], c->prof_mark[next]);
+	prof_add(c->parts, &c->n_parts, 96, what, ms);
+	c->prof_mark_i = next;
 }
 
 extern "C" void sk_cuda_prof_end(sk_cuda *c, const char *name)
 {
 	if (!c->profiling)
 		return;
+	sk_cuda_prof_part(c, "(after the op's last named launch)");
+	c->prof_in_op = 0;
 	cudaEventRecord(c->prof_b, c->stream);
 	cudaEventSynchronize(c->prof_b);
 	float ms = 0;
 	cudaEventElapsedTime(&ms, c->prof_a, c->prof_b);
-	int i = 0;
-	while (i < c->n_prof && strcmp(c->prof[i].name, name))
-		i++;
-	if (i == c->n_prof) {
-		if (c->n_prof == 64)
-			return;
-		c->prof[c->n_prof].name = name;
-		c->prof[c->n_prof].calls = 0;
-		c->prof[c->n_prof++].ms = 0;
-	}
-	c->prof[i].calls++;
-	c->prof[i].ms += ms;
+	prof_add(c->prof, &c->n_prof, 64, name, ms);
+}
+
+// rows sorted by time, the costliest first, one line each; then emptied
+static void prof_table(FILE *f, const char *title, sk_cuda_prof_row *rows, int *n)
+{
+	double total = 0;
+	for (int i = 0; i < *n; i++)
+		total += rows[i].ms;
+	for (int i = 1; i < *n; i++)
+		for (int j = i; j > 0 && rows[j].ms > rows[j - 1].ms; j--) {
+			sk_cuda_prof_row t = rows[j];
+			rows[j] = rows[j - 1];
+			rows[j - 1] = t;
+		}
+	fprintf(f, "# %s: %.3f ms in all\n", title, total);
+	for (int i = 0; i < *n; i++)
+		fprintf(f, "#   %-22s %9lld calls %10.3f ms %8.2f us each %5.1f %%\n", rows[i].name, rows[i].calls,
+		        rows[i].ms, 1e3 * rows[i].ms / (double)rows[i].calls, 100.0 * rows[i].ms / (total > 0 ? total : 1));
+	*n = 0;
 }
 
 extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
 {
 	FILE *f = (FILE *)file;
-	double total = 0;
-	for (int i = 0; i < c->n_prof; i++)
-		total += c->prof[i].ms;
-	// the costliest first
-	for (int i = 1; i < c->n_prof; i++)
-		for (int j = i; j > 0 && c->prof[j].ms > c->prof[j - 1].ms; j--) {
-			auto t = c->prof[j];
-			c->prof[j] = c->prof[j - 1];
-			c->prof[j - 1] = t;
-		}
-	fprintf(f, "# GPU time by op (each op timed alone): %.3f ms in all\n", total);
-	for (int i = 0; i < c->n_prof; i++)
-		fprintf(f, "#   %-22s %9lld calls %10.3f ms %8.2f us each %5.1f %%\n", c->prof[i].name, c->prof[i].calls,
-		        c->prof[i].ms, 1e3 * c->prof[i].ms / (double)c->prof[i].calls, 100.0 * c->prof[i].ms / (total > 0 ? total : 1));
+	prof_table(f, "GPU time by op (each op timed alone)", c->prof, &c->n_prof);
+	if (c->profiling == 2)
+		prof_table(f, "GPU time by the parts of the ops (SK_CUDA_PROFILE=kernels; the op times above include the waits between parts)",
+		           c->parts, &c->n_parts);
 	fprintf(f, "# cuBLASLt: %lld plans made, %lld heuristic calls, %lld algorithms taken from a shape's class\n",
 	        c->n_plans_made, c->n_heuristic, c->n_reused);
-	c->n_prof = 0;
 }
 
 // ---- graphs ----

@@ -45,6 +45,12 @@ typedef struct {
 } sk_cuda_gemm_algo;
 
 typedef struct {
+	const char *name;
+	long long calls;
+	double ms;
+} sk_cuda_prof_row;
+
+typedef struct {
 	uint64_t key;
 	cudaGraphExec_t exec;
 	int failed;
@@ -81,13 +87,16 @@ struct sk_cuda {
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
+	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	cudaEvent_t prof_a, prof_b;
-	struct {
-		const char *name;
-		long long calls;
-		double ms;
-	} prof[64];
+	sk_cuda_prof_row prof[64];
 	int n_prof;
+	// SK_CUDA_PROFILE=kernels: inside an op, the time between two named launch
+	// checks (sk_cuda_launched) or products, by name
+	cudaEvent_t prof_mark[2];
+	int prof_mark_i, prof_in_op;
+	sk_cuda_prof_row parts[96];
+	int n_parts;
 };
 
 // Records the first failure's message (later ones are consequences).
@@ -104,6 +113,8 @@ int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n,
                    float *t);
 // D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
 int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
+// Under SK_CUDA_PROFILE=kernels, the GPU time since the last mark inside an op goes to what.
+void sk_cuda_prof_part(sk_cuda *c, const char *what);
 // The same product by a plain kernel of ours, one output a thread (slow):
 // for compute-sanitizer's racecheck, which cannot run cuBLASLt's Hopper
 // kernels, and as a second opinion on the plans' layouts.

@@ -236,5 +236,6 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
 		return -1;
 	}
+	sk_cuda_prof_part(c, s.bf16 ? "cuBLASLt bf16 product" : "cuBLASLt fp32 product");
 	return 0;
 }

@@ -723,9 +723,11 @@ __global__ static void k_to_bf16(const float *__restrict__ x, int64_t n, __nv_bf
 // NF4 to bf16, 16 values (8 bytes, one quarter of a 64-value block) a
 // thread, the code table and the absmax map in shared memory: in constant
 // memory the lanes' different codes would serialise the lookups. Element e
-// (row e / cols, column e % cols) goes to y[row · ld + column]; ld > cols
-// leaves room after each row (sk_cuda_linear_lora_fold), and needs cols % 16 == 0.
-__global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, int64_t cols, int64_t ld,
+// first + e (row e / cols of the part, column e % cols) goes to y[row · ld +
+// column]; ld > cols leaves room after each row (sk_cuda_linear_lora_fold),
+// and needs cols % 16 == 0. first (a multiple of 16) starts a part of the
+// weight (the backward's row chunks).
+__global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t first, int64_t n, int64_t cols, int64_t ld,
                                      __nv_bfloat16 *__restrict__ y)
 {
 	sk_pdl_wait();
@@ -734,18 +736,18 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, int64_t cols, 
 	int64_t e0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 16;
 	if (e0 >= n)
 		return;
-	int64_t b = e0 >> 6;
-	float am = nf4_absmax_sh(w, b, dmap);
+	int64_t g0 = first + e0; // the element in the whole weight
+	float am = nf4_absmax_sh(w, g0 >> 6, dmap);
 	if (ld != cols)
 		y += (e0 / cols) * (ld - cols); // whole 16-value runs lie in one row
 	if (e0 + 16 > n) {
 		for (int64_t e = e0; e < n; e++) {
-			uint8_t byte = w.packed[e >> 1];
-			y[e] = __float2bfloat16_rn(__fmul_rn(lut[(e & 1) ? (byte & 15) : (byte >> 4)], am));
+			uint8_t byte = w.packed[(first + e) >> 1];
+			y[e] = __float2bfloat16_rn(__fmul_rn(lut[((first + e) & 1) ? (byte & 15) : (byte >> 4)], am));
 		}
 		return;
 	}
-	uint2 q = *(const uint2 *)(w.packed + (e0 >> 1));
+	uint2 q = *(const uint2 *)(w.packed + (g0 >> 1));
 	uint32_t words[2] = { q.x, q.y };
 	__align__(16) __nv_bfloat16 v[16];
 #pragma unroll
@@ -759,11 +761,12 @@ __global__ static void k_nf4_to_bf16(sk_cuda_weight w, int64_t n, int64_t cols, 
 	dst[1] = ((const uint4 *)v)[1];
 }
 
-// The whole NF4 weight as bf16 into d (packed bytes 8-byte aligned: device
-// allocations are; d from the scratch, 256-byte aligned).
-static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t n, __nv_bfloat16 *d)
+// n elements of the NF4 weight from first (a multiple of 16) as bf16 into d
+// (packed bytes 8-byte aligned: device allocations are; d from the scratch,
+// 256-byte aligned).
+static void nf4_to_bf16(sk_cuda *c, const sk_cuda_weight *w, int64_t first, int64_t n, __nv_bfloat16 *d)
 {
-	sk_launch(c, k_nf4_to_bf16, sk_blocks((n + 15) / 16, 256), 256, 0, *w, n, w->cols, w->cols, d);
+	sk_launch(c, k_nf4_to_bf16, sk_blocks((n + 15) / 16, 256), 256, 0, *w, first, n, w->cols, w->cols, d);
 }
 
 // y[n][out] = x · Wᵀ: in column-major terms yᵀ (out x n) = (W as in x out)ᵀ · (x as in x n)
@@ -785,13 +788,15 @@ static int linear_gemm(sk_cuda *c, const sk_cuda_weight *w, const float *x, int6
 	__nv_bfloat16 *xh = (__nv_bfloat16 *)s;
 	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
 	sk_launch(c, k_to_bf16, sk_blocks(n * in, 256), 256, 0, x, n * in, xh);
+	if (sk_cuda_launched(c, "linear: x to bf16") != 0)
+		return -1;
 	if (w->kind == SK_CUDA_W_NF4) {
 		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + xb);
-		nf4_to_bf16(c, w, out * in, d);
+		nf4_to_bf16(c, w, 0, out * in, d);
 		wh = d;
+		if (sk_cuda_launched(c, "linear: NF4 weight to bf16") != 0)
+			return -1;
 	}
-	if (sk_cuda_launched(c, "linear operands") != 0)
-		return -1;
 	return gemm(c, wh, xh, n, out, in, y);
 }
 
@@ -968,12 +973,16 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 		return -1;
 	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
 	sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
+	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
+		return -1;
 	if (w->kind == SK_CUDA_W_NF4)
-		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, out * in, in, K, wh);
+		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in, in, K, wh);
 	else
 		sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
+	if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
+		return -1;
 	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, in, l->r, wh);
-	if (sk_cuda_launched(c, "LoRA-folded linear operands") != 0)
+	if (sk_cuda_launched(c, "fold: scale B columns") != 0)
 		return -1;
 	sk_cuda_gemm_shape sh = { out, n, K, K, K, out, 1, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, sh, 1.0f, wh, xh, 0.0f, y) == 0 ? 1 : -1;
@@ -999,13 +1008,24 @@ __global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restric
 	dx[e] = accumulate ? dx[e] + s : s;
 }
 
-// dxᵀ (in x n) = (W as in x out) · (dy as out x n) on bf16 operands with
-// fp32 accumulation; beta 1 adds to dx.
-static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t n, int64_t out, int64_t in,
-                    float beta, float *DX)
+// dxᵀ (in x n) = (W's rows as in x k) · (k columns of dy as k x n, rows of
+// ld_dy) on bf16 operands with fp32 accumulation; beta 1 adds to dx.
+static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t ld_dy, int64_t n, int64_t k,
+                    int64_t in, float beta, float *DX)
 {
-	sk_cuda_gemm_shape s = { in, n, out, in, out, in, 0, 0, 1, 0, 1, 0, 0, 0 };
+	sk_cuda_gemm_shape s = { in, n, k, in, ld_dy, in, 0, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, s, 1.0f, W, DY, beta, DX);
+}
+
+// Rows of an NF4 weight [out][in] the backward dequantizes at a time: as
+// many as SK_CUDA_NF4_DX_CHUNK elements hold (0: the whole matrix), a
+// multiple of 8 so that each chunk's columns of dy start 16-byte aligned.
+static int64_t dx_chunk_rows(const sk_cuda *c, int64_t out, int64_t in)
+{
+	if (c->nf4_dx_chunk <= 0)
+		return out;
+	int64_t r = c->nf4_dx_chunk / in / 8 * 8;
+	return r < 8 ? 8 : r >= out ? out : r;
 }
 
 extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx,
@@ -1021,21 +1041,17 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 		sk_cuda_launched(c, "linear backward");
 		return sk_cuda_check(c);
 	}
-	// dy in bf16, then (NF4) the one weight dequantized to bf16
+	// dy in bf16, then (NF4) the weight dequantized to bf16, all of it or R rows at a time
+	int64_t R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
 	size_t yb = ((size_t)(n * out) * 2 + 255) & ~(size_t)255;
-	size_t wb = w->kind == SK_CUDA_W_NF4 ? (size_t)(out * in) * 2 : 0;
+	size_t wb = w->kind == SK_CUDA_W_NF4 ? (size_t)(R * in) * 2 : 0;
 	char *s = (char *)sk_cuda_scratch(c, yb + wb);
 	if (!s)
 		return sk_cuda_check(c);
 	__nv_bfloat16 *yh = (__nv_bfloat16 *)s;
 	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
 	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
-	if (w->kind == SK_CUDA_W_NF4) {
-		__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
-		nf4_to_bf16(c, w, out * in, d);
-		wh = d;
-	}
-	if (sk_cuda_launched(c, "linear backward operands") != 0)
+	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
 		return sk_cuda_check(c);
 	// overwriting: dx zeroed first, so that nothing of what it held (NaN) can reach the product
 	if (!accumulate) {
@@ -1045,6 +1061,20 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 			return sk_cuda_check(c);
 		}
 	}
-	gemm_bwd(c, wh, yh, n, out, in, accumulate ? 1.0f : 0.0f, dx);
+	// dx = Σ over row chunks [r0, r0 + k) of W: dy[:, r0 : r0 + k] · W[r0 : r0 + k]
+	for (int64_t r0 = 0; r0 < out; r0 += R) {
+		int64_t k = out - r0 < R ? out - r0 : R;
+		if (w->kind == SK_CUDA_W_NF4) {
+			__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
+			nf4_to_bf16(c, w, r0 * in, k * in, d);
+			wh = d;
+			if (sk_cuda_launched(c, "linear backward: NF4 weight to bf16") != 0)
+				return sk_cuda_check(c);
+		} else {
+			wh = (const __nv_bfloat16 *)w->bf16 + r0 * in;
+		}
+		if (gemm_bwd(c, wh, yh + r0, out, n, k, in, accumulate || r0 > 0 ? 1.0f : 0.0f, dx) != 0)
+			break;
+	}
 	return sk_cuda_check(c);
 }

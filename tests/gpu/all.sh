@@ -57,6 +57,8 @@ step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 # the training ops under the opt-in launches: their op checks first, then the benchmark
 step backward_pdl 40 60 env SK_CUDA_PDL=1 test_cuda_backward
 step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
+# the NF4 backward's weight in chunks of 8 MB of bf16 instead of the whole matrix (opt-in)
+step train_dx_chunks 60 50 env SK_CUDA_NF4_DX_CHUNK=4194304 sokhan $TRN
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
 step prefill 40 30 sokhan $PRE
@@ -67,7 +69,7 @@ step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 # lengths as a dataset has them, with the host's time split (SK_TRAIN_TIMING)
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
-step profile_train_vary 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN --seq 320 --vary
+step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }
