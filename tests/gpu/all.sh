@@ -57,7 +57,9 @@ step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 # the training ops under the opt-in launches: their op checks first, then the benchmark
 step backward_pdl 40 60 env SK_CUDA_PDL=1 test_cuda_backward
 step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
-# the NF4 backward's weight in chunks of 8 MB of bf16 instead of the whole matrix (opt-in)
+# the NF4 backward's weight in row chunks (opt-in): its op checks with 4,096-element chunks
+# (16-64 rows of the test weights, a last short one included), then the benchmark with 8 MB ones
+step backward_dx_chunks 40 60 env SK_CUDA_NF4_DX_CHUNK=4096 test_cuda_backward
 step train_dx_chunks 60 50 env SK_CUDA_NF4_DX_CHUNK=4194304 sokhan $TRN
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256

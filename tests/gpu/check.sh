@@ -44,9 +44,6 @@ run test_cuda_backward "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
-# the NF4 backward dequantizing its weight in row chunks (opt-in): 4,096 elements make 16-64-row
-# chunks of the test weights, a last short one included
-run test_cuda_backward_dx_chunks env SK_CUDA_NF4_DX_CHUNK=4096 "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
 # the LoRA branch in its own products (folded into the projection's is the default): the same bounds
