@@ -413,7 +413,7 @@ static void prof_table(FILE *f, const char *title, sk_cuda_prof_row *rows, int *
 		}
 	fprintf(f, "# %s: %.3f ms in all\n", title, total);
 	for (int i = 0; i < *n; i++)
-		fprintf(f, "#   %-22s %9lld calls %10.3f ms %8.2f us each %5.1f %%\n", rows[i].name, rows[i].calls,
+		fprintf(f, "#   %-36s %9lld calls %10.3f ms %8.2f us each %5.1f %%\n", rows[i].name, rows[i].calls,
 		        rows[i].ms, 1e3 * rows[i].ms / (double)rows[i].calls, 100.0 * rows[i].ms / (total > 0 ? total : 1));
 	*n = 0;
 }
