@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void sk_cuda_fail(sk_cuda *c, const char *fmt, ...)
 {
@@ -77,9 +78,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	if (c->sms <= 0)
 		c->sms = 100;
 	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
-	// SK_CUDA_PROFILE=1: each op timed alone; =kernels: also the parts of each op
+	// SK_CUDA_PROFILE=1: each op timed alone; =kernels: also the parts of each op; =host: the
+	// host's time to queue each op, with nothing waiting for the device (graphs stay on)
 	const char *prof = getenv("SK_CUDA_PROFILE");
-	c->profiling = prof && strcmp(prof, "0") ? (strcmp(prof, "kernels") ? 1 : 2) : 0;
+	c->profiling = !prof || !strcmp(prof, "0") ? 0 : !strcmp(prof, "kernels") ? 2 : !strcmp(prof, "host") ? 3 : 1;
 	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
 	// decoding's NF4 products on 8-bit activations, as the CPU backend's: on by default since
 	// run 8 (docs/perf.md: decode 1.32x, batch 4 1.85x); SK_CUDA_NF4_Q8=0 turns it off
@@ -96,7 +98,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// measured decode 1.05x with it (docs/perf.md); the training ops have not yet run under it
 	const char *pdl = getenv("SK_CUDA_PDL");
 	c->pdl = p.major >= 9 && pdl && !strcmp(pdl, "1");
-	if (c->profiling) {
+	if (c->profiling && c->profiling != 3) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);
 		cudaEventCreate(&c->prof_b);
@@ -111,7 +113,7 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	if (!c)
 		return;
 	cudaStreamSynchronize(c->stream);
-	if (c->profiling) {
+	if (c->profiling && c->profiling != 3) {
 		cudaEventDestroy(c->prof_a);
 		cudaEventDestroy(c->prof_b);
 		cudaEventDestroy(c->prof_mark[0]);
@@ -362,10 +364,21 @@ static void prof_add(sk_cuda_prof_row *rows, int *n, int cap, const char *name, 
 	rows[i].ms += ms;
 }
 
+static double host_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
 extern "C" void sk_cuda_prof_begin(sk_cuda *c)
 {
 	if (!c->profiling)
 		return;
+	if (c->profiling == 3) {
+		c->prof_host_t0 = host_ms();
+		return;
+	}
 	cudaEventRecord(c->prof_a, c->stream);
 	if (c->profiling == 2) {
 		cudaEventRecord(c->prof_mark[c->prof_mark_i], c->stream);
@@ -390,6 +403,10 @@ extern "C" void sk_cuda_prof_end(sk_cuda *c, const char *name)
 {
 	if (!c->profiling)
 		return;
+	if (c->profiling == 3) {
+		prof_add(c->prof, &c->n_prof, 64, name, (float)(host_ms() - c->prof_host_t0));
+		return;
+	}
 	sk_cuda_prof_part(c, "(after the op's last named launch)");
 	c->prof_in_op = 0;
 	cudaEventRecord(c->prof_b, c->stream);
@@ -421,7 +438,9 @@ static void prof_table(FILE *f, const char *title, sk_cuda_prof_row *rows, int *
 extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
 {
 	FILE *f = (FILE *)file;
-	prof_table(f, "GPU time by op (each op timed alone)", c->prof, &c->n_prof);
+	prof_table(f, c->profiling == 3 ? "host time by op (SK_CUDA_PROFILE=host: the time to queue each op; a full launch queue makes it wait for the device)"
+	                                : "GPU time by op (each op timed alone)",
+	           c->prof, &c->n_prof);
 	if (c->profiling == 2)
 		prof_table(f, "GPU time by the parts of the ops (SK_CUDA_PROFILE=kernels; the op times above include the waits between parts)",
 		           c->parts, &c->n_parts);

@@ -95,6 +95,7 @@ struct sk_cuda {
 	// checks (sk_cuda_launched) or products, by name
 	cudaEvent_t prof_mark[2];
 	int prof_mark_i, prof_in_op;
+	double prof_host_t0; // SK_CUDA_PROFILE=host: when the current op began, in ms
 	sk_cuda_prof_row parts[96];
 	int n_parts;
 };

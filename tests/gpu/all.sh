@@ -1,9 +1,9 @@
 #!/bin/sh
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
-# checks and their sanitizer runs; E4B decode and prefill with the opt-in
-# kernels off and on (SK_CUDA_PDL=1, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the
-# training benchmark (SK_CUDA_LORA_FOLD=0, --vary); profiles; the rest of
+# checks and their sanitizer runs; the training benchmark with the opt-ins off and on (SK_CUDA_PDL=1, SK_CUDA_NF4_DX_CHUNK,
+# SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B decode and prefill (SK_CUDA_PDL=1,
+# SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
 # tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
@@ -51,9 +51,7 @@ fi
 {
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
-step decode 40 30 sokhan $DEC
-[ -n "$base" ] && step decode_base 40 30 "$base" $DEC
-step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+# training first (its issue is the open one), then decoding
 # the training ops under the opt-in launches: their op checks first, then the benchmark
 step backward_pdl 40 60 env SK_CUDA_PDL=1 test_cuda_backward
 step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
@@ -61,19 +59,25 @@ step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
 # (16-64 rows of the test weights, a last short one included), then the benchmark with 8 MB ones
 step backward_dx_chunks 40 60 env SK_CUDA_NF4_DX_CHUNK=4096 test_cuda_backward
 step train_dx_chunks 60 50 env SK_CUDA_NF4_DX_CHUNK=4194304 sokhan $TRN
+step train 60 50 sokhan $TRN
+# the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths, and the host's
+# time to queue each op (SK_CUDA_PROFILE=host): does the device wait for the host?
+step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
+step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
+step profile_train_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN
+step profile_train_vary_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
+step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
+step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
+step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
+step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
+step decode 40 30 sokhan $DEC
+[ -n "$base" ] && step decode_base 40 30 "$base" $DEC
+step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
 step prefill 40 30 sokhan $PRE
 step ctx4k 40 35 sokhan $CTX4K
-step train 60 50 sokhan $TRN
-step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
-step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
-# lengths as a dataset has them, with the host's time split (SK_TRAIN_TIMING)
-step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
-step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
-step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
 step profile_decode 40 30 env SK_CUDA_PROFILE=1 sokhan bench infer $E4B --batch 1 --prompt-len 32 -n 32
-step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 }
 if [ -n "${LLAMA_DIR:-}" ] && [ -x "$LLAMA_DIR/llama-bench" ]; then
 	step anchor_llama 100 150 env PYTHONPATH="$LLAMA_DIR/gguf-py" \
