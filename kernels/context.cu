@@ -90,6 +90,10 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// a training product and its LoRA branch in one GEMM: on by default since run 8 (training
 	// 1.04x); SK_CUDA_LORA_FOLD=0 turns it off
 	c->lora_fold = !c->exact && !(fold && !strcmp(fold, "0"));
+	// a projection's backward and its LoRA branch's in one op, the branch's products over the
+	// projection's outputs on dy's bf16 copy (opt-in until checked on a GPU)
+	const char *lbw = getenv("SK_CUDA_LORA_BWD");
+	c->lora_bwd = !c->exact && lbw && !strcmp(lbw, "1");
 	const char *gr = getenv("SK_CUDA_GEMM"), *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
 	c->gemm_reference = gr && !strcmp(gr, "reference");
 	// the backward's NF4 weight in row chunks (opt-in until measured): a chunk's bf16 copy, not the matrix's

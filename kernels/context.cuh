@@ -86,6 +86,7 @@ struct sk_cuda {
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
+	int lora_bwd;           // SK_CUDA_LORA_BWD=1: a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	cudaEvent_t prof_a, prof_b;
@@ -112,6 +113,14 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
 // the scratch (drop(x) goes there when dropout > 0). 0, or -1 recorded.
 int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
                    float *t);
+// t[n][l->r] = drop(x) Aᵀ (tᵀ (r x n) = (A as in x r)ᵀ · (drop(x) as in x n)),
+// drop(x) written to xd_buf first when p > 0 (lora_train.cu). Returns the
+// rows the product read (x or drop(x)), NULL on failure.
+const float *sk_cuda_lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
+                            float *xd_buf, float *t);
+// dx[n][l->in] += drop'(dt · A), dt in rows of ld (lora_train.cu)
+void sk_cuda_lora_dx(sk_cuda *c, const sk_cuda_lora *l, int64_t n, float p, uint64_t seed, const float *dt, int ld,
+                     float *dx);
 // D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
 int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
 // Under SK_CUDA_PROFILE=kernels, the GPU time since the last mark inside an op goes to what.

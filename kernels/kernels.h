@@ -242,6 +242,14 @@ int sk_cuda_lora_fold_on(const sk_cuda *c);
  * dt = scale · dy B), dx += drop'(dt A); gA, gB, dx may each be NULL. */
 int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const float *dy, int64_t n, float dropout,
                      uint64_t seed, float *gA, float *gB, float *dx);
+/* sk_cuda_linear_bwd and sk_cuda_lora_bwd of one projection in one call,
+ * when SK_CUDA_LORA_BWD=1 and the shapes allow it (r <= 8, widths multiples
+ * of 8, every output wanted): dy's bf16 copy feeds the branch's products
+ * over the outputs too. 1 done, 0 not taken (the caller makes the two
+ * calls), -1 error. */
+int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
+                            const float *dy, int64_t n, float dropout, uint64_t seed, float *gA, float *gB, float *dx,
+                            int accumulate);
 /* dx[n][w->cols] (+)= dy[n][w->rows] · W. */
 int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx, int accumulate);
 void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,

@@ -1028,6 +1028,38 @@ static int64_t dx_chunk_rows(const sk_cuda *c, int64_t out, int64_t in)
 	return r < 8 ? 8 : r >= out ? out : r;
 }
 
+// dx (+)= yh · W from dy's bf16 copy yh: dx zeroed first when overwritten
+// (so that nothing it held, NaN included, reaches the product), then a sum
+// over row chunks [r0, r0 + k) of W, dy[:, r0 : r0 + k] · W[r0 : r0 + k], an
+// NF4 weight's R rows at a time dequantized into wbuf. 0 or -1 (recorded).
+static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16 *yh, int64_t n, float *dx,
+                        int accumulate, int64_t R, __nv_bfloat16 *wbuf)
+{
+	int64_t out = w->rows, in = w->cols;
+	if (!accumulate) {
+		cudaError_t e = cudaMemsetAsync(dx, 0, (size_t)(n * in) * sizeof(float), c->stream);
+		if (e != cudaSuccess) {
+			sk_cuda_fail(c, "linear backward: %s", cudaGetErrorString(e));
+			return -1;
+		}
+	}
+	for (int64_t r0 = 0; r0 < out; r0 += R) {
+		int64_t k = out - r0 < R ? out - r0 : R;
+		const __nv_bfloat16 *wh;
+		if (w->kind == SK_CUDA_W_NF4) {
+			nf4_to_bf16(c, w, r0 * in, k * in, wbuf);
+			wh = wbuf;
+			if (sk_cuda_launched(c, "linear backward: NF4 weight to bf16") != 0)
+				return -1;
+		} else {
+			wh = (const __nv_bfloat16 *)w->bf16 + r0 * in;
+		}
+		if (gemm_bwd(c, wh, yh + r0, out, n, k, in, accumulate || r0 > 0 ? 1.0f : 0.0f, dx) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx,
                                   int accumulate)
 {
@@ -1049,32 +1081,76 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 	if (!s)
 		return sk_cuda_check(c);
 	__nv_bfloat16 *yh = (__nv_bfloat16 *)s;
-	const __nv_bfloat16 *wh = (const __nv_bfloat16 *)w->bf16;
 	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
 	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
 		return sk_cuda_check(c);
-	// overwriting: dx zeroed first, so that nothing of what it held (NaN) can reach the product
-	if (!accumulate) {
-		cudaError_t e = cudaMemsetAsync(dx, 0, (size_t)(n * in) * sizeof(float), c->stream);
-		if (e != cudaSuccess) {
-			sk_cuda_fail(c, "linear backward: %s", cudaGetErrorString(e));
-			return sk_cuda_check(c);
-		}
-	}
-	// dx = Σ over row chunks [r0, r0 + k) of W: dy[:, r0 : r0 + k] · W[r0 : r0 + k]
-	for (int64_t r0 = 0; r0 < out; r0 += R) {
-		int64_t k = out - r0 < R ? out - r0 : R;
-		if (w->kind == SK_CUDA_W_NF4) {
-			__nv_bfloat16 *d = (__nv_bfloat16 *)(s + yb);
-			nf4_to_bf16(c, w, r0 * in, k * in, d);
-			wh = d;
-			if (sk_cuda_launched(c, "linear backward: NF4 weight to bf16") != 0)
-				return sk_cuda_check(c);
-		} else {
-			wh = (const __nv_bfloat16 *)w->bf16 + r0 * in;
-		}
-		if (gemm_bwd(c, wh, yh + r0, out, n, k, in, accumulate || r0 > 0 ? 1.0f : 0.0f, dx) != 0)
-			break;
-	}
+	bwd_products(c, w, yh, n, dx, accumulate, R, (__nv_bfloat16 *)(s + yb));
 	return sk_cuda_check(c);
+}
+
+// ---- a training product's backward with its LoRA branch's (SK_CUDA_LORA_BWD=1) ----
+//
+// dx (+)= dy · W + drop'(dt · A), gB += scale · dyᵀ t, gA += dtᵀ drop(x), with
+// t = drop(x) Aᵀ and dt = dy · (scale · B). dy's bf16 copy, made once for dx,
+// also feeds the branch's two products over out (dt and gB), on bf16 operands
+// like the folded forward's; where lora_bwd read the fp32 dy twice more in
+// thin fp32 products. The products over n (gA) and the rank-r update of dx
+// stay in fp32.
+extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
+                                       const float *dy, int64_t n, float dropout, uint64_t seed, float *gA,
+                                       float *gB, float *dx, int accumulate)
+{
+	int64_t out = w->rows, in = w->cols;
+	if (!c->lora_bwd || c->exact || n <= 0 || in % 8 != 0 || out % 8 != 0 || ((uintptr_t)dx & 15) != 0 ||
+	    (w->kind != SK_CUDA_W_NF4 && ((uintptr_t)w->bf16 & 15) != 0) || !l || l->r < 1 || l->r > FOLD_COLS ||
+	    l->in != in || l->out != out || !gA || !gB || !dx)
+		return 0;
+	int r = l->r;
+	float p = dropout > 0.0f ? dropout : 0.0f;
+	int64_t R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
+	// the scratch: dy in bf16 | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] | t [n][r] | dt [n][8] | drop(x)
+	size_t at[7], off = 0;
+	const size_t bytes[6] = { (size_t)(n * out) * 2,
+		                  w->kind == SK_CUDA_W_NF4 ? (size_t)(R * in) * 2 : 0,
+		                  (size_t)(out * FOLD_COLS) * 2,
+		                  (size_t)(n * FOLD_COLS) * 2,
+		                  (size_t)(n * r) * 4,
+		                  (size_t)(n * FOLD_COLS) * 4 };
+	for (int i = 0; i < 6; i++) {
+		at[i] = off;
+		off += (bytes[i] + 255) & ~(size_t)255;
+	}
+	at[6] = off;
+	char *s = (char *)sk_cuda_scratch(c, off + (p > 0.0f ? (size_t)(n * in) * 4 : 0));
+	if (!s)
+		return -1;
+	__nv_bfloat16 *yh = (__nv_bfloat16 *)(s + at[0]), *wbuf = (__nv_bfloat16 *)(s + at[1]);
+	__nv_bfloat16 *bh = (__nv_bfloat16 *)(s + at[2]), *th = (__nv_bfloat16 *)(s + at[3]);
+	float *t = (float *)(s + at[4]), *dt = (float *)(s + at[5]), *xd_buf = (float *)(s + at[6]);
+
+	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
+	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
+		return -1;
+	if (bwd_products(c, w, yh, n, dx, accumulate, R, wbuf) != 0)
+		return -1;
+	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns)
+	const float *xd = sk_cuda_lora_t(c, l, x, n, p, seed, xd_buf, t);
+	if (!xd)
+		return -1;
+	sk_launch(c, k_fold_x, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)NULL, (const float *)t, n,
+	          (int64_t)0, r, th);
+	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r, bh);
+	if (sk_cuda_launched(c, "LoRA backward: t and scale B to bf16") != 0)
+		return -1;
+	// dt[n][8] = yh · bh: dtᵀ (8 x n) = (bh as 8 x out) · (yh as out x n)
+	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, out, FOLD_COLS, out, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
+	// gB[out][r] += scale · yhᵀ t: gBᵀ (r x out) += (th as r x n, ld 8) · (yh as out x n)ᵀ
+	sk_cuda_gemm_shape sgb = { r, out, n, FOLD_COLS, out, r, 0, 1, 1, 0, 1, 0, 0, 0 };
+	// gA[r][in] += dtᵀ drop(x): gAᵀ (in x r) += (drop(x) as in x n) · (dt as r x n, ld 8)ᵀ
+	sk_cuda_gemm_shape sga = { in, r, n, in, FOLD_COLS, in, 0, 1, 0, 0, 1, 0, 0, 0 };
+	if (sk_cuda_matmul(c, sdt, 1.0f, bh, yh, 0.0f, dt) != 0 || sk_cuda_matmul(c, sgb, l->scale, th, yh, 1.0f, gB) != 0 ||
+	    sk_cuda_matmul(c, sga, 1.0f, xd, dt, 1.0f, gA) != 0)
+		return -1;
+	sk_cuda_lora_dx(c, l, n, p, seed, dt, FOLD_COLS, dx);
+	return sk_cuda_launched(c, "LoRA backward") == 0 ? 1 : -1;
 }

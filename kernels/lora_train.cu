@@ -7,6 +7,7 @@
 // fp32 (gemm.cu): they are thin (rank r), and cuBLASLt splits their long
 // reductions over the device where a thread per output element did not.
 #include "kernels/context.cuh"
+#include "kernels/launch.cuh"
 
 __device__ __forceinline__ uint64_t mix64(uint64_t z)
 {
@@ -37,22 +38,24 @@ __device__ __forceinline__ float dropped(const float *x, int64_t in, int64_t i, 
 __global__ static void k_lt_drop(const float *__restrict__ x, int64_t n, int64_t in, float p, float inv, uint64_t seed,
                                  float *__restrict__ xd)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e < n * in)
 		xd[e] = dropped(x, in, e / in, e % in, p, inv, seed);
 }
 
-// dx[i][k] += drop'(Σ_j dt[i][j] A[j][k]): a thread per element
+// dx[i][k] += drop'(Σ_j dt[i][j] A[j][k]), dt in rows of ld: a thread per element
 __global__ static void k_lt_dx(const float *__restrict__ A, int r, int64_t n, int64_t in, float p, float inv,
-                               uint64_t seed, const float *__restrict__ dt, float *dx)
+                               uint64_t seed, const float *__restrict__ dt, int ld, float *dx)
 {
+	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (e >= n * in)
 		return;
 	int64_t i = e / in, k = e - i * in;
 	float s = 0;
 	for (int j = 0; j < r; j++)
-		s += dt[i * r + j] * A[(int64_t)j * in + k];
+		s += dt[i * ld + j] * A[(int64_t)j * in + k];
 	if (p <= 0.0f)
 		dx[e] += s;
 	else if (dropout_keep(seed, i, k, p))
@@ -68,16 +71,13 @@ static int check_pair(sk_cuda *c, const sk_cuda_lora *l)
 	return 0;
 }
 
-// t = drop(x) Aᵀ, that is tᵀ(r x n) = (A as in x r)ᵀ · (drop(x) as in x n),
-// drop(x) written to xd_buf first when p > 0. Returns the rows the product
-// read (x or drop(x)), NULL on failure.
-static const float *a_product(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
-                              float *xd_buf, float *t)
+const float *sk_cuda_lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float p, uint64_t seed,
+                           float *xd_buf, float *t)
 {
 	int64_t in = l->in;
 	const float *xd = x;
 	if (p > 0.0f) {
-		k_lt_drop<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(x, n, in, p, 1.0f / (1.0f - p), seed, xd_buf);
+		sk_launch(c, k_lt_drop, sk_blocks(n * in, 256), 256, 0, x, n, in, p, 1.0f / (1.0f - p), seed, xd_buf);
 		xd = xd_buf;
 	}
 	sk_cuda_gemm_shape st = { l->r, n, in, in, in, l->r, 1, 0, 0, 0, 1, 0, 0, 0 };
@@ -96,7 +96,7 @@ static const float *lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, in
 	if (!s)
 		return NULL;
 	*t = (float *)s;
-	return a_product(c, l, x, n, p, seed, (float *)(s + tb), *t);
+	return sk_cuda_lora_t(c, l, x, n, p, seed, (float *)(s + tb), *t);
 }
 
 int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,
@@ -107,7 +107,7 @@ int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n,
 	float p = dropout > 0.0f ? dropout : 0.0f, *xd_buf = NULL;
 	if (p > 0.0f && !(xd_buf = (float *)sk_cuda_scratch(c, (size_t)(n * l->in) * sizeof(float))))
 		return -1;
-	return a_product(c, l, x, n, p, seed, xd_buf, t) ? 0 : -1;
+	return sk_cuda_lora_t(c, l, x, n, p, seed, xd_buf, t) ? 0 : -1;
 }
 
 // t = drop(x) Aᵀ, then y += scale · t Bᵀ (yᵀ(out x n) += (B as r x out)ᵀ · tᵀ)
@@ -158,7 +158,14 @@ extern "C" int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *
 			return sk_cuda_check(c);
 	}
 	if (dx)
-		k_lt_dx<<<sk_blocks(n * in, 256), 256, 0, c->stream>>>(l->A, r, n, in, p, inv, seed, dt, dx);
+		sk_launch(c, k_lt_dx, sk_blocks(n * in, 256), 256, 0, l->A, r, n, in, p, inv, seed, (const float *)dt, r, dx);
 	sk_cuda_launched(c, "LoRA backward");
 	return sk_cuda_check(c);
+}
+
+void sk_cuda_lora_dx(sk_cuda *c, const sk_cuda_lora *l, int64_t n, float p, uint64_t seed, const float *dt, int ld,
+                     float *dx)
+{
+	sk_launch(c, k_lt_dx, sk_blocks(n * l->in, 256), 256, 0, l->A, l->r, n, l->in, p, 1.0f / (1.0f - p), seed, dt,
+	          ld, dx);
 }

@@ -464,6 +464,85 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
 	sk_lora_free(l);
 }
 
+/* ---- a projection's backward and its LoRA branch's in one call ---- */
+
+/* linear_lora_bwd against the CPU's linear_bwd then lora_bwd. On the GPU it
+ * shares dy's bf16 copy with the branch's products over the outputs
+ * (SK_CUDA_LORA_BWD=1; without it, the two ops): dx, gA and gB within the
+ * bf16 bound of linear_bwd, 1e-2. */
+static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4, int64_t n, float p, int accumulate)
+{
+	const sk_lora_pair *lp = sk_lora_get(l, layer, mod);
+	CHECK(lp != NULL);
+	if (!lp)
+		return;
+	int64_t in = lp->in, out = lp->out, r = lp->r;
+	size_t nx = (size_t)(n * in), ny = (size_t)(n * out), na = (size_t)(r * in), nb = (size_t)(out * r);
+	sk_tensor tc, tg;
+	uint16_t *h = NULL;
+	sk_nf4_tensor q;
+	if (nf4)
+		nf4_weight(out, in, &q, &tc, &tg);
+	else
+		bf16_weight(out, in, &h, &tc, &tg);
+	uint64_t seed = 0x5eed0101ull + (uint64_t)layer;
+	float *x = rnd(nx, 1.0f), *dy = rnd(ny, 1.0f), *dx0 = rnd(nx, 1.0f), *ga0 = rnd(na, 0.5f), *gb0 = rnd(nb, 0.5f);
+	float *rga = copy_of(ga0, na), *rgb = copy_of(gb0, nb), *rdx = copy_of(dx0, nx);
+	CHECK(cpu->ops->linear_bwd(cpu, &tc, dy, n, rdx, accumulate) == 0);
+	CHECK(cpu->ops->lora_bwd(cpu, lp, x, dy, n, p, seed, rga, rgb, rdx) == 0);
+	float *hga = sk_lora_grad_of(l, layer, mod, 0), *hgb = sk_lora_grad_of(l, layer, mod, 1);
+	CHECK(hga && hgb && gpu->ops->linear_lora_bwd);
+	if (!hga || !hgb || !gpu->ops->linear_lora_bwd)
+		return;
+	memcpy(hga, ga0, na * sizeof(float));
+	memcpy(hgb, gb0, nb * sizeof(float));
+	float *gx = dev_f(x, nx), *gdy = dev_f(dy, ny), *gdx = accumulate ? dev_f(dx0, nx) : poisoned(nx);
+	CHECK(gpu->ops->linear_lora_bwd(gpu, &tg, lp, gx, gdy, n, p, seed, hga, hgb, gdx, accumulate) == 0);
+	CHECK(gpu->ops->train_download_grads(gpu) == 0);
+	char what[120];
+	snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s, %lld rows, dropout %g%s: ", nf4 ? "NF4" : "bf16",
+	         layer, sk_lora_module_name(mod), (long long)n, (double)p, accumulate ? ", adding" : "");
+	size_t len = strlen(what);
+	snprintf(what + len, sizeof what - len, "dx");
+	expect(what, gdx, rdx, nx, 1e-2);
+	snprintf(what + len, sizeof what - len, "gA");
+	expect_host(what, hga, rga, na, 1e-2);
+	snprintf(what + len, sizeof what - len, "gB");
+	expect_host(what, hgb, rgb, nb, 1e-2);
+	dfree(gx), dfree(gdy), dfree(gdx);
+	free(x), free(dy), free(dx0), free(ga0), free(gb0), free(rga), free(rgb), free(rdx);
+	if (nf4)
+		sk_nf4_free(&q);
+	else
+		free(h);
+}
+
+TEST(linear_lora_bwd_matches_cpu)
+{
+	NEED_GPU();
+	sk_config cfg;
+	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
+	sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, 8, 16.0f, 0, 78);
+	CHECK(l != NULL);
+	if (!l)
+		return;
+	for (int i = 0; i < sk_lora_pair_count(l); i++) {
+		sk_lora_pair *pp = sk_lora_pair_at(l, i, NULL, NULL);
+		for (int64_t k = 0; k < (int64_t)pp->out * pp->r; k++)
+			pp->B[k] = frand() * 0.2f;
+	}
+	CHECK(gpu->ops->train_begin(gpu, l) == 0);
+	const struct { int layer; sk_lora_module mod; } pairs[] = { { 0, SK_LORA_Q }, { 0, SK_LORA_GATE }, { 1, SK_LORA_DOWN } };
+	for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
+		for (int nf4 = 0; nf4 < 2; nf4++) {
+			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 19, 0.0f, 0);
+			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 100, 0.1f, 1);
+			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 5, 0.1f, 0);
+		}
+	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+	sk_lora_free(l);
+}
+
 int main(void)
 {
 	rng = 0x9e3779b97f4a7c15ull;
@@ -477,6 +556,7 @@ int main(void)
 	RUN(xent_chunks_match_cpu);
 	RUN(linear_bwd_bf16_and_nf4_match_cpu);
 	RUN(lora_fwd_bwd_with_dropout_match_cpu);
+	RUN(linear_lora_bwd_matches_cpu);
 	sk_backend_free(cpu);
 	sk_backend_free(gpu);
 	TEST_EXIT();

@@ -295,6 +295,12 @@ typedef struct {
 	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
 	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,
 	                uint64_t seed, float *gA, float *gB, float *dx);
+	/* linear_bwd then lora_bwd (gA, gB and dx all wanted) in one call, for
+	 * a backend that can share work between them; NULL: the caller makes
+	 * the two calls. 0 or -1. */
+	int (*linear_lora_bwd)(sk_backend *be, const sk_tensor *w, const sk_lora_pair *l, const float *x,
+	                       const float *dy, int64_t n, float dropout, uint64_t seed, float *gA, float *gB, float *dx,
+	                       int accumulate);
 	/* dx[n][in] (+)= dy[n][out] · W for W [out, in] in any stored type or NF4
 	 * (tiles dequantized as in linear). 0 or -1. */
 	int (*linear_bwd)(sk_backend *be, const sk_tensor *w, const float *dy, int64_t n, float *dx, int accumulate);

@@ -93,6 +93,29 @@ int sk_cuda_op_linear_bwd(sk_backend *be, const sk_tensor *w, const float *dy, i
 	return r ? sk_cuda_be_fail(be) : 0;
 }
 
+int sk_cuda_op_linear_lora_bwd(sk_backend *be, const sk_tensor *w, const sk_lora_pair *l, const float *x,
+                               const float *dy, int64_t n, float dropout, uint64_t seed, float *gA, float *gB,
+                               float *dx, int accumulate)
+{
+	const sk_cuda_weight *cw = w->device == SK_DEVICE_CUDA ? w->data : NULL;
+	if (cw && valid_pair(l, n) == 0 && n > 0 && gA && gB && dx) {
+		int bad;
+		const sk_cuda_lora *dl = sk_cuda_be_pair(be, l, &bad);
+		float *dgA = dl ? sk_cuda_be_grad(be, l, 0) : NULL, *dgB = dl ? sk_cuda_be_grad(be, l, 1) : NULL;
+		int r = 0;
+		if (dl && dgA && dgB)
+			PROF(be, "linear+lora bwd", r = sk_cuda_linear_lora_bwd(ctx(be), cw, dl, x, dy, n, dropout, seed, dgA,
+			                                                        dgB, dx, accumulate));
+		if (r < 0)
+			return sk_cuda_be_fail(be);
+		if (r == 1)
+			return 0;
+	}
+	if (sk_cuda_op_linear_bwd(be, w, dy, n, dx, accumulate) != 0)
+		return -1;
+	return sk_cuda_op_lora_bwd(be, l, x, dy, n, dropout, seed, gA, gB, dx);
+}
+
 void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                             const float *dy, float *dx, int accumulate)
 {

@@ -198,14 +198,17 @@ static sk_fwd fwd_of(sk_model *m, const tws *w, const sk_train_opts *o)
 static int tlin_bwd(sk_model *m, const tws *w, const sk_tensor *t, int layer, int mod, const float *x, const float *dy,
                     int64_t n, float *dx, int accumulate)
 {
+	const sk_lora_pair *lp = w->ad && mod >= 0 ? sk_lora_get(w->ad, layer, (sk_lora_module)mod) : NULL;
+	float *gA = lp ? sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 0) : NULL;
+	float *gB = lp ? sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 1) : NULL;
+	uint64_t seed = lp ? sk_gemma_lora_seed(w->seed, layer, mod) : 0;
+	if (lp && gA && gB && OPS->linear_lora_bwd)
+		return OPS->linear_lora_bwd(m->be, t, lp, x, dy, n, w->dropout, seed, gA, gB, dx, accumulate);
 	if (OPS->linear_bwd(m->be, t, dy, n, dx, accumulate) != 0)
 		return -1;
-	const sk_lora_pair *lp = w->ad && mod >= 0 ? sk_lora_get(w->ad, layer, (sk_lora_module)mod) : NULL;
 	if (!lp)
 		return 0;
-	float *gA = sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 0);
-	float *gB = sk_lora_grad_of(w->ad, layer, (sk_lora_module)mod, 1);
-	return OPS->lora_bwd(m->be, lp, x, dy, n, w->dropout, sk_gemma_lora_seed(w->seed, layer, mod), gA, gB, dx);
+	return OPS->lora_bwd(m->be, lp, x, dy, n, w->dropout, seed, gA, gB, dx);
 }
 
 /* From the gradient of o_proj's output (do_) to the gradient of the normed

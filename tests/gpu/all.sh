@@ -59,6 +59,14 @@ step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
 # (16-64 rows of the test weights, a last short one included), then the benchmark with 8 MB ones
 step backward_dx_chunks 40 60 env SK_CUDA_NF4_DX_CHUNK=4096 test_cuda_backward
 step train_dx_chunks 60 50 env SK_CUDA_NF4_DX_CHUNK=4194304 sokhan $TRN
+# a projection's backward and its LoRA branch's in one op (opt-in): op checks, the model's
+# training checks, then the benchmark, fixed and at a dataset's lengths
+step backward_lora_bwd 40 60 env SK_CUDA_LORA_BWD=1 test_cuda_backward
+step train_check_lora_bwd 60 120 env SK_CUDA_LORA_BWD=1 test_cuda_train
+step train_lora_bwd 60 50 env SK_CUDA_LORA_BWD=1 sokhan $TRN
+step train_vary_lora_bwd 60 50 env SK_CUDA_LORA_BWD=1 sokhan $TRN --seq 320 --vary
+step train_check_pdl 60 120 env SK_CUDA_PDL=1 test_cuda_train
+step train_pdl_lora_bwd 60 50 env SK_CUDA_PDL=1 SK_CUDA_LORA_BWD=1 sokhan $TRN
 step train 60 50 sokhan $TRN
 # the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths, and the host's
 # time to queue each op (SK_CUDA_PROFILE=host): does the device wait for the host?
@@ -67,6 +75,7 @@ step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step profile_train_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN
 step profile_train_vary_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
+step profile_train_vary_lora_bwd 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_LORA_BWD=1 sokhan $TRN --seq 320 --vary
 step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
