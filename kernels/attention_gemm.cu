@@ -86,13 +86,14 @@ struct gm {
 	float *S, *P, *dP;
 };
 
-// 1 when this path takes the shape (its buffers then set), else 0
-static int setup(gm *g, sk_cuda *c, int64_t n, int nh, int nkv, int hd)
+// 1 when this path takes the shape (its buffers then set, and `extra`
+// floats after them), else 0
+static int setup(gm *g, sk_cuda *c, int64_t n, int nh, int nkv, int hd, int64_t extra)
 {
 	if (!c->gemm_attn || c->capturing || n < 16 || n > MAX_N || nkv < 1 || nh % nkv || hd % 4)
 		return 0;
 	const int64_t nn = n * n;
-	float *S = (float *)sk_cuda_scratch(c, 3 * (size_t)nh * (size_t)nn * sizeof(float));
+	float *S = (float *)sk_cuda_scratch(c, (3 * (size_t)nh * (size_t)nn + (size_t)extra) * sizeof(float));
 	if (!S)
 		return 0;
 	*g = gm{ c, n, nn, (int64_t)nh * hd, (int64_t)nkv * hd, nh, nkv, nh / nkv, hd, S, S + nh * nn,
@@ -104,7 +105,7 @@ static int setup(gm *g, sk_cuda *c, int64_t n, int nh, int nkv, int hd)
 static int mm(const gm &g, int64_t m, int64_t n, int64_t k, int ta, const float *A, int64_t lda, int64_t sa, int tb,
               const float *B, int64_t ldb, int64_t sb, float *D, int64_t ldd, int64_t sd, int batch, float beta)
 {
-	sk_cuda_gemm_shape s = { m, n, k, lda, ldb, ldd, ta, tb, 0, 0, batch, sa, sb, sd };
+	sk_cuda_gemm_shape s = { m, n, k, lda, ldb, ldd, ta, tb, g.c->attn_tf32 ? 2 : 0, 0, batch, sa, sb, sd };
 	return sk_cuda_matmul(g.c, s, 1.0f, A, B, beta, D);
 }
 
@@ -135,7 +136,7 @@ int sk_cuda_attention_gemm(sk_cuda *c, const float *q, int64_t n, const float *k
                            int hd, int window, float scale, float softcap, float *out)
 {
 	gm g;
-	if (!setup(&g, c, n, nh, nkv, hd))
+	if (!setup(&g, c, n, nh, nkv, hd, 0))
 		return 0;
 	if (scores(g, q, k, window, scale, softcap))
 		return -1;
@@ -149,12 +150,25 @@ int sk_cuda_attention_gemm(sk_cuda *c, const float *q, int64_t n, const float *k
 	return sk_cuda_launched(c, "attention (products)") != 0 ? -1 : 1;
 }
 
+// y[h][i][d] = x[i][h][d]: a head's rows made contiguous, so that the rows of
+// a group's heads are one run of group·n columns (the grouped dK, dV products)
+__global__ static void k_heads_major(const float *__restrict__ x, int64_t n, int nh, int hd, float *__restrict__ y)
+{
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, qd = (int64_t)nh * hd;
+	if (e >= n * qd)
+		return;
+	int64_t i = e / qd, r = e - i * qd, h = r / hd, d = r - h * hd;
+	y[(h * n + i) * hd + d] = x[e];
+}
+
 int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
                                int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
                                float *dv)
 {
 	gm g;
-	if (!setup(&g, c, n, nh, nkv, hd))
+	// grouped: q and dout head-major after the three score buffers
+	const int grouped = c->attn_grouped && nh / (nkv > 0 ? nkv : 1) > 1;
+	if (!setup(&g, c, n, nh, nkv, hd, grouped ? 2 * n * (int64_t)nh * hd : 0))
 		return 0;
 	// S, P, and dP_h = dO_h V_gᵀ (row-major [n][n], as S)
 	if (scores(g, q, k, window, scale, softcap) || head_products(g, dout, v, g.dP))
@@ -162,12 +176,30 @@ int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const
 	k_softmax_bwd_rows<<<dim3((unsigned)n, (unsigned)nh), ROW_T, 0, c->stream>>>(g.S, g.P, g.dP, n, scale, softcap);
 	if (sk_cuda_launched(c, "attention softmax backward"))
 		return -1;
+	float *qh = g.dP + nh * g.nn, *oh = qh + n * g.qd;
+	if (grouped) {
+		k_heads_major<<<sk_blocks(n * g.qd, 256), 256, 0, c->stream>>>(q, n, nh, hd, qh);
+		k_heads_major<<<sk_blocks(n * g.qd, 256), 256, 0, c->stream>>>(dout, n, nh, hd, oh);
+		if (sk_cuda_launched(c, "attention: q and dO head-major"))
+			return -1;
+	}
 	for (int kv = 0; kv < nkv; kv++) {
 		int h0 = kv * g.group;
 		// dq_i = Σ_j dS[i][j] k_j (overwritten)
 		if (mm(g, hd, n, n, 0, k + kv * hd, g.kvd, 0, 0, g.dP + h0 * g.nn, n, g.nn, dq + (int64_t)h0 * hd, g.qd, hd,
 		       g.group, 0.0f))
 			return -1;
+		if (grouped) {
+			// dk_j += Σ over the group's (h, i) of dS_h[i][j] q_h,i, dv_j likewise from P and dO: one
+			// product each, the sum over heads and rows one reduction of group·n
+			int64_t gn = (int64_t)g.group * n;
+			if (mm(g, hd, n, gn, 0, qh + h0 * n * hd, hd, 0, 1, g.dP + h0 * g.nn, n, 0, dk + kv * hd, g.kvd, 0, 1,
+			       1.0f) ||
+			    mm(g, hd, n, gn, 0, oh + h0 * n * hd, hd, 0, 1, g.P + h0 * g.nn, n, 0, dv + kv * hd, g.kvd, 0, 1,
+			       1.0f))
+				return -1;
+			continue;
+		}
 		// dk_j += Σ_h Σ_i dS_h[i][j] q_i and dv_j += Σ_h Σ_i P_h[i][j] dO_i, head by head (one output)
 		for (int h = h0; h < h0 + g.group; h++)
 			if (mm(g, hd, n, n, 0, q + (int64_t)h * hd, g.qd, 0, 1, g.dP + h * g.nn, n, 0, dk + kv * hd, g.kvd, 0,

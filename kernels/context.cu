@@ -92,16 +92,25 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->lora_fold = !c->exact && !(fold && !strcmp(fold, "0"));
 	// a projection's backward and its LoRA branch's in one op, the branch's products over the
 	// projection's outputs on dy's bf16 copy (opt-in until checked on a GPU)
+	// training attention's products on TF32 tensor cores (10-bit mantissas, as bf16 has 7)
+	const char *tf = getenv("SK_CUDA_ATTN_TF32");
+	c->attn_tf32 = !c->exact && tf && !strcmp(tf, "1");
+	// the attention backward's dK and dV: one product a KV group instead of one a head
+	const char *grp = getenv("SK_CUDA_ATTN_GROUPED");
+	c->attn_grouped = grp && !strcmp(grp, "1");
+	// on by default since run 11 (training 1.04x, docs/perf.md); SK_CUDA_LORA_BWD=0 turns it off
 	const char *lbw = getenv("SK_CUDA_LORA_BWD");
-	c->lora_bwd = !c->exact && lbw && !strcmp(lbw, "1");
+	c->lora_bwd = !c->exact && !(lbw && !strcmp(lbw, "0"));
 	const char *gr = getenv("SK_CUDA_GEMM"), *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
 	c->gemm_reference = gr && !strcmp(gr, "reference");
-	// the backward's NF4 weight in row chunks (opt-in until measured): a chunk's bf16 copy, not the matrix's
+	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
+	// measured training 0.91x with 8 MB chunks)
 	c->nf4_dx_chunk = dxc ? strtoll(dxc, NULL, 10) : 0;
-	// a kernel may start while the one before it finishes (Hopper): opt-in (SK_CUDA_PDL=1). Run 10
-	// measured decode 1.05x with it (docs/perf.md); the training ops have not yet run under it
+	// a kernel may start while the one before it finishes (Hopper): on by default since run 11
+	// (decode 1.05x in run 10, training 1.02x in run 11, the training checks passed under it;
+	// docs/perf.md); SK_CUDA_PDL=0 turns it off
 	const char *pdl = getenv("SK_CUDA_PDL");
-	c->pdl = p.major >= 9 && pdl && !strcmp(pdl, "1");
+	c->pdl = p.major >= 9 && !(pdl && !strcmp(pdl, "0"));
 	if (c->profiling && c->profiling != 3) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);

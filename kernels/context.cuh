@@ -15,7 +15,8 @@
 
 // A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
 // A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
-// operands bf16 or fp32, fp32 accumulation. align: the smallest alignment of
+// operands bf16 (bf16 1) or fp32 (0; 2: fp32 rounded to TF32 on the tensor
+// cores), fp32 accumulation. align: the smallest alignment of
 // the pointers (set by sk_cuda_matmul). batch > 1: that many products, the
 // i-th at A + i·sa, B + i·sb, D + i·sd (elements; a stride may be 0).
 typedef struct {
@@ -82,11 +83,13 @@ struct sk_cuda {
 	int profiling;
 	int tiled_attn;         // the tiled attention kernels could get their shared memory
 	int gemm_attn;          // training attention through matrix products (SK_CUDA_ATTN_GEMM=0: off)
-	int pdl;                // programmatic dependent launches (Hopper; SK_CUDA_PDL=1): launch.cuh
+	int pdl;                // programmatic dependent launches (Hopper; SK_CUDA_PDL=0: off): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
-	int lora_bwd;           // SK_CUDA_LORA_BWD=1: a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
+	int attn_grouped;       // SK_CUDA_ATTN_GROUPED=1: a group's dK and dV in one product each (attention_gemm.cu)
+	int attn_tf32;          // SK_CUDA_ATTN_TF32=1: training attention's products on TF32 tensor cores (attention_gemm.cu)
+	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	cudaEvent_t prof_a, prof_b;

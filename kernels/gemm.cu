@@ -89,9 +89,10 @@ static int find_slot(sk_cuda *c, const sk_cuda_gemm_shape *s, int slots, int alg
 static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 {
 	cublasOperation_t ta = s->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-	cudaDataType_t ab = s->bf16 ? CUDA_R_16BF : CUDA_R_32F;
+	cudaDataType_t ab = s->bf16 == 1 ? CUDA_R_16BF : CUDA_R_32F;
+	cublasComputeType_t ct = s->bf16 == 2 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 	// stored shapes: A is (m x k) or, transposed, (k x m); B (k x n) or (n x k)
-	if (sk_lt.cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+	if (sk_lt.cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
 	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) !=
 	            CUBLAS_STATUS_SUCCESS ||
 	    sk_lt.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) !=
@@ -208,7 +209,7 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 	if ((t = align_of(D)) < al)
 		al = t;
 	if (s.batch > 1) { // every product of the batch starts at its stride's alignment too
-		size_t el = s.bf16 ? 2 : 4;
+		size_t el = s.bf16 == 1 ? 2 : 4;
 		const int64_t st[3] = { s.sa, s.sb, s.sd };
 		for (int i = 0; i < 3; i++)
 			if (st[i] && (t = align_of((const void *)(uintptr_t)(st[i] * (int64_t)(i < 2 ? el : 4)))) < al)
@@ -222,7 +223,7 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 	sk_cuda_gemm_plan *p = plan_for(c, &s);
 	if (!p) {
 		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product (%s)", (long long)s.m,
-		             (long long)s.n, (long long)s.k, s.bf16 ? "bf16" : "fp32");
+		             (long long)s.n, (long long)s.k, s.bf16 == 1 ? "bf16" : s.bf16 ? "tf32" : "fp32");
 		return -1;
 	}
 	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
@@ -236,6 +237,6 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
 		return -1;
 	}
-	sk_cuda_prof_part(c, s.bf16 ? "cuBLASLt bf16 product" : "cuBLASLt fp32 product");
+	sk_cuda_prof_part(c, s.bf16 == 1 ? "cuBLASLt bf16 product" : s.bf16 ? "cuBLASLt tf32 product" : "cuBLASLt fp32 product");
 	return 0;
 }

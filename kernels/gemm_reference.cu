@@ -39,7 +39,7 @@ int sk_cuda_matmul_reference(sk_cuda *c, const sk_cuda_gemm_shape *s, float alph
 		return -1;
 	}
 	dim3 grid((unsigned)((s->m + 127) / 128), (unsigned)s->n, (unsigned)s->batch);
-	if (s->bf16)
+	if (s->bf16 == 1) // 2 (TF32) reads fp32 operands and keeps them whole
 		sk_launch(c, k_gemm_reference<__nv_bfloat16>, grid, 128, 0, *s, alpha, (const __nv_bfloat16 *)A,
 		          (const __nv_bfloat16 *)B, beta, D);
 	else

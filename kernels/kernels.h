@@ -243,7 +243,7 @@ int sk_cuda_lora_fold_on(const sk_cuda *c);
 int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const float *dy, int64_t n, float dropout,
                      uint64_t seed, float *gA, float *gB, float *dx);
 /* sk_cuda_linear_bwd and sk_cuda_lora_bwd of one projection in one call,
- * when SK_CUDA_LORA_BWD=1 and the shapes allow it (r <= 8, widths multiples
+ * (unless SK_CUDA_LORA_BWD=0) when the shapes allow it (r <= 8, widths multiples
  * of 8, every output wanted): dy's bf16 copy feeds the branch's products
  * over the outputs too. 1 done, 0 not taken (the caller makes the two
  * calls), -1 error. */

@@ -1,5 +1,5 @@
 // Kernel launches on the context's stream, optionally as programmatic
-// dependent launches (Hopper; SK_CUDA_PDL=1 turns them on). A launch may begin while
+// dependent launches (Hopper, by default; SK_CUDA_PDL=0 turns them off). A launch may begin while
 // the kernel before it in the stream still runs: its blocks reach the SMs
 // and stop in sk_pdl_wait() until that kernel has finished and its writes
 // are visible. A decode step is about 1,000 small dependent kernels, each

@@ -1088,7 +1088,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 	return sk_cuda_check(c);
 }
 
-// ---- a training product's backward with its LoRA branch's (SK_CUDA_LORA_BWD=1) ----
+// ---- a training product's backward with its LoRA branch's (default; SK_CUDA_LORA_BWD=0: off) ----
 //
 // dx (+)= dy · W + drop'(dt · A), gB += scale · dyᵀ t, gA += dtᵀ drop(x), with
 // t = drop(x) Aᵀ and dt = dy · (scale · B). dy's bf16 copy, made once for dx,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every kernel launched through sk_launch (kernels/launch.cuh) must call
 sk_pdl_wait() before it touches global memory: with programmatic dependent
-launches (SK_CUDA_PDL=1 on Hopper) such a kernel may start while the kernel
+launches (the default on Hopper) such a kernel may start while the kernel
 before it is still writing. Prints the kernels that do not, one a line,
 and exits 1 when there is any.
     kernel_launch_lint.py KERNELS_DIR"""

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
-# checks and their sanitizer runs; the training benchmark with the opt-ins off and on (SK_CUDA_PDL=1, SK_CUDA_NF4_DX_CHUNK,
-# SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B decode and prefill (SK_CUDA_PDL=1,
-# SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
+# checks and their sanitizer runs; the training benchmark with the options
+# off and on (SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_ATTN_GROUPED=1,
+# SK_CUDA_ATTN_TF32=1, SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
+# decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
 # tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
@@ -52,36 +53,31 @@ fi
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 # training first (its issue is the open one), then decoding
-# the training ops under the opt-in launches: their op checks first, then the benchmark
-step backward_pdl 40 60 env SK_CUDA_PDL=1 test_cuda_backward
-step train_pdl 60 50 env SK_CUDA_PDL=1 sokhan $TRN
-# the NF4 backward's weight in row chunks (opt-in): its op checks with 4,096-element chunks
-# (16-64 rows of the test weights, a last short one included), then the benchmark with 8 MB ones
-step backward_dx_chunks 40 60 env SK_CUDA_NF4_DX_CHUNK=4096 test_cuda_backward
-step train_dx_chunks 60 50 env SK_CUDA_NF4_DX_CHUNK=4194304 sokhan $TRN
-# a projection's backward and its LoRA branch's in one op (opt-in): op checks, the model's
+# the defaults since run 11 turned off (programmatic dependent launches, the shared LoRA backward)
+step train_nopdl 60 50 env SK_CUDA_PDL=0 sokhan $TRN
+step train_no_lora_bwd 60 50 env SK_CUDA_LORA_BWD=0 sokhan $TRN
+# the attention backward's grouped dK, dV and TF32 products (opt-in): op checks, the model's
 # training checks, then the benchmark, fixed and at a dataset's lengths
-step backward_lora_bwd 40 60 env SK_CUDA_LORA_BWD=1 test_cuda_backward
-step train_check_lora_bwd 60 120 env SK_CUDA_LORA_BWD=1 test_cuda_train
-step train_lora_bwd 60 50 env SK_CUDA_LORA_BWD=1 sokhan $TRN
-step train_vary_lora_bwd 60 50 env SK_CUDA_LORA_BWD=1 sokhan $TRN --seq 320 --vary
-step train_check_pdl 60 120 env SK_CUDA_PDL=1 test_cuda_train
-step train_pdl_lora_bwd 60 50 env SK_CUDA_PDL=1 SK_CUDA_LORA_BWD=1 sokhan $TRN
+step backward_grouped 40 60 env SK_CUDA_ATTN_GROUPED=1 test_cuda_backward
+step backward_tf32 40 60 env SK_CUDA_ATTN_TF32=1 SK_CUDA_ATTN_GROUPED=1 test_cuda_backward
+step train_check_tf32 60 120 env SK_CUDA_ATTN_TF32=1 SK_CUDA_ATTN_GROUPED=1 test_cuda_train
+step train_grouped 60 50 env SK_CUDA_ATTN_GROUPED=1 sokhan $TRN
+step train_tf32 60 50 env SK_CUDA_ATTN_TF32=1 sokhan $TRN
+step train_grouped_tf32 60 50 env SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
+step train_vary_grouped_tf32 60 50 env SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
 step train 60 50 sokhan $TRN
-# the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths, and the host's
-# time to queue each op (SK_CUDA_PROFILE=host): does the device wait for the host?
+# the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths (run 11's
+# SK_CUDA_PROFILE=host and op profile: the device, not the host, sets the pace)
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
-step profile_train_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN
-step profile_train_vary_host 60 50 env SK_CUDA_PROFILE=host SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
-step profile_train_vary_lora_bwd 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_LORA_BWD=1 sokhan $TRN --seq 320 --vary
+step profile_train_vary_tf32 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
 step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
 step decode 40 30 sokhan $DEC
 [ -n "$base" ] && step decode_base 40 30 "$base" $DEC
-step decode_pdl 40 30 env SK_CUDA_PDL=1 sokhan $DEC
+step decode_nopdl 40 30 env SK_CUDA_PDL=0 sokhan $DEC
 step decode_fp32 40 30 env SK_CUDA_NF4_Q8=0 sokhan $DEC
 step b4 40 30 sokhan bench infer --json $E4B --batch 4 --prompt-len 32 -n 256
 step prefill 40 30 sokhan $PRE

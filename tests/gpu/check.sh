@@ -31,9 +31,9 @@ run() { # name, command...
 sanitize=${SK_SANITIZE:-yes}
 if [ "$sanitize" != only ]; then
 run test_cuda "$test_cuda"
-# the same with the opt-in programmatic dependent launches (kernels/launch.cuh), and with
-# attention without a cache through the tiled kernels instead of matrix products
-run test_cuda_optin env SK_CUDA_PDL=1 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
+# the same without programmatic dependent launches (kernels/launch.cuh; the default on
+# Hopper), and with attention without a cache through the tiled kernels instead of matrix products
+run test_cuda_optin env SK_CUDA_PDL=0 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
 # decoding's NF4 products on fp32 activations (8-bit ones are the default): the ops, and the
 # whole models at the fp32 bounds
 run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda"
@@ -41,13 +41,16 @@ run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda"
 # the racecheck below runs this way, so the path is checked against the CPU first
 run test_cuda_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda" --ops-only
 run test_cuda_backward "$test_cuda_backward"
+# without programmatic dependent launches, and a projection's backward apart from its LoRA branch's
+run test_cuda_backward_apart env SK_CUDA_PDL=0 SK_CUDA_LORA_BWD=0 "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
 test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/tests/test_cuda_train")}
 run test_cuda_train "$test_cuda_train"
-# the LoRA branch in its own products (folded into the projection's is the default): the same bounds
-run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 "$test_cuda_train"
+# the LoRA branch in its own products, forward and backward (folded into the projection's, and
+# its backward sharing the projection's bf16 dy, are the defaults): the same bounds
+run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
