@@ -469,10 +469,13 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
 
 /* ---- a projection's backward and its LoRA branch's in one call ---- */
 
-/* linear_lora_bwd against the CPU's linear_bwd then lora_bwd. On the GPU it
- * shares dy's bf16 copy with the branch's products over the outputs
- * (the default; with SK_CUDA_LORA_BWD=0, the two ops): dx, gA and gB within the
- * bf16 bound of linear_bwd, 1e-2. */
+/* linear_lora_fwd and linear_lora_bwd against the CPU's linear then
+ * lora_fwd, and linear_bwd then lora_bwd. On the GPU the forward is one
+ * bf16 product with the branch folded in as 8 more columns, and the
+ * backward shares dy's bf16 copy with the branch's products over the
+ * outputs (the defaults; SK_CUDA_LORA_FOLD=0 and SK_CUDA_LORA_BWD=0 give
+ * the separate ops): y, dx, gA and gB within the bf16 bound of linear_bwd,
+ * 1e-2. */
 static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4, int64_t n, float p, int accumulate)
 {
 	const sk_lora_pair *lp = sk_lora_get(l, layer, mod);
@@ -490,6 +493,19 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 		bf16_weight(out, in, &h, &tc, &tg);
 	uint64_t seed = 0x5eed0101ull + (uint64_t)layer;
 	float *x = rnd(nx, 1.0f), *dy = rnd(ny, 1.0f), *dx0 = rnd(nx, 1.0f), *ga0 = rnd(na, 0.5f), *gb0 = rnd(nb, 0.5f);
+	char what[120];
+	/* the forward: y = x Wᵀ + scale · B A drop(x), one product over [x | t] on the GPU
+	 * (more than 8 rows), against the CPU's linear then lora_fwd */
+	float *ry = malloc(ny * sizeof(float));
+	CHECK(cpu->ops->linear(cpu, &tc, x, n, ry, NULL, NULL) == 0);
+	CHECK(cpu->ops->lora_fwd(cpu, lp, x, n, p, seed, ry) == 0);
+	float *fx = dev_f(x, nx), *fy = poisoned(ny);
+	CHECK(gpu->ops->linear_lora_fwd && gpu->ops->linear_lora_fwd(gpu, &tg, fx, n, fy, lp, p, seed) == 0);
+	snprintf(what, sizeof what, "linear_lora_fwd %s layer %d %s r %lld, %lld rows, dropout %g: y", nf4 ? "NF4" : "bf16",
+	         layer, sk_lora_module_name(mod), (long long)r, (long long)n, (double)p);
+	expect(what, fy, ry, ny, 1e-2);
+	dfree(fx), dfree(fy);
+	free(ry);
 	float *rga = copy_of(ga0, na), *rgb = copy_of(gb0, nb), *rdx = copy_of(dx0, nx);
 	CHECK(cpu->ops->linear_bwd(cpu, &tc, dy, n, rdx, accumulate) == 0);
 	CHECK(cpu->ops->lora_bwd(cpu, lp, x, dy, n, p, seed, rga, rgb, rdx) == 0);
@@ -502,9 +518,8 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 	float *gx = dev_f(x, nx), *gdy = dev_f(dy, ny), *gdx = accumulate ? dev_f(dx0, nx) : poisoned(nx);
 	CHECK(gpu->ops->linear_lora_bwd(gpu, &tg, lp, gx, gdy, n, p, seed, hga, hgb, gdx, accumulate) == 0);
 	CHECK(gpu->ops->train_download_grads(gpu) == 0);
-	char what[120];
-	snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s, %lld rows, dropout %g%s: ", nf4 ? "NF4" : "bf16",
-	         layer, sk_lora_module_name(mod), (long long)n, (double)p, accumulate ? ", adding" : "");
+	snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s r %lld, %lld rows, dropout %g%s: ", nf4 ? "NF4" : "bf16",
+	         layer, sk_lora_module_name(mod), (long long)r, (long long)n, (double)p, accumulate ? ", adding" : "");
 	size_t len = strlen(what);
 	snprintf(what + len, sizeof what - len, "dx");
 	expect(what, gdx, rdx, nx, 1e-2);
@@ -520,30 +535,36 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 		free(h);
 }
 
-TEST(linear_lora_bwd_matches_cpu)
+TEST(linear_lora_fwd_bwd_match_cpu)
 {
 	NEED_GPU();
 	sk_config cfg;
 	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
-	sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, 8, 16.0f, 0, 78);
-	CHECK(l != NULL);
-	if (!l)
-		return;
-	for (int i = 0; i < sk_lora_pair_count(l); i++) {
-		sk_lora_pair *pp = sk_lora_pair_at(l, i, NULL, NULL);
-		for (int64_t k = 0; k < (int64_t)pp->out * pp->r; k++)
-			pp->B[k] = frand() * 0.2f;
-	}
-	CHECK(gpu->ops->train_begin(gpu, l) == 0);
-	const struct { int layer; sk_lora_module mod; } pairs[] = { { 0, SK_LORA_Q }, { 0, SK_LORA_GATE }, { 1, SK_LORA_DOWN } };
-	for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
-		for (int nf4 = 0; nf4 < 2; nf4++) {
-			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 19, 0.0f, 0);
-			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 100, 0.1f, 1);
-			linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 5, 0.1f, 0);
+	/* rank 8 fills the shared op's 8 bf16 columns; rank 3 leaves 5 of them zero */
+	const int ranks[] = { 8, 3 };
+	for (int ri = 0; ri < 2; ri++) {
+		sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, ranks[ri], 16.0f, 0, 78);
+		CHECK(l != NULL);
+		if (!l)
+			return;
+		for (int i = 0; i < sk_lora_pair_count(l); i++) {
+			sk_lora_pair *pp = sk_lora_pair_at(l, i, NULL, NULL);
+			for (int64_t k = 0; k < (int64_t)pp->out * pp->r; k++)
+				pp->B[k] = frand() * 0.2f;
 		}
-	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
-	sk_lora_free(l);
+		CHECK(gpu->ops->train_begin(gpu, l) == 0);
+		const struct { int layer; sk_lora_module mod; } pairs[] = { { 0, SK_LORA_Q }, { 0, SK_LORA_GATE },
+			                                                    { 1, SK_LORA_DOWN } };
+		for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
+			for (int nf4 = 0; nf4 < 2; nf4++) {
+				linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 19, 0.0f, 0);
+				linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 100, 0.1f, 1);
+				if (ri == 0)
+					linear_lora_case(l, pairs[i].layer, pairs[i].mod, nf4, 5, 0.1f, 0);
+			}
+		CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+		sk_lora_free(l);
+	}
 }
 
 int main(void)
@@ -559,7 +580,7 @@ int main(void)
 	RUN(xent_chunks_match_cpu);
 	RUN(linear_bwd_bf16_and_nf4_match_cpu);
 	RUN(lora_fwd_bwd_with_dropout_match_cpu);
-	RUN(linear_lora_bwd_matches_cpu);
+	RUN(linear_lora_fwd_bwd_match_cpu);
 	sk_backend_free(cpu);
 	sk_backend_free(gpu);
 	TEST_EXIT();
