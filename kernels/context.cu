@@ -99,6 +99,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	const char *grp = getenv("SK_CUDA_ATTN_GROUPED");
 	c->attn_grouped = grp && !strcmp(grp, "1");
 	// on by default since run 11 (training 1.04x, docs/perf.md); SK_CUDA_LORA_BWD=0 turns it off
+	// the folded forward's [x | t] and t in one pass, without dropout (opt-in until checked)
+	const char *fxt = getenv("SK_CUDA_FOLD_XT");
+	c->fold_xt = fxt && !strcmp(fxt, "1");
 	const char *lbw = getenv("SK_CUDA_LORA_BWD");
 	c->lora_bwd = !c->exact && !(lbw && !strcmp(lbw, "0"));
 	const char *gr = getenv("SK_CUDA_GEMM"), *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");

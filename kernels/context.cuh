@@ -89,6 +89,7 @@ struct sk_cuda {
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
 	int attn_grouped;       // SK_CUDA_ATTN_GROUPED=1: a group's dK and dV in one product each (attention_gemm.cu)
 	int attn_tf32;          // SK_CUDA_ATTN_TF32=1: training attention's products on TF32 tensor cores (attention_gemm.cu)
+	int fold_xt;            // SK_CUDA_FOLD_XT=1: the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)

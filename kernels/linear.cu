@@ -957,6 +957,63 @@ __global__ static void k_copy_rows_bf16(const uint16_t *__restrict__ w, int64_t 
 	wh[o * (in + FOLD_COLS) + (e - o * in)] = w[e];
 }
 
+// Without dropout, [x | t] in one pass: FOLD_XT_ROWS rows a block, each thread
+// four columns at a time, converting x to bf16 and summing t = x Aᵀ for the
+// rows as it goes (A's float4 read once for all the block's rows); the
+// block's partial sums then reduced, bf16(t) written after each row, zero
+// past r. It replaces k_fold_x and the thin fp32 product that made t, which
+// read x once more (SK_CUDA_FOLD_XT=1). Needs in % 4 == 0 and x, A 16-byte aligned.
+#define FOLD_XT_ROWS 4
+__global__ static void __launch_bounds__(256) k_fold_xt(const float *__restrict__ x, const float *__restrict__ A, int64_t n,
+                                                        int64_t in, int r, __nv_bfloat16 *__restrict__ xh)
+{
+	sk_pdl_wait();
+	__shared__ float red[8][FOLD_XT_ROWS * FOLD_COLS];
+	const int64_t i0 = (int64_t)blockIdx.x * FOLD_XT_ROWS, K = in + FOLD_COLS;
+	float acc[FOLD_XT_ROWS][FOLD_COLS];
+#pragma unroll
+	for (int q = 0; q < FOLD_XT_ROWS; q++)
+#pragma unroll
+		for (int j = 0; j < FOLD_COLS; j++)
+			acc[q][j] = 0.0f;
+	for (int64_t k = (int64_t)threadIdx.x * 4; k < in; k += (int64_t)blockDim.x * 4) {
+		float4 a[FOLD_COLS];
+#pragma unroll
+		for (int j = 0; j < FOLD_COLS; j++)
+			a[j] = j < r ? *(const float4 *)(A + j * in + k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+		for (int q = 0; q < FOLD_XT_ROWS; q++) {
+			if (i0 + q >= n)
+				break;
+			float4 v = *(const float4 *)(x + (i0 + q) * in + k);
+			__align__(8) __nv_bfloat16 h[4] = { __float2bfloat16_rn(v.x), __float2bfloat16_rn(v.y),
+				                            __float2bfloat16_rn(v.z), __float2bfloat16_rn(v.w) };
+			*(uint2 *)(xh + (i0 + q) * K + k) = *(const uint2 *)h;
+#pragma unroll
+			for (int j = 0; j < FOLD_COLS; j++)
+				acc[q][j] += v.x * a[j].x + v.y * a[j].y + v.z * a[j].z + v.w * a[j].w;
+		}
+	}
+	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+	for (int q = 0; q < FOLD_XT_ROWS; q++)
+#pragma unroll
+		for (int j = 0; j < FOLD_COLS; j++) {
+			float v = sk_warp_sum(acc[q][j]);
+			if (lane == 0)
+				red[warp][q * FOLD_COLS + j] = v;
+		}
+	__syncthreads();
+	if (threadIdx.x < FOLD_XT_ROWS * FOLD_COLS) {
+		int q = threadIdx.x / FOLD_COLS, j = threadIdx.x % FOLD_COLS;
+		float v = 0.0f;
+		for (int w = 0; w < (int)(blockDim.x >> 5); w++)
+			v += red[w][threadIdx.x];
+		if (i0 + q < n)
+			xh[(i0 + q) * K + in + j] = __float2bfloat16_rn(j < r ? v : 0.0f);
+	}
+}
+
 extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,
                                         const sk_cuda_lora *l, float dropout, uint64_t seed)
 {
@@ -964,17 +1021,28 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 	if (!c->lora_fold || c->exact || n <= MV_ROWS || in % 16 != 0 || !l || l->r < 1 || l->r > FOLD_COLS ||
 	    l->in != in || l->out != out || (w->kind == SK_CUDA_W_BF16 && ((uintptr_t)w->bf16 & 15) != 0))
 		return 0;
-	float *t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
-	if (!t || sk_cuda_lora_a(c, l, x, n, dropout, seed, t) != 0)
-		return -1;
 	size_t xb = ((size_t)(n * K) * 2 + 255) & ~(size_t)255;
-	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
-	if (!s)
-		return -1;
-	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
-	sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
+	const int one_pass = c->fold_xt && dropout <= 0.0f && in % 4 == 0 && ((uintptr_t)x & 15) == 0 &&
+	                     ((uintptr_t)l->A & 15) == 0;
+	if (one_pass) {
+		char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
+		if (!s)
+			return -1;
+		sk_launch(c, k_fold_xt, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, l->r,
+		          (__nv_bfloat16 *)s);
+	} else {
+		float *t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
+		if (!t || sk_cuda_lora_a(c, l, x, n, dropout, seed, t) != 0)
+			return -1;
+		char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
+		if (!s)
+			return -1;
+		sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, (__nv_bfloat16 *)s);
+	}
 	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
 		return -1;
+	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2); // the same buffer: it was grown above
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
 	if (w->kind == SK_CUDA_W_NF4)
 		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in, in, K, wh);
 	else
