@@ -1024,25 +1024,22 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 	size_t xb = ((size_t)(n * K) * 2 + 255) & ~(size_t)255;
 	const int one_pass = c->fold_xt && dropout <= 0.0f && in % 4 == 0 && ((uintptr_t)x & 15) == 0 &&
 	                     ((uintptr_t)l->A & 15) == 0;
-	if (one_pass) {
-		char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
-		if (!s)
-			return -1;
-		sk_launch(c, k_fold_xt, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, l->r,
-		          (__nv_bfloat16 *)s);
-	} else {
-		float *t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
+	float *t = NULL;
+	if (!one_pass) { // t first: with dropout, drop(x) passes through the scratch
+		t = lora_ws(c, (size_t)(n * l->r) * sizeof(float));
 		if (!t || sk_cuda_lora_a(c, l, x, n, dropout, seed, t) != 0)
 			return -1;
-		char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
-		if (!s)
-			return -1;
-		sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, (__nv_bfloat16 *)s);
 	}
+	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
+	if (!s)
+		return -1;
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
+	if (one_pass)
+		sk_launch(c, k_fold_xt, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, l->r, xh);
+	else
+		sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
 	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
 		return -1;
-	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2); // the same buffer: it was grown above
-	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
 	if (w->kind == SK_CUDA_W_NF4)
 		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in, in, K, wh);
 	else
