@@ -114,7 +114,8 @@ void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw,
 /* The table entries, for backend_cuda.c's cuda_ops initializer. */
 #define SK_CUDA_BACKWARD_OPS                                                                                   \
 	.lora_fwd = sk_cuda_op_lora_fwd, .linear_lora_fwd = sk_cuda_op_linear_lora_fwd,                         \
-	.lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd, .linear_lora_bwd = sk_cuda_op_linear_lora_bwd,                                    \
+	.lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd,                                    \
+	.linear_lora_bwd = sk_cuda_op_linear_lora_bwd,                                                          \
 	.rmsnorm_bwd = sk_cuda_op_rmsnorm_bwd, .rope_bwd = sk_cuda_op_rope_bwd,                                  \
 	.attention_bwd = sk_cuda_op_attention_bwd, .gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                      \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
