@@ -31,6 +31,13 @@ int sk_cuda_launched(sk_cuda *c, const char *what)
 	return 0;
 }
 
+// 1 when the environment variable name is set to v
+static int env_is(const char *name, const char *v)
+{
+	const char *e = getenv(name);
+	return e && !strcmp(e, v);
+}
+
 extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 {
 	sk_cuda *c = (sk_cuda *)calloc(1, sizeof *c);
@@ -77,43 +84,37 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 		c->sms = p.multiProcessorCount;
 	if (c->sms <= 0)
 		c->sms = 100;
-	c->graphs_on = getenv("SK_CUDA_GRAPHS") == NULL || strcmp(getenv("SK_CUDA_GRAPHS"), "0") != 0;
+	c->graphs_on = !env_is("SK_CUDA_GRAPHS", "0");
 	// SK_CUDA_PROFILE=1: each op timed alone; =kernels: also the parts of each op; =host: the
 	// host's time to queue each op, with nothing waiting for the device (graphs stay on)
 	const char *prof = getenv("SK_CUDA_PROFILE");
 	c->profiling = !prof || !strcmp(prof, "0") ? 0 : !strcmp(prof, "kernels") ? 2 : !strcmp(prof, "host") ? 3 : 1;
-	c->exact = getenv("SK_CUDA_EXACT") != NULL && strcmp(getenv("SK_CUDA_EXACT"), "0") != 0;
+	c->exact = getenv("SK_CUDA_EXACT") != NULL && !env_is("SK_CUDA_EXACT", "0");
 	// decoding's NF4 products on 8-bit activations, as the CPU backend's: on by default since
 	// run 8 (docs/perf.md: decode 1.32x, batch 4 1.85x); SK_CUDA_NF4_Q8=0 turns it off
-	const char *q8 = getenv("SK_CUDA_NF4_Q8"), *fold = getenv("SK_CUDA_LORA_FOLD");
-	c->nf4_q8 = !c->exact && !(q8 && !strcmp(q8, "0"));
+	c->nf4_q8 = !c->exact && !env_is("SK_CUDA_NF4_Q8", "0");
 	// a training product and its LoRA branch in one GEMM: on by default since run 8 (training
 	// 1.04x); SK_CUDA_LORA_FOLD=0 turns it off
-	c->lora_fold = !c->exact && !(fold && !strcmp(fold, "0"));
+	c->lora_fold = !c->exact && !env_is("SK_CUDA_LORA_FOLD", "0");
 	// a projection's backward and its LoRA branch's in one op, the branch's products over the
-	// projection's outputs on dy's bf16 copy (opt-in until checked on a GPU)
-	// training attention's products on TF32 tensor cores (10-bit mantissas, as bf16 has 7)
-	const char *tf = getenv("SK_CUDA_ATTN_TF32");
-	c->attn_tf32 = !c->exact && tf && !strcmp(tf, "1");
-	// the attention backward's dK and dV: one product a KV group instead of one a head
-	const char *grp = getenv("SK_CUDA_ATTN_GROUPED");
-	c->attn_grouped = grp && !strcmp(grp, "1");
-	// on by default since run 11 (training 1.04x, docs/perf.md); SK_CUDA_LORA_BWD=0 turns it off
-	// the folded forward's [x | t] and t in one pass, without dropout (opt-in until checked)
-	const char *fxt = getenv("SK_CUDA_FOLD_XT");
-	c->fold_xt = fxt && !strcmp(fxt, "1");
-	const char *lbw = getenv("SK_CUDA_LORA_BWD");
-	c->lora_bwd = !c->exact && !(lbw && !strcmp(lbw, "0"));
-	const char *gr = getenv("SK_CUDA_GEMM"), *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
-	c->gemm_reference = gr && !strcmp(gr, "reference");
+	// projection's outputs on dy's bf16 copy: on by default since run 11 (training 1.04x,
+	// docs/perf.md); SK_CUDA_LORA_BWD=0 turns it off
+	c->lora_bwd = !c->exact && !env_is("SK_CUDA_LORA_BWD", "0");
+	// opt-in until checked on a GPU: training attention's products on TF32 tensor cores
+	// (10-bit mantissas, as bf16 has 7); the attention backward's dK and dV one product a KV
+	// group instead of one a head; the folded forward's [x | t] and t in one pass without dropout
+	c->attn_tf32 = !c->exact && env_is("SK_CUDA_ATTN_TF32", "1");
+	c->attn_grouped = env_is("SK_CUDA_ATTN_GROUPED", "1");
+	c->fold_xt = env_is("SK_CUDA_FOLD_XT", "1");
+	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
 	// measured training 0.91x with 8 MB chunks)
+	const char *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
 	c->nf4_dx_chunk = dxc ? strtoll(dxc, NULL, 10) : 0;
 	// a kernel may start while the one before it finishes (Hopper): on by default since run 11
 	// (decode 1.05x in run 10, training 1.02x in run 11, the training checks passed under it;
 	// docs/perf.md); SK_CUDA_PDL=0 turns it off
-	const char *pdl = getenv("SK_CUDA_PDL");
-	c->pdl = p.major >= 9 && !(pdl && !strcmp(pdl, "0"));
+	c->pdl = p.major >= 9 && !env_is("SK_CUDA_PDL", "0");
 	if (c->profiling && c->profiling != 3) {
 		c->graphs_on = 0; // each op is timed alone
 		cudaEventCreate(&c->prof_a);

@@ -373,6 +373,22 @@ TEST(linear_bwd_bf16_and_nf4_match_cpu)
 
 /* ---- the LoRA branch of training, with dropout ---- */
 
+/* An adapter of rank r on every target of the config, its B random (it
+ * starts at zero) so that every product is exercised; NULL recorded. */
+static sk_lora *trainable_adapter(const sk_config *cfg, int r, uint64_t seed)
+{
+	sk_lora *l = sk_lora_new_trainable(cfg, SK_LORA_MASK_ALL, r, 16.0f, 0, seed);
+	CHECK(l != NULL);
+	if (!l)
+		return NULL;
+	for (int i = 0; i < sk_lora_pair_count(l); i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		for (int64_t k = 0; k < (int64_t)p->out * p->r; k++)
+			p->B[k] = frand() * 0.2f;
+	}
+	return l;
+}
+
 static void lora_case(sk_lora *l, int layer, sk_lora_module mod, float p, uint64_t seed)
 {
 	const sk_lora_pair *lp = sk_lora_get(l, layer, mod);
@@ -437,16 +453,9 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
 	NEED_GPU();
 	sk_config cfg;
 	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
-	sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, 8, 16.0f, 0, 77);
-	CHECK(l != NULL);
+	sk_lora *l = trainable_adapter(&cfg, 8, 77);
 	if (!l)
 		return;
-	/* B starts at zero: random values, so that every product is exercised */
-	for (int i = 0; i < sk_lora_pair_count(l); i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		for (int64_t k = 0; k < (int64_t)p->out * p->r; k++)
-			p->B[k] = frand() * 0.2f;
-	}
 	CHECK(gpu->ops->train_begin(gpu, l) == 0);
 	float ps[2] = { 0.0f, 0.1f };
 	for (int k = 0; k < 2; k++) {
@@ -543,15 +552,9 @@ TEST(linear_lora_fwd_bwd_match_cpu)
 	/* rank 8 fills the shared op's 8 bf16 columns; rank 3 leaves 5 of them zero */
 	const int ranks[] = { 8, 3 };
 	for (int ri = 0; ri < 2; ri++) {
-		sk_lora *l = sk_lora_new_trainable(&cfg, SK_LORA_MASK_ALL, ranks[ri], 16.0f, 0, 78);
-		CHECK(l != NULL);
+		sk_lora *l = trainable_adapter(&cfg, ranks[ri], 78);
 		if (!l)
 			return;
-		for (int i = 0; i < sk_lora_pair_count(l); i++) {
-			sk_lora_pair *pp = sk_lora_pair_at(l, i, NULL, NULL);
-			for (int64_t k = 0; k < (int64_t)pp->out * pp->r; k++)
-				pp->B[k] = frand() * 0.2f;
-		}
 		CHECK(gpu->ops->train_begin(gpu, l) == 0);
 		const struct { int layer; sk_lora_module mod; } pairs[] = { { 0, SK_LORA_Q }, { 0, SK_LORA_GATE },
 			                                                    { 1, SK_LORA_DOWN } };
