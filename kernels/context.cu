@@ -106,6 +106,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->attn_tf32 = !c->exact && env_is("SK_CUDA_ATTN_TF32", "1");
 	c->attn_grouped = env_is("SK_CUDA_ATTN_GROUPED", "1");
 	c->fold_xt = env_is("SK_CUDA_FOLD_XT", "1");
+	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
 	// measured training 0.91x with 8 MB chunks)
@@ -461,8 +462,9 @@ extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
 	if (c->profiling == 2)
 		prof_table(f, "GPU time by the parts of the ops (SK_CUDA_PROFILE=kernels; the op times above include the waits between parts)",
 		           c->parts, &c->n_parts);
-	fprintf(f, "# cuBLASLt: %lld plans made, %lld heuristic calls, %lld algorithms taken from a shape's class\n",
-	        c->n_plans_made, c->n_heuristic, c->n_reused);
+	fprintf(f, "# cuBLASLt: %lld plans made, %lld heuristic calls, %lld algorithms taken from a shape's class, "
+	           "%lld chosen by timing\n",
+	        c->n_plans_made, c->n_heuristic, c->n_reused, c->n_tuned);
 }
 
 // ---- graphs ----

@@ -73,7 +73,7 @@ struct sk_cuda {
 	sk_cuda_gemm_plan plans[SK_CUDA_GEMM_PLANS];
 	sk_cuda_gemm_algo algos[SK_CUDA_GEMM_ALGOS];
 	unsigned plan_clock;
-	long long n_heuristic, n_reused, n_plans_made; // for the profile report
+	long long n_heuristic, n_reused, n_plans_made, n_tuned; // for the profile report
 	int graphs_on;
 	sk_cuda_graph graphs[SK_CUDA_MAX_GRAPHS];
 	int n_graphs;
@@ -90,6 +90,7 @@ struct sk_cuda {
 	int attn_grouped;       // SK_CUDA_ATTN_GROUPED=1: a group's dK and dV in one product each (attention_gemm.cu)
 	int attn_tf32;          // SK_CUDA_ATTN_TF32=1: training attention's products on TF32 tensor cores (attention_gemm.cu)
 	int fold_xt;            // SK_CUDA_FOLD_XT=1: the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
+	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)

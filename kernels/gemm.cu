@@ -117,12 +117,82 @@ static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 	return 0;
 }
 
-// The heuristic's first choice for p's exact shape: 0, or -1 when it has none.
-static int choose_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
+// SK_CUDA_GEMM_TUNE=1: the heuristic's first few candidates for a product
+// of at least TUNE_MIN_FLOP (=all: any product, for the checks), each timed on the product's own operands (into a
+// scratch output, beta 0, so an accumulating D is untouched), the fastest
+// kept when it beats the first choice by 3 %. It runs where choose_algo
+// does, once a shape class, and waits for the device: not while a graph is
+// being captured.
+#define TUNE_ALGOS 8
+#define TUNE_MIN_FLOP (1ll << 28)
+#define TUNE_RUNS 3
+static float time_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulAlgo_t *algo, const void *A,
+                       const void *B, float *D, cudaEvent_t e0, cudaEvent_t e1)
+{
+	const float one = 1.0f, zero = 0.0f;
+	for (int i = 0; i <= TUNE_RUNS; i++) {
+		if (i == 1)
+			cudaEventRecord(e0, c->stream);
+		if (sk_lt.cublasLtMatmul(c->lt, p->op, &one, A, p->a, B, p->b, &zero, D, p->d, D, p->d, algo, c->lt_ws,
+		                         LT_WS_BYTES, c->stream) != CUBLAS_STATUS_SUCCESS)
+			return -1.0f;
+	}
+	cudaEventRecord(e1, c->stream);
+	float ms = -1.0f;
+	if (cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+		return -1.0f;
+	return ms;
+}
+
+static void tune_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulHeuristicResult_t *res, int found,
+                      const void *A, const void *B)
+{
+	const sk_cuda_gemm_shape *s = &p->s;
+	cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+	if (!c->gemm_tune || found < 2 || !A || !B || !c->lt_ws || (c->gemm_tune == 1 && 2 * s->m * s->n * s->k * s->batch < TUNE_MIN_FLOP) ||
+	    cudaStreamIsCapturing(c->stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
+		return;
+	size_t bytes = (size_t)(s->ldd * s->n + (s->batch > 1 ? s->sd * (s->batch - 1) : 0)) * sizeof(float);
+	float *D = NULL;
+	cudaEvent_t e0 = NULL, e1 = NULL;
+	if (cudaMalloc((void **)&D, bytes) != cudaSuccess || cudaEventCreate(&e0) != cudaSuccess ||
+	    cudaEventCreate(&e1) != cudaSuccess) {
+		cudaGetLastError(); // no room to tune: the heuristic's choice stands
+		goto done;
+	}
+	{
+		int best = 0;
+		float t0 = time_algo(c, p, &res[0].algo, A, B, D, e0, e1), tb = t0;
+		for (int i = 1; i < found && t0 > 0.0f; i++) {
+			if (res[i].workspaceSize > LT_WS_BYTES)
+				continue;
+			float t = time_algo(c, p, &res[i].algo, A, B, D, e0, e1);
+			if (t > 0.0f && t < tb)
+				best = i, tb = t;
+		}
+		if (best && tb < 0.97f * t0) {
+			p->algo = res[best].algo;
+			c->n_tuned++;
+		}
+		cudaGetLastError(); // a candidate that failed to launch is not the product's error
+	}
+done:
+	if (e0)
+		cudaEventDestroy(e0);
+	if (e1)
+		cudaEventDestroy(e1);
+	if (D)
+		cudaFree(D);
+}
+
+// The heuristic's first choice for p's exact shape (or, tuning, the fastest
+// of its first few): 0, or -1 when it has none. A and B, the operands of
+// the product being planned, may be NULL (no tuning).
+static int choose_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const void *A, const void *B)
 {
 	cublasLtMatmulPreference_t pref;
 	size_t ws = LT_WS_BYTES;
-	cublasLtMatmulHeuristicResult_t res;
+	cublasLtMatmulHeuristicResult_t res[TUNE_ALGOS];
 	int found = 0;
 	if (sk_lt.cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
 		return -1;
@@ -134,20 +204,21 @@ static int choose_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
 	sk_lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
-	cublasStatus_t st =
-		sk_lt.cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
+	cublasStatus_t st = sk_lt.cublasLtMatmulAlgoGetHeuristic(c->lt, p->op, p->a, p->b, p->d, p->d, pref,
+	                                                         c->gemm_tune ? TUNE_ALGOS : 1, res, &found);
 	sk_lt.cublasLtMatmulPreferenceDestroy(pref);
 	c->n_heuristic++;
 	if (st != CUBLAS_STATUS_SUCCESS || found < 1)
 		return -1;
-	p->algo = res.algo;
+	p->algo = res[0].algo;
 	p->reused = 0;
+	tune_algo(c, p, res, found, A, B);
 	return 0;
 }
 
 // The algorithm of s's class when cuBLASLt confirms it fits s within the
 // workspace (0), else the heuristic's for s, kept for the class (0), else -1.
-static int plan_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
+static int plan_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const void *A, const void *B)
 {
 	sk_cuda_gemm_shape cls = shape_class(&p->s);
 	int hit, k = find_slot(c, &cls, SK_CUDA_GEMM_ALGOS, 1, &hit);
@@ -163,7 +234,7 @@ static int plan_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
 			return 0;
 		}
 	}
-	if (choose_algo(c, p) != 0)
+	if (choose_algo(c, p, A, B) != 0)
 		return -1;
 	c->algos[k].cls = cls;
 	c->algos[k].algo = p->algo;
@@ -171,7 +242,7 @@ static int plan_algo(sk_cuda *c, sk_cuda_gemm_plan *p)
 	return 0;
 }
 
-static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
+static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s, const void *A, const void *B)
 {
 	int hit, k = find_slot(c, s, SK_CUDA_GEMM_PLANS, 0, &hit);
 	sk_cuda_gemm_plan *p = &c->plans[k];
@@ -181,7 +252,7 @@ static sk_cuda_gemm_plan *plan_for(sk_cuda *c, const sk_cuda_gemm_shape *s)
 	p->s = *s;
 	p->used = 1;
 	c->n_plans_made++;
-	if (make_descriptors(p, s) == 0 && plan_algo(c, p) == 0)
+	if (make_descriptors(p, s) == 0 && plan_algo(c, p, A, B) == 0)
 		p->ok = 1;
 	return p->ok ? p : NULL;
 }
@@ -220,17 +291,17 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 	s.align = al;
 	if (c->gemm_reference)
 		return sk_cuda_matmul_reference(c, &s, alpha, A, B, beta, D);
-	sk_cuda_gemm_plan *p = plan_for(c, &s);
+	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
+		return -1;
+	sk_cuda_gemm_plan *p = plan_for(c, &s, A, B);
 	if (!p) {
 		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product (%s)", (long long)s.m,
 		             (long long)s.n, (long long)s.k, s.bf16 == 1 ? "bf16" : s.bf16 ? "tf32" : "fp32");
 		return -1;
 	}
-	if (!c->lt_ws && !(c->lt_ws = sk_cuda_alloc(c, LT_WS_BYTES, "the cuBLASLt workspace")))
-		return -1;
 	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &alpha, A, p->a, B, p->b, &beta, D, p->d, D, p->d,
 	                                         &p->algo, c->lt_ws, LT_WS_BYTES, c->stream);
-	if (st != CUBLAS_STATUS_SUCCESS && p->reused && choose_algo(c, p) == 0) // the class's algorithm after all not for this shape
+	if (st != CUBLAS_STATUS_SUCCESS && p->reused && choose_algo(c, p, NULL, NULL) == 0) // the class's algorithm after all not for this shape
 		st = sk_lt.cublasLtMatmul(c->lt, p->op, &alpha, A, p->a, B, p->b, &beta, D, p->d, D, p->d, &p->algo,
 		                          c->lt_ws, LT_WS_BYTES, c->stream);
 	if (st != CUBLAS_STATUS_SUCCESS) {
