@@ -106,6 +106,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->attn_tf32 = !c->exact && env_is("SK_CUDA_ATTN_TF32", "1");
 	c->attn_grouped = env_is("SK_CUDA_ATTN_GROUPED", "1");
 	c->fold_xt = env_is("SK_CUDA_FOLD_XT", "1");
+	const char *wc = getenv("SK_CUDA_WCACHE");
+	c->wcache_n = wc ? atoi(wc) : 0;
+	c->wcache_n = c->wcache_n < 0 ? 0 : c->wcache_n > SK_CUDA_WCACHE_MAX ? SK_CUDA_WCACHE_MAX : c->wcache_n;
 	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
@@ -144,6 +147,7 @@ extern "C" void sk_cuda_close(sk_cuda *c)
 	sk_cuda_free(c, c->lt_ws);
 	sk_cuda_free(c, c->lora_ws);
 	sk_cuda_free(c, c->attn_ws);
+	sk_cuda_wcache_clear(c, 1);
 	for (int i = 0; i < SK_CUDA_GEMM_PLANS; i++)
 		sk_cuda_plan_free(&c->plans[i]);
 	sk_lt.cublasLtDestroy(c->lt);
@@ -259,6 +263,7 @@ extern "C" void sk_cuda_free(sk_cuda *c, void *p)
 	// memory a queued kernel may still read must not be reused under it
 	cudaStreamSynchronize(c->stream);
 	cudaFree(p);
+	sk_cuda_wcache_clear(c, 0); // p may have held a weight a cache entry is keyed by
 }
 
 extern "C" void *sk_cuda_host_alloc(sk_cuda *c, size_t bytes, const char *what, void **dev)
@@ -463,8 +468,8 @@ extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
 		prof_table(f, "GPU time by the parts of the ops (SK_CUDA_PROFILE=kernels; the op times above include the waits between parts)",
 		           c->parts, &c->n_parts);
 	fprintf(f, "# cuBLASLt: %lld plans made, %lld heuristic calls, %lld algorithms taken from a shape's class, "
-	           "%lld chosen by timing\n",
-	        c->n_plans_made, c->n_heuristic, c->n_reused, c->n_tuned);
+	           "%lld chosen by timing; %lld dequantized weights reused\n",
+	        c->n_plans_made, c->n_heuristic, c->n_reused, c->n_tuned, c->n_wcache_hits);
 }
 
 // ---- graphs ----

@@ -57,6 +57,15 @@ typedef struct {
 	int failed;
 } sk_cuda_graph;
 
+// A dequantized weight kept between uses (weight_cache.cu)
+#define SK_CUDA_WCACHE_MAX 16
+typedef struct {
+	const void *key; // the NF4 codes' address; NULL: empty
+	void *buf;
+	size_t bytes;
+	unsigned long long used;
+} sk_cuda_wcache_entry;
+
 struct sk_cuda {
 	int dev, sms;
 	cudaStream_t stream;
@@ -94,6 +103,10 @@ struct sk_cuda {
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
+	sk_cuda_wcache_entry wcache[SK_CUDA_WCACHE_MAX];
+	int wcache_n;           // SK_CUDA_WCACHE=N: dequantized weights kept (weight_cache.cu; 0: off)
+	unsigned long long wcache_clock;
+	long long n_wcache_hits;
 	cudaEvent_t prof_a, prof_b;
 	sk_cuda_prof_row prof[64];
 	int n_prof;
@@ -114,6 +127,12 @@ int sk_cuda_launched(sk_cuda *c, const char *what);
 void *sk_cuda_scratch(sk_cuda *c, size_t bytes);
 
 void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
+// Dequantized weights kept between uses (weight_cache.cu): the buffer for
+// key (*hit: already filled) or NULL (off, or no room); key's copy or NULL;
+// all entries forgotten (and with free_buffers, freed).
+void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit);
+const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes);
+void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers);
 // t[n][l->r] = drop(x) Aᵀ of a training LoRA pair (lora_train.cu), t outside
 // the scratch (drop(x) goes there when dropout > 0). 0, or -1 recorded.
 int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,

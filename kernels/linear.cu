@@ -1030,22 +1030,32 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 		if (!t || sk_cuda_lora_a(c, l, x, n, dropout, seed, t) != 0)
 			return -1;
 	}
-	char *s = (char *)sk_cuda_scratch(c, xb + (size_t)(out * K) * 2);
+	// an NF4 weight's bf16 rows in the weight cache when it is on (SK_CUDA_WCACHE), for the
+	// backward to read and for a forward computed again to reuse; else in the scratch
+	int kept = 0;
+	__nv_bfloat16 *wh = w->kind == SK_CUDA_W_NF4
+		? (__nv_bfloat16 *)sk_cuda_wcache_get(c, w->packed, (size_t)(out * K) * 2, &kept) : NULL;
+	char *s = (char *)sk_cuda_scratch(c, xb + (wh ? 0 : (size_t)(out * K) * 2));
 	if (!s)
 		return -1;
-	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *wh = (__nv_bfloat16 *)(s + xb);
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s;
+	if (!wh)
+		wh = (__nv_bfloat16 *)(s + xb);
 	if (one_pass)
 		sk_launch(c, k_fold_xt, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, l->r, xh);
 	else
 		sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
 	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
 		return -1;
-	if (w->kind == SK_CUDA_W_NF4)
-		sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in, in, K, wh);
-	else
-		sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
-	if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
-		return -1;
+	if (!kept) {
+		if (w->kind == SK_CUDA_W_NF4)
+			sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in,
+			          in, K, wh);
+		else
+			sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
+		if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
+			return -1;
+	}
 	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, in, l->r, wh);
 	if (sk_cuda_launched(c, "fold: scale B columns") != 0)
 		return -1;
@@ -1075,10 +1085,10 @@ __global__ static void k_linear_bwd_any(sk_cuda_weight w, const float *__restric
 
 // dxᵀ (in x n) = (W's rows as in x k) · (k columns of dy as k x n, rows of
 // ld_dy) on bf16 operands with fp32 accumulation; beta 1 adds to dx.
-static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, const __nv_bfloat16 *DY, int64_t ld_dy, int64_t n, int64_t k,
-                    int64_t in, float beta, float *DX)
+static int gemm_bwd(sk_cuda *c, const __nv_bfloat16 *W, int64_t ld_w, const __nv_bfloat16 *DY, int64_t ld_dy,
+                    int64_t n, int64_t k, int64_t in, float beta, float *DX)
 {
-	sk_cuda_gemm_shape s = { in, n, k, in, ld_dy, in, 0, 0, 1, 0, 1, 0, 0, 0 };
+	sk_cuda_gemm_shape s = { in, n, k, ld_w, ld_dy, in, 0, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, s, 1.0f, W, DY, beta, DX);
 }
 
@@ -1093,15 +1103,22 @@ static int64_t dx_chunk_rows(const sk_cuda *c, int64_t out, int64_t in)
 	return r < 8 ? 8 : r >= out ? out : r;
 }
 
-// dx (+)= yh · W from dy's bf16 copy yh: dx zeroed first when overwritten
-// (so that nothing it held, NaN included, reaches the product), then a sum
-// over row chunks [r0, r0 + k) of W, dy[:, r0 : r0 + k] · W[r0 : r0 + k], an
-// NF4 weight's R rows at a time dequantized into wbuf. 0 or -1 (recorded).
+// dx (+)= yh · W from dy's bf16 copy yh: one product over the weight's
+// bf16 rows (the folded forward's copy of an NF4 weight when the weight
+// cache kept it, rows of ld in + 8), or a sum over row chunks [r0, r0 + k)
+// of W, dy[:, r0 : r0 + k] · W[r0 : r0 + k], an NF4 weight's R rows at a
+// time dequantized into wbuf. A product with beta 0 reads nothing of dx;
+// only a chunked sum that overwrites zeroes dx first (so that nothing it
+// held, NaN included, reaches the sum). 0 or -1 (recorded).
 static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16 *yh, int64_t n, float *dx,
                         int accumulate, int64_t R, __nv_bfloat16 *wbuf)
 {
 	int64_t out = w->rows, in = w->cols;
-	if (!accumulate) {
+	const __nv_bfloat16 *kept = w->kind == SK_CUDA_W_NF4
+		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, (size_t)(out * (in + FOLD_COLS)) * 2) : NULL;
+	if (kept)
+		return gemm_bwd(c, kept, in + FOLD_COLS, yh, out, n, out, in, accumulate ? 1.0f : 0.0f, dx);
+	if (!accumulate && R < out) {
 		cudaError_t e = cudaMemsetAsync(dx, 0, (size_t)(n * in) * sizeof(float), c->stream);
 		if (e != cudaSuccess) {
 			sk_cuda_fail(c, "linear backward: %s", cudaGetErrorString(e));
@@ -1119,7 +1136,7 @@ static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16
 		} else {
 			wh = (const __nv_bfloat16 *)w->bf16 + r0 * in;
 		}
-		if (gemm_bwd(c, wh, yh + r0, out, n, k, in, accumulate || r0 > 0 ? 1.0f : 0.0f, dx) != 0)
+		if (gemm_bwd(c, wh, in, yh + r0, out, n, k, in, accumulate || r0 > 0 ? 1.0f : 0.0f, dx) != 0)
 			return -1;
 	}
 	return 0;

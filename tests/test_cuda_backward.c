@@ -483,8 +483,9 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
  * bf16 product with the branch folded in as 8 more columns, and the
  * backward shares dy's bf16 copy with the branch's products over the
  * outputs (the defaults; SK_CUDA_LORA_FOLD=0 and SK_CUDA_LORA_BWD=0 give
- * the separate ops): y, dx, gA and gB within the bf16 bound of linear_bwd,
- * 1e-2. */
+ * the separate ops; with SK_CUDA_WCACHE the backward reads the forward's
+ * dequantized NF4 weight): y, dx, gA and gB within the bf16 bound of
+ * linear_bwd, 1e-2. */
 static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4, int64_t n, float p, int accumulate)
 {
 	const sk_lora_pair *lp = sk_lora_get(l, layer, mod);
@@ -513,7 +514,6 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 	snprintf(what, sizeof what, "linear_lora_fwd %s layer %d %s r %lld, %lld rows, dropout %g: y", nf4 ? "NF4" : "bf16",
 	         layer, sk_lora_module_name(mod), (long long)r, (long long)n, (double)p);
 	expect(what, fy, ry, ny, 1e-2);
-	dfree(fx), dfree(fy);
 	free(ry);
 	float *rga = copy_of(ga0, na), *rgb = copy_of(gb0, nb), *rdx = copy_of(dx0, nx);
 	CHECK(cpu->ops->linear_bwd(cpu, &tc, dy, n, rdx, accumulate) == 0);
@@ -536,6 +536,9 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 	expect_host(what, hga, rga, na, 1e-2);
 	snprintf(what + len, sizeof what - len, "gB");
 	expect_host(what, hgb, rgb, nb, 1e-2);
+	/* freed only now: a device free forgets the weight cache's copies (SK_CUDA_WCACHE), and the
+	 * backward should find the forward's */
+	dfree(fx), dfree(fy);
 	dfree(gx), dfree(gdy), dfree(gdx);
 	free(x), free(dy), free(dx0), free(ga0), free(gb0), free(rga), free(rgb), free(rdx);
 	if (nf4)

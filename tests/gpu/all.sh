@@ -3,7 +3,7 @@
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; the training benchmark with the options
 # off and on (SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_ATTN_GROUPED=1,
-# SK_CUDA_ATTN_TF32=1, SK_CUDA_FOLD_XT=1, SK_CUDA_GEMM_TUNE=1, SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
+# SK_CUDA_ATTN_TF32=1, SK_CUDA_FOLD_XT=1, SK_CUDA_GEMM_TUNE=1, SK_CUDA_WCACHE=7, SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
@@ -77,6 +77,13 @@ step train_check_gemm_tune 60 120 env SK_CUDA_GEMM_TUNE=all test_cuda_train
 step train_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN
 step train_all_optin_tune 60 50 env SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
 step prefill_gemm_tune 40 30 env SK_CUDA_GEMM_TUNE=1 sokhan $PRE
+# the folded forward's dequantized weights kept for the backward (opt-in, one layer's seven)
+step backward_wcache 40 60 env SK_CUDA_WCACHE=7 test_cuda_backward
+step train_check_wcache 60 120 env SK_CUDA_WCACHE=7 test_cuda_train
+step train_wcache 60 50 env SK_CUDA_WCACHE=7 sokhan $TRN
+step train_all_optin_wcache 60 50 env SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
+step train_vary_all_optin 60 50 env SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
+step profile_train_vary_all_optin 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
 step train 60 50 sokhan $TRN
 # the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths (run 11's
 # SK_CUDA_PROFILE=host and op profile: the device, not the host, sets the pace)

@@ -1,0 +1,84 @@
+// Dequantized copies of NF4 weights kept between uses (SK_CUDA_WCACHE=N: N
+// entries, at most SK_CUDA_WCACHE_MAX; 0, the default, off). With gradient
+// checkpointing a layer's forward is computed again right before its
+// backward: the folded forward dequantizes each projection into bf16 rows
+// of ld in + 8, and the backward's dx = dy · W can read that copy instead
+// of dequantizing the weight a third time. Entries are keyed by the NF4
+// codes' address, replaced least recently used first (one of the same size
+// when there is one, so a layer's buffers pass to the next layer's), and
+// all forgotten when any device memory is freed (a weight's address may be
+// reused).
+#include "kernels/context.cuh"
+
+// The buffer for key: *hit 1 when it already holds key's copy (last used
+// with `bytes`), else 0 and the caller fills it. NULL when the cache is off
+// or a buffer cannot be had (the caller uses its scratch instead).
+void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit)
+{
+	*hit = 0;
+	if (c->wcache_n <= 0 || !key)
+		return NULL;
+	sk_cuda_wcache_entry *victim = NULL, *same = NULL;
+	for (int i = 0; i < c->wcache_n; i++) {
+		sk_cuda_wcache_entry *e = &c->wcache[i];
+		if (e->key == key && e->bytes == bytes) {
+			e->used = ++c->wcache_clock;
+			c->n_wcache_hits++;
+			*hit = 1;
+			return e->buf;
+		}
+		if (!e->buf) {
+			if (!victim || victim->buf)
+				victim = e;
+			continue;
+		}
+		if (e->bytes == bytes && (!same || e->used < same->used))
+			same = e;
+		if (!victim || (victim->buf && e->used < victim->used))
+			victim = e;
+	}
+	sk_cuda_wcache_entry *e = victim && !victim->buf ? victim : same ? same : victim;
+	if (!e)
+		return NULL;
+	if (e->bytes != bytes) {
+		if (e->buf) { // a queued product may still read it
+			cudaStreamSynchronize(c->stream);
+			cudaFree(e->buf);
+			e->buf = NULL, e->bytes = 0;
+		}
+		if (cudaMalloc(&e->buf, bytes) != cudaSuccess) {
+			cudaGetLastError(); // no room: the caller's scratch serves, as without the cache
+			e->buf = NULL, e->key = NULL;
+			return NULL;
+		}
+		e->bytes = bytes;
+	}
+	e->key = key;
+	e->used = ++c->wcache_clock;
+	return e->buf;
+}
+
+// key's copy of `bytes` when the cache holds it, else NULL
+const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes)
+{
+	for (int i = 0; i < c->wcache_n; i++)
+		if (c->wcache[i].key == key && key && c->wcache[i].bytes == bytes) {
+			c->wcache[i].used = ++c->wcache_clock;
+			c->n_wcache_hits++;
+			return c->wcache[i].buf;
+		}
+	return NULL;
+}
+
+// Every entry forgotten (buffers kept for reuse); with free_buffers, freed too.
+void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers)
+{
+	for (int i = 0; i < SK_CUDA_WCACHE_MAX; i++) {
+		sk_cuda_wcache_entry *e = &c->wcache[i];
+		e->key = NULL;
+		if (free_buffers && e->buf) {
+			cudaFree(e->buf);
+			e->buf = NULL, e->bytes = 0;
+		}
+	}
+}
