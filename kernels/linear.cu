@@ -958,14 +958,17 @@ __global__ static void k_copy_rows_bf16(const uint16_t *__restrict__ w, int64_t 
 }
 
 // Without dropout, [x | t] in one pass: FOLD_XT_ROWS rows a block, each thread
-// four columns at a time, converting x to bf16 and summing t = x Aᵀ for the
-// rows as it goes (A's float4 read once for all the block's rows); the
-// block's partial sums then reduced, bf16(t) written after each row, zero
+// four columns at a time, converting x to bf16 (WX) and summing t = x Aᵀ for
+// the rows as it goes (A's float4 read once for all the block's rows); the
+// block's partial sums then reduced, bf16(t) written to th (rows of ldt:
+// after each row of xh in the forward, rows of 8 in the backward), zero
 // past r. It replaces k_fold_x and the thin fp32 product that made t, which
 // read x once more (SK_CUDA_FOLD_XT=1). Needs in % 4 == 0 and x, A 16-byte aligned.
 #define FOLD_XT_ROWS 4
+template <bool WX>
 __global__ static void __launch_bounds__(256) k_fold_xt(const float *__restrict__ x, const float *__restrict__ A, int64_t n,
-                                                        int64_t in, int r, __nv_bfloat16 *__restrict__ xh)
+                                                        int64_t in, int r, __nv_bfloat16 *__restrict__ xh,
+                                                        __nv_bfloat16 *__restrict__ th, int64_t ldt)
 {
 	sk_pdl_wait();
 	__shared__ float red[8][FOLD_XT_ROWS * FOLD_COLS];
@@ -986,9 +989,11 @@ __global__ static void __launch_bounds__(256) k_fold_xt(const float *__restrict_
 			if (i0 + q >= n)
 				break;
 			float4 v = *(const float4 *)(x + (i0 + q) * in + k);
-			__align__(8) __nv_bfloat16 h[4] = { __float2bfloat16_rn(v.x), __float2bfloat16_rn(v.y),
-				                            __float2bfloat16_rn(v.z), __float2bfloat16_rn(v.w) };
-			*(uint2 *)(xh + (i0 + q) * K + k) = *(const uint2 *)h;
+			if (WX) {
+				__align__(8) __nv_bfloat16 h[4] = { __float2bfloat16_rn(v.x), __float2bfloat16_rn(v.y),
+					                            __float2bfloat16_rn(v.z), __float2bfloat16_rn(v.w) };
+				*(uint2 *)(xh + (i0 + q) * K + k) = *(const uint2 *)h;
+			}
 #pragma unroll
 			for (int j = 0; j < FOLD_COLS; j++)
 				acc[q][j] += v.x * a[j].x + v.y * a[j].y + v.z * a[j].z + v.w * a[j].w;
@@ -1010,7 +1015,7 @@ __global__ static void __launch_bounds__(256) k_fold_xt(const float *__restrict_
 		for (int w = 0; w < (int)(blockDim.x >> 5); w++)
 			v += red[w][threadIdx.x];
 		if (i0 + q < n)
-			xh[(i0 + q) * K + in + j] = __float2bfloat16_rn(j < r ? v : 0.0f);
+			th[(i0 + q) * ldt + j] = __float2bfloat16_rn(j < r ? v : 0.0f);
 	}
 }
 
@@ -1042,7 +1047,8 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 	if (!wh)
 		wh = (__nv_bfloat16 *)(s + xb);
 	if (one_pass)
-		sk_launch(c, k_fold_xt, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, l->r, xh);
+		sk_launch(c, k_fold_xt<true>, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in,
+		          l->r, xh, xh + in, K);
 	else
 		sk_launch(c, k_fold_x, sk_blocks(n * K, 256), 256, 0, x, (const float *)t, n, in, l->r, xh);
 	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
@@ -1215,12 +1221,18 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 		return -1;
 	if (bwd_products(c, w, yh, n, dx, accumulate, R, wbuf) != 0)
 		return -1;
-	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns)
-	const float *xd = sk_cuda_lora_t(c, l, x, n, p, seed, xd_buf, t);
-	if (!xd)
-		return -1;
-	sk_launch(c, k_fold_x, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)NULL, (const float *)t, n,
-	          (int64_t)0, r, th);
+	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns);
+	// without dropout bf16(t) in one pass over x (SK_CUDA_FOLD_XT=1, as the forward)
+	const float *xd = x;
+	if (c->fold_xt && p <= 0.0f && in % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)l->A & 15) == 0) {
+		sk_launch(c, k_fold_xt<false>, (unsigned)((n + FOLD_XT_ROWS - 1) / FOLD_XT_ROWS), 256, 0, x, l->A, n, in, r,
+		          (__nv_bfloat16 *)NULL, th, (int64_t)FOLD_COLS);
+	} else {
+		if (!(xd = sk_cuda_lora_t(c, l, x, n, p, seed, xd_buf, t)))
+			return -1;
+		sk_launch(c, k_fold_x, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)NULL, (const float *)t, n,
+		          (int64_t)0, r, th);
+	}
 	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r, bh);
 	if (sk_cuda_launched(c, "LoRA backward: t and scale B to bf16") != 0)
 		return -1;
