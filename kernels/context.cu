@@ -100,21 +100,27 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// projection's outputs on dy's bf16 copy: on by default since run 11 (training 1.04x,
 	// docs/perf.md); SK_CUDA_LORA_BWD=0 turns it off
 	c->lora_bwd = !c->exact && !env_is("SK_CUDA_LORA_BWD", "0");
-	// opt-in until checked on a GPU: training attention's products on TF32 tensor cores
-	// (10-bit mantissas, as bf16 has 7); the attention backward's dK and dV one product a KV
-	// group instead of one a head; the folded forward's [x | t] and t in one pass without dropout
-	c->attn_tf32 = !c->exact && env_is("SK_CUDA_ATTN_TF32", "1");
-	c->attn_grouped = env_is("SK_CUDA_ATTN_GROUPED", "1");
-	c->fold_xt = env_is("SK_CUDA_FOLD_XT", "1");
-	const char *wc = getenv("SK_CUDA_WCACHE");
-	c->wcache_n = wc ? atoi(wc) : 0;
-	c->wcache_n = c->wcache_n < 0 ? 0 : c->wcache_n > SK_CUDA_WCACHE_MAX ? SK_CUDA_WCACHE_MAX : c->wcache_n;
-	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;
+	// training attention's products on TF32 tensor cores (10-bit mantissas, as bf16 has 7), the
+	// attention backward's dK and dV one product a KV group instead of one a head, and the
+	// folded forward's [x | t] (and the LoRA backward's t) in one pass without dropout: on by
+	// default since run 12 (training 1.22x together, docs/perf.md); =0 turns each off
+	c->attn_tf32 = !c->exact && !env_is("SK_CUDA_ATTN_TF32", "0");
+	c->attn_grouped = !env_is("SK_CUDA_ATTN_GROUPED", "0");
+	c->fold_xt = !env_is("SK_CUDA_FOLD_XT", "0");
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
 	// measured training 0.91x with 8 MB chunks)
 	const char *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");
 	c->nf4_dx_chunk = dxc ? strtoll(dxc, NULL, 10) : 0;
+	// the folded forward's dequantized NF4 weights kept for the backward, one layer's seven
+	// projections by default since run 12 (training 1.03x, +0.22 GiB for E4B); SK_CUDA_WCACHE=N
+	// keeps N, 0 none
+	const char *wc = getenv("SK_CUDA_WCACHE");
+	c->wcache_n = c->exact ? 0 : wc ? atoi(wc) : 7;
+	c->wcache_n = c->wcache_n < 0 ? 0 : c->wcache_n > SK_CUDA_WCACHE_MAX ? SK_CUDA_WCACHE_MAX : c->wcache_n;
+	// timing a product class's first heuristic candidates (opt-in: run 12 measured 1.007x at
+	// fixed lengths, and the tuning costs more than that at a dataset's varied ones)
+	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;
 	// a kernel may start while the one before it finishes (Hopper): on by default since run 11
 	// (decode 1.05x in run 10, training 1.02x in run 11, the training checks passed under it;
 	// docs/perf.md); SK_CUDA_PDL=0 turns it off

@@ -96,15 +96,15 @@ struct sk_cuda {
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
-	int attn_grouped;       // SK_CUDA_ATTN_GROUPED=1: a group's dK and dV in one product each (attention_gemm.cu)
-	int attn_tf32;          // SK_CUDA_ATTN_TF32=1: training attention's products on TF32 tensor cores (attention_gemm.cu)
-	int fold_xt;            // SK_CUDA_FOLD_XT=1: the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
+	int attn_grouped;       // (SK_CUDA_ATTN_GROUPED=0: off) a group's dK and dV in one product each (attention_gemm.cu)
+	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
+	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
 	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	sk_cuda_wcache_entry wcache[SK_CUDA_WCACHE_MAX];
-	int wcache_n;           // SK_CUDA_WCACHE=N: dequantized weights kept (weight_cache.cu; 0: off)
+	int wcache_n;           // SK_CUDA_WCACHE=N (default 7): dequantized weights kept (weight_cache.cu; 0: off)
 	unsigned long long wcache_clock;
 	long long n_wcache_hits;
 	cudaEvent_t prof_a, prof_b;

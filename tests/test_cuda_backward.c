@@ -53,6 +53,21 @@ static void rmsnorm_case(int64_t R, int64_t D, int with_w, int accumulate)
 	free(x), free(dy), free(w), free(init), free(ref);
 }
 
+/* Whether the training attention's products run on TF32 tensor cores: the
+ * default, unless SK_CUDA_ATTN_TF32=0, SK_CUDA_EXACT=1, SK_CUDA_GEMM=reference
+ * or SK_CUDA_ATTN_GEMM=0 takes them elsewhere (then fp32, and the fp32 bound). */
+static int env_says(const char *name, const char *v)
+{
+	const char *e = getenv(name);
+	return e && !strcmp(e, v);
+}
+
+static int attention_on_tf32(void)
+{
+	return !env_says("SK_CUDA_ATTN_TF32", "0") && !(getenv("SK_CUDA_EXACT") && !env_says("SK_CUDA_EXACT", "0")) &&
+	       !env_says("SK_CUDA_GEMM", "reference") && !env_says("SK_CUDA_ATTN_GEMM", "0");
+}
+
 TEST(rmsnorm_bwd_matches_cpu)
 {
 	NEED_GPU();
@@ -111,9 +126,8 @@ static void attn_bwd_case(int64_t n, int nh, int nkv, int hd, int window, float 
 	snprintf(what, sizeof what, "attention_bwd n %lld, %d/%d heads of %d, window %d, softcap %g: ", (long long)n,
 	         nh, nkv, hd, window, (double)softcap);
 	size_t len = strlen(what);
-	/* SK_CUDA_ATTN_TF32=1: the products' operands rounded to 10-bit mantissas (2^-11) */
-	const char *tf = getenv("SK_CUDA_ATTN_TF32");
-	double bound = tf && !strcmp(tf, "1") ? 5e-3 : FP32;
+	/* the products on TF32 (the default): operands rounded to 10-bit mantissas (2^-11) */
+	double bound = attention_on_tf32() ? 5e-3 : FP32;
 	snprintf(what + len, sizeof what - len, "dq");
 	expect(what, gdq, rdq, nq, bound);
 	snprintf(what + len, sizeof what - len, "dk (added)");

@@ -41,8 +41,10 @@ run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda"
 # the racecheck below runs this way, so the path is checked against the CPU first
 run test_cuda_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda" --ops-only
 run test_cuda_backward "$test_cuda_backward"
-# without programmatic dependent launches, and a projection's backward apart from its LoRA branch's
-run test_cuda_backward_apart env SK_CUDA_PDL=0 SK_CUDA_LORA_BWD=0 "$test_cuda_backward"
+# without programmatic dependent launches, a projection's backward apart from its LoRA branch's, and
+# without run 12's defaults (TF32 and grouped attention products, the one-pass t, the weight cache)
+run test_cuda_backward_apart env SK_CUDA_PDL=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
+	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
@@ -50,7 +52,8 @@ test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/te
 run test_cuda_train "$test_cuda_train"
 # the LoRA branch in its own products, forward and backward (folded into the projection's, and
 # its backward sharing the projection's bf16 dy, are the defaults): the same bounds
-run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 "$test_cuda_train"
+run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
+	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
