@@ -178,4 +178,22 @@ static inline void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_t
 	CHECK(gpu->ops->load_tensor(gpu, tg, 0, "test NF4 weight") == 0);
 }
 
+/* Whether attention of a sequence without a cache (training's, a first
+ * prompt's) runs its products on TF32 tensor cores: the default, unless
+ * SK_CUDA_ATTN_TF32=0, SK_CUDA_EXACT=1, SK_CUDA_GEMM=reference or
+ * SK_CUDA_ATTN_GEMM=0 takes them elsewhere (then fp32, and fp32 bounds).
+ * TF32 rounds the operands to 10-bit mantissas (2^-11). */
+static inline int cuda_env_says(const char *name, const char *v)
+{
+	const char *e = getenv(name);
+	return e && !strcmp(e, v);
+}
+
+static inline int attention_on_tf32(void)
+{
+	return !cuda_env_says("SK_CUDA_ATTN_TF32", "0") &&
+	       !(getenv("SK_CUDA_EXACT") && !cuda_env_says("SK_CUDA_EXACT", "0")) &&
+	       !cuda_env_says("SK_CUDA_GEMM", "reference") && !cuda_env_says("SK_CUDA_ATTN_GEMM", "0");
+}
+
 #endif

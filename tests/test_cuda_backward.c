@@ -53,21 +53,6 @@ static void rmsnorm_case(int64_t R, int64_t D, int with_w, int accumulate)
 	free(x), free(dy), free(w), free(init), free(ref);
 }
 
-/* Whether the training attention's products run on TF32 tensor cores: the
- * default, unless SK_CUDA_ATTN_TF32=0, SK_CUDA_EXACT=1, SK_CUDA_GEMM=reference
- * or SK_CUDA_ATTN_GEMM=0 takes them elsewhere (then fp32, and the fp32 bound). */
-static int env_says(const char *name, const char *v)
-{
-	const char *e = getenv(name);
-	return e && !strcmp(e, v);
-}
-
-static int attention_on_tf32(void)
-{
-	return !env_says("SK_CUDA_ATTN_TF32", "0") && !(getenv("SK_CUDA_EXACT") && !env_says("SK_CUDA_EXACT", "0")) &&
-	       !env_says("SK_CUDA_GEMM", "reference") && !env_says("SK_CUDA_ATTN_GEMM", "0");
-}
-
 TEST(rmsnorm_bwd_matches_cpu)
 {
 	NEED_GPU();

@@ -36,7 +36,7 @@ run test_cuda "$test_cuda"
 run test_cuda_optin env SK_CUDA_PDL=0 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
 # decoding's NF4 products on fp32 activations (8-bit ones are the default): the ops, and the
 # whole models at the fp32 bounds
-run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 "$test_cuda"
+run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 SK_CUDA_ATTN_TF32=0 "$test_cuda"
 # every product through the reference kernel (kernels/gemm_reference.cu) instead of cuBLASLt:
 # the racecheck below runs this way, so the path is checked against the CPU first
 run test_cuda_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda" --ops-only
