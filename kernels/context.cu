@@ -118,6 +118,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	const char *wc = getenv("SK_CUDA_WCACHE");
 	c->wcache_n = c->exact ? 0 : wc ? atoi(wc) : 7;
 	c->wcache_n = c->wcache_n < 0 ? 0 : c->wcache_n > SK_CUDA_WCACHE_MAX ? SK_CUDA_WCACHE_MAX : c->wcache_n;
+	// the LoRA branch's rank-r update of dx as eight more rows of dx's product, on the weight
+	// kept by the forward (opt-in until run on a GPU)
+	c->lora_dx_fold = c->wcache_n > 0 && env_is("SK_CUDA_LORA_DX_FOLD", "1");
 	// timing a product class's first heuristic candidates (opt-in: run 12 measured 1.007x at
 	// fixed lengths, and the tuning costs more than that at a dataset's varied ones)
 	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;

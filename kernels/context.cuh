@@ -100,6 +100,7 @@ struct sk_cuda {
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
 	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
 	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)
+	int lora_dx_fold;       // SK_CUDA_LORA_DX_FOLD=1: the LoRA rank-r update of dx as rows of dx's product (linear.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)

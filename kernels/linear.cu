@@ -932,17 +932,45 @@ __global__ static void k_fold_x(const float *__restrict__ x, const float *__rest
 	xh[e] = __float2bfloat16_rn(v);
 }
 
-// The last FOLD_COLS columns of each row of wh: bf16(scale · B[o]), zero past r
+// The last FOLD_COLS columns of each row of wh: bf16(scale · B[o]), zero past r;
+// with A, also the FOLD_COLS rows after the out rows: bf16(A[j]) in their
+// first in columns, zero past r (the backward's rank-r update of dx as more
+// rows of its product, SK_CUDA_LORA_DX_FOLD=1)
 __global__ static void k_fold_b(const float *__restrict__ B, float scale, int64_t out, int64_t in, int r,
-                                __nv_bfloat16 *__restrict__ wh)
+                                const float *__restrict__ A, __nv_bfloat16 *__restrict__ wh)
+{
+	sk_pdl_wait();
+	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, K = in + FOLD_COLS;
+	if (e < out * FOLD_COLS) {
+		int64_t o = e / FOLD_COLS;
+		int j = (int)(e - o * FOLD_COLS);
+		wh[o * K + in + j] = __float2bfloat16_rn(j < r ? scale * B[o * r + j] : 0.0f);
+		return;
+	}
+	e -= out * FOLD_COLS;
+	if (!A || e >= FOLD_COLS * in)
+		return;
+	int64_t j = e / in, k = e - j * in;
+	wh[(out + j) * K + k] = __float2bfloat16_rn(j < r ? A[j * in + k] : 0.0f);
+}
+
+// Bytes of a kept NF4 weight's bf16 copy (weight_cache.cu): out rows of ld
+// in + FOLD_COLS, then FOLD_COLS rows for A
+static size_t kept_bytes(int64_t out, int64_t in)
+{
+	return (size_t)((out + FOLD_COLS) * (in + FOLD_COLS)) * 2;
+}
+
+// rows of cols fp32 values (ld ldx) to bf16 rows of ld ldy
+__global__ static void k_rows_to_bf16(const float *__restrict__ x, int64_t n, int64_t cols, int64_t ldx,
+                                      __nv_bfloat16 *__restrict__ y, int64_t ldy)
 {
 	sk_pdl_wait();
 	int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-	if (e >= out * FOLD_COLS)
+	if (e >= n * cols)
 		return;
-	int64_t o = e / FOLD_COLS;
-	int j = (int)(e - o * FOLD_COLS);
-	wh[o * (in + FOLD_COLS) + in + j] = __float2bfloat16_rn(j < r ? scale * B[o * r + j] : 0.0f);
+	int64_t i = e / cols, k = e - i * cols;
+	y[i * ldy + k] = __float2bfloat16_rn(x[i * ldx + k]);
 }
 
 // A bf16 weight's rows copied into rows of ld = in + FOLD_COLS
@@ -1039,7 +1067,8 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 	// backward to read and for a forward computed again to reuse; else in the scratch
 	int kept = 0;
 	__nv_bfloat16 *wh = w->kind == SK_CUDA_W_NF4
-		? (__nv_bfloat16 *)sk_cuda_wcache_get(c, w->packed, (size_t)(out * K) * 2, &kept) : NULL;
+		? (__nv_bfloat16 *)sk_cuda_wcache_get(c, w->packed, kept_bytes(out, in), &kept) : NULL;
+	const float *a_rows = wh && c->lora_dx_fold ? l->A : NULL;
 	char *s = (char *)sk_cuda_scratch(c, xb + (wh ? 0 : (size_t)(out * K) * 2));
 	if (!s)
 		return -1;
@@ -1062,7 +1091,8 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 		if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
 			return -1;
 	}
-	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, in, l->r, wh);
+	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS + (a_rows ? FOLD_COLS * in : 0), 256), 256, 0, l->B, l->scale,
+	          out, in, l->r, a_rows, wh);
 	if (sk_cuda_launched(c, "fold: scale B columns") != 0)
 		return -1;
 	sk_cuda_gemm_shape sh = { out, n, K, K, K, out, 1, 0, 1, 0, 1, 0, 0, 0 };
@@ -1121,7 +1151,7 @@ static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16
 {
 	int64_t out = w->rows, in = w->cols;
 	const __nv_bfloat16 *kept = w->kind == SK_CUDA_W_NF4
-		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, (size_t)(out * (in + FOLD_COLS)) * 2) : NULL;
+		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(out, in)) : NULL;
 	if (kept)
 		return gemm_bwd(c, kept, in + FOLD_COLS, yh, out, n, out, in, accumulate ? 1.0f : 0.0f, dx);
 	if (!accumulate && R < out) {
@@ -1196,10 +1226,16 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	int r = l->r;
 	float p = dropout > 0.0f ? dropout : 0.0f;
 	int64_t R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
-	// the scratch: dy in bf16 | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] | t [n][r] | dt [n][8] | drop(x)
+	// SK_CUDA_LORA_DX_FOLD=1, without dropout, the weight kept by the forward with A's rows below
+	// it: the rank-r update of dx as FOLD_COLS more rows of dx's product, [yh | bf16(dt)] · [W ; A]
+	const __nv_bfloat16 *kept = c->lora_dx_fold && p <= 0.0f && w->kind == SK_CUDA_W_NF4
+		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(out, in)) : NULL;
+	int64_t ldy = kept ? out + FOLD_COLS : out;
+	// the scratch: dy in bf16 (rows of ldy) | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] |
+	// t [n][r] | dt [n][8] | drop(x)
 	size_t at[7], off = 0;
-	const size_t bytes[6] = { (size_t)(n * out) * 2,
-		                  w->kind == SK_CUDA_W_NF4 ? (size_t)(R * in) * 2 : 0,
+	const size_t bytes[6] = { (size_t)(n * ldy) * 2,
+		                  w->kind == SK_CUDA_W_NF4 && !kept ? (size_t)(R * in) * 2 : 0,
 		                  (size_t)(out * FOLD_COLS) * 2,
 		                  (size_t)(n * FOLD_COLS) * 2,
 		                  (size_t)(n * r) * 4,
@@ -1216,10 +1252,13 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	__nv_bfloat16 *bh = (__nv_bfloat16 *)(s + at[2]), *th = (__nv_bfloat16 *)(s + at[3]);
 	float *t = (float *)(s + at[4]), *dt = (float *)(s + at[5]), *xd_buf = (float *)(s + at[6]);
 
-	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
+	if (kept)
+		sk_launch(c, k_rows_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n, out, out, yh, ldy);
+	else
+		sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
 	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
 		return -1;
-	if (bwd_products(c, w, yh, n, dx, accumulate, R, wbuf) != 0)
+	if (!kept && bwd_products(c, w, yh, n, dx, accumulate, R, wbuf) != 0)
 		return -1;
 	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns);
 	// without dropout bf16(t) in one pass over x (SK_CUDA_FOLD_XT=1, as the forward)
@@ -1233,18 +1272,28 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 		sk_launch(c, k_fold_x, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)NULL, (const float *)t, n,
 		          (int64_t)0, r, th);
 	}
-	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r, bh);
+	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r,
+	          (const float *)NULL, bh);
 	if (sk_cuda_launched(c, "LoRA backward: t and scale B to bf16") != 0)
 		return -1;
-	// dt[n][8] = yh · bh: dtᵀ (8 x n) = (bh as 8 x out) · (yh as out x n)
-	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, out, FOLD_COLS, out, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
-	// gB[out][r] += scale · yhᵀ t: gBᵀ (r x out) += (th as r x n, ld 8) · (yh as out x n)ᵀ
-	sk_cuda_gemm_shape sgb = { r, out, n, FOLD_COLS, out, r, 0, 1, 1, 0, 1, 0, 0, 0 };
+	// dt[n][8] = yh · bh: dtᵀ (8 x n) = (bh as 8 x out) · (yh as out x n, ld ldy)
+	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, out, FOLD_COLS, ldy, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
+	// gB[out][r] += scale · yhᵀ t: gBᵀ (r x out) += (th as r x n, ld 8) · (yh as out x n, ld ldy)ᵀ
+	sk_cuda_gemm_shape sgb = { r, out, n, FOLD_COLS, ldy, r, 0, 1, 1, 0, 1, 0, 0, 0 };
 	// gA[r][in] += dtᵀ drop(x): gAᵀ (in x r) += (drop(x) as in x n) · (dt as r x n, ld 8)ᵀ
 	sk_cuda_gemm_shape sga = { in, r, n, in, FOLD_COLS, in, 0, 1, 0, 0, 1, 0, 0, 0 };
 	if (sk_cuda_matmul(c, sdt, 1.0f, bh, yh, 0.0f, dt) != 0 || sk_cuda_matmul(c, sgb, l->scale, th, yh, 1.0f, gB) != 0 ||
 	    sk_cuda_matmul(c, sga, 1.0f, xd, dt, 1.0f, gA) != 0)
 		return -1;
+	if (kept) { // bf16(dt) after dy's columns (zero past r, as bh is), then dx in one product
+		sk_launch(c, k_rows_to_bf16, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)dt, n, (int64_t)FOLD_COLS,
+		          (int64_t)FOLD_COLS, yh + out, ldy);
+		if (sk_cuda_launched(c, "LoRA backward: dt to bf16") != 0)
+			return -1;
+		return gemm_bwd(c, kept, in + FOLD_COLS, yh, ldy, n, out + FOLD_COLS, in, accumulate ? 1.0f : 0.0f, dx) == 0
+			? 1 : -1;
+	}
 	sk_cuda_lora_dx(c, l, n, p, seed, dt, FOLD_COLS, dx);
 	return sk_cuda_launched(c, "LoRA backward") == 0 ? 1 : -1;
 }
+

@@ -2,8 +2,9 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; the training benchmark with the options
-# off and on (SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_ATTN_GROUPED=1,
-# SK_CUDA_ATTN_TF32=1, SK_CUDA_FOLD_XT=1, SK_CUDA_GEMM_TUNE=1, SK_CUDA_WCACHE=7, SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
+# off and on (SK_CUDA_LORA_DX_FOLD=1, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
+# SK_CUDA_WCACHE=0, SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_GEMM_TUNE=1,
+# SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
@@ -53,44 +54,30 @@ fi
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 # training first (its issue is the open one), then decoding
-# the defaults since run 11 turned off (programmatic dependent launches, the shared LoRA backward)
+# the LoRA branch's rank-r update of dx as rows of dx's product (opt-in): op checks, the model's
+# training checks, then the benchmark, fixed and at a dataset's lengths
+step backward_lora_dx_fold 40 60 env SK_CUDA_LORA_DX_FOLD=1 test_cuda_backward
+step train_check_lora_dx_fold 60 120 env SK_CUDA_LORA_DX_FOLD=1 test_cuda_train
+step train_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN
+step train_vary_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN --seq 320 --vary
+step train 60 50 sokhan $TRN
+step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
+# the defaults since run 12 turned off, one at a time and together (TF32 and grouped attention
+# products, the one-pass [x | t], the weight cache); those since run 11 (programmatic dependent
+# launches, the shared LoRA backward)
+step train_no_tf32 60 50 env SK_CUDA_ATTN_TF32=0 sokhan $TRN
+step train_no_fold_xt 60 50 env SK_CUDA_FOLD_XT=0 sokhan $TRN
+step train_no_wcache 60 50 env SK_CUDA_WCACHE=0 sokhan $TRN
+step train_run12_off 60 50 env SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 sokhan $TRN
 step train_nopdl 60 50 env SK_CUDA_PDL=0 sokhan $TRN
 step train_no_lora_bwd 60 50 env SK_CUDA_LORA_BWD=0 sokhan $TRN
-# the attention backward's grouped dK, dV and TF32 products (opt-in): op checks, the model's
-# training checks, then the benchmark, fixed and at a dataset's lengths
-step backward_grouped 40 60 env SK_CUDA_ATTN_GROUPED=1 test_cuda_backward
-step backward_tf32 40 60 env SK_CUDA_ATTN_TF32=1 SK_CUDA_ATTN_GROUPED=1 test_cuda_backward
-step train_check_tf32 60 120 env SK_CUDA_ATTN_TF32=1 SK_CUDA_ATTN_GROUPED=1 test_cuda_train
-step train_grouped 60 50 env SK_CUDA_ATTN_GROUPED=1 sokhan $TRN
-step train_tf32 60 50 env SK_CUDA_ATTN_TF32=1 sokhan $TRN
-step train_grouped_tf32 60 50 env SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
-step train_vary_grouped_tf32 60 50 env SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
-# the folded forward's [x | t] and t in one pass (opt-in): op checks, training checks, benchmark
-step backward_fold_xt 40 60 env SK_CUDA_FOLD_XT=1 test_cuda_backward
-step train_check_fold_xt 60 120 env SK_CUDA_FOLD_XT=1 test_cuda_train
-step train_fold_xt 60 50 env SK_CUDA_FOLD_XT=1 sokhan $TRN
-step train_all_optin 60 50 env SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
-# each product class's algorithm timed among the heuristic's first eight (opt-in; the checks
-# with every product tuned, the tiny fixtures' too)
-step backward_gemm_tune 40 60 env SK_CUDA_GEMM_TUNE=all test_cuda_backward
-step train_check_gemm_tune 60 120 env SK_CUDA_GEMM_TUNE=all test_cuda_train
+# each product class's algorithm timed (opt-in), at fixed and at varied lengths
 step train_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN
-step train_all_optin_tune 60 50 env SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
-step prefill_gemm_tune 40 30 env SK_CUDA_GEMM_TUNE=1 sokhan $PRE
-# the folded forward's dequantized weights kept for the backward (opt-in, one layer's seven)
-step backward_wcache 40 60 env SK_CUDA_WCACHE=7 test_cuda_backward
-step train_check_wcache 60 120 env SK_CUDA_WCACHE=7 test_cuda_train
-step train_wcache 60 50 env SK_CUDA_WCACHE=7 sokhan $TRN
-step train_all_optin_wcache 60 50 env SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN
-step train_vary_all_optin 60 50 env SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
-step profile_train_vary_all_optin 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_WCACHE=7 SK_CUDA_GEMM_TUNE=1 SK_CUDA_FOLD_XT=1 SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
-step train 60 50 sokhan $TRN
-# the host's time split (SK_TRAIN_TIMING), at 2 x 512 and at a dataset's lengths (run 11's
-# SK_CUDA_PROFILE=host and op profile: the device, not the host, sets the pace)
+step train_vary_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN --seq 320 --vary
+# where the time goes: the host's split (SK_TRAIN_TIMING) and the kernel parts
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
-step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
-step profile_train_vary_tf32 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_ATTN_GROUPED=1 SK_CUDA_ATTN_TF32=1 sokhan $TRN --seq 320 --vary
+step profile_train_vary_lora_dx_fold 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN --seq 320 --vary
 step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
