@@ -296,6 +296,7 @@ extern "C" void sk_cuda_host_free(sk_cuda *c, void *p)
 		return;
 	cudaStreamSynchronize(c->stream);
 	cudaFreeHost(p);
+	sk_cuda_wcache_clear(c, 0); // p may have held a host-resident weight a cache entry is keyed by
 }
 
 // Small uploads go through a pinned ring so that they are queued like
