@@ -399,6 +399,77 @@ TEST(stop_and_resume_equals_uninterrupted)
 	free(b);
 }
 
+/* SK_TRAIN_MERGE_TOKENS computes consecutive micro-batches of a step in one
+ * forward and backward: the same gradient sum, scaled by the same 1 / the
+ * step's targets, so the same losses step by step up to the order of
+ * summation, in fewer passes. With dropout (a seed a micro-batch) nothing is
+ * merged and the run is the same to the byte. */
+TEST(merged_micro_batches_equal_separate)
+{
+	if (!g_m) {
+		SKIP("tiny model fixture missing");
+		return;
+	}
+	const char *budgets[] = { "1000000", "150" }; /* a whole step a pass; some pairs */
+	char *a = tmpdir();
+	sk_train_config ca;
+	base_config(&ca, a);
+	ca.max_steps = 6;
+	ca.grad_accum = 4;
+	watch wa = { 0 };
+	unsetenv("SK_TRAIN_MERGE_TOKENS");
+	CHECK_EQ_INT(run_to_end(&ca, 0, &wa), 0);
+	CHECK_EQ_INT(wa.nloss, 6);
+	CHECK_EQ_INT(wa.micro_seen, 24);
+	for (size_t k = 0; k < sizeof budgets / sizeof *budgets; k++) {
+		char *b = tmpdir();
+		sk_train_config cb = ca;
+		snprintf(cb.run_dir, sizeof cb.run_dir, "%s", b);
+		setenv("SK_TRAIN_MERGE_TOKENS", budgets[k], 1);
+		watch wb = { 0 };
+		CHECK_EQ_INT(run_to_end(&cb, 0, &wb), 0);
+		CHECK_EQ_INT(wb.nloss, 6);
+		/* fewer passes: a whole step each with the large budget */
+		CHECK(wb.micro_seen < wa.micro_seen);
+		if (k == 0)
+			CHECK_EQ_INT(wb.micro_seen, 6);
+		double worst = 0;
+		for (int i = 0; i < 6 && i < wb.nloss; i++) {
+			double d = fabs(wb.first_loss[i] - wa.first_loss[i]) / fabs(wa.first_loss[i]);
+			worst = d > worst ? d : worst;
+		}
+		printf("# merged within %s tokens: %d passes for 24 micro-batches, step losses within %.2g\n",
+		       budgets[k], wb.micro_seen, worst);
+		CHECK(worst < 1e-5);
+		sk_rmtree(b);
+		free(b);
+	}
+	/* with dropout nothing merges: the same metrics to the byte */
+	char *c = tmpdir(), *d = tmpdir();
+	sk_train_config cc = ca, cd;
+	cc.dropout = 0.1;
+	snprintf(cc.run_dir, sizeof cc.run_dir, "%s", c);
+	cd = cc;
+	snprintf(cd.run_dir, sizeof cd.run_dir, "%s", d);
+	watch wc = { 0 }, wd = { 0 };
+	unsetenv("SK_TRAIN_MERGE_TOKENS");
+	CHECK_EQ_INT(run_to_end(&cc, 0, &wc), 0);
+	setenv("SK_TRAIN_MERGE_TOKENS", "1000000", 1);
+	CHECK_EQ_INT(run_to_end(&cd, 0, &wd), 0);
+	unsetenv("SK_TRAIN_MERGE_TOKENS");
+	CHECK_EQ_INT(wd.micro_seen, 24);
+	char *mc = metrics_without_time(c), *md = metrics_without_time(d);
+	CHECK(mc && md && !strcmp(mc, md));
+	free(mc);
+	free(md);
+	sk_rmtree(a);
+	sk_rmtree(c);
+	sk_rmtree(d);
+	free(a);
+	free(c);
+	free(d);
+}
+
 /* A checkpoint directory without its marker (a save cut short) and a
  * leftover temporary directory are passed over on resume. */
 TEST(resume_ignores_half_written_checkpoint)
@@ -501,6 +572,7 @@ int main(void)
 	RUN(step_loss_is_token_weighted);
 	RUN(fifty_steps_drive_the_loss_down);
 	RUN(stop_and_resume_equals_uninterrupted);
+	RUN(merged_micro_batches_equal_separate);
 	RUN(resume_ignores_half_written_checkpoint);
 	RUN(loss_chunks_are_aligned);
 	RUN(bad_inputs_are_errors);

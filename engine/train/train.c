@@ -46,7 +46,16 @@ struct sk_train_run {
 	uint64_t adapter_bytes;
 	sk_metrics_log *log;
 	sk_lr_schedule sched;
-	sk_train_seq *seqs;
+	sk_train_seq *seqs;       /* batch x grad_accum rows */
+	/* SK_TRAIN_MERGE_TOKENS=N (no dropout): consecutive micro-batches of a step computed in one
+	 * forward and backward while their tokens fit in N (merge_tokens; 0: each alone). The step's
+	 * gradient is the same sum, scaled by the same 1 / step_targets; only the device's passes are
+	 * fewer and larger. group[g]: micro-batches of the current step's g-th pass. */
+	size_t merge_tokens;
+	int *group, n_group, gi;
+	int32_t *mids;            /* the merged rows' ids and targets (batcher buffers last one call) */
+	uint8_t *mtgt;
+	size_t mcap, group_tokens;
 
 	int64_t total_steps;
 	int64_t step;             /* optimizer steps done */
@@ -284,6 +293,8 @@ static int begin_step(sk_train_run *r)
 	r->step_pos = sk_batcher_tell(r->batcher);
 	r->n_micro = 0;
 	r->micro = 0;
+	r->n_group = 0;
+	r->gi = 0;
 	r->step_targets = 0;
 	r->step_tokens = 0;
 	r->step_loss = 0;
@@ -299,6 +310,16 @@ static int begin_step(sk_train_run *r)
 			epoch = bt.pos.epoch;
 		else if (bt.pos.epoch != epoch)
 			break;
+		/* a pass takes this micro-batch too while the merged tokens fit (never with dropout:
+		 * each micro-batch has its own dropout seed) */
+		size_t cur = r->n_group ? r->group_tokens : 0;
+		if (r->n_group && r->merge_tokens && r->cfg.dropout <= 0 && cur + bt.tokens <= r->merge_tokens) {
+			r->group[r->n_group - 1]++;
+			r->group_tokens = cur + bt.tokens;
+		} else {
+			r->group[r->n_group++] = 1;
+			r->group_tokens = bt.tokens;
+		}
 		r->n_micro++;
 		r->step_targets += (int64_t)bt.targets;
 		r->step_tokens += (int64_t)bt.tokens;
@@ -355,14 +376,62 @@ static int optimizer_step(sk_train_run *r)
 	return 0;
 }
 
+/* The rows of the k micro-batches of the next pass into r->seqs: 0, or -1.
+ * One micro-batch is used where the batcher holds it; more are copied, as
+ * the batcher's buffers last until its next call. */
+static int pass_rows(sk_train_run *r, int k, size_t *rows, sk_batch_pos *next)
+{
+	size_t n = 0, used = 0;
+	for (int b = 0; b < k; b++) {
+		sk_batch bt;
+		int rc = sk_batcher_next(r->batcher, &bt);
+		if (rc <= 0)
+			return rc < 0 ? -1 : sk_fail("%s", _("the data ran out in the middle of a step"));
+		*next = bt.next;
+		for (size_t i = 0; i < bt.rows; i++, n++) {
+			const int32_t *ids = bt.ids + i * bt.cols;
+			const uint8_t *tg = bt.target + i * bt.cols;
+			size_t len = bt.len[i];
+			if (k > 1) {
+				if (used + len > r->mcap) {
+					size_t cap = (used + len) * 2;
+					int32_t *a = realloc(r->mids, cap * sizeof *a);
+					if (a)
+						r->mids = a;
+					uint8_t *t = a ? realloc(r->mtgt, cap) : NULL;
+					if (!a || !t)
+						return sk_fail("%s", _("out of memory"));
+					r->mtgt = t;
+					r->mcap = cap;
+					/* earlier rows moved with the buffers */
+					size_t off = 0;
+					for (size_t j = 0; j < n; j++) {
+						r->seqs[j].ids = r->mids + off;
+						r->seqs[j].target = r->mtgt + off;
+						off += (size_t)r->seqs[j].n;
+					}
+				}
+				memcpy(r->mids + used, ids, len * sizeof *ids);
+				memcpy(r->mtgt + used, tg, len);
+				ids = r->mids + used;
+				tg = r->mtgt + used;
+				used += len;
+			}
+			r->seqs[n] = (sk_train_seq){ ids, tg, (int)len };
+		}
+	}
+	*rows = n;
+	return 0;
+}
+
 static int micro_step(sk_train_run *r)
 {
-	sk_batch bt;
-	int rc = sk_batcher_next(r->batcher, &bt);
-	if (rc <= 0)
-		return rc < 0 ? -1 : sk_fail("%s", _("the data ran out in the middle of a step"));
-	for (size_t i = 0; i < bt.rows; i++)
-		r->seqs[i] = (sk_train_seq){ bt.ids + i * bt.cols, bt.target + i * bt.cols, (int)bt.len[i] };
+	int k = r->gi < r->n_group ? r->group[r->gi] : 1;
+	size_t rows = 0;
+	sk_batch_pos next = r->step_pos;
+	if (pass_rows(r, k, &rows, &next))
+		return -1;
+	r->gi++;
 	sk_train_opts to = {
 		.lora_dropout = (float)r->cfg.dropout,
 		.dropout_seed = sk_train_micro_seed(r->cfg.seed, r->step, r->micro),
@@ -372,12 +441,12 @@ static int micro_step(sk_train_run *r)
 	};
 	double ls = 0;
 	int64_t nt = 0;
-	if (sk_model_loss_grad(r->m, r->lora, r->seqs, (int)bt.rows, &to, &ls, &nt))
+	if (sk_model_loss_grad(r->m, r->lora, r->seqs, (int)rows, &to, &ls, &nt))
 		return -1;
 	r->step_loss += ls;
-	r->micro++;
+	r->micro += k;
 	sk_train_event ev = { .kind = SK_TRAIN_EV_MICRO, .micro = r->micro, .n_micro = r->n_micro,
-			      .epoch = epoch_of(r, bt.next), .loss = NAN, .lr = NAN, .grad_norm = NAN,
+			      .epoch = epoch_of(r, next), .loss = NAN, .lr = NAN, .grad_norm = NAN,
 			      .eval_loss = NAN };
 	emit(r, &ev);
 	if (r->micro == r->n_micro)
@@ -542,6 +611,9 @@ void sk_train_free(sk_train_run *r)
 	sk_split_free(&r->split);
 	sk_dataset_free(r->ds);
 	free(r->seqs);
+	free(r->group);
+	free(r->mids);
+	free(r->mtgt);
 	free(r->hist_steps);
 	free(r->hist_loss);
 	free(r);
@@ -767,8 +839,11 @@ static int load_data(sk_train_run *r)
 		return sk_fail(_("%s: no training batches"), r->cfg.data);
 	r->total_steps = total;
 	r->sched = (sk_lr_schedule){ r->cfg.sched, r->cfg.warmup, total };
-	r->seqs = calloc((size_t)r->cfg.batch, sizeof *r->seqs);
-	return r->seqs ? 0 : sk_fail("%s", _("out of memory"));
+	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
+	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
+	const char *mt = getenv("SK_TRAIN_MERGE_TOKENS");
+	r->merge_tokens = mt ? (size_t)strtoull(mt, NULL, 10) : 0;
+	return r->seqs && r->group ? 0 : sk_fail("%s", _("out of memory"));
 }
 
 sk_train_run *sk_train_start(sk_model *m, const sk_train_config *cfg, int resume, sk_train_event_fn fn, void *ctx)
