@@ -326,6 +326,17 @@ static int begin_step(sk_train_run *r)
 	}
 	if (sk_batcher_seek(r->batcher, r->step_pos))
 		return -1;
+	if (r->n_group < r->n_micro && (size_t)r->step_tokens > r->mcap) { /* room for merged rows */
+		size_t cap = (size_t)r->step_tokens;
+		int32_t *a = realloc(r->mids, cap * sizeof *a);
+		if (a)
+			r->mids = a;
+		uint8_t *t = a ? realloc(r->mtgt, cap) : NULL;
+		if (!a || !t)
+			return sk_fail("%s", _("out of memory"));
+		r->mtgt = t;
+		r->mcap = cap;
+	}
 	r->step_t0 = now_s();
 	return 0;
 }
@@ -392,25 +403,9 @@ static int pass_rows(sk_train_run *r, int k, size_t *rows, sk_batch_pos *next)
 			const int32_t *ids = bt.ids + i * bt.cols;
 			const uint8_t *tg = bt.target + i * bt.cols;
 			size_t len = bt.len[i];
-			if (k > 1) {
-				if (used + len > r->mcap) {
-					size_t cap = (used + len) * 2;
-					int32_t *a = realloc(r->mids, cap * sizeof *a);
-					if (a)
-						r->mids = a;
-					uint8_t *t = a ? realloc(r->mtgt, cap) : NULL;
-					if (!a || !t)
-						return sk_fail("%s", _("out of memory"));
-					r->mtgt = t;
-					r->mcap = cap;
-					/* earlier rows moved with the buffers */
-					size_t off = 0;
-					for (size_t j = 0; j < n; j++) {
-						r->seqs[j].ids = r->mids + off;
-						r->seqs[j].target = r->mtgt + off;
-						off += (size_t)r->seqs[j].n;
-					}
-				}
+			if (k > 1) { /* begin_step made room for the whole step */
+				if (used + len > r->mcap)
+					return sk_fail("%s", _("the data changed in the middle of a step"));
 				memcpy(r->mids + used, ids, len * sizeof *ids);
 				memcpy(r->mtgt + used, tg, len);
 				ids = r->mids + used;
