@@ -55,7 +55,7 @@ struct sk_train_run {
 	int *group, n_group, gi;
 	int32_t *mids;            /* the merged rows' ids and targets (batcher buffers last one call) */
 	uint8_t *mtgt;
-	size_t mcap, group_tokens;
+	size_t mcap;
 
 	int64_t total_steps;
 	int64_t step;             /* optimizer steps done */
@@ -298,7 +298,7 @@ static int begin_step(sk_train_run *r)
 	r->step_targets = 0;
 	r->step_tokens = 0;
 	r->step_loss = 0;
-	size_t epoch = 0;
+	size_t epoch = 0, pass_tokens = 0;
 	sk_batch bt;
 	for (int i = 0; i < r->cfg.grad_accum; i++) {
 		int rc = sk_batcher_next(r->batcher, &bt);
@@ -312,13 +312,12 @@ static int begin_step(sk_train_run *r)
 			break;
 		/* a pass takes this micro-batch too while the merged tokens fit (never with dropout:
 		 * each micro-batch has its own dropout seed) */
-		size_t cur = r->n_group ? r->group_tokens : 0;
-		if (r->n_group && r->merge_tokens && r->cfg.dropout <= 0 && cur + bt.tokens <= r->merge_tokens) {
+		if (r->n_group && r->merge_tokens && r->cfg.dropout <= 0 && pass_tokens + bt.tokens <= r->merge_tokens) {
 			r->group[r->n_group - 1]++;
-			r->group_tokens = cur + bt.tokens;
+			pass_tokens += bt.tokens;
 		} else {
 			r->group[r->n_group++] = 1;
-			r->group_tokens = bt.tokens;
+			pass_tokens = bt.tokens;
 		}
 		r->n_micro++;
 		r->step_targets += (int64_t)bt.targets;
