@@ -183,6 +183,7 @@ extern "C" int sk_cuda_grad_sq(sk_cuda *c, const sk_cuda_optim_tensor *T, int nt
 extern "C" int sk_cuda_adamw8bit(sk_cuda *c, const sk_cuda_optim_tensor *T, int nt, int64_t blocks, const float *maps,
                                  const sk_cuda_adam *s, float coef, int apply)
 {
+	sk_cuda_wcache_lora_written(c, NULL, 0); // the optimizer writes the pairs: every fold stale
 	if (blocks > 0)
 		sk_launch(c, k_adamw8bit, (unsigned)blocks, OB, 0, T, nt, maps, *s, coef, apply);
 	sk_cuda_launched(c, "AdamW8bit");

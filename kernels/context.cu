@@ -121,6 +121,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// the LoRA branch's rank-r update of dx as eight more rows of dx's product, on the weight
 	// kept by the forward (opt-in until run on a GPU)
 	c->lora_dx_fold = c->wcache_n > 0 && env_is("SK_CUDA_LORA_DX_FOLD", "1");
+	// a kept copy's scale·B columns reused while the pair is unchanged: the forward computed
+	// again under checkpointing and the backward skip folding B (SK_CUDA_KEEP_B=0: off)
+	c->keep_b = !env_is("SK_CUDA_KEEP_B", "0");
 	// timing a product class's first heuristic candidates (opt-in: run 12 measured 1.007x at
 	// fixed lengths, and the tuning costs more than that at a dataset's varied ones)
 	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;
@@ -305,6 +308,7 @@ extern "C" void sk_cuda_host_free(sk_cuda *c, void *p)
 
 extern "C" int sk_cuda_upload(sk_cuda *c, void *dst, const void *src, size_t bytes)
 {
+	sk_cuda_wcache_lora_written(c, dst, bytes);
 	cudaError_t e;
 	if (bytes == 0)
 		return sk_cuda_check(c);
@@ -345,6 +349,7 @@ extern "C" int sk_cuda_download(sk_cuda *c, void *dst, const void *src, size_t b
 
 extern "C" int sk_cuda_copy(sk_cuda *c, void *dst, const void *src, size_t bytes)
 {
+	sk_cuda_wcache_lora_written(c, dst, bytes);
 	cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
 	if (e != cudaSuccess)
 		sk_cuda_fail(c, "copy of %zu bytes: %s", bytes, cudaGetErrorString(e));

@@ -64,6 +64,11 @@ typedef struct {
 	void *buf;
 	size_t bytes;
 	unsigned long long used;
+	// the LoRA pair whose scale·B columns (and, with lora_a, A's rows) the copy
+	// holds, folded at lora_gen (NULL: none current)
+	const void *lora_b, *lora_a;
+	size_t lora_b_bytes, lora_a_bytes;
+	float lora_scale;
 } sk_cuda_wcache_entry;
 
 struct sk_cuda {
@@ -100,6 +105,7 @@ struct sk_cuda {
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
 	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
 	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)
+	int keep_b;             // (SK_CUDA_KEEP_B=0: off) a kept copy's scale·B columns reused while the pair is unchanged (weight_cache.cu)
 	int lora_dx_fold;       // SK_CUDA_LORA_DX_FOLD=1: the LoRA rank-r update of dx as rows of dx's product (linear.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
@@ -134,6 +140,15 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
 void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit);
 const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes);
 void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers);
+// Whether key's kept copy holds the pair l (scale·B, and A's rows when with_a)
+// as it is now: folded since any write to it; the record that it was just
+// folded; and a write of bytes at p (NULL: anything, the optimizer's step)
+// that makes the folds of the pairs it touches stale. Every entry point
+// that may write a LoRA pair's memory (upload, copy, add, scale, zero, the
+// optimizer) reports its writes.
+int sk_cuda_wcache_lora_current(sk_cuda *c, const void *key, const sk_cuda_lora *l, int with_a);
+void sk_cuda_wcache_lora_folded(sk_cuda *c, const void *key, const sk_cuda_lora *l, int with_a);
+void sk_cuda_wcache_lora_written(sk_cuda *c, const void *p, size_t bytes);
 // t[n][l->r] = drop(x) Aᵀ of a training LoRA pair (lora_train.cu), t outside
 // the scratch (drop(x) goes there when dropout > 0). 0, or -1 recorded.
 int sk_cuda_lora_a(sk_cuda *c, const sk_cuda_lora *l, const float *x, int64_t n, float dropout, uint64_t seed,

@@ -186,6 +186,7 @@ __global__ static void k_add(const float *a, const float *b, int64_t n, float sc
 
 extern "C" void sk_cuda_add(sk_cuda *c, const float *a, const float *b, int64_t count, float scale, float *y)
 {
+	sk_cuda_wcache_lora_written(c, y, (size_t)count * sizeof(float));
 	if (count > 0)
 		sk_launch(c, k_add, sk_blocks(count, T256), T256, 0, a, b, count, scale, y);
 	sk_cuda_launched(c, "add");
@@ -201,6 +202,7 @@ __global__ static void k_scale(const float *x, int64_t n, float s, float *y)
 
 extern "C" void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s, float *y)
 {
+	sk_cuda_wcache_lora_written(c, y, (size_t)count * sizeof(float));
 	if (count <= 0 || (s == 1.0f && x == y))
 		return;
 	if (s == 1.0f)
@@ -212,6 +214,7 @@ extern "C" void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s
 
 extern "C" void sk_cuda_zero(sk_cuda *c, float *x, int64_t count)
 {
+	sk_cuda_wcache_lora_written(c, x, (size_t)count * sizeof(float));
 	if (count > 0)
 		cudaMemsetAsync(x, 0, (size_t)count * sizeof(float), c->stream);
 	sk_cuda_launched(c, "zero");
@@ -450,6 +453,7 @@ __global__ static void k_random_bf16(uint16_t *dst, int64_t n, float scale, uint
 
 extern "C" void sk_cuda_fill_random_bf16(sk_cuda *c, uint16_t *dst, int64_t n, float scale, uint64_t seed)
 {
+	sk_cuda_wcache_lora_written(c, dst, (size_t)n * 2);
 	if (n > 0)
 		sk_launch(c, k_random_bf16, sk_blocks(n, T256), T256, 0, dst, n, scale, seed);
 	sk_cuda_launched(c, "random weights");
@@ -474,6 +478,7 @@ __global__ static void k_fill(float *dst, int64_t n, float v)
 extern "C" void sk_cuda_fill_random_nf4(sk_cuda *c, uint8_t *packed, uint8_t *absmax_q, float *nested, int64_t n,
                                         float scale, uint64_t seed)
 {
+	sk_cuda_wcache_lora_written(c, NULL, 0); // rare: forget every fold
 	int64_t nb = (n + 63) / 64, nn = (nb + 255) / 256;
 	sk_launch(c, k_random_bytes, sk_blocks((n + 1) / 2, T256), T256, 0, packed, (n + 1) / 2, seed, 0, 256);
 	// first-level codes in the upper part of the signed map: absmax values of order nested

@@ -1091,10 +1091,16 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 		if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
 			return -1;
 	}
-	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS + (a_rows ? FOLD_COLS * in : 0), 256), 256, 0, l->B, l->scale,
-	          out, in, l->r, a_rows, wh);
-	if (sk_cuda_launched(c, "fold: scale B columns") != 0)
-		return -1;
+	// scale·B's columns (and A's rows) are already in a kept copy this pair was folded into since
+	// its last change: a forward computed again under checkpointing skips them
+	if (!kept || !c->keep_b || !sk_cuda_wcache_lora_current(c, w->packed, l, a_rows != NULL)) {
+		sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS + (a_rows ? FOLD_COLS * in : 0), 256), 256, 0, l->B,
+		          l->scale, out, in, l->r, a_rows, wh);
+		if (sk_cuda_launched(c, "fold: scale B columns") != 0)
+			return -1;
+		if (w->kind == SK_CUDA_W_NF4)
+			sk_cuda_wcache_lora_folded(c, w->packed, l, a_rows != NULL);
+	}
 	sk_cuda_gemm_shape sh = { out, n, K, K, K, out, 1, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, sh, 1.0f, wh, xh, 0.0f, y) == 0 ? 1 : -1;
 }
@@ -1228,8 +1234,13 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	int64_t R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
 	// SK_CUDA_LORA_DX_FOLD=1, without dropout, the weight kept by the forward with A's rows below
 	// it: the rank-r update of dx as FOLD_COLS more rows of dx's product, [yh | bf16(dt)] · [W ; A]
-	const __nv_bfloat16 *kept = c->lora_dx_fold && p <= 0.0f && w->kind == SK_CUDA_W_NF4
+	// (the forward's kept copy holds this pair's current scale·B columns, and A's rows with the fold,
+	// unless the pair was written since it was folded)
+	const __nv_bfloat16 *kc = w->kind == SK_CUDA_W_NF4
 		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(out, in)) : NULL;
+	const int kb = c->keep_b && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 0);
+	const __nv_bfloat16 *kept = c->lora_dx_fold && p <= 0.0f && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 1)
+		? kc : NULL;
 	int64_t ldy = kept ? out + FOLD_COLS : out;
 	// the scratch: dy in bf16 (rows of ldy) | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] |
 	// t [n][r] | dt [n][8] | drop(x)
@@ -1272,12 +1283,18 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 		sk_launch(c, k_fold_x, sk_blocks(n * FOLD_COLS, 256), 256, 0, (const float *)NULL, (const float *)t, n,
 		          (int64_t)0, r, th);
 	}
-	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r,
-	          (const float *)NULL, bh);
+	int64_t ldb = FOLD_COLS;
+	if (kb) { // scale·B's columns of the kept copy, rows of in + 8
+		bh = (__nv_bfloat16 *)kc + in;
+		ldb = in + FOLD_COLS;
+	} else {
+		sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS, 256), 256, 0, l->B, l->scale, out, (int64_t)0, r,
+		          (const float *)NULL, bh);
+	}
 	if (sk_cuda_launched(c, "LoRA backward: t and scale B to bf16") != 0)
 		return -1;
-	// dt[n][8] = yh · bh: dtᵀ (8 x n) = (bh as 8 x out) · (yh as out x n, ld ldy)
-	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, out, FOLD_COLS, ldy, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
+	// dt[n][8] = yh · bh: dtᵀ (8 x n) = (bh as 8 x out, ld ldb) · (yh as out x n, ld ldy)
+	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, out, ldb, ldy, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
 	// gB[out][r] += scale · yhᵀ t: gBᵀ (r x out) += (th as r x n, ld 8) · (yh as out x n, ld ldy)ᵀ
 	sk_cuda_gemm_shape sgb = { r, out, n, FOLD_COLS, ldy, r, 0, 1, 1, 0, 1, 0, 0, 0 };
 	// gA[r][in] += dtᵀ drop(x): gAᵀ (in x r) += (drop(x) as in x n) · (dt as r x n, ld 8)ᵀ

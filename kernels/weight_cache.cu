@@ -54,6 +54,7 @@ void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit)
 		e->bytes = bytes;
 	}
 	e->key = key;
+	e->lora_b = e->lora_a = NULL;
 	e->used = ++c->wcache_clock;
 	return e->buf;
 }
@@ -76,9 +77,56 @@ void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers)
 	for (int i = 0; i < SK_CUDA_WCACHE_MAX; i++) {
 		sk_cuda_wcache_entry *e = &c->wcache[i];
 		e->key = NULL;
+		e->lora_b = e->lora_a = NULL;
 		if (free_buffers && e->buf) {
 			cudaFree(e->buf);
 			e->buf = NULL, e->bytes = 0;
 		}
+	}
+}
+
+static sk_cuda_wcache_entry *entry_of(sk_cuda *c, const void *key)
+{
+	for (int i = 0; key && i < c->wcache_n; i++)
+		if (c->wcache[i].key == key)
+			return &c->wcache[i];
+	return NULL;
+}
+
+// The forward folds scale·B into the kept copy's last columns every time it
+// uses it; a forward computed again (checkpointing) and the backward that
+// follows it can skip writing or reading them again while nothing has
+// written to that pair since (an optimizer step, an upload, a copy).
+int sk_cuda_wcache_lora_current(sk_cuda *c, const void *key, const sk_cuda_lora *l, int with_a)
+{
+	const sk_cuda_wcache_entry *e = entry_of(c, key);
+	return e && l && e->lora_b == l->B && e->lora_scale == l->scale && (!with_a || e->lora_a == l->A);
+}
+
+void sk_cuda_wcache_lora_folded(sk_cuda *c, const void *key, const sk_cuda_lora *l, int with_a)
+{
+	sk_cuda_wcache_entry *e = entry_of(c, key);
+	if (!e)
+		return;
+	e->lora_b = l->B, e->lora_scale = l->scale;
+	e->lora_b_bytes = (size_t)(l->out * l->r) * sizeof(float);
+	e->lora_a = with_a ? l->A : NULL;
+	e->lora_a_bytes = with_a ? (size_t)(l->r * l->in) * sizeof(float) : 0;
+}
+
+static int overlaps(const void *p, size_t bytes, const void *q, size_t qbytes)
+{
+	const char *a = (const char *)p, *b = (const char *)q;
+	return q && a < b + qbytes && b < a + bytes;
+}
+
+void sk_cuda_wcache_lora_written(sk_cuda *c, const void *p, size_t bytes)
+{
+	for (int i = 0; i < SK_CUDA_WCACHE_MAX; i++) {
+		sk_cuda_wcache_entry *e = &c->wcache[i];
+		if (!e->lora_b)
+			continue;
+		if (!p || overlaps(p, bytes, e->lora_b, e->lora_b_bytes) || overlaps(p, bytes, e->lora_a, e->lora_a_bytes))
+			e->lora_b = e->lora_a = NULL;
 	}
 }

@@ -535,6 +535,40 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 	expect_host(what, hga, rga, na, 1e-2);
 	snprintf(what + len, sizeof what - len, "gB");
 	expect_host(what, hgb, rgb, nb, 1e-2);
+	if (p <= 0.0f) {
+		/* B changed (as an optimizer step or an upload changes it) after the kept copy was
+		 * folded: the forward computed again and its backward must use the new B, not the
+		 * kept copy's columns (SK_CUDA_KEEP_B reuses them only while the pair is unchanged) */
+		CHECK(gpu->ops->linear_lora_fwd(gpu, &tg, fx, n, fy, lp, p, seed) == 0);
+		for (int64_t k = 0; k < (int64_t)out * r; k++)
+			lp->B[k] = -0.5f * lp->B[k] + 0.05f;
+		CHECK(gpu->ops->train_upload(gpu) == 0);
+		ry = malloc(ny * sizeof(float));
+		CHECK(cpu->ops->linear(cpu, &tc, x, n, ry, NULL, NULL) == 0);
+		CHECK(cpu->ops->lora_fwd(cpu, lp, x, n, p, seed, ry) == 0);
+		CHECK(gpu->ops->linear_lora_fwd(gpu, &tg, fx, n, fy, lp, p, seed) == 0);
+		snprintf(what, sizeof what, "linear_lora_fwd %s layer %d %s after B changed: y", nf4 ? "NF4" : "bf16", layer,
+		         sk_lora_module_name(mod));
+		expect(what, fy, ry, ny, 1e-2);
+		free(ry);
+		memcpy(rga, ga0, na * sizeof(float)), memcpy(rgb, gb0, nb * sizeof(float)), memcpy(rdx, dx0, nx * sizeof(float));
+		CHECK(cpu->ops->linear_bwd(cpu, &tc, dy, n, rdx, 1) == 0);
+		CHECK(cpu->ops->lora_bwd(cpu, lp, x, dy, n, p, seed, rga, rgb, rdx) == 0);
+		memcpy(hga, ga0, na * sizeof(float));
+		memcpy(hgb, gb0, nb * sizeof(float));
+		CHECK(gpu->ops->upload(gpu, gdx, dx0, nx * sizeof(float)) == 0);
+		CHECK(gpu->ops->linear_lora_bwd(gpu, &tg, lp, gx, gdy, n, p, seed, hga, hgb, gdx, 1) == 0);
+		CHECK(gpu->ops->train_download_grads(gpu) == 0);
+		snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s after B changed: ", nf4 ? "NF4" : "bf16", layer,
+		         sk_lora_module_name(mod));
+		len = strlen(what);
+		snprintf(what + len, sizeof what - len, "dx");
+		expect(what, gdx, rdx, nx, 1e-2);
+		snprintf(what + len, sizeof what - len, "gA");
+		expect_host(what, hga, rga, na, 1e-2);
+		snprintf(what + len, sizeof what - len, "gB");
+		expect_host(what, hgb, rgb, nb, 1e-2);
+	}
 	/* freed only now: a device free forgets the weight cache's copies (SK_CUDA_WCACHE), and the
 	 * backward should find the forward's */
 	dfree(fx), dfree(fy);
