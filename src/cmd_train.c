@@ -50,6 +50,9 @@ static const sk_command_help train_help = {
 	   "  --loss-on all|responses  which tokens are trained (default responses)\n"
 	   "  --max-len N         cut examples to N tokens (default 2048; 0 = no limit)\n"
 	   "  --packing           pack several examples into each row of --max-len tokens\n"
+	   "  --merge-tokens N    compute a step's micro-batches in one pass while they hold at most\n"
+	   "                      N tokens, without dropout (the same gradient; 0 = off; default 2048\n"
+	   "                      on a GPU, off on the CPU)\n"
 	   "  --eval-frac F       hold out this fraction of the data for evaluation (default 0)\n"
 	   "  --eval-every N      evaluate every N steps (default: only at the end)\n"
 	   "  --on-bad-row skip|fail  what to do with a bad line of data (default skip)\n"
@@ -62,6 +65,7 @@ enum {
 	OPT_DATA = 2000, OPT_OUT, OPT_RESUME, OPT_RECIPE, OPT_R, OPT_ALPHA, OPT_DROPOUT, OPT_TARGETS, OPT_RSLORA,
 	OPT_QUANT, OPT_GRAD_CKPT, OPT_NO_GRAD_CKPT, OPT_OPTIM, OPT_LR, OPT_SCHED, OPT_WARMUP, OPT_WD, OPT_BATCH,
 	OPT_ACCUM, OPT_CLIP, OPT_EPOCHS, OPT_MAX_STEPS, OPT_SEED, OPT_LOSS_ON, OPT_MAX_LEN, OPT_PACKING,
+	OPT_MERGE_TOKENS,
 	OPT_EVAL_FRAC, OPT_EVAL_EVERY, OPT_BAD_ROW, OPT_SAVE_EVERY, OPT_KEEP, OPT_TUI,
 };
 
@@ -89,6 +93,7 @@ static const struct option train_opts[] = {
 	{ "max-grad-norm", required_argument, NULL, OPT_CLIP },
 	{ "epochs", required_argument, NULL, OPT_EPOCHS },
 	{ "max-steps", required_argument, NULL, OPT_MAX_STEPS },
+	{ "merge-tokens", required_argument, NULL, OPT_MERGE_TOKENS },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "loss-on", required_argument, NULL, OPT_LOSS_ON },
 	{ "max-len", required_argument, NULL, OPT_MAX_LEN },
@@ -205,6 +210,11 @@ static int apply(sk_train_config *c, int code, const char *arg)
 		if (sk_cli_parse_int(h, name, arg, 1, 100000, &v))
 			return SK_EXIT_USAGE;
 		c->epochs = (int)v;
+		return 0;
+	case OPT_MERGE_TOKENS:
+		if (sk_cli_parse_int(h, name, arg, 0, INT32_MAX, &v))
+			return SK_EXIT_USAGE;
+		c->merge_tokens = v;
 		return 0;
 	case OPT_MAX_STEPS:
 	case OPT_EVAL_EVERY:

@@ -399,25 +399,26 @@ TEST(stop_and_resume_equals_uninterrupted)
 	free(b);
 }
 
-/* SK_TRAIN_MERGE_TOKENS computes consecutive micro-batches of a step in one
+/* --merge-tokens computes consecutive micro-batches of a step in one
  * forward and backward: the same gradient sum, scaled by the same 1 / the
  * step's targets, so the same losses step by step up to the order of
  * summation, in fewer passes. With dropout (a seed a micro-batch) nothing is
- * merged and the run is the same to the byte. */
+ * merged and the run is the same to the byte. On the CPU the default (-1, the
+ * backend's) merges nothing. */
 TEST(merged_micro_batches_equal_separate)
 {
 	if (!g_m) {
 		SKIP("tiny model fixture missing");
 		return;
 	}
-	const char *budgets[] = { "1000000", "150" }; /* a whole step a pass; some pairs */
+	const int64_t budgets[] = { 1000000, 150 }; /* a whole step a pass; some pairs */
 	char *a = tmpdir();
 	sk_train_config ca;
 	base_config(&ca, a);
 	ca.max_steps = 6;
 	ca.grad_accum = 4;
+	ca.merge_tokens = -1;
 	watch wa = { 0 };
-	unsetenv("SK_TRAIN_MERGE_TOKENS");
 	CHECK_EQ_INT(run_to_end(&ca, 0, &wa), 0);
 	CHECK_EQ_INT(wa.nloss, 6);
 	CHECK_EQ_INT(wa.micro_seen, 24);
@@ -425,7 +426,7 @@ TEST(merged_micro_batches_equal_separate)
 		char *b = tmpdir();
 		sk_train_config cb = ca;
 		snprintf(cb.run_dir, sizeof cb.run_dir, "%s", b);
-		setenv("SK_TRAIN_MERGE_TOKENS", budgets[k], 1);
+		cb.merge_tokens = budgets[k];
 		watch wb = { 0 };
 		CHECK_EQ_INT(run_to_end(&cb, 0, &wb), 0);
 		CHECK_EQ_INT(wb.nloss, 6);
@@ -438,8 +439,8 @@ TEST(merged_micro_batches_equal_separate)
 			double d = fabs(wb.first_loss[i] - wa.first_loss[i]) / fabs(wa.first_loss[i]);
 			worst = d > worst ? d : worst;
 		}
-		printf("# merged within %s tokens: %d passes for 24 micro-batches, step losses within %.2g\n",
-		       budgets[k], wb.micro_seen, worst);
+		printf("# merged within %lld tokens: %d passes for 24 micro-batches, step losses within %.2g\n",
+		       (long long)budgets[k], wb.micro_seen, worst);
 		CHECK(worst < 1e-5);
 		sk_rmtree(b);
 		free(b);
@@ -448,15 +449,14 @@ TEST(merged_micro_batches_equal_separate)
 	char *c = tmpdir(), *d = tmpdir();
 	sk_train_config cc = ca, cd;
 	cc.dropout = 0.1;
+	cc.merge_tokens = 0;
 	snprintf(cc.run_dir, sizeof cc.run_dir, "%s", c);
 	cd = cc;
+	cd.merge_tokens = 1000000;
 	snprintf(cd.run_dir, sizeof cd.run_dir, "%s", d);
 	watch wc = { 0 }, wd = { 0 };
-	unsetenv("SK_TRAIN_MERGE_TOKENS");
 	CHECK_EQ_INT(run_to_end(&cc, 0, &wc), 0);
-	setenv("SK_TRAIN_MERGE_TOKENS", "1000000", 1);
 	CHECK_EQ_INT(run_to_end(&cd, 0, &wd), 0);
-	unsetenv("SK_TRAIN_MERGE_TOKENS");
 	CHECK_EQ_INT(wd.micro_seen, 24);
 	char *mc = metrics_without_time(c), *md = metrics_without_time(d);
 	CHECK(mc && md && !strcmp(mc, md));

@@ -23,6 +23,9 @@
 #include "engine/train/train_grad.h"
 
 #define OPTIM_FILE "optimizer.safetensors"
+/* --merge-tokens' default on a device backend: a pass of a step's micro-batches up to this many
+ * tokens (on the CPU a pass's cost grows with its tokens, and merging gains nothing) */
+#define SK_TRAIN_MERGE_DEVICE 2048
 
 struct sk_train_run {
 	sk_train_config cfg;
@@ -47,7 +50,7 @@ struct sk_train_run {
 	sk_metrics_log *log;
 	sk_lr_schedule sched;
 	sk_train_seq *seqs;       /* batch x grad_accum rows */
-	/* SK_TRAIN_MERGE_TOKENS=N (no dropout): consecutive micro-batches of a step computed in one
+	/* --merge-tokens N (no dropout): consecutive micro-batches of a step computed in one
 	 * forward and backward while their tokens fit in N (merge_tokens; 0: each alone). The step's
 	 * gradient is the same sum, scaled by the same 1 / step_targets; only the device's passes are
 	 * fewer and larger. group[g]: micro-batches of the current step's g-th pass. */
@@ -835,8 +838,8 @@ static int load_data(sk_train_run *r)
 	r->sched = (sk_lr_schedule){ r->cfg.sched, r->cfg.warmup, total };
 	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
 	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
-	const char *mt = getenv("SK_TRAIN_MERGE_TOKENS");
-	r->merge_tokens = mt ? (size_t)strtoull(mt, NULL, 10) : 0;
+	r->merge_tokens = (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens
+	                                                     : sk_model_train_on_device(r->m) ? SK_TRAIN_MERGE_DEVICE : 0);
 	return r->seqs && r->group ? 0 : sk_fail("%s", _("out of memory"));
 }
 

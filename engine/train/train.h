@@ -60,6 +60,9 @@ typedef struct {
 	sk_loss_on loss_on;
 	int64_t max_len;       /* 0: whole examples */
 	int packing;
+	int64_t merge_tokens;  /* a step's micro-batches computed in one pass while they hold at most
+	                        * this many tokens (without dropout; the same gradient): 0 off,
+	                        * -1 the backend's default (sk_train_merge_default) */
 	double eval_frac;      /* 0: no evaluation */
 	int64_t eval_every;    /* 0: only at the end */
 	sk_bad_rows bad_rows;

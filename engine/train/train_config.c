@@ -38,6 +38,7 @@ void sk_train_config_default(sk_train_config *c)
 	c->bad_rows = SK_BAD_ROWS_SKIP;
 	c->save_every = 100;
 	c->keep = 3;
+	c->merge_tokens = -1;
 }
 
 int sk_train_config_recipe(sk_train_config *c, const char *name)
@@ -131,7 +132,7 @@ json_t *sk_train_config_to_json(const sk_train_config *c)
 	char targets[64];
 	sk_train_targets_format(c->targets, targets, sizeof targets);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:f, s:f, s:s, s:b, s:s, s:b, s:s, s:f, s:s, s:I, s:f,"
-			      " s:i, s:f, s:i, s:i, s:s, s:s, s:I, s:b, s:f, s:I, s:s, s:I, s:i, s:I, s:i}",
+			      " s:i, s:f, s:i, s:i, s:s, s:s, s:I, s:b, s:f, s:I, s:s, s:I, s:i, s:I, s:i, s:I}",
 			      "model", c->model, "data", c->data, "run_dir", c->run_dir, "r", c->r, "alpha",
 			      c->alpha, "dropout", c->dropout, "targets", targets, "rslora", c->rslora, "quant",
 			      c->quant_nf4 ? "nf4" : "none", "grad_ckpt", c->grad_ckpt, "optim",
@@ -142,7 +143,8 @@ json_t *sk_train_config_to_json(const sk_train_config *c)
 			      c->bad_rows == SK_BAD_ROWS_SKIP ? "skip" : "fail", "max_len", (json_int_t)c->max_len,
 			      "packing", c->packing, "eval_frac", c->eval_frac, "eval_every", (json_int_t)c->eval_every,
 			      "seed", "", "save_every", (json_int_t)c->save_every, "keep", c->keep, "max_steps",
-			      (json_int_t)c->max_steps, "threads", c->threads);
+			      (json_int_t)c->max_steps, "threads", c->threads, "merge_tokens",
+			      (json_int_t)c->merge_tokens);
 	if (!o)
 		return NULL;
 	/* a 64-bit seed does not fit json_int_t's sign; keep it as decimal text */
@@ -251,6 +253,7 @@ int sk_train_config_from_json(sk_train_config *c, const json_t *o, const char *n
 	STR("on_bad_row", if (sk_bad_rows_parse(s, &t.bad_rows)) return -1;)
 	INT("max_len", 0, INT32_MAX, max_len)
 	INT("packing", 0, 1, packing)
+	INT("merge_tokens", -1, INT32_MAX, merge_tokens)
 	NUM("eval_frac", 0, 0.999, eval_frac)
 	INT("eval_every", 0, INT32_MAX, eval_every)
 	INT("save_every", 0, INT32_MAX, save_every)
@@ -280,13 +283,18 @@ void sk_train_config_describe(const sk_train_config *c, char *buf, size_t cap)
 	char maxsteps[32] = "-";
 	if (c->max_steps)
 		snprintf(maxsteps, sizeof maxsteps, "%lld", (long long)c->max_steps);
+	char merged[64] = "";
+	if (c->merge_tokens > 0)
+		snprintf(merged, sizeof merged, "; merged passes up to %lld tokens", (long long)c->merge_tokens);
+	else if (c->merge_tokens < 0)
+		snprintf(merged, sizeof merged, "; merged passes: the backend's default");
 	snprintf(buf, cap,
 		 "  model        %s (%s)\n"
 		 "  data         %s (loss on %s, max length %lld%s, bad rows: %s, eval fraction %g)\n"
 		 "  run dir      %s\n"
 		 "  LoRA         r %d, alpha %g%s, dropout %g, targets %s\n"
 		 "  optimizer    %s, lr %g, %s schedule, warm-up %lld, weight decay %g, max grad norm %g\n"
-		 "  batches      %d x %d accumulated (effective %d), %d epoch(s), max steps %s, seed %llu\n"
+		 "  batches      %d x %d accumulated (effective %d), %d epoch(s), max steps %s, seed %llu%s\n"
 		 "  saving       every %lld steps, keep %d; eval every %lld; gradient checkpointing %s\n",
 		 c->model, c->quant_nf4 ? "frozen NF4 base" : "frozen base in its stored type", c->data,
 		 c->loss_on == SK_LOSS_ALL ? "all tokens" : "responses", (long long)c->max_len,
@@ -294,7 +302,7 @@ void sk_train_config_describe(const sk_train_config *c, char *buf, size_t cap)
 		 c->run_dir, c->r, c->alpha, c->rslora ? " (rsLoRA)" : "", c->dropout, targets,
 		 sk_optim_kind_name(c->optim), c->lr, sk_lr_kind_name(c->sched), (long long)c->warmup,
 		 c->weight_decay, c->max_grad_norm, c->batch, c->grad_accum, c->batch * c->grad_accum, c->epochs,
-		 maxsteps, (unsigned long long)c->seed, (long long)c->save_every, c->keep, (long long)c->eval_every,
+		 maxsteps, (unsigned long long)c->seed, merged, (long long)c->save_every, c->keep, (long long)c->eval_every,
 		 c->grad_ckpt ? "on" : "off");
 }
 
@@ -306,6 +314,8 @@ int sk_train_config_check(const sk_train_config *c)
 		return sk_fail(_("--dropout: %g is not in [0, 1)"), c->dropout);
 	if (!(c->eval_frac >= 0 && c->eval_frac < 1))
 		return sk_fail(_("--eval-frac: %g is not in [0, 1)"), c->eval_frac);
+	if (c->merge_tokens < -1)
+		return sk_fail(_("--merge-tokens: %lld is not a token count"), (long long)c->merge_tokens);
 	if (c->packing && c->max_len <= 0)
 		return sk_fail("%s", _("--packing needs --max-len N"));
 	if (!(c->targets & SK_LORA_MASK_ALL))

@@ -13,6 +13,11 @@ int sk_model_train_begin(sk_model *m, const sk_lora *l)
 	return m->be->ops->train_begin ? m->be->ops->train_begin(m->be, l) : 0;
 }
 
+int sk_model_train_on_device(const sk_model *m)
+{
+	return m->be->ops->train_begin != NULL;
+}
+
 int sk_model_train_grads_to_host(sk_model *m)
 {
 	return m->be->ops->train_download_grads ? m->be->ops->train_download_grads(m->be) : 0;

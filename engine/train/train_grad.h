@@ -50,6 +50,8 @@ const char *sk_lora_key_name(const sk_lora *l, int layer, sk_lora_module module,
  * copies the updated factors back. sk_model_train_end lets the adapter go.
  * On the CPU backend these do nothing. 0 or -1. */
 int sk_model_train_begin(sk_model *m, const sk_lora *l);
+/* 1 when m computes on a device backend (training's factors live there) */
+int sk_model_train_on_device(const sk_model *m);
 int sk_model_train_grads_to_host(sk_model *m);
 int sk_model_train_factors_to_device(sk_model *m);
 void sk_model_train_end(sk_model *m);
