@@ -105,6 +105,8 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// folded forward's [x | t] (and the LoRA backward's t) in one pass without dropout: on by
 	// default since run 12 (training 1.22x together, docs/perf.md); =0 turns each off
 	c->attn_tf32 = !c->exact && !env_is("SK_CUDA_ATTN_TF32", "0");
+	// bf16 operands for them instead (opt-in until measured)
+	c->attn_bf16 = !c->exact && env_is("SK_CUDA_ATTN_BF16", "1");
 	c->attn_grouped = !env_is("SK_CUDA_ATTN_GROUPED", "0");
 	c->fold_xt = !env_is("SK_CUDA_FOLD_XT", "0");
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");

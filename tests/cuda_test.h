@@ -189,11 +189,25 @@ static inline int cuda_env_says(const char *name, const char *v)
 	return e && !strcmp(e, v);
 }
 
+static inline int attention_on_products(void)
+{
+	return !(getenv("SK_CUDA_EXACT") && !cuda_env_says("SK_CUDA_EXACT", "0")) &&
+	       !cuda_env_says("SK_CUDA_GEMM", "reference") && !cuda_env_says("SK_CUDA_ATTN_GEMM", "0");
+}
+
 static inline int attention_on_tf32(void)
 {
-	return !cuda_env_says("SK_CUDA_ATTN_TF32", "0") &&
-	       !(getenv("SK_CUDA_EXACT") && !cuda_env_says("SK_CUDA_EXACT", "0")) &&
-	       !cuda_env_says("SK_CUDA_GEMM", "reference") && !cuda_env_says("SK_CUDA_ATTN_GEMM", "0");
+	return attention_on_products() && !cuda_env_says("SK_CUDA_ATTN_TF32", "0");
+}
+
+/* The relative L2 bound for such attention's outputs: bf16 operands
+ * (SK_CUDA_ATTN_BF16=1, 8-bit mantissas, 2^-9) 2e-2; TF32's 5e-3; else
+ * the caller's fp32 bound. */
+static inline double attention_products_bound(double fp32)
+{
+	if (attention_on_products() && cuda_env_says("SK_CUDA_ATTN_BF16", "1"))
+		return 2e-2;
+	return attention_on_tf32() ? 5e-3 : fp32;
 }
 
 #endif

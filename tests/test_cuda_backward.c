@@ -111,8 +111,8 @@ static void attn_bwd_case(int64_t n, int nh, int nkv, int hd, int window, float 
 	snprintf(what, sizeof what, "attention_bwd n %lld, %d/%d heads of %d, window %d, softcap %g: ", (long long)n,
 	         nh, nkv, hd, window, (double)softcap);
 	size_t len = strlen(what);
-	/* the products on TF32 (the default): operands rounded to 10-bit mantissas (2^-11) */
-	double bound = attention_on_tf32() ? 5e-3 : FP32;
+	/* the products on TF32 (the default): operands rounded to 10-bit mantissas (2^-11); or bf16 */
+	double bound = attention_products_bound(FP32);
 	snprintf(what + len, sizeof what - len, "dq");
 	expect(what, gdq, rdq, nq, bound);
 	snprintf(what + len, sizeof what - len, "dk (added)");

@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; the training benchmark with the options
-# off and on (SK_CUDA_LORA_DX_FOLD=1, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
+# off and on (SK_CUDA_LORA_DX_FOLD=1, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_BF16=1, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
 # SK_CUDA_WCACHE=0, SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_GEMM_TUNE=1,
 # SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
@@ -64,6 +64,11 @@ step train 60 50 sokhan $TRN
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 # a kept copy's scale·B columns reused while the pair is unchanged (the default), turned off
 step train_no_keep_b 60 50 env SK_CUDA_KEEP_B=0 sokhan $TRN
+# training attention's products on bf16 operands (opt-in): op and training checks, then benchmarks
+step backward_attn_bf16 40 60 env SK_CUDA_ATTN_BF16=1 test_cuda_backward
+step train_check_attn_bf16 60 120 env SK_CUDA_ATTN_BF16=1 test_cuda_train
+step train_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=1 sokhan $TRN
+step train_vary_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=1 sokhan $TRN --seq 320 --vary
 # the defaults since run 12 turned off, one at a time and together (TF32 and grouped attention
 # products, the one-pass [x | t], the weight cache); those since run 11 (programmatic dependent
 # launches, the shared LoRA backward)
