@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; the training benchmark with the options
-# off and on (SK_CUDA_LORA_DX_FOLD=1, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_BF16=1, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
+# off and on (SK_CUDA_ATTN_BF16=0, SK_CUDA_LORA_DX_FOLD=0, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
 # SK_CUDA_WCACHE=0, SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_GEMM_TUNE=1,
 # SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
@@ -54,28 +54,21 @@ fi
 step check 150 150 env SK_SANITIZE=no SK_TEST_LOGDIR="$work/check-logs" sh "$top/tests/gpu/check.sh"
 step sanitize 100 110 env SK_SANITIZE=only SK_TEST_LOGDIR="$work/sanitize-logs" sh "$top/tests/gpu/check.sh"
 # training first (its issue is the open one), then decoding
-# the LoRA branch's rank-r update of dx as rows of dx's product (opt-in): op checks, the model's
-# training checks, then the benchmark, fixed and at a dataset's lengths
-step backward_lora_dx_fold 40 60 env SK_CUDA_LORA_DX_FOLD=1 test_cuda_backward
-step train_check_lora_dx_fold 60 120 env SK_CUDA_LORA_DX_FOLD=1 test_cuda_train
-step train_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN
-step train_vary_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN --seq 320 --vary
 step train 60 50 sokhan $TRN
 step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
-# a kept copy's scale·B columns reused while the pair is unchanged (the default), turned off
-step train_no_keep_b 60 50 env SK_CUDA_KEEP_B=0 sokhan $TRN
-# training attention's products on bf16 operands (opt-in): op and training checks, then benchmarks
-step backward_attn_bf16 40 60 env SK_CUDA_ATTN_BF16=1 test_cuda_backward
-step train_check_attn_bf16 60 120 env SK_CUDA_ATTN_BF16=1 test_cuda_train
-step train_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=1 sokhan $TRN
-step train_vary_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=1 sokhan $TRN --seq 320 --vary
-# the defaults since run 12 turned off, one at a time and together (TF32 and grouped attention
-# products, the one-pass [x | t], the weight cache); those since run 11 (programmatic dependent
+# the defaults since run 13 turned off one at a time (bf16 attention products, the LoRA branch's
+# rank-r dx as rows of the dx product, the kept B columns), then with run 12's (TF32 and grouped
+# attention products, the one-pass [x | t], the weight cache) and run 11's (programmatic dependent
 # launches, the shared LoRA backward)
-step train_no_tf32 60 50 env SK_CUDA_ATTN_TF32=0 sokhan $TRN
+step train_no_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=0 sokhan $TRN
+step train_vary_no_attn_bf16 60 50 env SK_CUDA_ATTN_BF16=0 sokhan $TRN --seq 320 --vary
+step train_no_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=0 sokhan $TRN
+step train_no_keep_b 60 50 env SK_CUDA_KEEP_B=0 sokhan $TRN
+step train_run13_off 60 50 env SK_CUDA_ATTN_BF16=0 SK_CUDA_LORA_DX_FOLD=0 SK_CUDA_KEEP_B=0 sokhan $TRN
+step train_no_tf32 60 50 env SK_CUDA_ATTN_BF16=0 SK_CUDA_ATTN_TF32=0 sokhan $TRN
 step train_no_fold_xt 60 50 env SK_CUDA_FOLD_XT=0 sokhan $TRN
 step train_no_wcache 60 50 env SK_CUDA_WCACHE=0 sokhan $TRN
-step train_run12_off 60 50 env SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 sokhan $TRN
+step train_run12_off 60 50 env SK_CUDA_ATTN_BF16=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 sokhan $TRN
 step train_nopdl 60 50 env SK_CUDA_PDL=0 sokhan $TRN
 step train_no_lora_bwd 60 50 env SK_CUDA_LORA_BWD=0 sokhan $TRN
 # each product class's algorithm timed (opt-in), at fixed and at varied lengths
@@ -84,7 +77,6 @@ step train_vary_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN --seq 320 --
 # where the time goes: the host's split (SK_TRAIN_TIMING) and the kernel parts
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
 step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
-step profile_train_vary_lora_dx_fold 60 50 env SK_CUDA_PROFILE=kernels SK_CUDA_LORA_DX_FOLD=1 sokhan $TRN --seq 320 --vary
 step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
 step profile_train 60 50 env SK_CUDA_PROFILE=1 sokhan $TRN
