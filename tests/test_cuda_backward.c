@@ -477,6 +477,20 @@ TEST(lora_fwd_bwd_with_dropout_match_cpu)
 
 /* ---- a projection's backward and its LoRA branch's in one call ---- */
 
+/* dx (on the device), gA and gB (on the host) against the CPU's at the bf16
+ * bound, each labelled what (a buffer of cap bytes) + its name */
+static void expect_dx_ga_gb(char *what, size_t cap, const float *gdx, const float *rdx, size_t nx, const float *hga,
+                            const float *rga, size_t na, const float *hgb, const float *rgb, size_t nb)
+{
+	size_t len = strlen(what);
+	snprintf(what + len, cap - len, "dx");
+	expect(what, gdx, rdx, nx, 1e-2);
+	snprintf(what + len, cap - len, "gA");
+	expect_host(what, hga, rga, na, 1e-2);
+	snprintf(what + len, cap - len, "gB");
+	expect_host(what, hgb, rgb, nb, 1e-2);
+}
+
 /* linear_lora_fwd and linear_lora_bwd against the CPU's linear then
  * lora_fwd, and linear_bwd then lora_bwd. On the GPU the forward is one
  * bf16 product with the branch folded in as 8 more columns, and the
@@ -528,13 +542,7 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 	CHECK(gpu->ops->train_download_grads(gpu) == 0);
 	snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s r %lld, %lld rows, dropout %g%s: ", nf4 ? "NF4" : "bf16",
 	         layer, sk_lora_module_name(mod), (long long)r, (long long)n, (double)p, accumulate ? ", adding" : "");
-	size_t len = strlen(what);
-	snprintf(what + len, sizeof what - len, "dx");
-	expect(what, gdx, rdx, nx, 1e-2);
-	snprintf(what + len, sizeof what - len, "gA");
-	expect_host(what, hga, rga, na, 1e-2);
-	snprintf(what + len, sizeof what - len, "gB");
-	expect_host(what, hgb, rgb, nb, 1e-2);
+	expect_dx_ga_gb(what, sizeof what, gdx, rdx, nx, hga, rga, na, hgb, rgb, nb);
 	if (p <= 0.0f) {
 		/* B changed (as an optimizer step or an upload changes it) after the kept copy was
 		 * folded: the forward computed again and its backward must use the new B, not the
@@ -561,13 +569,7 @@ static void linear_lora_case(sk_lora *l, int layer, sk_lora_module mod, int nf4,
 		CHECK(gpu->ops->train_download_grads(gpu) == 0);
 		snprintf(what, sizeof what, "linear_lora_bwd %s layer %d %s after B changed: ", nf4 ? "NF4" : "bf16", layer,
 		         sk_lora_module_name(mod));
-		len = strlen(what);
-		snprintf(what + len, sizeof what - len, "dx");
-		expect(what, gdx, rdx, nx, 1e-2);
-		snprintf(what + len, sizeof what - len, "gA");
-		expect_host(what, hga, rga, na, 1e-2);
-		snprintf(what + len, sizeof what - len, "gB");
-		expect_host(what, hgb, rgb, nb, 1e-2);
+		expect_dx_ga_gb(what, sizeof what, gdx, rdx, nx, hga, rga, na, hgb, rgb, nb);
 	}
 	/* freed only now: a device free forgets the weight cache's copies (SK_CUDA_WCACHE), and the
 	 * backward should find the forward's */
