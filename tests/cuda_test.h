@@ -181,9 +181,9 @@ static inline void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_t
 /* Whether attention of a sequence without a cache (training's, a first
  * prompt's) runs through matrix products (unless SK_CUDA_EXACT=1,
  * SK_CUDA_GEMM=reference or SK_CUDA_ATTN_GEMM=0 takes it elsewhere: fp32,
- * and fp32 bounds), and on TF32 tensor cores (SK_CUDA_ATTN_BF16=0 without
- * SK_CUDA_ATTN_TF32=0; bf16 operands are the default). TF32 rounds the
- * operands to 10-bit mantissas (2^-11). */
+ * and fp32 bounds), and on TF32 tensor cores (the default unless
+ * SK_CUDA_ATTN_TF32=0; SK_CUDA_ATTN_BF16=1 gives bf16 operands instead).
+ * TF32 rounds the operands to 10-bit mantissas (2^-11). */
 static inline int cuda_env_says(const char *name, const char *v)
 {
 	const char *e = getenv(name);
@@ -199,15 +199,15 @@ static inline int attention_on_products(void)
 static inline int attention_on_tf32(void)
 {
 	return attention_on_products() && !cuda_env_says("SK_CUDA_ATTN_TF32", "0") &&
-	       cuda_env_says("SK_CUDA_ATTN_BF16", "0");
+	       !cuda_env_says("SK_CUDA_ATTN_BF16", "1");
 }
 
-/* The relative L2 bound for such attention's outputs: bf16 operands (the
- * default, 8-bit mantissas, 2^-9) 2e-2; TF32's (SK_CUDA_ATTN_BF16=0) 5e-3;
- * else the caller's fp32 bound. */
+/* The relative L2 bound for such attention's outputs: bf16 operands
+ * (SK_CUDA_ATTN_BF16=1, 8-bit mantissas, 2^-9) 2e-2; TF32's 5e-3; else the
+ * caller's fp32 bound. */
 static inline double attention_products_bound(double fp32)
 {
-	if (attention_on_products() && !cuda_env_says("SK_CUDA_ATTN_BF16", "0"))
+	if (attention_on_products() && cuda_env_says("SK_CUDA_ATTN_BF16", "1"))
 		return 2e-2;
 	return attention_on_tf32() ? 5e-3 : fp32;
 }
