@@ -222,9 +222,10 @@ int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const
                                float *dv)
 {
 	gm g;
-	// grouped: q and dout head-major after the three score buffers
+	// grouped: q and dout head-major after the three score buffers (fp32 products; with bf16 ones
+	// over their bf16 copies)
 	const int grouped = c->attn_grouped && nh / (nkv > 0 ? nkv : 1) > 1;
-	if (!setup(&g, c, n, nh, nkv, hd, grouped ? 2 * n * (int64_t)nh * hd : 0))
+	if (!setup(&g, c, n, nh, nkv, hd, grouped && !c->attn_bf16 ? 2 * n * (int64_t)nh * hd : 0))
 		return 0;
 	// S, P, and dP_h = dO_h V_gᵀ (row-major [n][n], as S)
 	if (scores(g, q, k, window, scale, softcap) || to_bf16(g, v, n * g.kvd, g.vb) ||

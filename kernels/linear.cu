@@ -1145,19 +1145,24 @@ static int64_t dx_chunk_rows(const sk_cuda *c, int64_t out, int64_t in)
 	return r < 8 ? 8 : r >= out ? out : r;
 }
 
+// An NF4 weight's bf16 copy kept by the folded forward (weight_cache.cu), or NULL
+static const __nv_bfloat16 *kept_copy(sk_cuda *c, const sk_cuda_weight *w)
+{
+	return w->kind == SK_CUDA_W_NF4
+		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(w->rows, w->cols)) : NULL;
+}
+
 // dx (+)= yh · W from dy's bf16 copy yh: one product over the weight's
-// bf16 rows (the folded forward's copy of an NF4 weight when the weight
-// cache kept it, rows of ld in + 8), or a sum over row chunks [r0, r0 + k)
+// bf16 rows (kept: the folded forward's copy of an NF4 weight when the
+// weight cache kept it, rows of ld in + 8), or a sum over row chunks [r0, r0 + k)
 // of W, dy[:, r0 : r0 + k] · W[r0 : r0 + k], an NF4 weight's R rows at a
 // time dequantized into wbuf. A product with beta 0 reads nothing of dx;
 // only a chunked sum that overwrites zeroes dx first (so that nothing it
 // held, NaN included, reaches the sum). 0 or -1 (recorded).
-static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16 *yh, int64_t n, float *dx,
-                        int accumulate, int64_t R, __nv_bfloat16 *wbuf)
+static int bwd_products(sk_cuda *c, const sk_cuda_weight *w, const __nv_bfloat16 *kept, const __nv_bfloat16 *yh,
+                        int64_t n, float *dx, int accumulate, int64_t R, __nv_bfloat16 *wbuf)
 {
 	int64_t out = w->rows, in = w->cols;
-	const __nv_bfloat16 *kept = w->kind == SK_CUDA_W_NF4
-		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(out, in)) : NULL;
 	if (kept)
 		return gemm_bwd(c, kept, in + FOLD_COLS, yh, out, n, out, in, accumulate ? 1.0f : 0.0f, dx);
 	if (!accumulate && R < out) {
@@ -1208,7 +1213,7 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 	sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
 	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
 		return sk_cuda_check(c);
-	bwd_products(c, w, yh, n, dx, accumulate, R, (__nv_bfloat16 *)(s + yb));
+	bwd_products(c, w, kept_copy(c, w), yh, n, dx, accumulate, R, (__nv_bfloat16 *)(s + yb));
 	return sk_cuda_check(c);
 }
 
@@ -1236,8 +1241,7 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	// it: the rank-r update of dx as FOLD_COLS more rows of dx's product, [yh | bf16(dt)] · [W ; A]
 	// (the forward's kept copy holds this pair's current scale·B columns, and A's rows with the fold,
 	// unless the pair was written since it was folded)
-	const __nv_bfloat16 *kc = w->kind == SK_CUDA_W_NF4
-		? (const __nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, kept_bytes(out, in)) : NULL;
+	const __nv_bfloat16 *kc = kept_copy(c, w);
 	const int kb = c->keep_b && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 0);
 	const __nv_bfloat16 *kept = c->lora_dx_fold && p <= 0.0f && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 1)
 		? kc : NULL;
@@ -1269,7 +1273,7 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 		sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
 	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
 		return -1;
-	if (!kept && bwd_products(c, w, yh, n, dx, accumulate, R, wbuf) != 0)
+	if (!kept && bwd_products(c, w, kc, yh, n, dx, accumulate, R, wbuf) != 0)
 		return -1;
 	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns);
 	// without dropout bf16(t) in one pass over x (SK_CUDA_FOLD_XT=1, as the forward)

@@ -313,9 +313,8 @@ static int begin_step(sk_train_run *r)
 			epoch = bt.pos.epoch;
 		else if (bt.pos.epoch != epoch)
 			break;
-		/* a pass takes this micro-batch too while the merged tokens fit (never with dropout:
-		 * each micro-batch has its own dropout seed) */
-		if (r->n_group && r->merge_tokens && r->cfg.dropout <= 0 && pass_tokens + bt.tokens <= r->merge_tokens) {
+		/* a pass takes this micro-batch too while the merged tokens fit */
+		if (r->n_group && r->merge_tokens && pass_tokens + bt.tokens <= r->merge_tokens) {
 			r->group[r->n_group - 1]++;
 			pass_tokens += bt.tokens;
 		} else {
@@ -838,7 +837,9 @@ static int load_data(sk_train_run *r)
 	r->sched = (sk_lr_schedule){ r->cfg.sched, r->cfg.warmup, total };
 	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
 	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
-	r->merge_tokens = (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens
+	/* never with dropout: each micro-batch has its own dropout seed */
+	r->merge_tokens = r->cfg.dropout > 0 ? 0
+	                : (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens
 	                                                     : sk_model_train_on_device(r->m) ? SK_TRAIN_MERGE_DEVICE : 0);
 	return r->seqs && r->group ? 0 : sk_fail("%s", _("out of memory"));
 }
