@@ -16,79 +16,13 @@
 // Column-major terms (cuBLASLt's): a row-major [n][ld] array is the
 // column-major (ld x n) matrix, so head h's q_i is column i of Q_h (hd x n,
 // leading dimension nh·hd), and row-major S[i][j] is column-major Sᵀ.
+#include "kernels/attention_softmax.cuh"
 #include "kernels/launch.cuh"
 
 #include <cuda_bf16.h>
 #include <math.h>
 
-#define ROW_T 256
 #define MAX_N 2048 /* longer sequences: the tiled kernels (3 buffers of nh·n² floats) */
-
-// one block a row (i of head blockIdx.y): P = softmax of the masked, scaled
-// and softcapped scores; masked entries 0
-__global__ static void k_softmax_rows(const float *__restrict__ S, float *__restrict__ P, int64_t n, int window,
-                                      float scale, float softcap, __nv_bfloat16 *__restrict__ Pb)
-{
-	__shared__ float sh[32];
-	const int64_t i = blockIdx.x, row = ((int64_t)blockIdx.y * n + i) * n;
-	const int64_t lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
-	float mx = -INFINITY;
-	for (int64_t j = lo + threadIdx.x; j <= i; j += blockDim.x) {
-		float v = S[row + j] * scale;
-		if (softcap > 0)
-			v = tanhf(v / softcap) * softcap;
-		mx = fmaxf(mx, v);
-	}
-	// block max through the sum helper's pattern
-	mx = sk_warp_max(mx);
-	int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-	__syncthreads();
-	if (lane == 0)
-		sh[w] = mx;
-	__syncthreads();
-	mx = sk_warp_max(lane < nw ? sh[lane] : -INFINITY);
-	float sum = 0;
-	for (int64_t j = lo + threadIdx.x; j <= i; j += blockDim.x) {
-		float v = S[row + j] * scale;
-		if (softcap > 0)
-			v = tanhf(v / softcap) * softcap;
-		float e = expf(v - mx);
-		P[row + j] = e;
-		sum += e;
-	}
-	const float inv = 1.0f / sk_block_sum(sum, sh);
-	for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-		float v = j >= lo && j <= i ? P[row + j] * inv : 0.0f;
-		P[row + j] = v;
-		if (Pb)
-			Pb[row + j] = __float2bfloat16_rn(v);
-	}
-}
-
-// dS = dL/dS (raw scores) in place of dP: P (dP - Σ_j P dP) · scale, times
-// the softcap's derivative 1 - tanh² where there is one
-__global__ static void k_softmax_bwd_rows(const float *__restrict__ S, const float *__restrict__ P,
-                                          float *__restrict__ dP, int64_t n, float scale, float softcap,
-                                          __nv_bfloat16 *__restrict__ dSb)
-{
-	__shared__ float sh[32];
-	const int64_t row = ((int64_t)blockIdx.y * n + blockIdx.x) * n, i = blockIdx.x;
-	float d = 0;
-	for (int64_t j = threadIdx.x; j <= i; j += blockDim.x)
-		d += P[row + j] * dP[row + j];
-	d = sk_block_sum(d, sh);
-	for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-		float g = P[row + j] * (dP[row + j] - d) * scale;
-		if (softcap > 0 && j <= i) {
-			float t = tanhf(S[row + j] * scale / softcap);
-			g = g * (1.0f - t * t);
-		}
-		if (dSb) // the bf16 products read only this copy
-			dSb[row + j] = __float2bfloat16_rn(g);
-		else
-			dP[row + j] = g;
-	}
-}
 
 // y = bf16(x), count elements
 __global__ static void k_attn_to_bf16(const float *__restrict__ x, int64_t count, __nv_bfloat16 *__restrict__ y)
@@ -182,7 +116,7 @@ static int scores(const gm &g, const float *q, const float *k, int window, float
 {
 	if (to_bf16(g, q, g.n * g.qd, g.qb) || to_bf16(g, k, g.n * g.kvd, g.kb) || head_products(g, q, g.qb, k, g.kb, g.S))
 		return -1;
-	k_softmax_rows<<<dim3((unsigned)g.n, (unsigned)g.nh), ROW_T, 0, g.c->stream>>>(g.S, g.P, g.n, window, scale,
+	k_softmax_rows<<<dim3((unsigned)g.n, (unsigned)g.nh), SK_ATTN_ROW_T, 0, g.c->stream>>>(g.S, g.P, g.n, window, scale,
 	                                                                                 softcap, g.Pb);
 	return sk_cuda_launched(g.c, "attention softmax");
 }
@@ -231,7 +165,7 @@ int sk_cuda_attention_bwd_gemm(sk_cuda *c, const float *q, const float *k, const
 	if (scores(g, q, k, window, scale, softcap) || to_bf16(g, v, n * g.kvd, g.vb) ||
 	    to_bf16(g, dout, n * g.qd, g.ob) || head_products(g, dout, g.ob, v, g.vb, g.dP))
 		return -1;
-	k_softmax_bwd_rows<<<dim3((unsigned)n, (unsigned)nh), ROW_T, 0, c->stream>>>(g.S, g.P, g.dP, n, scale, softcap,
+	k_softmax_bwd_rows<<<dim3((unsigned)n, (unsigned)nh), SK_ATTN_ROW_T, 0, c->stream>>>(g.S, g.P, g.dP, n, scale, softcap,
 	                                                                              g.Db);
 	if (sk_cuda_launched(c, "attention softmax backward"))
 		return -1;

@@ -110,6 +110,7 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// the path, has not had its parity check under it yet)
 	c->attn_bf16 = !c->exact && env_is("SK_CUDA_ATTN_BF16", "1");
 	c->attn_grouped = !env_is("SK_CUDA_ATTN_GROUPED", "0");
+	c->attn_spans = !env_is("SK_CUDA_ATTN_SPANS", "0");
 	c->fold_xt = !env_is("SK_CUDA_FOLD_XT", "0");
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11

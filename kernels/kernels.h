@@ -261,6 +261,21 @@ void sk_cuda_rope_bwd(sk_cuda *c, float *d, int64_t n, int heads, int hd, const 
 int sk_cuda_attention_bwd(sk_cuda *c, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
                           int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
                           float *dv, float *ws);
+/* Rows [row0, row0 + n) of a pass that hold one sequence. */
+typedef struct {
+	int64_t row0, n;
+} sk_cuda_span;
+/* Several sequences without a cache in one call (training), each as
+ * sk_cuda_attention and sk_cuda_attention_bwd would do it alone: rows
+ * spans[i] of q, k, v (positions pos, used only by a sequence too long for
+ * the batched products) and of out, or dq (overwritten), dk and dv
+ * (accumulated); ws as sk_cuda_attention_bwd's for the longest. */
+int sk_cuda_attention_spans(sk_cuda *c, const float *q, const float *k, const float *v, const int32_t *pos,
+                            const sk_cuda_span *spans, int n_spans, int nh, int nkv, int hd, int window, float scale,
+                            float softcap, float *out);
+int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const float *k, const float *v, const sk_cuda_span *spans,
+                                int n_spans, int nh, int nkv, int hd, int window, float scale, float softcap,
+                                const float *dout, float *dq, float *dk, float *dv, float *ws);
 void sk_cuda_gelu_mul_bwd(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z,
                           const float *dh, float *dg, float *du);
 void sk_cuda_rescale_rms_bwd(sk_cuda *c, const float *u, const float *ref, int64_t rows, int64_t dim,

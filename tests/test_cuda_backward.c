@@ -7,7 +7,9 @@
  *
  * Bounds. Every op but linear_bwd runs in fp32 with the CPU's double sums
  * kept in double, in another order: 1e-5 (rmsnorm_bwd, rope_bwd,
- * attention_bwd's dq/dk/dv, gelu_mul_bwd with and without the sparsity
+ * attention_bwd's dq/dk/dv (attention products on TF32 or bf16: their
+ * bounds, as the one-sequence and several-sequence calls share them),
+ * gelu_mul_bwd with and without the sparsity
  * cutoff, rescale_rms_bwd, the AltUp ops, the cross-entropy state and
  * gradient). The LoRA branch is fp32 on both sides with the same dropout
  * hash, so the masks agree bit for bit and the results to fp32 noise:
@@ -126,6 +128,80 @@ static void attn_bwd_case(int64_t n, int nh, int nkv, int hd, int window, float 
 	free(hws);
 	dfree(gq), dfree(gk), dfree(gv), dfree(gdo), dfree(gdq), dfree(gdk), dfree(gdv), dfree(gws);
 	free(q), free(k), free(v), free(dout), free(dk0), free(dv0), free(rdq), free(rdk), free(rdv), free(rws);
+}
+
+/* Several sequences in one call (a merged training pass), forward and
+ * backward, against the CPU's attention and attention_bwd on each
+ * sequence's rows. The lengths put two sequences in one padded batch, a
+ * short one in its own (under half the longest), and leave rows between
+ * them that no span covers: the outputs there must stay as they were. */
+static void attn_spans_case(int nh, int nkv, int hd, int window, float softcap)
+{
+	enum { NS = 3 };
+	const sk_row_span spans[NS] = { { 0, 40 }, { 43, 13 }, { 56, 37 } };
+	const int64_t N = 93;
+	int64_t qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
+	size_t nq = (size_t)(N * qd), nk = (size_t)(N * kvd);
+	float *q = rnd(nq, 1.5f), *k = rnd(nk, 1.5f), *v = rnd(nk, 1.0f), *dout = rnd(nq, 1.0f);
+	float *out0 = rnd(nq, 0.1f), *dq0 = rnd(nq, 0.1f), *dk0 = rnd(nk, 0.1f), *dv0 = rnd(nk, 0.1f);
+	float *rout = copy_of(out0, nq), *rdq = copy_of(dq0, nq), *rdk = copy_of(dk0, nk), *rdv = copy_of(dv0, nk);
+	float *rws = malloc((size_t)(2 * N * nh) * sizeof(float));
+	int32_t pos[93];
+	float scale = 1.0f / sqrtf((float)hd);
+	for (int s = 0; s < NS; s++) {
+		int64_t r0 = spans[s].row0, n = spans[s].n;
+		for (int64_t i = 0; i < n; i++)
+			pos[r0 + i] = (int32_t)i;
+		sk_attn_kv kv = { NULL, NULL, 1, 0, 0, k + r0 * kvd, v + r0 * kvd, pos + r0 };
+		CHECK(cpu->ops->attention(cpu, q + r0 * qd, n, &kv, nh, nkv, hd, window, scale, softcap, rout + r0 * qd) ==
+		      0);
+		CHECK(cpu->ops->attention_bwd(cpu, q + r0 * qd, k + r0 * kvd, v + r0 * kvd, n, nh, nkv, hd, window, scale,
+		                              softcap, dout + r0 * qd, rdq + r0 * qd, rdk + r0 * kvd, rdv + r0 * kvd,
+		                              rws) == 0);
+	}
+	for (int64_t i = 40; i < 43; i++) /* rows outside every span */
+		pos[i] = 0;
+	float *gq = dev_f(q, nq), *gk = dev_f(k, nk), *gv = dev_f(v, nk), *gdo = dev_f(dout, nq);
+	float *gout = dev_f(out0, nq), *gdq = dev_f(dq0, nq), *gdk = dev_f(dk0, nk), *gdv = dev_f(dv0, nk);
+	float *gws = poisoned((size_t)(2 * N * nh));
+	int32_t *gpos = dev(pos, sizeof pos);
+	CHECK(gpu->ops->attention_spans != NULL && gpu->ops->attention_bwd_spans != NULL);
+	if (gpu->ops->attention_spans && gpu->ops->attention_bwd_spans) {
+		CHECK(gpu->ops->attention_spans(gpu, gq, gk, gv, gpos, spans, NS, nh, nkv, hd, window, scale, softcap,
+		                                gout) == 0);
+		CHECK(gpu->ops->attention_bwd_spans(gpu, gq, gk, gv, spans, NS, nh, nkv, hd, window, scale, softcap, gdo,
+		                                    gdq, gdk, gdv, gws) == 0);
+	}
+	char what[112];
+	snprintf(what, sizeof what, "attention (3 sequences) %d/%d heads of %d, window %d, softcap %g: ", nh, nkv, hd,
+	         window, (double)softcap);
+	size_t len = strlen(what);
+	double bound = attention_products_bound(FP32);
+	const char *names[4] = { "out", "dq", "dk (added)", "dv (added)" };
+	float *got[4] = { gout, gdq, gdk, gdv }, *ref[4] = { rout, rdq, rdk, rdv };
+	size_t cnt[4] = { nq, nq, nk, nk };
+	for (int t = 0; t < 4; t++) {
+		snprintf(what + len, sizeof what - len, "%s", names[t]);
+		expect(what, got[t], ref[t], cnt[t], bound);
+		/* the rows between the spans: untouched, bit for bit */
+		float *h = back(got[t], cnt[t]);
+		size_t rd = cnt[t] / (size_t)N;
+		CHECK(memcmp(h + 40 * rd, ref[t] + 40 * rd, 3 * rd * sizeof(float)) == 0);
+		free(h);
+	}
+	dfree(gq), dfree(gk), dfree(gv), dfree(gdo), dfree(gout), dfree(gdq), dfree(gdk), dfree(gdv), dfree(gws);
+	dfree(gpos);
+	free(q), free(k), free(v), free(dout), free(out0), free(dq0), free(dk0), free(dv0);
+	free(rout), free(rdq), free(rdk), free(rdv), free(rws);
+}
+
+TEST(attention_spans_match_cpu)
+{
+	NEED_GPU();
+	attn_spans_case(4, 2, 64, 0, 0);     /* GQA, causal */
+	attn_spans_case(4, 2, 64, 8, 0);     /* sliding window */
+	attn_spans_case(2, 1, 256, 0, 50.0f); /* E4B's head dimension, softcap */
+	attn_spans_case(3, 3, 32, 5, 0);     /* no grouping, window */
 }
 
 TEST(attention_bwd_matches_cpu)
@@ -615,6 +691,7 @@ int main(void)
 	RUN(rmsnorm_bwd_matches_cpu);
 	RUN(rope_bwd_matches_cpu);
 	RUN(attention_bwd_matches_cpu);
+	RUN(attention_spans_match_cpu);
 	RUN(gelu_mul_bwd_matches_cpu);
 	RUN(rescale_rms_bwd_matches_cpu);
 	RUN(altup_bwd_matches_cpu);

@@ -33,6 +33,11 @@ typedef struct {
 	const int32_t *pos;
 } sk_attn_kv;
 
+/* Rows [row0, row0 + n) of a pass that hold one sequence (training). */
+typedef struct {
+	int64_t row0, n;
+} sk_row_span;
+
 /* One row's draw on the backend (the sampler's rules, engine/model/
  * sampler.c): its settings and the uniform number the caller drew for it. */
 typedef struct {
@@ -228,6 +233,13 @@ typedef struct {
 	 * > 0, softmax in fp32. out [n][nh·hd]. 0 or -1. */
 	int (*attention)(sk_backend *be, const float *q, int64_t n, const sk_attn_kv *kv, int nh, int nkv, int hd,
 	                 int window, float scale, float softcap, float *out);
+	/* Optional (NULL: the caller calls attention once a sequence): the
+	 * attention of several sequences without a cache in one call, as
+	 * attention would give each alone with no past keys. Rows spans[i] of q,
+	 * k, v [rows][nkv·hd], pos (backend memory) and out. 0 or -1. */
+	int (*attention_spans)(sk_backend *be, const float *q, const float *k, const float *v, const int32_t *pos,
+	                       const sk_row_span *spans, int n_spans, int nh, int nkv, int hd, int window, float scale,
+	                       float softcap, float *out);
 	/* y = (a + b) · scale (y may alias a or b). */
 	void (*add)(sk_backend *be, const float *a, const float *b, int64_t count, float scale, float *y);
 	/* y[r] = x[r] ⊙ w[r · w_stride ...] for each row of dim (w_stride 0:
@@ -320,6 +332,12 @@ typedef struct {
 	int (*attention_bwd)(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh, int nkv,
 	                     int hd, int window, float scale, float softcap, const float *dout, float *dq, float *dk,
 	                     float *dv, float *ws);
+	/* Optional (NULL: attention_bwd once a sequence): the backward of
+	 * several sequences in one call, as attention_bwd on each's rows spans[i];
+	 * ws as attention_bwd's for the longest. 0 or -1. */
+	int (*attention_bwd_spans)(sk_backend *be, const float *q, const float *k, const float *v, const sk_row_span *spans,
+	                           int n_spans, int nh, int nkv, int hd, int window, float scale, float softcap,
+	                           const float *dout, float *dq, float *dk, float *dv, float *ws);
 	/* Backward of gelu_mul from the pre-activation g and u (NULL: plain
 	 * gelu), including the sparsity cutoff's mean and std: dg gets dL/dg,
 	 * du (when u) dL/du. dg may equal dh. */

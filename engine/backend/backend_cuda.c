@@ -542,6 +542,35 @@ static int op_attention(sk_backend *be, const float *q, int64_t n, const sk_attn
 	return r ? fail_cuda(be) : 0;
 }
 
+/* The row spans as the kernels take them (the same two fields); NULL when out of memory */
+sk_cuda_span *sk_cuda_be_spans(const sk_row_span *spans, int n)
+{
+	sk_cuda_span *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+	if (!s) {
+		sk_fail("%s", _("out of host memory"));
+		return NULL;
+	}
+	for (int i = 0; i < n; i++)
+		s[i] = (sk_cuda_span){ spans[i].row0, spans[i].n };
+	return s;
+}
+
+static int op_attention_spans(sk_backend *be, const float *q, const float *k, const float *v, const int32_t *pos,
+                              const sk_row_span *spans, int n_spans, int nh, int nkv, int hd, int window, float scale,
+                              float softcap, float *out)
+{
+	if (!pos)
+		return sk_fail("%s", _("attention: the GPU needs the rows' positions"));
+	sk_cuda_span *s = sk_cuda_be_spans(spans, n_spans);
+	if (!s)
+		return -1;
+	int r;
+	PROF(be, "attention", r = sk_cuda_attention_spans(cb(be)->c, q, k, v, pos, s, n_spans, nh, nkv, hd, window,
+	                                                  scale, softcap, out));
+	free(s);
+	return r ? fail_cuda(be) : 0;
+}
+
 static void op_router_predict(sk_backend *be, const float *x, int64_t rows, int64_t dim, int active,
                               const float *norm_w, float eps, const float *w, int A, const float *wp, float *modal,
                               float *p, const float *nw, float *nrm)
@@ -745,6 +774,7 @@ static const sk_backend_ops cuda_ops = {
 	.norm_add_streams = op_norm_add_streams,
 	.norm_rope = op_norm_rope,
 	.attention = op_attention,
+	.attention_spans = op_attention_spans,
 	.add = op_add,
 	.mul_rows = op_mul_rows,
 	.gelu_mul = op_gelu_mul,

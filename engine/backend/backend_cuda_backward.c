@@ -8,6 +8,8 @@
  * say which of them are wanted. */
 #include "engine/backend/backend_cuda_internal.h"
 
+#include <stdlib.h>
+
 #include "engine/error.h"
 #include "engine/i18n.h"
 #include "kernels/kernels.h"
@@ -139,6 +141,23 @@ int sk_cuda_op_attention_bwd(sk_backend *be, const float *q, const float *k, con
 	int r;
 	PROF(be, "attention_bwd", r = sk_cuda_attention_bwd(ctx(be), q, k, v, n, nh, nkv, hd, window, scale, softcap,
 	                                                     dout, dq, dk, dv, ws));
+	return r ? sk_cuda_be_fail(be) : 0;
+}
+
+int sk_cuda_op_attention_bwd_spans(sk_backend *be, const float *q, const float *k, const float *v,
+                                   const sk_row_span *spans, int n_spans, int nh, int nkv, int hd, int window,
+                                   float scale, float softcap, const float *dout, float *dq, float *dk, float *dv,
+                                   float *ws)
+{
+	if (nkv <= 0 || nh % nkv != 0)
+		return sk_fail("%s", _("attention: the query heads are not a multiple of the KV heads"));
+	sk_cuda_span *s = sk_cuda_be_spans(spans, n_spans);
+	if (!s)
+		return -1;
+	int r;
+	PROF(be, "attention_bwd", r = sk_cuda_attention_bwd_spans(ctx(be), q, k, v, s, n_spans, nh, nkv, hd, window,
+	                                                          scale, softcap, dout, dq, dk, dv, ws));
+	free(s);
 	return r ? sk_cuda_be_fail(be) : 0;
 }
 

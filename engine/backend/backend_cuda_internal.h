@@ -46,6 +46,9 @@ typedef struct {
 	int next_slice;
 } cuda_be;
 
+/* The row spans in the kernels' type (free them); NULL (error set) when out of memory. */
+sk_cuda_span *sk_cuda_be_spans(const sk_row_span *spans, int n);
+
 /* sk_fail with the kernels' last message; returns -1. */
 int sk_cuda_be_fail(sk_backend *be);
 
@@ -95,6 +98,10 @@ void sk_cuda_op_rope_bwd(sk_backend *be, float *d, int64_t n, int heads, int hd,
 int sk_cuda_op_attention_bwd(sk_backend *be, const float *q, const float *k, const float *v, int64_t n, int nh,
                              int nkv, int hd, int window, float scale, float softcap, const float *dout, float *dq,
                              float *dk, float *dv, float *ws);
+int sk_cuda_op_attention_bwd_spans(sk_backend *be, const float *q, const float *k, const float *v,
+                                   const sk_row_span *spans, int n_spans, int nh, int nkv, int hd, int window,
+                                   float scale, float softcap, const float *dout, float *dq, float *dk, float *dv,
+                                   float *ws);
 void sk_cuda_op_gelu_mul_bwd(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim,
                              float sparsity_z, const float *dh, float *dg, float *du);
 void sk_cuda_op_rescale_rms_bwd(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
@@ -117,7 +124,8 @@ void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw,
 	.lora_bwd = sk_cuda_op_lora_bwd, .linear_bwd = sk_cuda_op_linear_bwd,                                    \
 	.linear_lora_bwd = sk_cuda_op_linear_lora_bwd,                                                          \
 	.rmsnorm_bwd = sk_cuda_op_rmsnorm_bwd, .rope_bwd = sk_cuda_op_rope_bwd,                                  \
-	.attention_bwd = sk_cuda_op_attention_bwd, .gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                      \
+	.attention_bwd = sk_cuda_op_attention_bwd, .attention_bwd_spans = sk_cuda_op_attention_bwd_spans,        \
+	.gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                                                                \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
 	.altup_predict_bwd = sk_cuda_op_altup_predict_bwd, .altup_correct_bwd = sk_cuda_op_altup_correct_bwd,    \
 	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad

@@ -104,6 +104,13 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 				copy(f, v0, N * kvd, vn);
 		}
 	}
+	/* a training pass: its sequences in one call where the backend has one */
+	if (!f->kv && f->spans && OPS->attention_spans) {
+		if (OPS->attention_spans(BE, a->q, kn, vn, f->pos, f->spans, f->n_items, nh, nkv, hd, rc.window,
+		                         sk_config_attn_scale(c), c->attn_logit_softcap, a->att) != 0)
+			return -1;
+		return lin(f, &L->o, l, SK_LORA_O, a->att, N, a->o);
+	}
 	for (int it = 0; it < f->n_items; it++) {
 		const sk_fwd_item *b = &f->items[it];
 		sk_attn_kv kv = { NULL, NULL, 1, 0, 0, kn + b->row0 * kvd, vn + b->row0 * kvd, f->pos + b->row0 };

@@ -47,6 +47,7 @@ typedef struct {
 	const sk_fwd_item *items;
 	int n_items;
 	const sk_kv_cache *kv;       /* NULL: each item starts at position 0 with no past */
+	const sk_row_span *spans;    /* without kv, the items' rows (NULL: attention an item at a time) */
 	float *k_new, *v_new;        /* [KV-owning layer][N][kv_dim]: K normed and roped, V normed */
 	float *pli;                  /* [N][L·P] per-layer inputs (Gemma 3n) */
 	float *lam, *t2, *tP;        /* scratch: λ [N][H], [N][H], [N][P] */

@@ -43,6 +43,7 @@ typedef struct {
 	int n_seqs;
 	pass_ints in;
 	sk_fwd_item *seq;           /* host: each sequence's rows */
+	sk_row_span *spans;         /* host: the same rows, for the attention ops */
 	float **xs;                 /* host: L + 1 stream sets [A][N][H]; layer l reads xs[l] */
 	float *kst, *vst;           /* K (normed, roped) and V (normed) of the owning layers [n_kv][N][kvd] */
 	float *dk, *dv;             /* their gradients, consumers' included */
@@ -98,6 +99,7 @@ static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_
 #define FL(n) sk_arena_floats(a, (size_t)(n))
 	plan_ints(a, N, n_out, &w->in);
 	w->seq = sk_arena_alloc(ha, (size_t)n_seqs * sizeof(sk_fwd_item));
+	w->spans = sk_arena_alloc(ha, (size_t)n_seqs * sizeof(sk_row_span));
 	w->xs = sk_arena_alloc(ha, (size_t)(L + 1) * sizeof(float *));
 	/* the measuring pass gets NULL for every pointer: fill only a real array */
 	float *xs0 = FL((L + 1) * A * N * H);
@@ -180,6 +182,7 @@ static sk_fwd fwd_of(sk_model *m, const tws *w, const sk_train_opts *o)
 	f.pos = w->in.pos;
 	f.items = w->seq;
 	f.n_items = w->n_seqs;
+	f.spans = w->spans;
 	f.k_new = w->kst;
 	f.v_new = w->vst;
 	f.pli = w->pli;
@@ -228,13 +231,20 @@ static int attn_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, const fl
 		return -1;
 	const sk_layer *S = &m->layers[L->kv_src];
 	int64_t off = (int64_t)S->kv_slot * N * kvd;
-	for (int s = 0; s < w->n_seqs; s++) {
-		int64_t r0 = w->seq[s].row0, rn = w->seq[s].n;
-		int64_t kr = off + r0 * kvd;
-		if (OPS->attention_bwd(m->be, a->q + r0 * qd, w->kst + kr, w->vst + kr, rn, nh, nkv, hd, rc.window,
-		                       sk_config_attn_scale(c), c->attn_logit_softcap, w->datt + r0 * qd, w->dq + r0 * qd,
-		                       w->dk + kr, w->dv + kr, w->aws) != 0)
+	if (OPS->attention_bwd_spans) {
+		if (OPS->attention_bwd_spans(m->be, a->q, w->kst + off, w->vst + off, w->spans, w->n_seqs, nh, nkv, hd,
+		                             rc.window, sk_config_attn_scale(c), c->attn_logit_softcap, w->datt, w->dq,
+		                             w->dk + off, w->dv + off, w->aws) != 0)
 			return -1;
+	} else {
+		for (int s = 0; s < w->n_seqs; s++) {
+			int64_t r0 = w->seq[s].row0, rn = w->seq[s].n;
+			int64_t kr = off + r0 * kvd;
+			if (OPS->attention_bwd(m->be, a->q + r0 * qd, w->kst + kr, w->vst + kr, rn, nh, nkv, hd, rc.window,
+			                       sk_config_attn_scale(c), c->attn_logit_softcap, w->datt + r0 * qd,
+			                       w->dq + r0 * qd, w->dk + kr, w->dv + kr, w->aws) != 0)
+				return -1;
+		}
 	}
 	OPS->rope_bwd(m->be, w->dq, N, nh, hd, w->in.pos, rc.theta, rc.factor);
 	OPS->rmsnorm_bwd(m->be, a->q0, N * nh, hd, L->q_norm, eps, w->dq, w->dq, 0);
@@ -499,6 +509,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	for (int s = 0; s < n_seqs; s++) {
 		const sk_train_seq *q = &seqs[s];
 		w.seq[s] = (sk_fwd_item){ r, q->n, s };
+		w.spans[s] = (sk_row_span){ r, q->n };
 		for (int i = 0; i < q->n; i++, r++) {
 			h.ids[r] = q->ids[i];
 			h.pos[r] = i;
