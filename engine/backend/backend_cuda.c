@@ -547,7 +547,7 @@ sk_cuda_span *sk_cuda_be_spans(const sk_row_span *spans, int n)
 {
 	sk_cuda_span *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
 	if (!s) {
-		sk_fail("%s", _("out of host memory"));
+		sk_fail("%s", _("out of memory"));
 		return NULL;
 	}
 	for (int i = 0; i < n; i++)

@@ -56,6 +56,7 @@ struct sk_train_run {
 	 * fewer and larger. group[g]: micro-batches of the current step's g-th pass. */
 	size_t merge_tokens;
 	int *group, n_group, gi;
+	size_t *micro_tokens;     /* the current step's micro-batches' tokens (for balancing the passes) */
 	int32_t *mids;            /* the merged rows' ids and targets (batcher buffers last one call) */
 	uint8_t *mtgt;
 	size_t mcap;
@@ -288,6 +289,49 @@ static int run_eval(sk_train_run *r)
 	return 0;
 }
 
+/* Passes of at most cap tokens over the step's micro-batches in order, filled in turn; their
+ * number, and their sizes into group when given. */
+static int fill_passes(const sk_train_run *r, size_t cap, int *group)
+{
+	int n = 0;
+	size_t in = 0;
+	for (int i = 0; i < r->n_micro; i++) {
+		size_t t = r->micro_tokens[i];
+		if (n && in + t <= cap) {
+			in += t;
+			if (group)
+				group[n - 1]++;
+		} else {
+			if (group)
+				group[n] = 1;
+			n++;
+			in = t;
+		}
+	}
+	return n;
+}
+
+/* The same number of passes with the largest as small as it can be: a step of four
+ * micro-batches of ~640 tokens at a 2,048 budget is two passes of ~1,280 tokens instead of
+ * 1,920 and 640 (a short pass runs the device at a lower rate, and the peak follows the
+ * largest). The smallest cap that still fills no more passes, found by bisection. */
+static void balance_passes(sk_train_run *r)
+{
+	if (r->n_group < 2 || r->n_group == r->n_micro)
+		return;
+	size_t lo = 0, hi = r->merge_tokens;
+	for (int i = 0; i < r->n_micro; i++)
+		lo = r->micro_tokens[i] > lo ? r->micro_tokens[i] : lo;
+	while (lo < hi) { /* hi always fills n_group passes or fewer */
+		size_t mid = lo + (hi - lo) / 2;
+		if (fill_passes(r, mid, NULL) <= r->n_group)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	r->n_group = fill_passes(r, hi, r->group);
+}
+
 /* Plans the next optimizer step: how many micro-batches (up to grad_accum,
  * never across an epoch, as the Trainer steps at the end of each epoch) and
  * their total target count, read ahead and rewound. */
@@ -313,6 +357,7 @@ static int begin_step(sk_train_run *r)
 			epoch = bt.pos.epoch;
 		else if (bt.pos.epoch != epoch)
 			break;
+		r->micro_tokens[i] = bt.tokens;
 		/* a pass takes this micro-batch too while the merged tokens fit */
 		if (r->n_group && r->merge_tokens && pass_tokens + bt.tokens <= r->merge_tokens) {
 			r->group[r->n_group - 1]++;
@@ -327,6 +372,7 @@ static int begin_step(sk_train_run *r)
 	}
 	if (sk_batcher_seek(r->batcher, r->step_pos))
 		return -1;
+	balance_passes(r);
 	if (r->n_group < r->n_micro && (size_t)r->step_tokens > r->mcap) { /* room for merged rows */
 		size_t cap = (size_t)r->step_tokens;
 		int32_t *a = realloc(r->mids, cap * sizeof *a);
@@ -608,6 +654,7 @@ void sk_train_free(sk_train_run *r)
 	sk_dataset_free(r->ds);
 	free(r->seqs);
 	free(r->group);
+	free(r->micro_tokens);
 	free(r->mids);
 	free(r->mtgt);
 	free(r->hist_steps);
@@ -837,11 +884,12 @@ static int load_data(sk_train_run *r)
 	r->sched = (sk_lr_schedule){ r->cfg.sched, r->cfg.warmup, total };
 	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
 	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
+	r->micro_tokens = calloc((size_t)r->cfg.grad_accum, sizeof *r->micro_tokens);
 	/* never with dropout: each micro-batch has its own dropout seed */
 	r->merge_tokens = r->cfg.dropout > 0 ? 0
 	                : (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens
 	                                                     : sk_model_train_on_device(r->m) ? SK_TRAIN_MERGE_DEVICE : 0);
-	return r->seqs && r->group ? 0 : sk_fail("%s", _("out of memory"));
+	return r->seqs && r->group && r->micro_tokens ? 0 : sk_fail("%s", _("out of memory"));
 }
 
 sk_train_run *sk_train_start(sk_model *m, const sk_train_config *cfg, int resume, sk_train_event_fn fn, void *ctx)
