@@ -8,7 +8,7 @@
 // as the other attention kernels; the products compute the masked half
 // too, which costs less than the tiles' bookkeeping at these lengths.
 // On by default since run 6 (docs/perf.md); SK_CUDA_ATTN_GEMM=0 leaves it out.
-// SK_CUDA_ATTN_BF16=1 (opt-in) gives the products bf16 operands (q, k, v,
+// Since run 14 the products take bf16 operands (SK_CUDA_ATTN_BF16=0: TF32) (q, k, v,
 // dO converted once; P and dS written in bf16 by the softmax kernels beside
 // the fp32 scores), as transformers' bf16 training computes them: twice
 // TF32's tensor-core rate and half the bytes of the n² operands.

@@ -137,6 +137,7 @@ static int gather(const sb &g, const float *x, const float *x2, int heads, void 
 {
 	const int64_t per = g.L * heads * g.hd;
 	dim3 grid((unsigned)sk_blocks(per, 256), (unsigned)g.B);
+
 	if (g.bf)
 		k_gather<__nv_bfloat16><<<grid, 256, 0, g.c->stream>>>(x, x2, heads, g.hd, g.L, g.s, (__nv_bfloat16 *)y,
 		                                                       (__nv_bfloat16 *)y2);
@@ -266,8 +267,9 @@ static int in_batches(sk_cuda *c, const sk_cuda_span *spans, int n_spans, Batch 
 		seqs s;
 		s.count = 0;
 		const int64_t L = round_up(order[i].n);
-		while (i < n_spans && s.count < MAX_SEQS && order[i].n > 0 && 2 * order[i].n >= L &&
-		       (int64_t)(s.count + 1) * L * L <= MAX_AREA) {
+		// the first always (a sequence under 16 rows is under half its rounded length)
+		while (i < n_spans && s.count < MAX_SEQS && order[i].n > 0 &&
+		       (s.count == 0 || (2 * order[i].n >= L && (int64_t)(s.count + 1) * L * L <= MAX_AREA))) {
 			s.len[s.count] = (int)order[i].n;
 			s.row0[s.count] = order[i].row0;
 			s.count++, i++;
@@ -296,7 +298,8 @@ extern "C" int sk_cuda_attention_spans(sk_cuda *c, const float *q, const float *
 			return sk_cuda_attention(c, q + o.row0 * qd, o.n, pos + o.row0, NULL, NULL, 0, k + o.row0 * kvd,
 			                         v + o.row0 * kvd, nh, nkv, hd, window, scale, softcap, out + o.row0 * qd);
 		});
-	return rc ? -1 : sk_cuda_check(c);
+	// the context's error is cleared whichever way it went
+	return sk_cuda_check(c) || rc ? -1 : 0;
 }
 
 extern "C" int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const float *k, const float *v,
@@ -319,5 +322,6 @@ extern "C" int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const flo
 			                             window, scale, softcap, dout + o.row0 * qd, dq + o.row0 * qd,
 			                             dk + o.row0 * kvd, dv + o.row0 * kvd, ws);
 		});
-	return rc ? -1 : sk_cuda_check(c);
+	// the context's error is cleared whichever way it went
+	return sk_cuda_check(c) || rc ? -1 : 0;
 }

@@ -105,14 +105,15 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// folded forward's [x | t] (and the LoRA backward's t) in one pass without dropout: on by
 	// default since run 12 (training 1.22x together, docs/perf.md); =0 turns each off
 	c->attn_tf32 = !c->exact && !env_is("SK_CUDA_ATTN_TF32", "0");
-	// bf16 operands for them instead (opt-in: run 13 measured training 1.02x at 2 x 512, 1.03x at
-	// varied lengths, gradients within 4e-3 of the CPU's; a first prompt's attention, which shares
-	// the path, has not had its parity check under it yet)
-	c->attn_bf16 = !c->exact && env_is("SK_CUDA_ATTN_BF16", "1");
 	c->attn_grouped = !env_is("SK_CUDA_ATTN_GROUPED", "0");
 	c->attn_spans = !env_is("SK_CUDA_ATTN_SPANS", "0");
 	c->fold_xt = !env_is("SK_CUDA_FOLD_XT", "0");
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
+	// bf16 operands for them instead, as transformers' bf16 training computes attention: the
+	// default since run 14 (training 1.02-1.03x; a first prompt's prefill within 2.9e-2 of the
+	// CPU, bound 5e-2). SK_CUDA_ATTN_BF16=0 gives TF32 back; SK_CUDA_ATTN_TF32=0 asks for fp32,
+	// and the reference product (fp32 arithmetic, for the sanitizers) keeps fp32 operands too
+	c->attn_bf16 = c->attn_tf32 && !c->gemm_reference && !env_is("SK_CUDA_ATTN_BF16", "0");
 	// the backward's NF4 weight in row chunks: a chunk's bf16 copy, not the matrix's (off: run 11
 	// measured training 0.91x with 8 MB chunks)
 	const char *dxc = getenv("SK_CUDA_NF4_DX_CHUNK");

@@ -103,7 +103,7 @@ struct sk_cuda {
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
 	int attn_grouped;       // (SK_CUDA_ATTN_GROUPED=0: off) a group's dK and dV in one product each (attention_gemm.cu)
 	int attn_spans;         // (SK_CUDA_ATTN_SPANS=0: off) a pass's sequences in one attention call (attention_spans.cu)
-	int attn_bf16;          // SK_CUDA_ATTN_BF16=1: training attention's products on bf16 operands (attention_gemm.cu)
+	int attn_bf16;          // (SK_CUDA_ATTN_BF16=0: off) attention's products on bf16 operands (attention_gemm.cu)
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
 	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
 	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)

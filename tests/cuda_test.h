@@ -181,9 +181,9 @@ static inline void nf4_weight(int64_t rows, int64_t cols, sk_nf4_tensor *q, sk_t
 /* Whether attention of a sequence without a cache (training's, a first
  * prompt's) runs through matrix products (unless SK_CUDA_EXACT=1,
  * SK_CUDA_GEMM=reference or SK_CUDA_ATTN_GEMM=0 takes it elsewhere: fp32,
- * and fp32 bounds), and on TF32 tensor cores (the default unless
- * SK_CUDA_ATTN_TF32=0; SK_CUDA_ATTN_BF16=1 gives bf16 operands instead).
- * TF32 rounds the operands to 10-bit mantissas (2^-11). */
+ * and fp32 bounds), on bf16 operands (the default), TF32
+ * (SK_CUDA_ATTN_BF16=0; 10-bit mantissas, 2^-11) or fp32
+ * (SK_CUDA_ATTN_TF32=0), as kernels/context.cu decides. */
 static inline int cuda_env_says(const char *name, const char *v)
 {
 	const char *e = getenv(name);
@@ -196,18 +196,23 @@ static inline int attention_on_products(void)
 	       !cuda_env_says("SK_CUDA_GEMM", "reference") && !cuda_env_says("SK_CUDA_ATTN_GEMM", "0");
 }
 
+static inline int attention_on_bf16(void)
+{
+	return attention_on_products() && !cuda_env_says("SK_CUDA_ATTN_TF32", "0") &&
+	       !cuda_env_says("SK_CUDA_ATTN_BF16", "0");
+}
+
 static inline int attention_on_tf32(void)
 {
 	return attention_on_products() && !cuda_env_says("SK_CUDA_ATTN_TF32", "0") &&
-	       !cuda_env_says("SK_CUDA_ATTN_BF16", "1");
+	       cuda_env_says("SK_CUDA_ATTN_BF16", "0");
 }
 
-/* The relative L2 bound for such attention's outputs: bf16 operands
- * (SK_CUDA_ATTN_BF16=1, 8-bit mantissas, 2^-9) 2e-2; TF32's 5e-3; else the
- * caller's fp32 bound. */
+/* The relative L2 bound for such attention's outputs: bf16 operands (8-bit
+ * mantissas, 2^-9) 2e-2; TF32's 5e-3; else the caller's fp32 bound. */
 static inline double attention_products_bound(double fp32)
 {
-	if (attention_on_products() && cuda_env_says("SK_CUDA_ATTN_BF16", "1"))
+	if (attention_on_bf16())
 		return 2e-2;
 	return attention_on_tf32() ? 5e-3 : fp32;
 }

@@ -37,8 +37,9 @@ run test_cuda_optin env SK_CUDA_PDL=0 SK_CUDA_ATTN_GEMM=0 "$test_cuda"
 # decoding's NF4 products on fp32 activations (8-bit ones are the default): the ops, and the
 # whole models at the fp32 bounds
 run test_cuda_nf4_fp32 env SK_CUDA_NF4_Q8=0 SK_CUDA_ATTN_TF32=0 "$test_cuda"
-# attention without a cache on bf16 operands (opt-in): a first prompt's, at its bound
-run test_cuda_attn_bf16 env SK_CUDA_ATTN_BF16=1 "$test_cuda"
+# attention without a cache on TF32 instead of bf16 operands (the default since run 14): a
+# first prompt's, at its bound
+run test_cuda_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda"
 # every product through the reference kernel (kernels/gemm_reference.cu) instead of cuBLASLt:
 # the racecheck below runs this way, so the path is checked against the CPU first
 run test_cuda_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda" --ops-only
@@ -49,9 +50,9 @@ run test_cuda_backward "$test_cuda_backward"
 run test_cuda_backward_apart env SK_CUDA_PDL=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
 	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 "$test_cuda_backward"
 # the LoRA branch's dx in its own kernel and B folded anew (run 13's defaults off); attention's
-# products on bf16 operands (opt-in)
+# products on TF32 (run 12's default, bf16 since run 14), and a pass's sequences one at a time
 run test_cuda_backward_run13_off env SK_CUDA_LORA_DX_FOLD=0 SK_CUDA_KEEP_B=0 "$test_cuda_backward"
-run test_cuda_backward_attn_bf16 env SK_CUDA_ATTN_BF16=1 "$test_cuda_backward"
+run test_cuda_backward_run14_off env SK_CUDA_ATTN_BF16=0 SK_CUDA_ATTN_SPANS=0 "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
@@ -62,7 +63,7 @@ run test_cuda_train "$test_cuda_train"
 # time: the same bounds
 run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
 	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 "$test_cuda_train"
-run test_cuda_train_attn_bf16 env SK_CUDA_ATTN_BF16=1 "$test_cuda_train"
+run test_cuda_train_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
