@@ -254,7 +254,7 @@ extern "C" void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap)
 	sk_cuda_launched(c, "softcap");
 }
 
-// ---- gated GELU: g ← gelu_tanh(g') ⊙ u, g' = relu(g − (mean + z·std)) with the cutoff ----
+// ---- gated GELU: out ← gelu_tanh(g') ⊙ u, g' = relu(g − (mean + z·std)) with the cutoff (out may be g) ----
 
 __device__ __forceinline__ float gelu_tanh(float x)
 {
@@ -264,11 +264,13 @@ __device__ __forceinline__ float gelu_tanh(float x)
 }
 
 // One block per row: the row's mean and population std first, when cut.
-__global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t u_stride, int64_t dim, float z)
+__global__ static void k_gelu_mul(const float *g, const float *__restrict__ u, int64_t u_stride, int64_t dim, float z,
+                                  float *out)
 {
 	sk_pdl_wait();
 	__shared__ float sh[32];
-	float *gr = g + (int64_t)blockIdx.x * dim;
+	const float *gr = g + (int64_t)blockIdx.x * dim;
+	float *orow = out + (int64_t)blockIdx.x * dim;
 	const float *ur = u ? u + (int64_t)blockIdx.x * u_stride : NULL;
 	float cut = 0;
 	if (z != 0.0f) {
@@ -289,15 +291,16 @@ __global__ static void k_gelu_mul(float *g, const float *__restrict__ u, int64_t
 		if (z != 0.0f)
 			v = fmaxf(v - cut, 0.0f);
 		v = gelu_tanh(v);
-		gr[i] = ur ? v * ur[i] : v;
+		orow[i] = ur ? v * ur[i] : v;
 	}
 }
 
-extern "C" void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
-                                 float sparsity_z)
+extern "C" void sk_cuda_gelu_mul(sk_cuda *c, const float *g, const float *u, int64_t u_stride, int64_t rows,
+                                 int64_t dim, float sparsity_z, float *out)
 {
 	if (rows > 0)
-		sk_launch(c, k_gelu_mul, (unsigned)rows, dim >= 4096 ? 1024 : 256, 0, g, u, u_stride, dim, sparsity_z);
+		sk_launch(c, k_gelu_mul, (unsigned)rows, dim >= 4096 ? 1024 : 256, 0, g, u, u_stride, dim, sparsity_z,
+		          out);
 	sk_cuda_launched(c, "gelu_mul");
 }
 

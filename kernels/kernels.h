@@ -157,8 +157,8 @@ void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s, float *y)
 void sk_cuda_zero(sk_cuda *c, float *x, int64_t count);
 void sk_cuda_mul_rows(sk_cuda *c, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
                       float *y);
-void sk_cuda_gelu_mul(sk_cuda *c, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
-                      float sparsity_z);
+void sk_cuda_gelu_mul(sk_cuda *c, const float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+                      float sparsity_z, float *out);
 void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap);
 void sk_cuda_rescale_rms(sk_cuda *c, float *u, const float *ref, int64_t rows, int64_t dim);
 void sk_cuda_gather_rows(sk_cuda *c, const float *x, int64_t dim, const int64_t *idx, int64_t n, float *y);

@@ -301,6 +301,15 @@ TEST(norm_rope_elementwise)
 			snprintf(what, sizeof what, "gelu%s%s", with_u ? " * up" : "", zs[k] != 0 ? ", sparsity cutoff" : "");
 			expect(what, dy, ref, R * D, 1e-5);
 		}
+	/* into another buffer (training keeps the pre-activation): the input untouched */
+	memcpy(ref, x, sizeof ref);
+	cpu->ops->gelu_mul(cpu, ref, b, D, R, D, zs[1]);
+	CHECK(gpu->ops->gelu_mul_to != NULL);
+	if (gpu->ops->gelu_mul_to) {
+		gpu->ops->gelu_mul_to(gpu, dx, db, D, R, D, zs[1], dy);
+		expect("gelu * up into another buffer, sparsity cutoff", dy, ref, R * D, 1e-5);
+		expect("gelu into another buffer: its input as it was", dx, x, R * D, 0.0);
+	}
 	/* u's rows at another stride (the per-layer inputs' slice of a layer) */
 	memcpy(ref, x, sizeof ref);
 	cpu->ops->gelu_mul(cpu, ref, b + 7, D / 2, R, D / 2, 0.0f);

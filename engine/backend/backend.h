@@ -252,6 +252,11 @@ typedef struct {
 	 * for a matrix like g). u may be NULL (no product: plain gelu). */
 	void (*gelu_mul)(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
 	                 float sparsity_z);
+	/* Optional (NULL: copy g to out, then gelu_mul in place): gelu_mul of g
+	 * written to out, g left as it was (training keeps the pre-activation
+	 * for the backward). */
+	void (*gelu_mul_to)(sk_backend *be, const float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
+	                    float sparsity_z, float *out);
 	/* x ← cap · tanh(x / cap). */
 	void (*softcap)(sk_backend *be, float *x, int64_t count, float cap);
 	/* AltUp magnitude match: u[r] ← u[r] · rms(ref[r]) / sqrt(max(mean(u[r]²), 1e-5)). */

@@ -641,7 +641,13 @@ static void op_mul_rows(sk_backend *be, const float *x, const float *w, int64_t 
 
 static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim, float z)
 {
-	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, u_stride, rows, dim, z));
+	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, u_stride, rows, dim, z, g));
+}
+
+static void op_gelu_mul_to(sk_backend *be, const float *g, const float *u, int64_t u_stride, int64_t rows,
+                           int64_t dim, float z, float *out)
+{
+	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, u_stride, rows, dim, z, out));
 }
 
 static void op_softcap(sk_backend *be, float *x, int64_t count, float cap)
@@ -778,6 +784,7 @@ static const sk_backend_ops cuda_ops = {
 	.add = op_add,
 	.mul_rows = op_mul_rows,
 	.gelu_mul = op_gelu_mul,
+	.gelu_mul_to = op_gelu_mul_to,
 	.softcap = op_softcap,
 	.rescale_rms = op_rescale_rms,
 	.altup_router = op_router,

@@ -18,6 +18,18 @@ static void copy(const sk_fwd *f, const float *x, int64_t n, float *y)
 		OPS->scale(BE, x, n, 1.0f, y);
 }
 
+/* out = gelu_mul(g), g kept: in one pass where the backend has the op */
+static void gelu_mul_into(const sk_fwd *f, const float *g, const float *u, int64_t u_stride, int64_t rows,
+                          int64_t dim, float z, float *out)
+{
+	if (OPS->gelu_mul_to) {
+		OPS->gelu_mul_to(BE, g, u, u_stride, rows, dim, z, out);
+		return;
+	}
+	copy(f, g, rows * dim, out);
+	OPS->gelu_mul(BE, out, u, u_stride, rows, dim, z);
+}
+
 uint64_t sk_gemma_lora_seed(uint64_t seed, int layer, int mod)
 {
 	return seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(layer * SK_LORA_NMOD + mod + 1));
@@ -137,8 +149,7 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 	int64_t N = f->N;
 	if (lin2(f, &L->gate, SK_LORA_GATE, &L->up, SK_LORA_UP, l, a->mm, N, a->g0, a->u) != 0)
 		return -1;
-	copy(f, a->g0, N * L->ffn, a->z);
-	OPS->gelu_mul(BE, a->z, a->u, L->ffn, N, L->ffn, L->sparsity_z);
+	gelu_mul_into(f, a->g0, a->u, L->ffn, N, L->ffn, L->sparsity_z, a->z);
 	return lin(f, &L->down, l, SK_LORA_DOWN, a->z, N, a->f);
 }
 
@@ -229,9 +240,8 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	/* per-layer input: RMS(W_pp (gelu(W_pg (c_act ⊙ γ)) ⊙ pli_l)) added to the other streams */
 	if (lin(f, &L->ple_gate, l, -1, a->vin, N, a->pg0) != 0)
 		return -1;
-	copy(f, a->pg0, N * P, f->tP);
 	/* gelu times the layer's slice of each row's per-layer inputs */
-	OPS->gelu_mul(BE, f->tP, f->pli + (int64_t)l * P, LP, N, P, 0.0f);
+	gelu_mul_into(f, a->pg0, f->pli + (int64_t)l * P, LP, N, P, 0.0f, f->tP);
 	if (lin(f, &L->ple_proj, l, -1, f->tP, N, a->psi0) != 0)
 		return -1;
 	if (OPS->norm_add_streams)
