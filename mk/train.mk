@@ -12,6 +12,7 @@ libsokhan_a_SOURCES += \
 	engine/train/dataset.c engine/train/dataset.h engine/train/dataset_row.c \
 	engine/train/batcher.c engine/train/batcher.h \
 	engine/train/train.c engine/train/train.h engine/train/train_config.c \
+	engine/train/pass_plan.c engine/train/pass_plan.h \
 	engine/train/checkpoint.c engine/train/checkpoint.h \
 	engine/train/metrics.c engine/train/metrics.h \
 	engine/train/svg_plot.c engine/train/svg_plot.h \

@@ -12,6 +12,7 @@
 
 #include "engine/format/atomic_dir.h"
 #include "engine/train/batcher.h"
+#include "engine/train/pass_plan.h"
 #include "engine/error.h"
 #include "engine/format/files.h"
 #include "engine/train/train.h"
@@ -472,6 +473,32 @@ TEST(merged_micro_batches_equal_separate)
 
 /* A checkpoint directory without its marker (a save cut short) and a
  * leftover temporary directory are passed over on resume. */
+/* The passes of a step: as few as the budget allows, the largest as small
+ * as that number allows, in order, every micro-batch in exactly one. */
+static void plan_case(const size_t *t, int n, size_t budget, int want_passes, const int *want_group)
+{
+	int group[8] = { 0 };
+	int k = sk_pass_plan(t, n, budget, group);
+	CHECK_EQ_INT(k, want_passes);
+	for (int g = 0; g < k && g < want_passes; g++)
+		CHECK_EQ_INT(group[g], want_group[g]);
+}
+
+TEST(pass_plan_balances)
+{
+	const size_t even[4] = { 640, 640, 640, 640 };
+	plan_case(even, 4, 2048, 2, (const int[]){ 2, 2 });  /* not 3 + 1 */
+	plan_case(even, 4, 0, 4, (const int[]){ 1, 1, 1, 1 }); /* no merging */
+	plan_case(even, 4, 100000, 1, (const int[]){ 4 });    /* a whole step */
+	plan_case(even, 4, 600, 4, (const int[]){ 1, 1, 1, 1 }); /* each over the budget: alone */
+	const size_t mixed[4] = { 1000, 100, 100, 1000 };
+	plan_case(mixed, 4, 1300, 2, (const int[]){ 2, 2 }); /* 1,100 and 1,100, not 1,200 and 1,000 */
+	const size_t odd[5] = { 300, 300, 300, 300, 300 };
+	plan_case(odd, 5, 1000, 2, (const int[]){ 3, 2 }); /* 900 and 600: two passes either way */
+	plan_case(odd, 1, 1000, 1, (const int[]){ 1 });
+	CHECK_EQ_INT(sk_pass_plan(odd, 0, 1000, NULL), 0);
+}
+
 TEST(resume_ignores_half_written_checkpoint)
 {
 	if (!g_m) {
@@ -573,6 +600,7 @@ int main(void)
 	RUN(fifty_steps_drive_the_loss_down);
 	RUN(stop_and_resume_equals_uninterrupted);
 	RUN(merged_micro_batches_equal_separate);
+	RUN(pass_plan_balances);
 	RUN(resume_ignores_half_written_checkpoint);
 	RUN(loss_chunks_are_aligned);
 	RUN(bad_inputs_are_errors);

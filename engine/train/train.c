@@ -19,6 +19,7 @@
 #include "engine/i18n.h"
 #include "engine/splitmix.h"
 #include "engine/train/metrics.h"
+#include "engine/train/pass_plan.h"
 #include "engine/train/svg_plot.h"
 #include "engine/train/train_grad.h"
 
@@ -289,49 +290,6 @@ static int run_eval(sk_train_run *r)
 	return 0;
 }
 
-/* Passes of at most cap tokens over the step's micro-batches in order, filled in turn; their
- * number, and their sizes into group when given. */
-static int fill_passes(const sk_train_run *r, size_t cap, int *group)
-{
-	int n = 0;
-	size_t in = 0;
-	for (int i = 0; i < r->n_micro; i++) {
-		size_t t = r->micro_tokens[i];
-		if (n && in + t <= cap) {
-			in += t;
-			if (group)
-				group[n - 1]++;
-		} else {
-			if (group)
-				group[n] = 1;
-			n++;
-			in = t;
-		}
-	}
-	return n;
-}
-
-/* The same number of passes with the largest as small as it can be: a step of four
- * micro-batches of ~640 tokens at a 2,048 budget is two passes of ~1,280 tokens instead of
- * 1,920 and 640 (a short pass runs the device at a lower rate, and the peak follows the
- * largest). The smallest cap that still fills no more passes, found by bisection. */
-static void balance_passes(sk_train_run *r)
-{
-	if (r->n_group < 2 || r->n_group == r->n_micro)
-		return;
-	size_t lo = 0, hi = r->merge_tokens;
-	for (int i = 0; i < r->n_micro; i++)
-		lo = r->micro_tokens[i] > lo ? r->micro_tokens[i] : lo;
-	while (lo < hi) { /* hi always fills n_group passes or fewer */
-		size_t mid = lo + (hi - lo) / 2;
-		if (fill_passes(r, mid, NULL) <= r->n_group)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	r->n_group = fill_passes(r, hi, r->group);
-}
-
 /* Plans the next optimizer step: how many micro-batches (up to grad_accum,
  * never across an epoch, as the Trainer steps at the end of each epoch) and
  * their total target count, read ahead and rewound. */
@@ -345,7 +303,7 @@ static int begin_step(sk_train_run *r)
 	r->step_targets = 0;
 	r->step_tokens = 0;
 	r->step_loss = 0;
-	size_t epoch = 0, pass_tokens = 0;
+	size_t epoch = 0;
 	sk_batch bt;
 	for (int i = 0; i < r->cfg.grad_accum; i++) {
 		int rc = sk_batcher_next(r->batcher, &bt);
@@ -358,21 +316,13 @@ static int begin_step(sk_train_run *r)
 		else if (bt.pos.epoch != epoch)
 			break;
 		r->micro_tokens[i] = bt.tokens;
-		/* a pass takes this micro-batch too while the merged tokens fit */
-		if (r->n_group && r->merge_tokens && pass_tokens + bt.tokens <= r->merge_tokens) {
-			r->group[r->n_group - 1]++;
-			pass_tokens += bt.tokens;
-		} else {
-			r->group[r->n_group++] = 1;
-			pass_tokens = bt.tokens;
-		}
 		r->n_micro++;
 		r->step_targets += (int64_t)bt.targets;
 		r->step_tokens += (int64_t)bt.tokens;
 	}
 	if (sk_batcher_seek(r->batcher, r->step_pos))
 		return -1;
-	balance_passes(r);
+	r->n_group = sk_pass_plan(r->micro_tokens, r->n_micro, r->merge_tokens, r->group);
 	if (r->n_group < r->n_micro && (size_t)r->step_tokens > r->mcap) { /* room for merged rows */
 		size_t cap = (size_t)r->step_tokens;
 		int32_t *a = realloc(r->mids, cap * sizeof *a);
