@@ -304,6 +304,38 @@ extern "C" void sk_cuda_gelu_mul(sk_cuda *c, const float *g, const float *u, int
 	sk_cuda_launched(c, "gelu_mul");
 }
 
+// ---- bf16 storage of activations (training's kept layer inputs) ----
+
+__global__ static void k_pack_bf16(const float *__restrict__ x, int64_t n, __nv_bfloat16 *__restrict__ y)
+{
+	sk_pdl_wait();
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ static void k_unpack_bf16(const __nv_bfloat16 *__restrict__ y, int64_t n, float *__restrict__ x)
+{
+	sk_pdl_wait();
+	int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		x[i] = __bfloat162float(y[i]);
+}
+
+extern "C" void sk_cuda_pack_bf16(sk_cuda *c, const float *x, int64_t n, uint16_t *y)
+{
+	if (n > 0)
+		sk_launch(c, k_pack_bf16, sk_blocks(n, T256), T256, 0, x, n, (__nv_bfloat16 *)y);
+	sk_cuda_launched(c, "to bf16");
+}
+
+extern "C" void sk_cuda_unpack_bf16(sk_cuda *c, const uint16_t *y, int64_t n, float *x)
+{
+	if (n > 0)
+		sk_launch(c, k_unpack_bf16, sk_blocks(n, T256), T256, 0, (const __nv_bfloat16 *)y, n, x);
+	sk_cuda_launched(c, "from bf16");
+}
+
 // ---- AltUp magnitude match: u ← u · rms(ref) / sqrt(max(mean(u²), 1e-5)) ----
 
 __global__ static void k_rescale_rms(float *u, const float *__restrict__ ref, int64_t dim)

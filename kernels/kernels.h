@@ -157,6 +157,9 @@ void sk_cuda_scale(sk_cuda *c, const float *x, int64_t count, float s, float *y)
 void sk_cuda_zero(sk_cuda *c, float *x, int64_t count);
 void sk_cuda_mul_rows(sk_cuda *c, const float *x, const float *w, int64_t w_stride, int64_t rows, int64_t dim,
                       float *y);
+/* n floats to bf16 (round to nearest even) and back: training's kept layer inputs. */
+void sk_cuda_pack_bf16(sk_cuda *c, const float *x, int64_t n, uint16_t *y);
+void sk_cuda_unpack_bf16(sk_cuda *c, const uint16_t *y, int64_t n, float *x);
 void sk_cuda_gelu_mul(sk_cuda *c, const float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
                       float sparsity_z, float *out);
 void sk_cuda_softcap(sk_cuda *c, float *x, int64_t count, float cap);

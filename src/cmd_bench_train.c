@@ -165,7 +165,9 @@ int sk_cmd_bench_train(int argc, char **argv)
 		sk_cli_fail();
 		goto out;
 	}
-	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1 };
+	/* SK_TRAIN_KEEP_BF16=1 (opt-in): the kept layer inputs in bf16, as sokhan train takes it */
+	const char *kb = getenv("SK_TRAIN_KEEP_BF16");
+	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1, kb && !strcmp(kb, "1") };
 	double t_steps = 0, loss = 0, tokens = 0, loss_tokens = 1;
 	uint64_t peak = 0, lr = co.seed * 0x2545F4914F6CDD1Dull + 5;
 	for (long long s = 0; s <= o.steps; s++) { /* step 0 warms up */

@@ -310,6 +310,20 @@ TEST(norm_rope_elementwise)
 		expect("gelu * up into another buffer, sparsity cutoff", dy, ref, R * D, 1e-5);
 		expect("gelu into another buffer: its input as it was", dx, x, R * D, 0.0);
 	}
+	/* bf16 storage (training's kept layer inputs): the CPU's rounding to the bit, and back */
+	CHECK(gpu->ops->to_bf16 != NULL && gpu->ops->from_bf16 != NULL);
+	if (gpu->ops->to_bf16 && gpu->ops->from_bf16) {
+		uint16_t *h16 = dev(NULL, R * D * sizeof(uint16_t));
+		float *round = malloc(sizeof ref);
+		for (int i = 0; i < R * D; i++)
+			round[i] = sk_bf16_to_f32(sk_f32_to_bf16(x[i] * 3.7f));
+		gpu->ops->scale(gpu, dx, R * D, 3.7f, dy);
+		gpu->ops->to_bf16(gpu, dy, R * D, h16);
+		gpu->ops->from_bf16(gpu, h16, R * D, dy);
+		expect("to bf16 and back: rounded as the CPU rounds", dy, round, R * D, 0.0);
+		free(round);
+		dfree(h16);
+	}
 	/* u's rows at another stride (the per-layer inputs' slice of a layer) */
 	memcpy(ref, x, sizeof ref);
 	cpu->ops->gelu_mul(cpu, ref, b + 7, D / 2, R, D / 2, 0.0f);

@@ -21,7 +21,9 @@
  * worst (the first two layers), against 1.1e-5 with fp32 products. There
  * the bf16 pass bounds the loss, the median tensor (0.06) and the worst
  * (0.35): a broken op gives errors of order one; the fp32 pass is the proof
- * that the backward is right. */
+ * that the backward is right. The bf16 pass also runs with the kept layer
+ * inputs in bf16 (SK_TRAIN_KEEP_BF16's path: each layer computed again from
+ * its rounded input) at the same bounds, against the CPU's fp32 inputs. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,7 +81,7 @@ static sk_model *load_on(const char *rel, sk_device d)
 
 /* Loss and gradients of the same sequences on one model; the adapter's
  * gradient buffers hold them afterwards. */
-static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, double *loss)
+static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, int keep_bf16, double *loss)
 {
 	int V = sk_model_vocab(m);
 	int n = (int)(sizeof seq_a / sizeof *seq_a);
@@ -92,7 +94,7 @@ static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, dou
 		target[1][i] = 1;
 	}
 	sk_train_seq s[2] = { { ids[0], target[0], n }, { ids[1], target[1], n - 5 } };
-	sk_train_opts o = { dropout, 77, grad_ckpt, 1.0f, 1 };
+	sk_train_opts o = { dropout, 77, grad_ckpt, 1.0f, 1, keep_bf16 };
 	int64_t nt = 0;
 	sk_lora_zero_grad(l);
 	if (sk_model_train_begin(m, l) != 0)
@@ -107,6 +109,7 @@ static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, dou
 /* The GPU's loss in fp32 mode, per fixture and configuration: the bf16 case
  * must differ from it, or it did not run its products in bf16. */
 static double exact_loss[2][3];
+
 
 static void grads_match(const char *rel, const char *label, int exact)
 {
@@ -139,12 +142,14 @@ static void grads_match(const char *rel, const char *label, int exact)
 		for (int64_t k = 0; k < (int64_t)pc->out * pc->r; k++)
 			pc->B[k] = pg->B[k] = 0.02f * (float)((k * 2654435761u) % 1000) / 1000.0f - 0.01f;
 	}
-	for (int cfg = 0; lc && lg && cfg < 3; cfg++) {
-		int ckpt = cfg != 1;
+	/* configurations: checkpointing, none, checkpointing with dropout; with bf16 products also
+	 * checkpointing with the kept layer inputs in bf16 (the CPU keeps fp32: its reference) */
+	for (int cfg = 0; lc && lg && cfg < (exact ? 3 : 4); cfg++) {
+		int ckpt = cfg != 1, keep = cfg == 3;
 		float dropout = cfg == 2 ? 0.1f : 0.0f;
 		double loss_c = 0, loss_g = 0;
-		CHECK(loss_grads(mc, lc, ckpt, dropout, &loss_c) == 0);
-		CHECK(loss_grads(mg, lg, ckpt, dropout, &loss_g) == 0);
+		CHECK(loss_grads(mc, lc, ckpt, dropout, 0, &loss_c) == 0);
+		CHECK(loss_grads(mg, lg, ckpt, dropout, keep, &loss_g) == 0);
 		double le = fabs(loss_g - loss_c) / fabs(loss_c);
 		double worst = 0;
 		int nt = 0;
@@ -170,13 +175,14 @@ static void grads_match(const char *rel, const char *label, int exact)
 			median = errs[nt / 2];
 		}
 		free(errs);
-		printf("# %s, %s products (ckpt %d, dropout %.1f): loss %.6f vs CPU %.6f (rel %.1e); %d gradient tensors, "
-		       "rel L2 median %.2e, worst %.2e\n",
-		       label, exact ? "fp32" : "bf16", ckpt, (double)dropout, loss_g, loss_c, le, nt, median, worst);
+		printf("# %s, %s products (ckpt %d%s, dropout %.1f): loss %.6f vs CPU %.6f (rel %.1e); %d gradient "
+		       "tensors, rel L2 median %.2e, worst %.2e\n",
+		       label, exact ? "fp32" : "bf16", ckpt, keep ? ", inputs kept in bf16" : "", (double)dropout, loss_g,
+		       loss_c, le, nt, median, worst);
 		if (exact)
 			exact_loss[fix][cfg] = loss_g;
 		else
-			CHECK_MSG(loss_g != exact_loss[fix][cfg],
+			CHECK_MSG(loss_g != exact_loss[fix][keep ? 0 : cfg],
 			          "%s: the bf16 case gave the fp32 case's loss exactly (%.9f): its products ran in fp32",
 			          label, loss_g);
 		CHECK_MSG(median < median_bound, "%s: median gradient rel L2 %g", label, median);

@@ -170,7 +170,7 @@ static void check_model_grads(const char *model, const char *label, int ckpt)
 		sk_train_seq s;
 		make_seq(r, target, &s);
 		int64_t nt = r->n - r->k;
-		sk_train_opts o = { 0.0f, 0, ckpt, (float)(1.0 / (double)nt), 1 };
+		sk_train_opts o = { 0.0f, 0, ckpt, (float)(1.0 / (double)nt), 1, 0 };
 		double loss = 0;
 		int64_t n_t = 0;
 		int rc = sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n_t);
@@ -236,7 +236,7 @@ static void check_loss_only(const char *model)
 	uint8_t target[64];
 	sk_train_seq s;
 	make_seq(r, target, &s);
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 0, 0 };
 	double loss = -1;
 	int64_t nt = 0;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
@@ -316,7 +316,7 @@ static int pair_index(sk_lora *l, int layer, sk_lora_module module)
 
 static double loss_of(sk_model *m, sk_lora *l, const sk_train_seq *s, int ns, float dropout)
 {
-	sk_train_opts o = { dropout, 77, 1, 1.0f, 0 };
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 0, 0 };
 	double loss = 0;
 	int64_t nt;
 	if (sk_model_loss_grad(m, l, s, ns, &o, &loss, &nt) != 0)
@@ -519,7 +519,7 @@ static void check_fd(const char *model, int nf4, float dropout)
 	uint8_t target[64];
 	sk_train_seq s;
 	make_seq(&refs[0], target, &s);
-	sk_train_opts o = { dropout, 77, 1, 1.0f, 1 };
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 1, 0 };
 	double loss;
 	int64_t nt;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
@@ -598,7 +598,7 @@ TEST(batch_is_sum_of_sequences)
 	s[1].ids = ids2;
 	s[1].target = t2;
 	s[1].n = 9;
-	sk_train_opts o = { 0.0f, 0, 1, 0.5f, 1 };
+	sk_train_opts o = { 0.0f, 0, 1, 0.5f, 1, 0 };
 	double la, lb, lab;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s[0], 1, &o, &la, &n) == 0);
@@ -667,7 +667,7 @@ TEST(new_trainable_adapter)
 	int32_t ids[6] = { 2, 17, 33, 120, 7, 9 };
 	uint8_t tg[6] = { 0, 1, 1, 1, 1, 1 };
 	sk_train_seq s = { ids, tg, 6 };
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
 	double loss, base;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == 0);
@@ -696,7 +696,7 @@ TEST(bad_input_is_refused)
 	int32_t ids[3] = { 2, 5, 100000 };
 	uint8_t tg[3] = { 0, 1, 1 };
 	sk_train_seq s = { ids, tg, 3 };
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
 	double loss;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == -1);
@@ -780,7 +780,7 @@ TEST(default_model_gradients)
 			sum += exp(z[j] - mx);
 		ref += mx + log(sum) - z[ids[i]];
 	}
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
 	double loss = 0;
 	int64_t nt;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);

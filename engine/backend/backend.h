@@ -252,6 +252,10 @@ typedef struct {
 	 * for a matrix like g). u may be NULL (no product: plain gelu). */
 	void (*gelu_mul)(sk_backend *be, float *g, const float *u, int64_t u_stride, int64_t rows, int64_t dim,
 	                 float sparsity_z);
+	/* Optional (NULL: training keeps its checkpoints in fp32): n floats to
+	 * bf16 (round to nearest even) and back. */
+	void (*to_bf16)(sk_backend *be, const float *x, int64_t n, uint16_t *y);
+	void (*from_bf16)(sk_backend *be, const uint16_t *y, int64_t n, float *x);
 	/* Optional (NULL: copy g to out, then gelu_mul in place): gelu_mul of g
 	 * written to out, g left as it was (training keeps the pre-activation
 	 * for the backward). */

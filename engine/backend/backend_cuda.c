@@ -644,6 +644,16 @@ static void op_gelu_mul(sk_backend *be, float *g, const float *u, int64_t u_stri
 	PROF(be, "gelu_mul", sk_cuda_gelu_mul(cb(be)->c, g, u, u_stride, rows, dim, z, g));
 }
 
+static void op_to_bf16(sk_backend *be, const float *x, int64_t n, uint16_t *y)
+{
+	PROF(be, "to_bf16", sk_cuda_pack_bf16(cb(be)->c, x, n, y));
+}
+
+static void op_from_bf16(sk_backend *be, const uint16_t *y, int64_t n, float *x)
+{
+	PROF(be, "from_bf16", sk_cuda_unpack_bf16(cb(be)->c, y, n, x));
+}
+
 static void op_gelu_mul_to(sk_backend *be, const float *g, const float *u, int64_t u_stride, int64_t rows,
                            int64_t dim, float z, float *out)
 {
@@ -785,6 +795,8 @@ static const sk_backend_ops cuda_ops = {
 	.mul_rows = op_mul_rows,
 	.gelu_mul = op_gelu_mul,
 	.gelu_mul_to = op_gelu_mul_to,
+	.to_bf16 = op_to_bf16,
+	.from_bf16 = op_from_bf16,
 	.softcap = op_softcap,
 	.rescale_rms = op_rescale_rms,
 	.altup_router = op_router,

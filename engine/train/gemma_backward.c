@@ -45,6 +45,9 @@ typedef struct {
 	sk_fwd_item *seq;           /* host: each sequence's rows */
 	sk_row_span *spans;         /* host: the same rows, for the attention ops */
 	float **xs;                 /* host: L + 1 stream sets [A][N][H]; layer l reads xs[l] */
+	uint16_t *xs16;             /* keep_bf16: the kept sets in bf16 [L][A][N][H]; xs[l] then
+	                             * alternate between two fp32 sets, unpacked before a layer is
+	                             * computed again */
 	float *kst, *vst;           /* K (normed, roped) and V (normed) of the owning layers [n_kv][N][kvd] */
 	float *dk, *dv;             /* their gradients, consumers' included */
 	sk_layer_acts *rec;         /* host: the records (one per layer, or one reused) */
@@ -86,7 +89,7 @@ static void plan_ints(sk_arena *a, int64_t N, int64_t n_out, pass_ints *o)
 
 /* Backend memory (a) and, for the host-side arrays of pointers and rows, host memory (ha). */
 static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_t n_out, int n_seqs, int n_rec,
-                 int want_grad, tws *w)
+                 int want_grad, int keep16, tws *w)
 {
 	const sk_config *c = &m->cfg;
 	int n3 = c->arch == SK_ARCH_GEMMA3N;
@@ -102,10 +105,11 @@ static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_
 	w->spans = sk_arena_alloc(ha, (size_t)n_seqs * sizeof(sk_row_span));
 	w->xs = sk_arena_alloc(ha, (size_t)(L + 1) * sizeof(float *));
 	/* the measuring pass gets NULL for every pointer: fill only a real array */
-	float *xs0 = FL((L + 1) * A * N * H);
+	float *xs0 = FL((keep16 ? 2 : L + 1) * A * N * H);
+	w->xs16 = keep16 ? sk_arena_alloc(a, (size_t)(L * A * N * H) * sizeof(uint16_t)) : NULL;
 	if (w->xs)
 		for (int64_t l = 0; l <= L; l++)
-			w->xs[l] = xs0 + l * A * N * H;
+			w->xs[l] = xs0 + (keep16 ? l % 2 : l) * A * N * H;
 	w->pli = n3 ? FL(N * LP) : NULL;
 	w->kst = FL(nkv * N * kvd);
 	w->vst = FL(nkv * N * kvd);
@@ -467,7 +471,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 {
 	int tm = timing_on();
 	double t0 = tm ? mono_s() : 0, t1 = t0, t2 = t0, t3 = t0;
-	sk_train_opts def = { 0.0f, 0, 1, 1.0f, 1 };
+	sk_train_opts def = { 0.0f, 0, 1, 1.0f, 1, 0 };
 	const sk_train_opts *o = opts ? opts : &def;
 	int64_t N = 0, n_out = 0;
 	if (loss_sum)
@@ -499,11 +503,14 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	pass_ints h;
 	plan_ints(&hmeas, N, n_out, &h);
 	size_t int_bytes = hmeas.peak;
-	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, &tmp);
+	/* the kept inputs in bf16: only when they are kept (checkpointing, a backward) */
+	int keep16 = o->keep_bf16 && want_grad && n_rec == 1 && w.ops->to_bf16 && w.ops->from_bf16;
+	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, &tmp);
 	if (sk_model_workspace(m, meas.peak + 64) != 0 || sk_model_host_stage(m, hmeas.peak) != 0)
 		return -1;
 	plan_ints(&m->hstage, N, n_out, &h);
-	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, &w);
+	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, keep16, &w);
+	const int64_t set = (int64_t)(c->arch == SK_ARCH_GEMMA3N ? c->altup_num_inputs : 1) * N * c->hidden_size;
 
 	int64_t r = 0, o_i = 0;
 	for (int s = 0; s < n_seqs; s++) {
@@ -529,9 +536,12 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	sk_fwd f = fwd_of(m, &w, o);
 	if (sk_gemma_embed(&f, w.in.ids, w.in.ple_ids, w.t3, w.xs[0]) != 0)
 		return -1;
-	for (int l = 0; l < c->num_layers; l++)
+	for (int l = 0; l < c->num_layers; l++) {
+		if (keep16) /* layer l's input kept for its backward */
+			w.ops->to_bf16(m->be, w.xs[l], set, w.xs16 + l * set);
 		if (sk_gemma_layer(&f, l, &w.rec[n_rec > 1 ? l : 0], w.xs[l], w.xs[l + 1]) != 0)
 			return -1;
+	}
 	if (tm)
 		t1 = mono_s();
 	double loss = 0;
@@ -552,6 +562,8 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 			return -1;
 		for (int l = c->num_layers - 1; l >= 0; l--) {
 			sk_layer_acts *a = &w.rec[n_rec > 1 ? l : 0];
+			if (keep16)
+				w.ops->from_bf16(m->be, w.xs16 + l * set, set, w.xs[l]);
 			if (n_rec == 1 && sk_gemma_layer(&f, l, a, w.xs[l], w.xs[l + 1]) != 0) /* recompute from the kept input */
 				return -1;
 			int rc = c->arch == SK_ARCH_GEMMA3N ? bwd_gemma3n(m, &w, l, a, w.xs[l], w.dx, w.dxp)

@@ -58,6 +58,7 @@ struct sk_train_run {
 	size_t merge_tokens;
 	int *group, n_group, gi;
 	size_t *micro_tokens;     /* the current step's micro-batches' tokens (for balancing the passes) */
+	int keep_bf16;            /* SK_TRAIN_KEEP_BF16=1 (opt-in): checkpoints in bf16 (sk_train_opts) */
 	int32_t *mids;            /* the merged rows' ids and targets (batcher buffers last one call) */
 	uint8_t *mtgt;
 	size_t mcap;
@@ -430,6 +431,7 @@ static int micro_step(sk_train_run *r)
 		.grad_ckpt = r->cfg.grad_ckpt,
 		.grad_scale = r->step_targets ? (float)(1.0 / (double)r->step_targets) : 0.0f,
 		.want_grad = 1,
+		.keep_bf16 = r->keep_bf16,
 	};
 	double ls = 0;
 	int64_t nt = 0;
@@ -835,6 +837,8 @@ static int load_data(sk_train_run *r)
 	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
 	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
 	r->micro_tokens = calloc((size_t)r->cfg.grad_accum, sizeof *r->micro_tokens);
+	const char *kb = getenv("SK_TRAIN_KEEP_BF16");
+	r->keep_bf16 = kb && !strcmp(kb, "1");
 	/* never with dropout: each micro-batch has its own dropout seed */
 	r->merge_tokens = r->cfg.dropout > 0 ? 0
 	                : (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens

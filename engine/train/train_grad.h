@@ -90,6 +90,9 @@ typedef struct {
 	int grad_ckpt;          /* recompute each layer's activations in the backward pass */
 	float grad_scale;       /* gradients accumulate d(sum of target losses)/dθ · grad_scale */
 	int want_grad;          /* 0: loss only (evaluation) */
+	int keep_bf16;          /* with grad_ckpt: the kept layer inputs in bf16 where the backend can
+	                         * (half their memory; each layer's forward is computed again from the
+	                         * rounded input, so its gradients carry bf16 noise) */
 } sk_train_opts;
 
 /* Forward over the sequences (no KV cache; each sequence causal from

@@ -63,6 +63,8 @@ step train_vary 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN --seq 320 --vary
 step train_attn_tf32 60 50 env SK_CUDA_ATTN_BF16=0 sokhan $TRN
 step train_vary_attn_tf32 60 50 env SK_CUDA_ATTN_BF16=0 sokhan $TRN --seq 320 --vary
 step train_no_spans 60 50 env SK_CUDA_ATTN_SPANS=0 sokhan $TRN
+# the kept layer inputs in bf16 (opt-in): half their memory
+step train_keep_bf16 60 50 env SK_TRAIN_KEEP_BF16=1 sokhan $TRN
 step train_vary_no_spans 60 50 env SK_CUDA_ATTN_SPANS=0 sokhan $TRN --seq 320 --vary
 step train_no_lora_dx_fold 60 50 env SK_CUDA_LORA_DX_FOLD=0 sokhan $TRN
 step train_no_keep_b 60 50 env SK_CUDA_KEEP_B=0 sokhan $TRN
