@@ -241,16 +241,21 @@ static int64_t round_up(int64_t n)
 	return (n + L_ROUND - 1) / L_ROUND * L_ROUND;
 }
 
-// Runs fn on the sequences in batches (longest first); a sequence past
+// Runs batch on the sequences in batches (longest first); a sequence past
 // MAX_L, or any when the path is off, goes to one (the one-sequence ops).
-// 0 or -1 (the context's error set).
+// 0, or -1 with the message set; the context's error is cleared either way.
 template <typename Batch, typename One>
-static int in_batches(sk_cuda *c, const sk_cuda_span *spans, int n_spans, Batch batch, One one)
+static int in_batches(sk_cuda *c, const char *what, int nh, int nkv, int hd, const sk_cuda_span *spans, int n_spans,
+                      Batch batch, One one)
 {
+	if (nkv < 1 || nh % nkv || hd % 4) {
+		sk_cuda_fail(c, "%s: %d/%d heads of %d are not supported on the GPU", what, nh, nkv, hd);
+		return sk_cuda_check(c);
+	}
 	sk_cuda_span *order = (sk_cuda_span *)malloc((size_t)(n_spans > 0 ? n_spans : 1) * sizeof *order);
 	if (!order) {
-		sk_cuda_fail(c, "attention: out of host memory");
-		return -1;
+		sk_cuda_fail(c, "%s: out of host memory", what);
+		return sk_cuda_check(c);
 	}
 	memcpy(order, spans, (size_t)n_spans * sizeof *order);
 	qsort(order, (size_t)n_spans, sizeof *order, by_length);
@@ -277,20 +282,16 @@ static int in_batches(sk_cuda *c, const sk_cuda_span *spans, int n_spans, Batch 
 		rc = batch(s, L);
 	}
 	free(order);
-	return rc;
+	return sk_cuda_check(c) || rc ? -1 : 0;
 }
 
 extern "C" int sk_cuda_attention_spans(sk_cuda *c, const float *q, const float *k, const float *v,
                                        const int32_t *pos, const sk_cuda_span *spans, int n_spans, int nh, int nkv,
                                        int hd, int window, float scale, float softcap, float *out)
 {
-	if (nkv < 1 || nh % nkv || hd % 4) {
-		sk_cuda_fail(c, "attention: %d/%d heads of %d are not supported on the GPU", nh, nkv, hd);
-		return sk_cuda_check(c);
-	}
 	const int64_t qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
-	int rc = in_batches(
-		c, spans, n_spans,
+	return in_batches(
+		c, "attention", nh, nkv, hd, spans, n_spans,
 		[&](const seqs &s, int64_t L) {
 			return forward_batch(c, s, L, q, k, v, nh, nkv, hd, window, scale, softcap, out);
 		},
@@ -298,8 +299,6 @@ extern "C" int sk_cuda_attention_spans(sk_cuda *c, const float *q, const float *
 			return sk_cuda_attention(c, q + o.row0 * qd, o.n, pos + o.row0, NULL, NULL, 0, k + o.row0 * kvd,
 			                         v + o.row0 * kvd, nh, nkv, hd, window, scale, softcap, out + o.row0 * qd);
 		});
-	// the context's error is cleared whichever way it went
-	return sk_cuda_check(c) || rc ? -1 : 0;
 }
 
 extern "C" int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const float *k, const float *v,
@@ -307,13 +306,9 @@ extern "C" int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const flo
                                            int window, float scale, float softcap, const float *dout, float *dq,
                                            float *dk, float *dv, float *ws)
 {
-	if (nkv < 1 || nh % nkv || hd % 4) {
-		sk_cuda_fail(c, "attention backward: %d/%d heads of %d are not supported on the GPU", nh, nkv, hd);
-		return sk_cuda_check(c);
-	}
 	const int64_t qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
-	int rc = in_batches(
-		c, spans, n_spans,
+	return in_batches(
+		c, "attention backward", nh, nkv, hd, spans, n_spans,
 		[&](const seqs &s, int64_t L) {
 			return backward_batch(c, s, L, q, k, v, nh, nkv, hd, window, scale, softcap, dout, dq, dk, dv);
 		},
@@ -322,6 +317,4 @@ extern "C" int sk_cuda_attention_bwd_spans(sk_cuda *c, const float *q, const flo
 			                             window, scale, softcap, dout + o.row0 * qd, dq + o.row0 * qd,
 			                             dk + o.row0 * kvd, dv + o.row0 * kvd, ws);
 		});
-	// the context's error is cleared whichever way it went
-	return sk_cuda_check(c) || rc ? -1 : 0;
 }
