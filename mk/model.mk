@@ -2,7 +2,7 @@
 # Gemma 3n / Gemma 3 forward pass (the one model definition), KV cache, LoRA
 # adapters for inference, sampling and batched generation.
 libsokhan_a_SOURCES += \
-	engine/model/config.c engine/model/config.h engine/model/config_gguf.c engine/model/config_presets.c \
+	engine/model/config.c engine/model/config.h engine/model/config_flops.c engine/model/config_gguf.c engine/model/config_presets.c \
 	engine/model/tensor_names.c engine/model/tensor_names.h \
 	engine/model/model_source.c engine/model/model_source.h \
 	engine/model/model.h engine/model/model_internal.h engine/model/model.c \

@@ -200,6 +200,8 @@ int sk_cmd_bench_train(int argc, char **argv)
 	{
 		double step_s = t_steps / (double)o.steps;
 		double tps = tokens / t_steps;
+		/* the products' arithmetic a token at the nominal length, and the rate this run gave it */
+		double gflop = sk_config_train_flops(sk_model_config(m), o.seq, !o.no_ckpt) / 1e9;
 		sk_model_mem mm;
 		sk_model_memory(m, &mm);
 		uint64_t lora_b = 0;
@@ -209,17 +211,20 @@ int sk_cmd_bench_train(int argc, char **argv)
 			printf("{\"model\":\"%s\",\"backend\":\"%s\",\"batch\":%d,\"seq\":%d,\"grad_accum\":%lld,"
 			       "\"grad_ckpt\":%d,\"vary\":%d,\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"peak_device_bytes\":%llu,"
 			       "\"weight_bytes\":%llu,\"host_table_bytes\":%llu,\"activation_bytes\":%llu,"
-			       "\"adapter_bytes\":%llu,\"optimizer_bytes\":%llu,\"optimizer_on_device\":%d,\"last_loss_per_token\":%.4f}\n",
+			       "\"adapter_bytes\":%llu,\"optimizer_bytes\":%llu,\"optimizer_on_device\":%d,\"last_loss_per_token\":%.4f,"
+			       "\"gflop_per_token\":%.6g,\"achieved_tflop_s\":%.6g}\n",
 			       o.random ? o.random : co.model, mm.backend, B, (int)o.seq, o.accum, !o.no_ckpt, o.vary, tps, step_s,
 			       (unsigned long long)peak, (unsigned long long)(mm.weights - mm.host_table),
 			       (unsigned long long)mm.host_table, (unsigned long long)mm.activations,
 			       (unsigned long long)lora_b, (unsigned long long)sk_optim_state_bytes(opt), od,
-			       loss / loss_tokens);
+			       loss / loss_tokens, gflop, gflop * tps / 1e3);
 		else {
 			printf(_("model            %s on %s\n"), o.random ? o.random : co.model, mm.backend);
 			printf(_("workload         batch %d x %d tokens%s, %lld micro-steps a step, checkpointing %s\n"), B,
 			       (int)o.seq, o.vary ? _(" (lengths varied)") : "", o.accum, o.no_ckpt ? _("off") : _("on"));
 			printf(_("training         %.0f tokens/s, %.3f s an optimizer step\n"), tps, step_s);
+			printf(_("compute          %.1f GFLOP a token in the matrix products: %.0f TFLOP/s achieved\n"), gflop,
+			       gflop * tps / 1e3);
 			printf(_("device memory    %.2f GiB at peak: weights %.2f, activations %.2f, adapter %.3f, "
 			         "optimizer %.3f GiB; per-layer table in host memory %.2f GiB\n"),
 			       (double)peak / 1073741824.0, (double)(mm.weights - mm.host_table) / 1073741824.0,

@@ -554,6 +554,33 @@ TEST(gguf_metadata_variants_and_errors)
 	CHECK(strstr(sk_error(), "rope.scaling.factor is missing") != NULL);
 }
 
+/* The arithmetic `bench train` sets its rate against: E4B at 512 with
+ * checkpointing is the ~27 GFLOP a token of docs (projections 3.9 G
+ * multiply-adds a pass, three passes; the head three times; attention as
+ * computed); a hand count on a two-layer shape pins the formula. */
+TEST(train_flops)
+{
+	sk_config c;
+	CHECK_EQ_INT(sk_config_preset("e4b", &c), 0);
+	double f = sk_config_train_flops(&c, 512, 1);
+	printf("# E4B at 512: %.2f GFLOP a token with checkpointing, %.2f without\n", f / 1e9,
+	       sk_config_train_flops(&c, 512, 0) / 1e9);
+	CHECK(f > 26.5e9 && f < 28.5e9);
+	CHECK(sk_config_train_flops(&c, 512, 0) < f);
+	CHECK(sk_config_train_flops(&c, 2048, 1) > f);
+	/* two Gemma 3 layers, H 8, 2 heads of 4 (qd 8), one KV head (kvd 4), MLP 16, vocabulary 10 */
+	sk_config t;
+	memset(&t, 0, sizeof t);
+	t.arch = SK_ARCH_GEMMA3;
+	t.num_layers = 2, t.hidden_size = 8, t.num_heads = 2, t.num_kv_heads = 1, t.head_dim = 4;
+	t.intermediate_size[0] = t.intermediate_size[1] = 16;
+	t.vocab_size = 10;
+	/* a layer: q, o 2·8·8 = 128, k, v 2·8·4 = 64, MLP 3·8·16 = 384: 576 multiply-adds; attention at
+	 * n 4: 4 · 8 · (2·3 − 2 + 5) = 288 a layer; head 3 · 10 · 8 = 240 */
+	double want = 2.0 * (3 * 2 * 576 + 240 + 2 * 288);
+	CHECK(fabs(sk_config_train_flops(&t, 4, 1) - want) < 1e-9);
+}
+
 int main(void)
 {
 	RUN(e4b_full_config);
@@ -571,5 +598,6 @@ int main(void)
 	RUN(gguf_tiny_gemma3_matches_config_json);
 	RUN(gguf_default_model);
 	RUN(gguf_metadata_variants_and_errors);
+	RUN(train_flops);
 	TEST_EXIT();
 }

@@ -145,5 +145,7 @@ check "SK_TRAIN_TIMING=1 splits the host time of its 8 micro-steps" \
 expect_status 0 "bench train without --vary" "$SOKHAN" bench train --model "$MODEL" --seq 32 --steps 1 --device cpu --json
 check "its JSON says the lengths were fixed, and nothing is timed" \
 	sh -c 'case "$1" in *\"vary\":0,*) ! echo "$2" | grep -q "host time";; *) exit 1;; esac' - "$out" "$err"
+check "its JSON gives the products' arithmetic a token and the rate achieved, both above zero" \
+	python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d["gflop_per_token"] > 0 and d["achieved_tflop_s"] > 0))' "$out"
 
 sk_done
