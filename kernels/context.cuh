@@ -102,6 +102,7 @@ struct sk_cuda {
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
 	int attn_grouped;       // (SK_CUDA_ATTN_GROUPED=0: off) a group's dK and dV in one product each (attention_gemm.cu)
+	int altup_one_pass;     // (SK_CUDA_ALTUP_ONE_PASS=0: off) AltUp predict's backward in one pass over a row (backward.cu)
 	int attn_spans;         // (SK_CUDA_ATTN_SPANS=0: off) a pass's sequences in one attention call (attention_spans.cu)
 	int attn_bf16;          // (SK_CUDA_ATTN_BF16=0: off) attention's products on bf16 operands (attention_gemm.cu)
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
