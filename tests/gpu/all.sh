@@ -8,7 +8,10 @@
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
 # tests/gpu/bench.sh; the llama.cpp anchor when
 # LLAMA_DIR holds llama-bench, gguf-py and the two skeletons (see
-# tests/bench/anchor_llama.sh). A step starts only while SECONDS (default
+# tests/bench/anchor_llama.sh); with EPOCH_SKEL naming the E4B skeleton
+# (tests/bench/random_gguf.py gemma3n ...) and gguf on PYTHONPATH, a seed-sized
+# epoch cut at 70 s, at the defaults and with the kept inputs in bf16 at a
+# whole step a pass. A step starts only while SECONDS (default
 # 560) are not used up. Everything lands in OUT_DIR/all.tar.gz (one file),
 # with a summary in OUT_DIR/summary.txt.
 #   tests/gpu/all.sh OUT_DIR [SECONDS]
@@ -80,6 +83,12 @@ step train_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN
 step train_vary_gemm_tune 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN --seq 320 --vary
 # where the time goes: the host's split (SK_TRAIN_TIMING) and the kernel parts
 step train_fixed_timing 60 50 env SK_TRAIN_TIMING=1 sokhan $TRN
+# a seed-sized epoch (tests/gpu/epoch.sh), the rate from the progress line and metrics.jsonl
+if [ -n "${EPOCH_SKEL:-}" ]; then
+	step epoch 100 100 sh "$top/tests/gpu/epoch.sh" "$work/epoch" "$EPOCH_SKEL" 70
+	step epoch_keep_bf16_m3000 100 100 env SK_TRAIN_KEEP_BF16=1 sh "$top/tests/gpu/epoch.sh" "$work/epoch_keep" \
+		"$EPOCH_SKEL" 70 --merge-tokens 3000
+fi
 step profile_train_vary 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN --seq 320 --vary
 step train_unfolded 60 50 env SK_CUDA_LORA_FOLD=0 sokhan $TRN
 step train_tiled 60 50 env SK_CUDA_ATTN_GEMM=0 sokhan $TRN
