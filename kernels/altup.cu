@@ -102,12 +102,7 @@ __global__ static void k_router_predict(const float *__restrict__ x, int64_t row
 	router_row<A>(x + active * stride + r * dim, dim, norm_w, eps, w, modal);
 	if (threadIdx.x < A)
 		modal_out[r * A + threadIdx.x] = modal[threadIdx.x];
-	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
-		float s = 0;
-		for (int k = 0; k < A; k++)
-			s += wp[q * A + k] * modal[k];
-		C[q] = s;
-	}
+	sk_altup_coefs(wp, modal, A, C);
 	__syncthreads();
 	float ss = 0;
 	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
@@ -245,12 +240,7 @@ __global__ static void k_predict(const float *__restrict__ x, int64_t rows, int6
 	sk_pdl_wait();
 	__shared__ float C[MAX_A * MAX_A];
 	int64_t r = blockIdx.x;
-	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
-		float s = 0;
-		for (int k = 0; k < A; k++)
-			s += wp[q * A + k] * modal[r * A + k];
-		C[q] = s;
-	}
+	sk_altup_coefs(wp, modal + r * A, A, C);
 	__syncthreads();
 	int64_t d = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
 	if (d >= dim)

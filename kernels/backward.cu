@@ -288,13 +288,7 @@ __global__ static void k_predict_bwd(const float *__restrict__ x, int64_t rows, 
 	__shared__ double dC[MAX_A * MAX_A];
 	__shared__ double red[32 * MAX_A];
 	int64_t r = blockIdx.x, stride = rows * dim, base = r * dim;
-	// C = Wp · modal[r], summed in fp32 in order (sk_cpu_small_matvec)
-	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
-		float s = 0;
-		for (int m = 0; m < A; m++)
-			s += wp[q * A + m] * modal[r * A + m];
-		C[q] = s;
-	}
+	sk_altup_coefs(wp, modal + r * A, A, C); // C = Wp · modal[r]
 	// dC row by row of k (block_sums_d's barriers also publish C)
 	for (int k = 0; k < A; k++) {
 		double acc[MAX_A];
@@ -351,12 +345,7 @@ __global__ static void k_predict_bwd_pass(const float *__restrict__ x, int64_t r
 	__shared__ double dC[NA * NA];
 	__shared__ double red[32 * NA * NA];
 	int64_t r = blockIdx.x, stride = rows * dim, base = r * dim;
-	for (int q = threadIdx.x; q < NA * NA; q += blockDim.x) {
-		float s = 0;
-		for (int m = 0; m < NA; m++)
-			s += wp[q * NA + m] * modal[r * NA + m];
-		C[q] = s;
-	}
+	sk_altup_coefs(wp, modal + r * NA, NA, C);
 	__syncthreads();
 	double acc[NA * NA];
 #pragma unroll

@@ -204,6 +204,19 @@ static inline unsigned sk_blocks(int64_t n, int threads)
 	return (unsigned)((n + threads - 1) / threads);
 }
 
+// AltUp's predict coefficients C[q] = Σ_m wp[q·A + m] · modal[m] for q < A·A,
+// summed in fp32 in order as the CPU's small matvec, the block's threads
+// sharing the entries (the caller synchronizes before reading C)
+__device__ __forceinline__ void sk_altup_coefs(const float *wp, const float *modal, int A, float *C)
+{
+	for (int q = threadIdx.x; q < A * A; q += blockDim.x) {
+		float s = 0;
+		for (int m = 0; m < A; m++)
+			s += wp[q * A + m] * modal[m];
+		C[q] = s;
+	}
+}
+
 __device__ __forceinline__ float sk_bf16f(uint16_t v)
 {
 	return __uint_as_float((uint32_t)v << 16);
