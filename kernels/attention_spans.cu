@@ -75,7 +75,7 @@ __global__ static void k_scatter(const float *__restrict__ y, const float *__res
 struct sb {
 	sk_cuda *c;
 	int B, nh, nkv, group, hd, bf;
-	int64_t L, LL;
+	int64_t L;
 	float *S, *P, *dP, *O, *dK, *dV;
 	void *Pb, *Db, *Q, *K, *V, *dO;
 	seqs s;
@@ -116,7 +116,6 @@ static int setup(sb *g, sk_cuda *c, const seqs &s, int64_t L, int nh, int nkv, i
 		 hd,
 		 bf,
 		 L,
-		 (int64_t)LL,
 		 (float *)p[0],
 		 (float *)p[1],
 		 (float *)p[2],

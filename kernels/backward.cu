@@ -280,6 +280,19 @@ extern "C" void sk_cuda_altup_router_bwd(sk_cuda *c, const float *x, int64_t row
 // ---- AltUp predict: dx_i = dp_i + Σ_k C[k][i] dp_k; dC[k][i] = Σ_d dp_k x_i;
 // dmodal[m] = Σ_q Wp[q][m] dC[q] ----
 
+// dmodal[m] = Σ_q Wp[q][m] dC[q] for a row's A entries (threads m < A), in double
+__device__ __forceinline__ void predict_dmodal(const float *__restrict__ wp, const double *dC, int A,
+                                               float *__restrict__ out)
+{
+	if ((int)threadIdx.x < A) {
+		int m = threadIdx.x;
+		double s = 0;
+		for (int q = 0; q < A * A; q++)
+			s += (double)wp[q * A + m] * dC[q];
+		out[m] = (float)s;
+	}
+}
+
 __global__ static void k_predict_bwd(const float *__restrict__ x, int64_t rows, int64_t dim, int A,
                                      const float *__restrict__ wp, const float *__restrict__ modal, const float *dp,
                                      float *dx, float *__restrict__ dmodal)
@@ -304,13 +317,7 @@ __global__ static void k_predict_bwd(const float *__restrict__ x, int64_t rows, 
 		}
 		block_sums_d(acc, A, red, &dC[k * A]);
 	}
-	if ((int)threadIdx.x < A) {
-		int m = threadIdx.x;
-		double s = 0;
-		for (int q = 0; q < A * A; q++)
-			s += (double)wp[q * A + m] * dC[q];
-		dmodal[r * A + m] = (float)s;
-	}
+	predict_dmodal(wp, dC, A, dmodal + r * A);
 	// dx last: every read of dp above is behind the barriers
 	for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
 		float g[MAX_A];
@@ -387,13 +394,7 @@ __global__ static void k_predict_bwd_pass(const float *__restrict__ x, int64_t r
 		dC[threadIdx.x] = s;
 	}
 	__syncthreads();
-	if ((int)threadIdx.x < NA) {
-		int m = threadIdx.x;
-		double s = 0;
-		for (int q = 0; q < NA * NA; q++)
-			s += (double)wp[q * NA + m] * dC[q];
-		dmodal[r * NA + m] = (float)s;
-	}
+	predict_dmodal(wp, dC, NA, dmodal + r * NA);
 }
 
 extern "C" void sk_cuda_altup_predict_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, int A,
