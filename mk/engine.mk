@@ -8,5 +8,5 @@ libsokhan_a_SOURCES += \
 	engine/i18n.h \
 	engine/tensor.h engine/arena.c \
 	engine/paths.c engine/paths.h \
-	engine/strbuf.c engine/strbuf.h engine/splitmix.h \
+	engine/strbuf.c engine/strbuf.h engine/splitmix.h engine/env_flag.h \
 	engine/threadpool.c engine/threadpool.h

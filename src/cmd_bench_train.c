@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/env_flag.h"
 #include "engine/i18n.h"
 #include "engine/model/model.h"
 #include "engine/train/optim.h"
@@ -165,9 +166,10 @@ int sk_cmd_bench_train(int argc, char **argv)
 		sk_cli_fail();
 		goto out;
 	}
-	/* SK_TRAIN_KEEP_BF16=1 (opt-in): the kept layer inputs in bf16, as sokhan train takes it */
-	const char *kb = getenv("SK_TRAIN_KEEP_BF16");
-	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1, kb && !strcmp(kb, "1") };
+	/* SK_TRAIN_KEEP_BF16=1 (opt-in): the kept layer inputs in bf16; SK_TRAIN_RECOMPUTE_ALL=1:
+	 * every product computed again under checkpointing; as sokhan train takes them */
+	sk_train_opts to = { 0.0f, 0, !o.no_ckpt, 1.0f, 1, sk_env_on("SK_TRAIN_KEEP_BF16"),
+		             sk_env_on("SK_TRAIN_RECOMPUTE_ALL") };
 	double t_steps = 0, loss = 0, tokens = 0, loss_tokens = 1;
 	uint64_t peak = 0, lr = co.seed * 0x2545F4914F6CDD1Dull + 5;
 	for (long long s = 0; s <= o.steps; s++) { /* step 0 warms up */

@@ -99,7 +99,7 @@ int sk_cmd_grad(int argc, char **argv)
 	int64_t nt = (int64_t)n - (k > 1 ? k : 1);
 	/* the mean over the labels, as the Hugging Face causal-LM loss */
 	sk_train_seq s = { c.ids.v, target, (int)n };
-	sk_train_opts to = { 0.0f, 0, 1, (float)(1.0 / (double)nt), 1, 0 };
+	sk_train_opts to = { 0.0f, 0, 1, (float)(1.0 / (double)nt), 1, 0, 0 };
 	double loss = 0;
 	if (sk_model_loss_grad(c.m, lora, &s, 1, &to, &loss, &nt) != 0) {
 		rc = sk_cli_fail();

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "engine/backend/backend_info.h"
+#include "engine/env_flag.h"
 #include "engine/error.h"
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
@@ -94,7 +95,7 @@ static int loss_grads(sk_model *m, sk_lora *l, int grad_ckpt, float dropout, int
 		target[1][i] = 1;
 	}
 	sk_train_seq s[2] = { { ids[0], target[0], n }, { ids[1], target[1], n - 5 } };
-	sk_train_opts o = { dropout, 77, grad_ckpt, 1.0f, 1, keep_bf16 };
+	sk_train_opts o = { dropout, 77, grad_ckpt, 1.0f, 1, keep_bf16, sk_env_on("SK_TRAIN_RECOMPUTE_ALL") };
 	int64_t nt = 0;
 	sk_lora_zero_grad(l);
 	if (sk_model_train_begin(m, l) != 0)

@@ -170,7 +170,7 @@ static void check_model_grads(const char *model, const char *label, int ckpt)
 		sk_train_seq s;
 		make_seq(r, target, &s);
 		int64_t nt = r->n - r->k;
-		sk_train_opts o = { 0.0f, 0, ckpt, (float)(1.0 / (double)nt), 1, 0 };
+		sk_train_opts o = { 0.0f, 0, ckpt, (float)(1.0 / (double)nt), 1, 0, 0 };
 		double loss = 0;
 		int64_t n_t = 0;
 		int rc = sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n_t);
@@ -236,7 +236,7 @@ static void check_loss_only(const char *model)
 	uint8_t target[64];
 	sk_train_seq s;
 	make_seq(r, target, &s);
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 0, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 0, 0, 0 };
 	double loss = -1;
 	int64_t nt = 0;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
@@ -316,7 +316,7 @@ static int pair_index(sk_lora *l, int layer, sk_lora_module module)
 
 static double loss_of(sk_model *m, sk_lora *l, const sk_train_seq *s, int ns, float dropout)
 {
-	sk_train_opts o = { dropout, 77, 1, 1.0f, 0, 0 };
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 0, 0, 0 };
 	double loss = 0;
 	int64_t nt;
 	if (sk_model_loss_grad(m, l, s, ns, &o, &loss, &nt) != 0)
@@ -519,7 +519,7 @@ static void check_fd(const char *model, int nf4, float dropout)
 	uint8_t target[64];
 	sk_train_seq s;
 	make_seq(&refs[0], target, &s);
-	sk_train_opts o = { dropout, 77, 1, 1.0f, 1, 0 };
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 1, 0, 0 };
 	double loss;
 	int64_t nt;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
@@ -598,7 +598,7 @@ TEST(batch_is_sum_of_sequences)
 	s[1].ids = ids2;
 	s[1].target = t2;
 	s[1].n = 9;
-	sk_train_opts o = { 0.0f, 0, 1, 0.5f, 1, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 0.5f, 1, 0, 0 };
 	double la, lb, lab;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s[0], 1, &o, &la, &n) == 0);
@@ -639,6 +639,79 @@ TEST(batch_is_sum_of_sequences)
 	sk_model_free(m);
 }
 
+/* All of the adapter's gradients in one array (malloc'd), A then B a pair. */
+static float *grads_flat(sk_lora *l, size_t *total)
+{
+	int np = sk_lora_pair_count(l);
+	size_t n = 0, k = 0;
+	for (int i = 0; i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		n += (size_t)p->r * p->in + (size_t)p->out * p->r;
+	}
+	float *g = malloc(n * sizeof *g);
+	for (int i = 0; g && i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		memcpy(g + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
+		k += (size_t)p->r * p->in;
+		memcpy(g + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
+		k += (size_t)p->out * p->r;
+	}
+	*total = n;
+	return g;
+}
+
+/* Checkpointing keeps the outputs of down, o, LAuReL and the per-layer
+ * input from the forward and skips their products when a layer is
+ * computed again: the gradients are those of computing every product again,
+ * to the bit (the same ops on the same inputs), with dropout too. */
+static void check_kept_outputs(const char *model, float dropout)
+{
+	grad_ref refs[4];
+	CHECK(load_grad_refs(model, refs, 4) > 0);
+	sk_model *m = load_model(model, 0);
+	sk_lora *l = m ? load_adapter(model, refs[0].dir, m) : NULL;
+	CHECK(m && l);
+	if (!m || !l) {
+		sk_model_free(m);
+		return;
+	}
+	uint8_t target[64];
+	sk_train_seq s;
+	make_seq(&refs[0], target, &s);
+	double lk = 0, la = 0;
+	int64_t n;
+	size_t nk = 0, na = 0;
+	sk_train_opts o = { dropout, 77, 1, 1.0f, 1, 0, 1 }; /* every product again */
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &la, &n) == 0);
+	float *all = grads_flat(l, &na);
+	o.recompute_all = 0;
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lk, &n) == 0);
+	float *kept = grads_flat(l, &nk);
+	CHECK(all && kept && na == nk && na > 0);
+	double sum = 0;
+	for (size_t i = 0; all && kept && i < na; i++)
+		sum += fabs(all[i]);
+	printf("# %s%s: kept outputs vs every product again: loss %.7f vs %.7f, %zu gradients %s (sum |g| %.3e)\n",
+	       model, dropout > 0 ? " (dropout)" : "", lk, la, na,
+	       all && kept && !memcmp(all, kept, na * sizeof *all) ? "identical" : "differ", sum);
+	CHECK(lk == la);
+	CHECK(sum > 0);
+	CHECK(all && kept && memcmp(all, kept, na * sizeof *all) == 0);
+	free(all);
+	free(kept);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+TEST(kept_outputs_match_recompute)
+{
+	check_kept_outputs(GN, 0.0f);
+	check_kept_outputs(GN, 0.25f);
+	check_kept_outputs(G3, 0.0f);
+}
+
 /* A fresh adapter: PEFT's init (B = 0, A within ±1/sqrt(in)), no k/v on
  * KV-shared layers, gradients only for B at step 0 (A's are zero since B
  * is), and the loss equals the base model's. */
@@ -667,7 +740,7 @@ TEST(new_trainable_adapter)
 	int32_t ids[6] = { 2, 17, 33, 120, 7, 9 };
 	uint8_t tg[6] = { 0, 1, 1, 1, 1, 1 };
 	sk_train_seq s = { ids, tg, 6 };
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0, 0 };
 	double loss, base;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == 0);
@@ -696,7 +769,7 @@ TEST(bad_input_is_refused)
 	int32_t ids[3] = { 2, 5, 100000 };
 	uint8_t tg[3] = { 0, 1, 1 };
 	sk_train_seq s = { ids, tg, 3 };
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0, 0 };
 	double loss;
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &n) == -1);
@@ -780,7 +853,7 @@ TEST(default_model_gradients)
 			sum += exp(z[j] - mx);
 		ref += mx + log(sum) - z[ids[i]];
 	}
-	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0 };
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0, 0 };
 	double loss = 0;
 	int64_t nt;
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &loss, &nt) == 0);
@@ -820,6 +893,7 @@ int main(void)
 	RUN(finite_differences_fp32);
 	RUN(finite_differences_nf4_dropout);
 	RUN(batch_is_sum_of_sequences);
+	RUN(kept_outputs_match_recompute);
 	RUN(new_trainable_adapter);
 	RUN(bad_input_is_refused);
 	RUN(default_model_gradients);

@@ -116,6 +116,8 @@ static int attention(const sk_fwd *f, int l, sk_layer_acts *a)
 				copy(f, v0, N * kvd, vn);
 		}
 	}
+	if (f->kept & SK_KEEP_ATTN) /* att and o kept by the first forward */
+		return 0;
 	/* a training pass: its sequences in one call where the backend has one */
 	if (!f->kv && f->spans && OPS->attention_spans) {
 		if (OPS->attention_spans(BE, a->q, kn, vn, f->pos, f->spans, f->n_items, nh, nkv, hd, rc.window,
@@ -150,6 +152,8 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 	if (lin2(f, &L->gate, SK_LORA_GATE, &L->up, SK_LORA_UP, l, a->mm, N, a->g0, a->u) != 0)
 		return -1;
 	gelu_mul_into(f, a->g0, a->u, L->ffn, N, L->ffn, L->sparsity_z, a->z);
+	if (f->kept & SK_KEEP_DOWN) /* f kept by the first forward */
+		return 0;
 	return lin(f, &L->down, l, SK_LORA_DOWN, a->z, N, a->f);
 }
 
@@ -197,7 +201,8 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 	}
 
 	/* LAuReL: λ = n + RMS(W_r W_l n) */
-	if (lin(f, &L->laurel_l, l, -1, a->nrm, N, a->lr) != 0 || lin(f, &L->laurel_r, l, -1, a->lr, N, a->lam0) != 0)
+	if (!(f->kept & SK_KEEP_LAUREL) &&
+	    (lin(f, &L->laurel_l, l, -1, a->nrm, N, a->lr) != 0 || lin(f, &L->laurel_r, l, -1, a->lr, N, a->lam0) != 0))
 		return -1;
 
 	/* h1 = ((a + RMS(attn)) + λ) / √2, then RMS(h1) for the MLP */
@@ -237,7 +242,10 @@ static int layer_gemma3n(const sk_fwd *f, int l, sk_layer_acts *a, const float *
 			copy(f, ca, N * H, a->vin);
 	}
 
-	/* per-layer input: RMS(W_pp (gelu(W_pg (c_act ⊙ γ)) ⊙ pli_l)) added to the other streams */
+	/* per-layer input: RMS(W_pp (gelu(W_pg (c_act ⊙ γ)) ⊙ pli_l)) added to the other streams;
+	 * computed again for the backward with pg0 and psi0 kept, out is not read */
+	if (f->kept & SK_KEEP_PLE)
+		return 0;
 	if (lin(f, &L->ple_gate, l, -1, a->vin, N, a->pg0) != 0)
 		return -1;
 	/* gelu times the layer's slice of each row's per-layer inputs */

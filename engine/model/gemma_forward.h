@@ -58,7 +58,18 @@ typedef struct {
 	sk_lora *train_lora;
 	float dropout;
 	uint64_t dropout_seed;
+	/* A training layer computed again for its backward: which of its
+	 * outputs the first forward kept in the record (SK_KEEP_*), so that
+	 * the products (and attention) that made them are skipped. 0 otherwise. */
+	unsigned kept;
 } sk_fwd;
+
+/* Outputs a training forward may keep per layer, and what computing the
+ * layer again then skips: down's output f (the down product), attention's
+ * output att and o_proj's o (attention and the o product), LAuReL's lr and
+ * lam0 (its two products), the per-layer input's pg0 and psi0 (its two
+ * products and the streams' update, which the backward does not read). */
+enum { SK_KEEP_DOWN = 1, SK_KEEP_ATTN = 2, SK_KEEP_LAUREL = 4, SK_KEEP_PLE = 8 };
 
 /* Embedding of ids [N] into the streams x [A][N][H] (Gemma 3: [N][H]) and,
  * for Gemma 3n, the per-layer inputs f->pli from ple_ids (ids outside the

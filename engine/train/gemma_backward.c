@@ -52,6 +52,9 @@ typedef struct {
 	float *dk, *dv;             /* their gradients, consumers' included */
 	sk_layer_acts *rec;         /* host: the records (one per layer, or one reused) */
 	int n_rec;
+	unsigned keep;              /* with one reused record: the outputs kept per layer (SK_KEEP_*) */
+	float *kept;                /* their buffers, [L][kept_floats] */
+	int64_t kept_floats;
 	float *pli;                 /* [N][L·P] */
 	float *t1, *t2, *t3, *tP;   /* [N][wide], [N][wide], [N][max(wide, L·P)], [N][P] */
 	float *dx, *dxp, *dp;       /* [A][N][H] */
@@ -88,8 +91,50 @@ static void plan_ints(sk_arena *a, int64_t N, int64_t n_out, pass_ints *o)
 }
 
 /* Backend memory (a) and, for the host-side arrays of pointers and rows, host memory (ha). */
+/* The outputs a checkpointed pass keeps per layer (SK_KEEP_*): every one
+ * the architecture has, unless the options ask for everything again. */
+static unsigned keep_mask(const sk_config *c, const sk_train_opts *o, int n_rec, int want_grad)
+{
+	if (o->recompute_all || n_rec != 1 || !want_grad)
+		return 0;
+	return SK_KEEP_DOWN | SK_KEEP_ATTN | (c->arch == SK_ARCH_GEMMA3N ? SK_KEEP_LAUREL | SK_KEEP_PLE : 0);
+}
+
+/* Floats layer l's kept outputs take, and their places in the record. */
+static int64_t kept_layout(const sk_config *c, unsigned keep, int64_t N, float *b, sk_layer_acts *rec)
+{
+	sk_layer_acts dummy, *r = rec ? rec : &dummy;
+	int64_t H = c->hidden_size, qd = (int64_t)c->num_heads * c->head_dim;
+	int64_t P = c->hidden_size_per_layer_input, R = c->laurel_rank;
+	const struct {
+		unsigned bit;
+		float **at;
+		int64_t n;
+	} parts[] = {
+		{ SK_KEEP_DOWN, &r->f, N * H },    { SK_KEEP_ATTN, &r->o, N * H },      { SK_KEEP_ATTN, &r->att, N * qd },
+		{ SK_KEEP_LAUREL, &r->lr, N * R }, { SK_KEEP_LAUREL, &r->lam0, N * H }, { SK_KEEP_PLE, &r->pg0, N * P },
+		{ SK_KEEP_PLE, &r->psi0, N * H },
+	};
+	int64_t n = 0;
+	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+		if (!(keep & parts[i].bit))
+			continue;
+		if (b)
+			*parts[i].at = b + n;
+		n += (parts[i].n + 63) & ~(int64_t)63; /* each part 256-byte aligned */
+	}
+	return n;
+}
+
+/* The reused record's kept outputs at layer l's buffers. */
+static void point_kept(const sk_model *m, tws *w, int l)
+{
+	if (w->keep)
+		kept_layout(&m->cfg, w->keep, w->N, w->kept + l * w->kept_floats, &w->rec[0]);
+}
+
 static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_t n_out, int n_seqs, int n_rec,
-                 int want_grad, int keep16, tws *w)
+                 int want_grad, int keep16, unsigned keep, tws *w)
 {
 	const sk_config *c = &m->cfg;
 	int n3 = c->arch == SK_ARCH_GEMMA3N;
@@ -119,29 +164,32 @@ static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_
 		r.modal1 = n3 ? FL(N * A) : NULL;
 		r.p = n3 ? FL(A * N * H) : NULL;
 		r.nrm = FL(N * H);
-		r.lr = n3 ? FL(N * R) : NULL;
-		r.lam0 = n3 ? FL(N * H) : NULL;
+		r.lr = n3 && !(keep & SK_KEEP_LAUREL) ? FL(N * R) : NULL; /* kept: point_kept places them */
+		r.lam0 = n3 && !(keep & SK_KEEP_LAUREL) ? FL(N * H) : NULL;
 		r.q0 = FL(N * qd);
 		r.q = FL(N * qd);
 		r.k0 = FL(N * kvd);
 		r.v0 = FL(N * kvd);
-		r.att = FL(N * qd);
-		r.o = FL(N * H);
+		r.att = keep & SK_KEEP_ATTN ? NULL : FL(N * qd);
+		r.o = keep & SK_KEEP_ATTN ? NULL : FL(N * H);
 		r.h1 = FL(N * H);
 		r.mm = FL(N * H);
 		r.g0 = FL(N * F);
 		r.u = FL(N * F);
 		r.z = FL(N * F);
-		r.f = FL(N * H);
+		r.f = keep & SK_KEEP_DOWN ? NULL : FL(N * H);
 		r.y = n3 ? FL(N * H) : NULL;
 		r.modal2 = n3 ? FL(N * A) : NULL;
 		r.vin = n3 ? FL(N * H) : NULL;
-		r.pg0 = n3 ? FL(N * P) : NULL;
-		r.psi0 = n3 ? FL(N * H) : NULL;
+		r.pg0 = n3 && !(keep & SK_KEEP_PLE) ? FL(N * P) : NULL;
+		r.psi0 = n3 && !(keep & SK_KEEP_PLE) ? FL(N * H) : NULL;
 		if (w->rec)
 			w->rec[i] = r;
 	}
 	w->n_rec = n_rec;
+	w->keep = keep;
+	w->kept_floats = keep ? kept_layout(c, keep, N, NULL, NULL) : 0;
+	w->kept = keep ? FL(L * w->kept_floats) : NULL;
 	w->t1 = FL(N * wide);
 	w->t2 = FL(N * wide);
 	w->t3 = FL(N * (LP > wide ? LP : wide));
@@ -471,7 +519,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 {
 	int tm = timing_on();
 	double t0 = tm ? mono_s() : 0, t1 = t0, t2 = t0, t3 = t0;
-	sk_train_opts def = { 0.0f, 0, 1, 1.0f, 1, 0 };
+	sk_train_opts def = { 0.0f, 0, 1, 1.0f, 1, 0, 0 };
 	const sk_train_opts *o = opts ? opts : &def;
 	int64_t N = 0, n_out = 0;
 	if (loss_sum)
@@ -505,11 +553,12 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	size_t int_bytes = hmeas.peak;
 	/* the kept inputs in bf16: only when they are kept (checkpointing, a backward) */
 	int keep16 = o->keep_bf16 && want_grad && n_rec == 1 && w.ops->to_bf16 && w.ops->from_bf16;
-	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, &tmp);
+	unsigned keep = keep_mask(c, o, n_rec, want_grad);
+	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
 	if (sk_model_workspace(m, meas.peak + 64) != 0 || sk_model_host_stage(m, hmeas.peak) != 0)
 		return -1;
 	plan_ints(&m->hstage, N, n_out, &h);
-	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, keep16, &w);
+	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &w);
 	const int64_t set = (int64_t)(c->arch == SK_ARCH_GEMMA3N ? c->altup_num_inputs : 1) * N * c->hidden_size;
 
 	int64_t r = 0, o_i = 0;
@@ -539,6 +588,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	for (int l = 0; l < c->num_layers; l++) {
 		if (keep16) /* layer l's input kept for its backward */
 			w.ops->to_bf16(m->be, w.xs[l], set, w.xs16 + l * set);
+		point_kept(m, &w, l);
 		if (sk_gemma_layer(&f, l, &w.rec[n_rec > 1 ? l : 0], w.xs[l], w.xs[l + 1]) != 0)
 			return -1;
 	}
@@ -564,7 +614,10 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 			sk_layer_acts *a = &w.rec[n_rec > 1 ? l : 0];
 			if (keep16)
 				w.ops->from_bf16(m->be, w.xs16 + l * set, set, w.xs[l]);
-			if (n_rec == 1 && sk_gemma_layer(&f, l, a, w.xs[l], w.xs[l + 1]) != 0) /* recompute from the kept input */
+			/* recompute from the kept input, skipping what made the kept outputs */
+			point_kept(m, &w, l);
+			f.kept = w.keep;
+			if (n_rec == 1 && sk_gemma_layer(&f, l, a, w.xs[l], w.xs[l + 1]) != 0)
 				return -1;
 			int rc = c->arch == SK_ARCH_GEMMA3N ? bwd_gemma3n(m, &w, l, a, w.xs[l], w.dx, w.dxp)
 			                                    : bwd_gemma3(m, &w, l, a, w.xs[l], w.dx, w.dxp);

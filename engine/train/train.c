@@ -14,6 +14,7 @@
 #include "engine/train/adapter_write.h"
 #include "engine/train/batcher.h"
 #include "engine/train/checkpoint.h"
+#include "engine/env_flag.h"
 #include "engine/error.h"
 #include "engine/format/files.h"
 #include "engine/i18n.h"
@@ -59,6 +60,7 @@ struct sk_train_run {
 	int *group, n_group, gi;
 	size_t *micro_tokens;     /* the current step's micro-batches' tokens (for balancing the passes) */
 	int keep_bf16;            /* SK_TRAIN_KEEP_BF16=1 (opt-in): checkpoints in bf16 (sk_train_opts) */
+	int recompute_all;        /* SK_TRAIN_RECOMPUTE_ALL=1: no outputs kept past checkpoints (sk_train_opts) */
 	int32_t *mids;            /* the merged rows' ids and targets (batcher buffers last one call) */
 	uint8_t *mtgt;
 	size_t mcap;
@@ -432,6 +434,7 @@ static int micro_step(sk_train_run *r)
 		.grad_scale = r->step_targets ? (float)(1.0 / (double)r->step_targets) : 0.0f,
 		.want_grad = 1,
 		.keep_bf16 = r->keep_bf16,
+		.recompute_all = r->recompute_all,
 	};
 	double ls = 0;
 	int64_t nt = 0;
@@ -837,8 +840,8 @@ static int load_data(sk_train_run *r)
 	r->seqs = calloc((size_t)r->cfg.batch * (size_t)r->cfg.grad_accum, sizeof *r->seqs);
 	r->group = calloc((size_t)r->cfg.grad_accum, sizeof *r->group);
 	r->micro_tokens = calloc((size_t)r->cfg.grad_accum, sizeof *r->micro_tokens);
-	const char *kb = getenv("SK_TRAIN_KEEP_BF16");
-	r->keep_bf16 = kb && !strcmp(kb, "1");
+	r->keep_bf16 = sk_env_on("SK_TRAIN_KEEP_BF16");
+	r->recompute_all = sk_env_on("SK_TRAIN_RECOMPUTE_ALL");
 	/* never with dropout: each micro-batch has its own dropout seed */
 	r->merge_tokens = r->cfg.dropout > 0 ? 0
 	                : (size_t)(r->cfg.merge_tokens >= 0 ? r->cfg.merge_tokens

@@ -93,6 +93,10 @@ typedef struct {
 	int keep_bf16;          /* with grad_ckpt: the kept layer inputs in bf16 where the backend can
 	                         * (half their memory; each layer's forward is computed again from the
 	                         * rounded input, so its gradients carry bf16 noise) */
+	int recompute_all;      /* with grad_ckpt: compute every product of a layer again; otherwise
+	                         * the outputs of its down, o, LAuReL and per-layer-input products (and
+	                         * attention's) are kept from the forward, in fp32, and those
+	                         * products skipped (SK_KEEP_*; ~42 KB a token and layer for E4B) */
 } sk_train_opts;
 
 /* Forward over the sequences (no KV cache; each sequence causal from

@@ -62,9 +62,10 @@ test_cuda_train=${TEST_CUDA_TRAIN:-$(command -v test_cuda_train || echo "$top/te
 run test_cuda_train "$test_cuda_train"
 # the LoRA branch in its own products, forward and backward (folded into the projection's, and
 # its backward sharing the projection's bf16 dy, are the defaults), attention a sequence at a
-# time: the same bounds
+# time, every product of a checkpointed layer computed again (its kept outputs are the default):
+# the same bounds
 run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
-	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 "$test_cuda_train"
+	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 SK_TRAIN_RECOMPUTE_ALL=1 "$test_cuda_train"
 run test_cuda_train_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
