@@ -203,7 +203,8 @@ int sk_cmd_bench_train(int argc, char **argv)
 		double step_s = t_steps / (double)o.steps;
 		double tps = tokens / t_steps;
 		/* the products' arithmetic a token at the nominal length, and the rate this run gave it */
-		double gflop = sk_config_train_flops(sk_model_config(m), o.seq, !o.no_ckpt) / 1e9;
+		int ckpt = o.no_ckpt ? SK_TRAIN_CKPT_NONE : to.recompute_all ? SK_TRAIN_CKPT_ALL : SK_TRAIN_CKPT_KEPT;
+		double gflop = sk_config_train_flops(sk_model_config(m), o.seq, ckpt) / 1e9;
 		sk_model_mem mm;
 		sk_model_memory(m, &mm);
 		uint64_t lora_b = 0;

@@ -562,12 +562,12 @@ TEST(train_flops)
 {
 	sk_config c;
 	CHECK_EQ_INT(sk_config_preset("e4b", &c), 0);
-	double f = sk_config_train_flops(&c, 512, 1);
-	printf("# E4B at 512: %.2f GFLOP a token with checkpointing, %.2f without\n", f / 1e9,
-	       sk_config_train_flops(&c, 512, 0) / 1e9);
+	double f = sk_config_train_flops(&c, 512, SK_TRAIN_CKPT_ALL), k = sk_config_train_flops(&c, 512, SK_TRAIN_CKPT_KEPT);
+	printf("# E4B at 512: %.2f GFLOP a token computing every product again, %.2f with the kept outputs, %.2f "
+	       "without checkpointing\n", f / 1e9, k / 1e9, sk_config_train_flops(&c, 512, SK_TRAIN_CKPT_NONE) / 1e9);
 	CHECK(f > 26.5e9 && f < 28.5e9);
-	CHECK(sk_config_train_flops(&c, 512, 0) < f);
-	CHECK(sk_config_train_flops(&c, 2048, 1) > f);
+	CHECK(sk_config_train_flops(&c, 512, SK_TRAIN_CKPT_NONE) < k && k < f);
+	CHECK(sk_config_train_flops(&c, 2048, SK_TRAIN_CKPT_ALL) > f);
 	/* two Gemma 3 layers, H 8, 2 heads of 4 (qd 8), one KV head (kvd 4), MLP 16, vocabulary 10 */
 	sk_config t;
 	memset(&t, 0, sizeof t);
@@ -578,7 +578,11 @@ TEST(train_flops)
 	/* a layer: q, o 2·8·8 = 128, k, v 2·8·4 = 64, MLP 3·8·16 = 384: 576 multiply-adds; attention at
 	 * n 4: 4 · 8 · (2·3 − 2 + 5) = 288 a layer; head 3 · 10 · 8 = 240 */
 	double want = 2.0 * (3 * 2 * 576 + 240 + 2 * 288);
-	CHECK(fabs(sk_config_train_flops(&t, 4, 1) - want) < 1e-9);
+	CHECK(fabs(sk_config_train_flops(&t, 4, SK_TRAIN_CKPT_ALL) - want) < 1e-9);
+	/* with the kept outputs, again only q 64, k, v 64, gate and up 256 a layer, and no attention:
+	 * 4 · 8 · (2 + 5) = 224 */
+	want = 2.0 * (2 * 2 * 576 + 2 * 384 + 240 + 2 * 224);
+	CHECK(fabs(sk_config_train_flops(&t, 4, SK_TRAIN_CKPT_KEPT) - want) < 1e-9);
 }
 
 int main(void)

@@ -110,12 +110,17 @@ int sk_config_first_kv_shared(const sk_config *c);
 int sk_config_kv_source_layer(const sk_config *c, int layer);
 /* Attention score scale: 1 for Gemma 3n, query_pre_attn_scalar^-1/2 for Gemma 3. */
 float sk_config_attn_scale(const sk_config *c);
+/* Checkpointing as sk_config_train_flops counts it: none; every product of
+ * a layer computed again; only those whose outputs were not kept (q, k, v,
+ * gate, up: the default, sk_train_opts.recompute_all 0). */
+enum { SK_TRAIN_CKPT_NONE = 0, SK_TRAIN_CKPT_ALL = 1, SK_TRAIN_CKPT_KEPT = 2 };
 /* FLOPs of one training token at sequence length n in the matrix products
  * (projections, the tied head, attention as computed: every score of the
- * n x n block): forward, the forward again when grad_ckpt, and the
- * backward's dx (the frozen weights need no dW; the LoRA branch's rank-r
- * products are left out). The compute floor divides a device's peak by it. */
-double sk_config_train_flops(const sk_config *c, int64_t n, int grad_ckpt);
+ * n x n block): forward, what checkpointing computes again (ckpt, one of
+ * SK_TRAIN_CKPT_*), and the backward's dx (the frozen weights need no dW;
+ * the LoRA branch's rank-r products are left out). The compute floor
+ * divides a device's peak by it. */
+double sk_config_train_flops(const sk_config *c, int64_t n, int ckpt);
 /* Whether id is one of the end-of-sequence ids. */
 int sk_config_is_eos(const sk_config *c, int32_t id);
 
