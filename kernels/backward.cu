@@ -117,13 +117,19 @@ __device__ __forceinline__ void gelu_tanh_d(float x, float *val, float *der)
 	*der = (float)(0.5 * (1.0 + t) + 0.5 * xd * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * xd * xd));
 }
 
+// hg, hu (not NULL): the two gradients go out in bf16 instead, rows of ldg and
+// ldu (the operands of the backward's products, sk_cuda_gelu_lora_bwd2); dg
+// then holds fp32 values only while the cutoff's correction needs them
 __global__ static void k_gelu_mul_bwd(const float *__restrict__ g, const float *u, int64_t dim, float z,
-                                      const float *dh, float *dg, float *du)
+                                      const float *dh, float *dg, float *du, __nv_bfloat16 *hg, int64_t ldg,
+                                      __nv_bfloat16 *hu, int64_t ldu)
 {
 	__shared__ double sh[32];
 	int64_t off = (int64_t)blockIdx.x * dim;
 	const float *gr = g + off, *hr = dh + off, *ur = u ? u + off : NULL;
 	float *o = dg + off, *uo = du ? du + off : NULL;
+	__nv_bfloat16 *ho = hg ? hg + (int64_t)blockIdx.x * ldg : NULL;
+	__nv_bfloat16 *huo = hu ? hu + (int64_t)blockIdx.x * ldu : NULL;
 	float cut = 0, stdv = 0;
 	double mean = 0;
 	if (z != 0.0f) {
@@ -153,22 +159,31 @@ __global__ static void k_gelu_mul_bwd(const float *__restrict__ g, const float *
 		gelu_tanh_d(x, &a, &da);
 		float h = hr[i];
 		float gin = ur ? h * ur[i] : h;
-		if (uo)
+		if (huo)
+			huo[i] = __float2bfloat16_rn(h * a);
+		else if (uo)
 			uo[i] = h * a;
 		float d = active ? gin * da : 0.0f;
-		o[i] = d; // read back below by this thread only
+		if (ho && z == 0.0f)
+			ho[i] = __float2bfloat16_rn(d);
+		else
+			o[i] = d; // read back below by this thread only
 		G += d;
 	}
 	if (z != 0.0f) {
 		// the cutoff depends on every element: d/dg_j = 1/F + z(g_j − μ)/(Fσ)
 		G = block_sum_d(G, sh);
-		if (G != 0.0) {
+		if (G != 0.0 || ho) {
 			double F = (double)dim;
 			for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
 				double dc = 1.0 / F;
 				if (stdv > 0)
 					dc += (double)z * ((double)gr[i] - mean) / (F * (double)stdv);
-				o[i] = (float)((double)o[i] - G * dc);
+				float v = (float)((double)o[i] - G * dc);
+				if (ho)
+					ho[i] = __float2bfloat16_rn(v);
+				else
+					o[i] = v;
 			}
 		}
 	}
@@ -178,9 +193,19 @@ extern "C" void sk_cuda_gelu_mul_bwd(sk_cuda *c, const float *g, const float *u,
                                      float sparsity_z, const float *dh, float *dg, float *du)
 {
 	if (rows > 0 && dim > 0)
-		k_gelu_mul_bwd<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z, dh, dg,
-		                                                                             du);
+		k_gelu_mul_bwd<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(
+			g, u, dim, sparsity_z, dh, dg, du, (__nv_bfloat16 *)NULL, (int64_t)0, (__nv_bfloat16 *)NULL, (int64_t)0);
 	sk_cuda_launched(c, "gelu_mul backward");
+}
+
+void sk_cuda_gelu_mul_bwd_bf16(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim,
+                               float sparsity_z, const float *dh, float *tmp, __nv_bfloat16 *hg,
+                               int64_t ldg, __nv_bfloat16 *hu, int64_t ldu)
+{
+	if (rows > 0 && dim > 0)
+		k_gelu_mul_bwd<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z, dh, tmp,
+		                                                                             (float *)NULL, hg, ldg, hu, ldu);
+	sk_cuda_launched(c, "gelu_mul backward to bf16");
 }
 
 // ---- AltUp magnitude match: du overwritten, dref accumulated ----

@@ -108,6 +108,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	c->attn_grouped = !env_is("SK_CUDA_ATTN_GROUPED", "0");
 	c->attn_spans = !env_is("SK_CUDA_ATTN_SPANS", "0");
 	c->altup_one_pass = !env_is("SK_CUDA_ALTUP_ONE_PASS", "0");
+	// the gated GELU's backward writing gate's and up's dy straight into their products' bf16
+	// operands (SK_CUDA_GATED_BWD=0: off; not yet measured)
+	c->gated_bwd = !c->exact && !env_is("SK_CUDA_GATED_BWD", "0");
 	c->fold_xt = !env_is("SK_CUDA_FOLD_XT", "0");
 	c->gemm_reference = env_is("SK_CUDA_GEMM", "reference");
 	// bf16 operands for them instead, as transformers' bf16 training computes attention: the

@@ -4,6 +4,7 @@
 #define SK_KERNELS_CONTEXT_CUH
 
 #include "kernels/cublaslt_loader.h"
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -103,6 +104,7 @@ struct sk_cuda {
 	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
 	int attn_grouped;       // (SK_CUDA_ATTN_GROUPED=0: off) a group's dK and dV in one product each (attention_gemm.cu)
 	int altup_one_pass;     // (SK_CUDA_ALTUP_ONE_PASS=0: off) AltUp predict's backward in one pass over a row (backward.cu)
+	int gated_bwd;          // (SK_CUDA_GATED_BWD=0: off) the gated GELU's backward into gate's and up's bf16 dy (linear.cu)
 	int attn_spans;         // (SK_CUDA_ATTN_SPANS=0: off) a pass's sequences in one attention call (attention_spans.cu)
 	int attn_bf16;          // (SK_CUDA_ATTN_BF16=0: off) attention's products on bf16 operands (attention_gemm.cu)
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
@@ -176,6 +178,12 @@ int sk_cuda_matmul_reference(sk_cuda *c, const sk_cuda_gemm_shape *s, float alph
 // RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.
 void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                          float factor, float sign);
+// The gated GELU's backward with its two gradients in bf16, rows of ldg and
+// ldu (backward.cu; tmp [rows][dim] fp32 holds dL/dg while the sparsity
+// cutoff's correction needs it).
+void sk_cuda_gelu_mul_bwd_bf16(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim,
+                               float sparsity_z, const float *dh, float *tmp, __nv_bfloat16 *hg, int64_t ldg,
+                               __nv_bfloat16 *hu, int64_t ldu);
 // Copies the NF4 and dynamic-map tables to the linear kernels' constant memory.
 cudaError_t sk_cuda_linear_init(void);
 // Lets the tiled attention kernels use their shared memory (attention_tiled.cu).

@@ -253,6 +253,28 @@ int sk_cuda_lora_bwd(sk_cuda *c, const sk_cuda_lora *l, const float *x, const fl
 int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
                             const float *dy, int64_t n, float dropout, uint64_t seed, float *gA, float *gB, float *dx,
                             int accumulate);
+/* The gated GELU's backward (sk_cuda_gelu_mul_bwd of g, u, dh) fed
+ * straight into the backward of the two projections w[0] (gate, dy = dL/dg)
+ * and w[1] (up, dL/du) of x with their LoRA pairs, as two
+ * sk_cuda_linear_lora_bwd calls would, dx overwritten with the sum: the two
+ * gradients only ever in bf16, in the rows the products read. tmp [n][dim]:
+ * fp32 room for the sparsity cutoff's correction. 1 done, 0 not taken
+ * (SK_CUDA_GATED_BWD=0, or a shape sk_cuda_linear_lora_bwd would not take;
+ * nothing was written), -1 error. */
+typedef struct {
+	const float *g, *u, *dh;
+	int64_t n, dim;
+	float sparsity_z;
+	float *tmp;
+	const float *x;
+	const sk_cuda_weight *w[2];
+	const sk_cuda_lora *l[2];
+	float dropout;
+	uint64_t seed[2];
+	float *gA[2], *gB[2];
+	float *dx;
+} sk_cuda_gated_bwd;
+int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a);
 /* dx[n][w->cols] (+)= dy[n][w->rows] · W. */
 int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx, int accumulate);
 void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,

@@ -1252,55 +1252,81 @@ extern "C" int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const flo
 // like the folded forward's; where lora_bwd read the fp32 dy twice more in
 // thin fp32 products. The products over n (gA) and the rank-r update of dx
 // stay in fp32.
-extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
-                                       const float *dy, int64_t n, float dropout, uint64_t seed, float *gA,
-                                       float *gB, float *dx, int accumulate)
+
+// What one such backward will read and where its scratch parts lie, decided
+// before anything is launched
+typedef struct {
+	const __nv_bfloat16 *kc;   // the forward's kept bf16 copy of an NF4 weight, or NULL
+	int kb;                    // kc's scale·B columns are this pair's current ones
+	const __nv_bfloat16 *kept; // SK_CUDA_LORA_DX_FOLD: dx in one product [dy | dt] · [W ; A] over kc, or NULL
+	int64_t ldy, R;            // dy's bf16 rows; an NF4 weight's rows dequantized at a time
+	size_t at[7], bytes;       // the scratch parts' offsets, and the whole
+} lora_bwd_plan;
+
+static int lora_bwd_takes(const sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, int64_t n,
+                          const float *gA, const float *gB, const float *dx)
 {
 	int64_t out = w->rows, in = w->cols;
-	if (!c->lora_bwd || c->exact || n <= 0 || in % 8 != 0 || out % 8 != 0 || ((uintptr_t)dx & 15) != 0 ||
-	    (w->kind != SK_CUDA_W_NF4 && ((uintptr_t)w->bf16 & 15) != 0) || !l || l->r < 1 || l->r > FOLD_COLS ||
-	    l->in != in || l->out != out || !gA || !gB || !dx)
-		return 0;
-	int r = l->r;
-	float p = dropout > 0.0f ? dropout : 0.0f;
-	int64_t R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
-	// SK_CUDA_LORA_DX_FOLD=1, without dropout, the weight kept by the forward with A's rows below
-	// it: the rank-r update of dx as FOLD_COLS more rows of dx's product, [yh | bf16(dt)] · [W ; A]
-	// (the forward's kept copy holds this pair's current scale·B columns, and A's rows with the fold,
-	// unless the pair was written since it was folded)
-	const __nv_bfloat16 *kc = kept_copy(c, w);
-	const int kb = c->keep_b && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 0);
-	const __nv_bfloat16 *kept = c->lora_dx_fold && p <= 0.0f && kc && sk_cuda_wcache_lora_current(c, w->packed, l, 1)
-		? kc : NULL;
-	int64_t ldy = kept ? out + FOLD_COLS : out;
-	// the scratch: dy in bf16 (rows of ldy) | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] |
-	// t [n][r] | dt [n][8] | drop(x)
-	size_t at[7], off = 0;
-	const size_t bytes[6] = { (size_t)(n * ldy) * 2,
-		                  w->kind == SK_CUDA_W_NF4 && !kept ? (size_t)(R * in) * 2 : 0,
+	return c->lora_bwd && !c->exact && n > 0 && in % 8 == 0 && out % 8 == 0 && ((uintptr_t)dx & 15) == 0 &&
+	       (w->kind == SK_CUDA_W_NF4 || ((uintptr_t)w->bf16 & 15) == 0) && l && l->r >= 1 && l->r <= FOLD_COLS &&
+	       l->in == in && l->out == out && gA && gB && dx;
+}
+
+// own_dy: dy's bf16 rows are made in the scratch (0: the caller hands them in, rows of pl->ldy)
+static void lora_bwd_plan_make(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, int64_t n, float p,
+                               int own_dy, lora_bwd_plan *pl)
+{
+	int64_t out = w->rows, in = w->cols;
+	pl->R = w->kind == SK_CUDA_W_NF4 ? dx_chunk_rows(c, out, in) : out;
+	// the weight kept by the forward with A's rows below it, without dropout: the rank-r update
+	// of dx as FOLD_COLS more rows of dx's product, [yh | bf16(dt)] · [W ; A] (the kept copy holds
+	// this pair's current scale·B columns, and A's rows with the fold, unless the pair was
+	// written since it was folded)
+	pl->kc = kept_copy(c, w);
+	pl->kb = c->keep_b && pl->kc && sk_cuda_wcache_lora_current(c, w->packed, l, 0);
+	pl->kept = c->lora_dx_fold && p <= 0.0f && pl->kc && sk_cuda_wcache_lora_current(c, w->packed, l, 1) ? pl->kc
+	                                                                                                        : NULL;
+	pl->ldy = pl->kept ? out + FOLD_COLS : out;
+	// dy in bf16 (rows of ldy) | an NF4 chunk | bf16(scale · B) [out][8] | bf16(t) [n][8] | t [n][r] |
+	// dt [n][8] | drop(x)
+	const size_t bytes[6] = { own_dy ? (size_t)(n * pl->ldy) * 2 : 0,
+		                  w->kind == SK_CUDA_W_NF4 && !pl->kept ? (size_t)(pl->R * in) * 2 : 0,
 		                  (size_t)(out * FOLD_COLS) * 2,
 		                  (size_t)(n * FOLD_COLS) * 2,
-		                  (size_t)(n * r) * 4,
+		                  (size_t)(n * l->r) * 4,
 		                  (size_t)(n * FOLD_COLS) * 4 };
+	size_t off = 0;
 	for (int i = 0; i < 6; i++) {
-		at[i] = off;
+		pl->at[i] = off;
 		off += (bytes[i] + 255) & ~(size_t)255;
 	}
-	at[6] = off;
-	char *s = (char *)sk_cuda_scratch(c, off + (p > 0.0f ? (size_t)(n * in) * 4 : 0));
-	if (!s)
-		return -1;
-	__nv_bfloat16 *yh = (__nv_bfloat16 *)(s + at[0]), *wbuf = (__nv_bfloat16 *)(s + at[1]);
-	__nv_bfloat16 *bh = (__nv_bfloat16 *)(s + at[2]), *th = (__nv_bfloat16 *)(s + at[3]);
-	float *t = (float *)(s + at[4]), *dt = (float *)(s + at[5]), *xd_buf = (float *)(s + at[6]);
+	pl->at[6] = off;
+	pl->bytes = off + (p > 0.0f ? (size_t)(n * in) * 4 : 0);
+}
 
-	if (kept)
-		rows_to_bf16(c, dy, n, out, out, yh, ldy);
-	else
-		sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
-	if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
-		return -1;
-	if (!kept && bwd_products(c, w, kc, yh, n, dx, accumulate, R, wbuf) != 0)
+// The backward on the scratch s laid out by pl; yh: dy's bf16 rows when the
+// caller made them (NULL: from dy). 1 or -1 (recorded).
+static int lora_bwd_run(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const lora_bwd_plan *pl,
+                        const float *x, const float *dy, __nv_bfloat16 *yh, int64_t n, float p, uint64_t seed,
+                        float *gA, float *gB, float *dx, int accumulate, char *s)
+{
+	int64_t out = w->rows, in = w->cols, ldy = pl->ldy;
+	int r = l->r;
+	const __nv_bfloat16 *kc = pl->kc, *kept = pl->kept;
+	__nv_bfloat16 *wbuf = (__nv_bfloat16 *)(s + pl->at[1]);
+	__nv_bfloat16 *bh = (__nv_bfloat16 *)(s + pl->at[2]), *th = (__nv_bfloat16 *)(s + pl->at[3]);
+	float *t = (float *)(s + pl->at[4]), *dt = (float *)(s + pl->at[5]), *xd_buf = (float *)(s + pl->at[6]);
+
+	if (!yh) {
+		yh = (__nv_bfloat16 *)(s + pl->at[0]);
+		if (kept)
+			rows_to_bf16(c, dy, n, out, out, yh, ldy);
+		else
+			sk_launch(c, k_to_bf16, sk_blocks(n * out, 256), 256, 0, dy, n * out, yh);
+		if (sk_cuda_launched(c, "linear backward: dy to bf16") != 0)
+			return -1;
+	}
+	if (!kept && bwd_products(c, w, kc, yh, n, dx, accumulate, pl->R, wbuf) != 0)
 		return -1;
 	// t, then bf16(t) and bf16(scale · B), zero past r (k_fold_x, k_fold_b with no x columns);
 	// without dropout bf16(t) in one pass over x (SK_CUDA_FOLD_XT=1, as the forward)
@@ -1315,7 +1341,7 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 		          (int64_t)0, r, th);
 	}
 	int64_t ldb = FOLD_COLS;
-	if (kb) { // scale·B's columns of the kept copy, rows of in + 8
+	if (pl->kb) { // scale·B's columns of the kept copy, rows of in + 8
 		bh = (__nv_bfloat16 *)kc + in;
 		ldb = in + FOLD_COLS;
 	} else {
@@ -1342,5 +1368,58 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	}
 	sk_cuda_lora_dx(c, l, n, p, seed, dt, FOLD_COLS, dx);
 	return sk_cuda_launched(c, "LoRA backward") == 0 ? 1 : -1;
+}
+
+extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
+                                       const float *dy, int64_t n, float dropout, uint64_t seed, float *gA,
+                                       float *gB, float *dx, int accumulate)
+{
+	if (!lora_bwd_takes(c, w, l, n, gA, gB, dx))
+		return 0;
+	float p = dropout > 0.0f ? dropout : 0.0f;
+	lora_bwd_plan pl;
+	lora_bwd_plan_make(c, w, l, n, p, 1, &pl);
+	char *s = (char *)sk_cuda_scratch(c, pl.bytes);
+	if (!s)
+		return -1;
+	return lora_bwd_run(c, w, l, &pl, x, dy, NULL, n, p, seed, gA, gB, dx, accumulate, s);
+}
+
+// ---- the gated GELU's backward into gate's and up's (default; SK_CUDA_GATED_BWD=0: off) ----
+//
+// dg and du go from the GELU's backward straight into the two products'
+// bf16 operands, in the rows each backward reads: never written in fp32,
+// read back and converted (at E4B 2 x 512, 128 MB written, 128 read and
+// 64 written again a layer).
+extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
+{
+	float p = a->dropout > 0.0f ? a->dropout : 0.0f;
+	if (!c->gated_bwd)
+		return 0;
+	for (int k = 0; k < 2; k++)
+		if (!lora_bwd_takes(c, a->w[k], a->l[k], a->n, a->gA[k], a->gB[k], a->dx) || a->w[k]->rows != a->dim ||
+		    a->w[k]->cols != a->w[0]->cols)
+			return 0;
+	lora_bwd_plan pl[2];
+	size_t hb[2], rest = 0;
+	for (int k = 0; k < 2; k++) {
+		lora_bwd_plan_make(c, a->w[k], a->l[k], a->n, p, 0, &pl[k]);
+		hb[k] = ((size_t)(a->n * pl[k].ldy) * 2 + 255) & ~(size_t)255;
+		rest = pl[k].bytes > rest ? pl[k].bytes : rest;
+	}
+	char *s = (char *)sk_cuda_scratch(c, hb[0] + hb[1] + rest);
+	if (!s)
+		return -1;
+	__nv_bfloat16 *hg = (__nv_bfloat16 *)s, *hu = (__nv_bfloat16 *)(s + hb[0]);
+	sk_cuda_gelu_mul_bwd_bf16(c, a->g, a->u, a->n, a->dim, a->sparsity_z, a->dh, a->tmp, hg, pl[0].ldy, hu,
+	                          pl[1].ldy);
+	if (sk_cuda_check(c) != 0)
+		return -1;
+	__nv_bfloat16 *h[2] = { hg, hu };
+	for (int k = 0; k < 2; k++)
+		if (lora_bwd_run(c, a->w[k], a->l[k], &pl[k], a->x, NULL, h[k], a->n, p, a->seed[k], a->gA[k], a->gB[k],
+		                 a->dx, k, s + hb[0] + hb[1]) < 0)
+			return -1;
+	return 1;
 }
 

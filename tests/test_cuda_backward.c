@@ -684,6 +684,113 @@ TEST(linear_lora_fwd_bwd_match_cpu)
 	}
 }
 
+/* ---- the gated GELU's backward into gate's and up's (gated_bwd) ---- */
+
+/* gated_bwd against the CPU's gelu_mul_bwd, then linear_bwd and lora_bwd of
+ * gate (dx overwritten) and of up (added): dx, gA and gB within the bf16
+ * bound of linear_bwd, 1e-2 (both sides round dg and du to bf16 on the GPU:
+ * the fused op writes them so, the separate ops convert them). A forward of
+ * the two products first, so that NF4 weights take the kept copies' path. */
+static void gated_case(sk_lora *l, int layer, int nf4, int64_t n, float p, float z)
+{
+	const sk_lora_pair *lp[2] = { sk_lora_get(l, layer, SK_LORA_GATE), sk_lora_get(l, layer, SK_LORA_UP) };
+	CHECK(lp[0] && lp[1] && gpu->ops->gated_bwd);
+	if (!lp[0] || !lp[1] || !gpu->ops->gated_bwd)
+		return;
+	int64_t in = lp[0]->in, F = lp[0]->out, r = lp[0]->r;
+	size_t nx = (size_t)(n * in), nf = (size_t)(n * F), na = (size_t)(r * in), nb = (size_t)(F * r);
+	sk_tensor tc[2], tg[2];
+	uint16_t *h[2] = { NULL, NULL };
+	sk_nf4_tensor q[2];
+	for (int k = 0; k < 2; k++) {
+		if (nf4)
+			nf4_weight(F, in, &q[k], &tc[k], &tg[k]);
+		else
+			bf16_weight(F, in, &h[k], &tc[k], &tg[k]);
+	}
+	const sk_lora_module mods[2] = { SK_LORA_GATE, SK_LORA_UP };
+	uint64_t seed[2] = { 0x5eed0201ull + (uint64_t)layer, 0x5eed0301ull + (uint64_t)layer };
+	float *x = rnd(nx, 1.0f), *g = rnd(nf, 2.0f), *u = rnd(nf, 1.0f), *dz = rnd(nf, 1.0f);
+	float *ga0 = rnd(na, 0.5f), *gb0 = rnd(nb, 0.5f);
+	/* the CPU: the three ops */
+	float *rdg = malloc(nf * sizeof(float)), *rdu = malloc(nf * sizeof(float)), *rdx = malloc(nx * sizeof(float));
+	float *rga[2] = { copy_of(ga0, na), copy_of(ga0, na) }, *rgb[2] = { copy_of(gb0, nb), copy_of(gb0, nb) };
+	cpu->ops->gelu_mul_bwd(cpu, g, u, n, F, z, dz, rdg, rdu);
+	for (int k = 0; k < 2; k++) {
+		CHECK(cpu->ops->linear_bwd(cpu, &tc[k], k ? rdu : rdg, n, rdx, k) == 0);
+		CHECK(cpu->ops->lora_bwd(cpu, lp[k], x, k ? rdu : rdg, n, p, seed[k], rga[k], rgb[k], rdx) == 0);
+	}
+	/* the GPU: a forward of each product (the weight cache's copies), then the one op */
+	float *gx = dev_f(x, nx), *fy = poisoned(nf);
+	for (int k = 0; k < 2; k++)
+		CHECK(gpu->ops->linear_lora_fwd(gpu, &tg[k], gx, n, fy, lp[k], p, seed[k]) == 0);
+	float *hga[2], *hgb[2];
+	for (int k = 0; k < 2; k++) {
+		hga[k] = sk_lora_grad_of(l, layer, mods[k], 0), hgb[k] = sk_lora_grad_of(l, layer, mods[k], 1);
+		memcpy(hga[k], ga0, na * sizeof(float));
+		memcpy(hgb[k], gb0, nb * sizeof(float));
+	}
+	float *gg = dev_f(g, nf), *gu = dev_f(u, nf), *gdz = dev_f(dz, nf), *gdg = poisoned(nf), *gdu = poisoned(nf);
+	float *gdx = poisoned(nx);
+	sk_gated_bwd gb = { gg, gu, gdz, n, F, z, gx, { &tg[0], &tg[1] }, { lp[0], lp[1] }, p, { seed[0], seed[1] },
+		            { hga[0], hga[1] }, { hgb[0], hgb[1] }, gdg, gdu, gdx };
+	int done = gpu->ops->gated_bwd(gpu, &gb);
+	CHECK(done >= 0);
+	/* taken unless the environment turns it (or the shared LoRA backward) off */
+	const char *off1 = getenv("SK_CUDA_GATED_BWD"), *off2 = getenv("SK_CUDA_LORA_BWD"), *ex = getenv("SK_CUDA_EXACT");
+	if (!(off1 && !strcmp(off1, "0")) && !(off2 && !strcmp(off2, "0")) && !(ex && strcmp(ex, "0")))
+		CHECK(done == 1);
+	if (done == 0) { /* not taken (SK_CUDA_GATED_BWD=0, SK_CUDA_LORA_BWD=0): the model's separate calls */
+		gpu->ops->gelu_mul_bwd(gpu, gg, gu, n, F, z, gdz, gdg, gdu);
+		for (int k = 0; k < 2; k++)
+			CHECK(gpu->ops->linear_lora_bwd(gpu, &tg[k], lp[k], gx, k ? gdu : gdg, n, p, seed[k], hga[k], hgb[k],
+			                                gdx, k) == 0);
+	}
+	CHECK(gpu->ops->train_download_grads(gpu) == 0);
+	char what[160];
+	for (int k = 0; k < 2; k++) {
+		snprintf(what, sizeof what, "gated_bwd%s %s layer %d %s r %lld, %lld rows, dropout %g%s: ",
+		         done ? "" : " (separate ops)", nf4 ? "NF4" : "bf16", layer, k ? "up" : "gate", (long long)r,
+		         (long long)n, (double)p, z != 0 ? ", sparsity cutoff" : "");
+		size_t len = strlen(what);
+		snprintf(what + len, sizeof what - len, "gA (added)");
+		expect_host(what, hga[k], rga[k], na, 1e-2);
+		snprintf(what + len, sizeof what - len, "gB (added)");
+		expect_host(what, hgb[k], rgb[k], nb, 1e-2);
+		if (k) {
+			snprintf(what + len, sizeof what - len, "dx (both)");
+			expect(what, gdx, rdx, nx, 1e-2);
+		}
+	}
+	dfree(fy), dfree(gx), dfree(gg), dfree(gu), dfree(gdz), dfree(gdg), dfree(gdu), dfree(gdx);
+	free(x), free(g), free(u), free(dz), free(ga0), free(gb0), free(rdg), free(rdu), free(rdx);
+	for (int k = 0; k < 2; k++) {
+		free(rga[k]), free(rgb[k]);
+		if (nf4)
+			sk_nf4_free(&q[k]);
+		else
+			free(h[k]);
+	}
+}
+
+TEST(gated_bwd_matches_cpu)
+{
+	NEED_GPU();
+	sk_config cfg;
+	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
+	sk_lora *l = trainable_adapter(&cfg, 8, 79);
+	if (!l)
+		return;
+	CHECK(gpu->ops->train_begin(gpu, l) == 0);
+	for (int nf4 = 0; nf4 < 2; nf4++) {
+		gated_case(l, 0, nf4, 37, 0.0f, 0.0f);
+		gated_case(l, 1, nf4, 37, 0.0f, 1.6448536f); /* the cutoff of sparsity 0.95 */
+		gated_case(l, 2, nf4, 24, 0.1f, 1.6448536f);
+	}
+	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+	sk_lora_free(l);
+}
+
 int main(void)
 {
 	rng = 0x9e3779b97f4a7c15ull;
@@ -699,6 +806,7 @@ int main(void)
 	RUN(linear_bwd_bf16_and_nf4_match_cpu);
 	RUN(lora_fwd_bwd_with_dropout_match_cpu);
 	RUN(linear_lora_fwd_bwd_match_cpu);
+	RUN(gated_bwd_matches_cpu);
 	sk_backend_free(cpu);
 	sk_backend_free(gpu);
 	TEST_EXIT();

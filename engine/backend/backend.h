@@ -80,6 +80,22 @@ typedef struct {
 	float *vin;
 } sk_altup_tail;
 
+/* The gated MLP's backward from dL/dz (z = gelu_mul(g, u)) through the
+ * gate and up projections of x with their LoRA pairs (gated_bwd). */
+typedef struct {
+	const float *g, *u, *dz; /* [rows][dim] */
+	int64_t rows, dim;
+	float sparsity_z;
+	const float *x;          /* [rows][in] */
+	const sk_tensor *w[2];   /* gate, up: [dim, in] */
+	const sk_lora_pair *l[2];
+	float dropout;
+	uint64_t seed[2];
+	float *gA[2], *gB[2];
+	float *dg, *du;          /* [rows][dim] the op may use as scratch */
+	float *dx;               /* [rows][in], overwritten */
+} sk_gated_bwd;
+
 typedef struct {
 	const char *name;
 	/* Activations live in host memory: the model may hand the backend host
@@ -352,6 +368,12 @@ typedef struct {
 	 * du (when u) dL/du. dg may equal dh. */
 	void (*gelu_mul_bwd)(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim, float sparsity_z,
 	                     const float *dh, float *dg, float *du);
+	/* Optional (NULL, or 0 returned: gelu_mul_bwd into dg and du, then
+	 * linear_lora_bwd of gate into dx and of up added to it): the same in
+	 * one call, for a backend that can hand the two gradients to the
+	 * products without storing them. 1 done, 0 not taken (nothing
+	 * written), -1 error. */
+	int (*gated_bwd)(sk_backend *be, const sk_gated_bwd *a);
 	/* Backward of rescale_rms from the unscaled u: du overwritten, dref accumulated. */
 	void (*rescale_rms_bwd)(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
 	                        const float *dy, float *du, float *dref);

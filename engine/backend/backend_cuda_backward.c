@@ -118,6 +118,27 @@ int sk_cuda_op_linear_lora_bwd(sk_backend *be, const sk_tensor *w, const sk_lora
 	return sk_cuda_op_lora_bwd(be, l, x, dy, n, dropout, seed, gA, gB, dx);
 }
 
+int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
+{
+	sk_cuda_gated_bwd d = { a->g, a->u, a->dz, a->rows, a->dim, a->sparsity_z, a->dg, a->x,
+		                { NULL, NULL }, { NULL, NULL }, a->dropout, { a->seed[0], a->seed[1] },
+		                { NULL, NULL }, { NULL, NULL }, a->dx };
+	if (a->rows <= 0)
+		return 0;
+	for (int k = 0; k < 2; k++) {
+		int bad;
+		d.w[k] = a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
+		d.l[k] = valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
+		d.gA[k] = d.l[k] && a->gA[k] ? sk_cuda_be_grad(be, a->l[k], 0) : NULL;
+		d.gB[k] = d.l[k] && a->gB[k] ? sk_cuda_be_grad(be, a->l[k], 1) : NULL;
+		if (!d.w[k] || !d.gA[k] || !d.gB[k])
+			return 0;
+	}
+	int r;
+	PROF(be, "gated bwd", r = sk_cuda_gelu_lora_bwd2(ctx(be), &d));
+	return r < 0 ? sk_cuda_be_fail(be) : r;
+}
+
 void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                             const float *dy, float *dx, int accumulate)
 {

@@ -326,10 +326,25 @@ static int mlp_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, float *dy
 	OPS->rmsnorm_bwd(m->be, a->f, N, H, L->post_ffn_norm, eps, dy, w->t1, 0);
 	if (tlin_bwd(m, w, &L->down, l, SK_LORA_DOWN, a->z, w->t1, N, w->dF1, 0) != 0)
 		return -1;
-	OPS->gelu_mul_bwd(m->be, a->g0, a->u, N, L->ffn, L->sparsity_z, w->dF1, w->dF1, w->dF2);
-	if (tlin_bwd(m, w, &L->gate, l, SK_LORA_GATE, a->mm, w->dF1, N, w->t2, 0) != 0 ||
-	    tlin_bwd(m, w, &L->up, l, SK_LORA_UP, a->mm, w->dF2, N, w->t2, 1) != 0)
-		return -1;
+	int done = 0;
+	const sk_lora_pair *lg = w->ad ? sk_lora_get(w->ad, l, SK_LORA_GATE) : NULL;
+	const sk_lora_pair *lu = w->ad ? sk_lora_get(w->ad, l, SK_LORA_UP) : NULL;
+	if (OPS->gated_bwd && lg && lu) { /* both gradients straight into the two products */
+		sk_gated_bwd gb = { a->g0, a->u, w->dF1, N, L->ffn, L->sparsity_z, a->mm, { &L->gate, &L->up }, { lg, lu },
+			            w->dropout,
+			            { sk_gemma_lora_seed(w->seed, l, SK_LORA_GATE), sk_gemma_lora_seed(w->seed, l, SK_LORA_UP) },
+			            { sk_lora_grad_of(w->ad, l, SK_LORA_GATE, 0), sk_lora_grad_of(w->ad, l, SK_LORA_UP, 0) },
+			            { sk_lora_grad_of(w->ad, l, SK_LORA_GATE, 1), sk_lora_grad_of(w->ad, l, SK_LORA_UP, 1) },
+			            w->dF1, w->dF2, w->t2 };
+		if ((done = OPS->gated_bwd(m->be, &gb)) < 0)
+			return -1;
+	}
+	if (!done) {
+		OPS->gelu_mul_bwd(m->be, a->g0, a->u, N, L->ffn, L->sparsity_z, w->dF1, w->dF1, w->dF2);
+		if (tlin_bwd(m, w, &L->gate, l, SK_LORA_GATE, a->mm, w->dF1, N, w->t2, 0) != 0 ||
+		    tlin_bwd(m, w, &L->up, l, SK_LORA_UP, a->mm, w->dF2, N, w->t2, 1) != 0)
+			return -1;
+	}
 	OPS->rmsnorm_bwd(m->be, a->h1, N, H, L->pre_ffn_norm, eps, w->t2, dy, 1);
 	return 0;
 }
