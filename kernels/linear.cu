@@ -1370,6 +1370,29 @@ static int lora_bwd_run(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora 
 	return sk_cuda_launched(c, "LoRA backward") == 0 ? 1 : -1;
 }
 
+// An NF4 weight's kept copy made by the backward when no forward left one (a
+// checkpointed layer computed again skips the products whose outputs were
+// kept): dequantized into the weight cache with scale·B's columns and A's
+// rows, as the folded forward leaves it, so that dx and its rank-r update are
+// one product. The dequantization costs what the backward's own would. 0 or -1.
+static int kept_copy_make(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, float p)
+{
+	int64_t out = w->rows, in = w->cols, K = in + FOLD_COLS;
+	if (w->kind != SK_CUDA_W_NF4 || !c->lora_fold || !c->lora_dx_fold || p > 0.0f || in % 16 != 0 || kept_copy(c, w))
+		return 0;
+	int hit = 0;
+	__nv_bfloat16 *wh = (__nv_bfloat16 *)sk_cuda_wcache_get(c, w->packed, kept_bytes(out, in), &hit);
+	if (!wh || hit)
+		return 0;
+	sk_launch(c, k_nf4_to_bf16, sk_blocks((out * in + 15) / 16, 256), 256, 0, *w, (int64_t)0, out * in, in, K, wh);
+	sk_launch(c, k_fold_b, sk_blocks(out * FOLD_COLS + FOLD_COLS * in, 256), 256, 0, l->B, l->scale, out, in, l->r,
+	          (const float *)l->A, wh);
+	if (sk_cuda_launched(c, "backward: weight to bf16 with B and A folded") != 0)
+		return -1;
+	sk_cuda_wcache_lora_folded(c, w->packed, l, 1);
+	return 0;
+}
+
 extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, const float *x,
                                        const float *dy, int64_t n, float dropout, uint64_t seed, float *gA,
                                        float *gB, float *dx, int accumulate)
@@ -1377,6 +1400,8 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 	if (!lora_bwd_takes(c, w, l, n, gA, gB, dx))
 		return 0;
 	float p = dropout > 0.0f ? dropout : 0.0f;
+	if (kept_copy_make(c, w, l, p) != 0)
+		return -1;
 	lora_bwd_plan pl;
 	lora_bwd_plan_make(c, w, l, n, p, 1, &pl);
 	char *s = (char *)sk_cuda_scratch(c, pl.bytes);
@@ -1402,6 +1427,11 @@ extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 			return 0;
 	lora_bwd_plan pl[2];
 	size_t hb[2], rest = 0;
+	// both copies first: making the second may take the first's cache buffer, and the plans then
+	// see that (the first's backward then dequantizes for itself)
+	for (int k = 0; k < 2; k++)
+		if (kept_copy_make(c, a->w[k], a->l[k], p) != 0)
+			return -1;
 	for (int k = 0; k < 2; k++) {
 		lora_bwd_plan_make(c, a->w[k], a->l[k], a->n, p, 0, &pl[k]);
 		hb[k] = ((size_t)(a->n * pl[k].ldy) * 2 + 255) & ~(size_t)255;
@@ -1413,7 +1443,7 @@ extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 	__nv_bfloat16 *hg = (__nv_bfloat16 *)s, *hu = (__nv_bfloat16 *)(s + hb[0]);
 	sk_cuda_gelu_mul_bwd_bf16(c, a->g, a->u, a->n, a->dim, a->sparsity_z, a->dh, a->tmp, hg, pl[0].ldy, hu,
 	                          pl[1].ldy);
-	if (sk_cuda_check(c) != 0)
+	if (c->failed) // the launch's error is recorded for the op to report
 		return -1;
 	__nv_bfloat16 *h[2] = { hg, hu };
 	for (int k = 0; k < 2; k++)
