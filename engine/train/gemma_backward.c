@@ -304,15 +304,16 @@ static int attn_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, const fl
 		return -1;
 	if (L->kv_slot < 0)
 		return 0;
-	OPS->scale(BE, w->dk + off, N * kvd, 1.0f, w->dkv);
-	OPS->rope_bwd(m->be, w->dkv, N, nkv, hd, w->in.pos, rc.theta, rc.factor);
-	OPS->rmsnorm_bwd(m->be, a->k0, N * nkv, hd, L->k_norm, eps, w->dkv, w->dkv, 0);
+	/* the owner comes after every layer that shares its K/V (the backward runs from the last
+	 * layer down): their gradients are whole, and used up here, so worked on in place */
+	float *dk = w->dk + off, *dv = w->dv + off;
+	OPS->rope_bwd(m->be, dk, N, nkv, hd, w->in.pos, rc.theta, rc.factor);
+	OPS->rmsnorm_bwd(m->be, a->k0, N * nkv, hd, L->k_norm, eps, dk, w->dkv, 0);
 	if (tlin_bwd(m, w, &L->k, l, SK_LORA_K, a->nrm, w->dkv, N, dn, 1) != 0)
 		return -1;
-	OPS->scale(BE, w->dv + off, N * kvd, 1.0f, w->dkv);
 	if (c->arch == SK_ARCH_GEMMA3N)
-		OPS->rmsnorm_bwd(m->be, a->v0, N * nkv, hd, NULL, eps, w->dkv, w->dkv, 0);
-	return tlin_bwd(m, w, &L->v, l, SK_LORA_V, a->nrm, w->dkv, N, dn, 1);
+		OPS->rmsnorm_bwd(m->be, a->v0, N * nkv, hd, NULL, eps, dv, dv, 0);
+	return tlin_bwd(m, w, &L->v, l, SK_LORA_V, a->nrm, dv, N, dn, 1);
 }
 
 /* MLP backward from dy (the gradient of y = h1 + RMS(f)): adds the MLP
