@@ -376,16 +376,20 @@ static int bwd_gemma3n(sk_model *m, tws *w, int l, const sk_layer_acts *a, const
 	const float rsqrt2 = (float)(1.0 / sqrt(2.0));
 	float *t1 = w->t1, *t2 = w->t2, *g = w->dg;
 
-	/* per-layer input: ψ was added to every stream but the active one */
-	int first = 1;
+	/* per-layer input: ψ was added to every stream but the active one (the first two summed
+	 * in one op, not copied first) */
+	const float *first = NULL;
 	for (int k = 0; k < A; k++) {
 		if (k == act)
 			continue;
-		if (first)
+		if (!first && A > 2)
+			first = dx + k * N * H;
+		else if (!first)
 			OPS->scale(BE, dx + k * N * H, N * H, 1.0f, t1);
-		else
-			OPS->add(m->be, t1, dx + k * N * H, N * H, 1.0f, t1);
-		first = 0;
+		else {
+			OPS->add(m->be, first, dx + k * N * H, N * H, 1.0f, t1);
+			first = t1;
+		}
 	}
 	OPS->rmsnorm_bwd(m->be, a->psi0, N, H, L->ple_post_norm, eps, t1, t1, 0);
 	if (OPS->linear_bwd(m->be, &L->ple_proj, t1, N, w->tP, 0) != 0)
