@@ -578,6 +578,27 @@ TEST(finite_differences_nf4_dropout)
 	check_fd(GN, 0, 0.25f);
 }
 
+/* All of the adapter's gradients in one array (malloc'd), A then B a pair. */
+static float *grads_flat(sk_lora *l, size_t *total)
+{
+	int np = sk_lora_pair_count(l);
+	size_t n = 0, k = 0;
+	for (int i = 0; i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		n += (size_t)p->r * p->in + (size_t)p->out * p->r;
+	}
+	float *g = malloc(n * sizeof *g);
+	for (int i = 0; g && i < np; i++) {
+		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
+		memcpy(g + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
+		k += (size_t)p->r * p->in;
+		memcpy(g + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
+		k += (size_t)p->out * p->r;
+	}
+	*total = n;
+	return g;
+}
+
 /* Two sequences in one call = the sum of the two calls; the call adds to
  * the gradients already there. */
 TEST(batch_is_sum_of_sequences)
@@ -603,33 +624,14 @@ TEST(batch_is_sum_of_sequences)
 	int64_t n;
 	CHECK(sk_model_loss_grad(m, l, &s[0], 1, &o, &la, &n) == 0);
 	CHECK(sk_model_loss_grad(m, l, &s[1], 1, &o, &lb, &n) == 0);
-	int np = sk_lora_pair_count(l);
-	size_t total = 0;
-	for (int i = 0; i < np; i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		total += (size_t)p->r * p->in + (size_t)p->out * p->r;
-	}
-	float *sep = malloc(total * sizeof *sep), *joint = malloc(total * sizeof *joint);
-	size_t k = 0;
-	for (int i = 0; i < np; i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		memcpy(sep + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
-		k += (size_t)p->r * p->in;
-		memcpy(sep + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
-		k += (size_t)p->out * p->r;
-	}
+	size_t total = 0, total2 = 0;
+	float *sep = grads_flat(l, &total);
 	sk_lora_zero_grad(l);
 	CHECK(sk_model_loss_grad(m, l, s, 2, &o, &lab, &n) == 0);
 	CHECK_EQ_INT(n, (refs[0].n - refs[0].k) + 7);
-	k = 0;
-	for (int i = 0; i < np; i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		memcpy(joint + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
-		k += (size_t)p->r * p->in;
-		memcpy(joint + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
-		k += (size_t)p->out * p->r;
-	}
-	double e = rel_l2(joint, sep, total);
+	float *joint = grads_flat(l, &total2);
+	CHECK(sep && joint && total == total2);
+	double e = sep && joint ? rel_l2(joint, sep, total) : 1.0;
 	printf("# batch of 2 vs separate: loss %.6f vs %.6f, gradients rel L2 %.1e\n", lab, la + lb, e);
 	CHECK(fabs(lab - (la + lb)) < 1e-5 * fabs(la + lb));
 	CHECK(e < 1e-5);
@@ -637,27 +639,6 @@ TEST(batch_is_sum_of_sequences)
 	free(joint);
 	sk_lora_free(l);
 	sk_model_free(m);
-}
-
-/* All of the adapter's gradients in one array (malloc'd), A then B a pair. */
-static float *grads_flat(sk_lora *l, size_t *total)
-{
-	int np = sk_lora_pair_count(l);
-	size_t n = 0, k = 0;
-	for (int i = 0; i < np; i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		n += (size_t)p->r * p->in + (size_t)p->out * p->r;
-	}
-	float *g = malloc(n * sizeof *g);
-	for (int i = 0; g && i < np; i++) {
-		sk_lora_pair *p = sk_lora_pair_at(l, i, NULL, NULL);
-		memcpy(g + k, sk_lora_grad_A(l, i), (size_t)p->r * p->in * sizeof(float));
-		k += (size_t)p->r * p->in;
-		memcpy(g + k, sk_lora_grad_B(l, i), (size_t)p->out * p->r * sizeof(float));
-		k += (size_t)p->out * p->r;
-	}
-	*total = n;
-	return g;
 }
 
 /* Checkpointing keeps the outputs of down, o, LAuReL and the per-layer
