@@ -16,6 +16,7 @@
 #include "engine/error.h"
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
+#include "engine/model/model_internal.h" /* the model's backend, for the out-of-memory case */
 #include "engine/format/safetensors.h"
 #include "engine/train/train_grad.h"
 #include "tests/test.h"
@@ -686,11 +687,86 @@ static void check_kept_outputs(const char *model, float dropout)
 	sk_model_free(m);
 }
 
+/* A CPU backend whose allocations above a limit fail, as a device's would
+ * when out of memory. */
+static size_t alloc_limit;
+static void *(*real_alloc)(sk_backend *be, size_t bytes, const char *what);
+static void *limited_alloc(sk_backend *be, size_t bytes, const char *what)
+{
+	if (bytes > alloc_limit) {
+		sk_fail("out of memory: %zu bytes for %s (test limit %zu)", bytes, what, alloc_limit);
+		return NULL;
+	}
+	return real_alloc(be, bytes, what);
+}
+
+/* Without room for the kept outputs, a checkpointed pass computes every
+ * product again instead of failing: the workspace it then takes is the one
+ * that needs, and the gradients are the same. */
+static void check_kept_outputs_give_way(void)
+{
+	grad_ref refs[4];
+	CHECK(load_grad_refs(GN, refs, 4) > 0);
+	sk_model *m = load_model(GN, 0);
+	sk_lora *l = m ? load_adapter(GN, refs[0].dir, m) : NULL;
+	CHECK(m && l);
+	if (!m || !l) {
+		sk_model_free(m);
+		return;
+	}
+	uint8_t target[64];
+	sk_train_seq s;
+	make_seq(&refs[0], target, &s);
+	double la = 0, lk = 0;
+	int64_t n;
+	size_t na = 0, nk = 0;
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0, 1 };
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &la, &n) == 0);
+	size_t all_ws = m->ws.cap; /* what computing every product again takes */
+	float *all = grads_flat(l, &na);
+	sk_model_free(m);
+	/* a fresh model whose backend fails anything larger */
+	m = load_model(GN, 0);
+	CHECK(m != NULL);
+	if (!m) {
+		free(all);
+		sk_lora_free(l);
+		return;
+	}
+	sk_backend_ops ops = *m->be->ops;
+	const sk_backend_ops *cpu_ops = m->be->ops;
+	alloc_limit = all_ws;
+	real_alloc = ops.alloc;
+	ops.alloc = limited_alloc;
+	m->be->ops = &ops;
+	o.recompute_all = 0;
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lk, &n) == 0);
+	float *kept = grads_flat(l, &nk);
+	printf("# kept outputs without room (allocations over %zu bytes fail): workspace %zu bytes, loss %.7f vs %.7f\n",
+	       all_ws, m->ws.cap, lk, la);
+	CHECK(m->ws.cap == all_ws);
+	CHECK(lk == la);
+	CHECK(all && kept && na == nk && memcmp(all, kept, na * sizeof *all) == 0);
+	/* with the room, the same call keeps them (a larger workspace) */
+	alloc_limit = (size_t)-1;
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lk, &n) == 0);
+	CHECK(m->ws.cap > all_ws);
+	m->be->ops = cpu_ops;
+	free(all);
+	free(kept);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
 TEST(kept_outputs_match_recompute)
 {
 	check_kept_outputs(GN, 0.0f);
 	check_kept_outputs(GN, 0.25f);
 	check_kept_outputs(G3, 0.0f);
+	check_kept_outputs_give_way();
 }
 
 /* A fresh adapter: PEFT's init (B = 0, A within ±1/sqrt(in)), no k/v on

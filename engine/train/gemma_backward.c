@@ -575,7 +575,21 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	int keep16 = o->keep_bf16 && want_grad && n_rec == 1 && w.ops->to_bf16 && w.ops->from_bf16;
 	unsigned keep = keep_mask(c, o, n_rec, want_grad);
 	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
-	if (sk_model_workspace(m, meas.peak + 64) != 0 || sk_model_host_stage(m, hmeas.peak) != 0)
+	if (sk_model_workspace(m, meas.peak + 64) != 0) {
+		if (!keep)
+			return -1;
+		/* no room for the kept outputs: every product computed again instead (the same
+		 * gradients, more time), in the workspace that needs */
+		keep = 0;
+		sk_arena_init_measure(&meas);
+		sk_arena_init_measure(&hmeas);
+		plan_ints(&hmeas, N, n_out, &h);
+		plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
+		if (sk_model_workspace(m, meas.peak + 64) != 0)
+			return -1;
+		sk_error_clear();
+	}
+	if (sk_model_host_stage(m, hmeas.peak) != 0)
 		return -1;
 	plan_ints(&m->hstage, N, n_out, &h);
 	plan(&m->ws, &m->hstage, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &w);
