@@ -407,6 +407,10 @@ TEST(rows_rings_and_memory)
 	CHECK(huge == NULL);
 	CHECK(strstr(sk_error(), "an impossible buffer") != NULL && strstr(sk_error(), "free") != NULL);
 	printf("# out of memory reads: %s\n", sk_error());
+	/* and the failure is not left for the next op: a caller that can do with less goes on */
+	float *small = gpu->ops->alloc(gpu, 64 * sizeof(float), "a small buffer");
+	CHECK(small != NULL && gpu->ops->upload(gpu, small, x, 64 * sizeof(float)) == 0);
+	dfree(small);
 	dfree(dx);
 	dfree(dy);
 	dfree(didx);

@@ -74,8 +74,10 @@ static const sk_cuda_weight *weight_of(const sk_tensor *t)
 static void *op_alloc(sk_backend *be, size_t bytes, const char *what)
 {
 	void *p = sk_cuda_alloc(cb(be)->c, bytes, what);
-	if (!p)
+	if (!p) { /* reported here and by the NULL: the context does not keep it for the next op */
 		fail_cuda(be);
+		sk_cuda_check(cb(be)->c);
+	}
 	return p;
 }
 
