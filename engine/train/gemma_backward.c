@@ -90,7 +90,6 @@ static void plan_ints(sk_arena *a, int64_t N, int64_t n_out, pass_ints *o)
 	o->sel = sk_arena_alloc(a, (size_t)NO * sizeof(int64_t));
 }
 
-/* Backend memory (a) and, for the host-side arrays of pointers and rows, host memory (ha). */
 /* The outputs a checkpointed pass keeps per layer (SK_KEEP_*): every one
  * the architecture has, unless the options ask for everything again. */
 static unsigned keep_mask(const sk_config *c, const sk_train_opts *o, int n_rec, int want_grad)
@@ -133,6 +132,7 @@ static void point_kept(const sk_model *m, tws *w, int l)
 		kept_layout(&m->cfg, w->keep, w->N, w->kept + l * w->kept_floats, &w->rec[0]);
 }
 
+/* Backend memory (a) and, for the host-side arrays of pointers and rows, host memory (ha). */
 static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_t n_out, int n_seqs, int n_rec,
                  int want_grad, int keep16, unsigned keep, tws *w)
 {
