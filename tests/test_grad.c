@@ -642,6 +642,25 @@ TEST(batch_is_sum_of_sequences)
 	sk_model_free(m);
 }
 
+/* The fixture model (fp32) with the first of its reference adapters
+ * (refs, the caller's: the sequence points into them), and that
+ * reference's sequence in *s (its targets in target[64]): 0, or -1 with
+ * the failure recorded and nothing left to free. */
+static int load_case(const char *model, grad_ref refs[4], sk_model **m, sk_lora **l, uint8_t *target,
+                     sk_train_seq *s)
+{
+	CHECK(load_grad_refs(model, refs, 4) > 0);
+	*m = load_model(model, 0);
+	*l = *m ? load_adapter(model, refs[0].dir, *m) : NULL;
+	CHECK(*m && *l);
+	if (!*m || !*l) {
+		sk_model_free(*m);
+		return -1;
+	}
+	make_seq(&refs[0], target, s);
+	return 0;
+}
+
 /* Checkpointing keeps the outputs of down, o, LAuReL and the per-layer
  * input from the forward and skips their products when a layer is
  * computed again: the gradients are those of computing every product again,
@@ -649,17 +668,12 @@ TEST(batch_is_sum_of_sequences)
 static void check_kept_outputs(const char *model, float dropout)
 {
 	grad_ref refs[4];
-	CHECK(load_grad_refs(model, refs, 4) > 0);
-	sk_model *m = load_model(model, 0);
-	sk_lora *l = m ? load_adapter(model, refs[0].dir, m) : NULL;
-	CHECK(m && l);
-	if (!m || !l) {
-		sk_model_free(m);
-		return;
-	}
+	sk_model *m;
+	sk_lora *l;
 	uint8_t target[64];
 	sk_train_seq s;
-	make_seq(&refs[0], target, &s);
+	if (load_case(model, refs, &m, &l, target, &s) != 0)
+		return;
 	double lk = 0, la = 0;
 	int64_t n;
 	size_t nk = 0, na = 0;
@@ -706,17 +720,12 @@ static void *limited_alloc(sk_backend *be, size_t bytes, const char *what)
 static void check_kept_outputs_give_way(void)
 {
 	grad_ref refs[4];
-	CHECK(load_grad_refs(GN, refs, 4) > 0);
-	sk_model *m = load_model(GN, 0);
-	sk_lora *l = m ? load_adapter(GN, refs[0].dir, m) : NULL;
-	CHECK(m && l);
-	if (!m || !l) {
-		sk_model_free(m);
-		return;
-	}
+	sk_model *m;
+	sk_lora *l;
 	uint8_t target[64];
 	sk_train_seq s;
-	make_seq(&refs[0], target, &s);
+	if (load_case(GN, refs, &m, &l, target, &s) != 0)
+		return;
 	double la = 0, lk = 0;
 	int64_t n;
 	size_t na = 0, nk = 0;
