@@ -101,18 +101,18 @@ struct sk_cuda {
 	int pdl;                // programmatic dependent launches (Hopper; SK_CUDA_PDL=0: off): launch.cuh
 	int exact;              // SK_CUDA_EXACT=1: every product in fp32 (parity checks), no bf16 GEMM
 	int nf4_q8;             // (SK_CUDA_NF4_Q8=0: off) NF4 matrix-vector products on 8-bit activations (linear.cu)
-	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear.cu)
+	int lora_fold;          // (SK_CUDA_LORA_FOLD=0: off) a training product's LoRA B in its own GEMM (linear_fold.cu)
 	int attn_grouped;       // (SK_CUDA_ATTN_GROUPED=0: off) a group's dK and dV in one product each (attention_gemm.cu)
 	int altup_one_pass;     // (SK_CUDA_ALTUP_ONE_PASS=0: off) AltUp predict's backward in one pass over a row (backward.cu)
-	int gated_bwd;          // (SK_CUDA_GATED_BWD=0: off) the gated GELU's backward into gate's and up's bf16 dy (linear.cu)
+	int gated_bwd;          // (SK_CUDA_GATED_BWD=0: off) the gated GELU's backward into gate's and up's bf16 dy (linear_bwd.cu)
 	int attn_spans;         // (SK_CUDA_ATTN_SPANS=0: off) a pass's sequences in one attention call (attention_spans.cu)
 	int attn_bf16;          // (SK_CUDA_ATTN_BF16=0: off) attention's products on bf16 operands (attention_gemm.cu)
 	int attn_tf32;          // (SK_CUDA_ATTN_TF32=0: off) training attention's products on TF32 tensor cores (attention_gemm.cu)
-	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear.cu)
+	int fold_xt;            // (SK_CUDA_FOLD_XT=0: off) the fold's [x | t] and t = x Aᵀ in one pass (linear_fold.cu)
 	int gemm_tune;          // SK_CUDA_GEMM_TUNE=1 (=all: 2): a product class's algorithm timed among the heuristic's first (gemm.cu)
 	int keep_b;             // (SK_CUDA_KEEP_B=0: off) a kept copy's scale·B columns reused while the pair is unchanged (weight_cache.cu)
-	int lora_dx_fold;       // (SK_CUDA_LORA_DX_FOLD=0: off) the LoRA rank-r update of dx as rows of dx's product (linear.cu)
-	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear.cu)
+	int lora_dx_fold;       // (SK_CUDA_LORA_DX_FOLD=0: off) the LoRA rank-r update of dx as rows of dx's product (linear_bwd.cu)
+	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear_bwd.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	sk_cuda_wcache_entry wcache[SK_CUDA_WCACHE_MAX];

@@ -32,7 +32,8 @@ static void load(void)
 	} syms[] = {
 #define SYM(f) { #f, (void **)&sk_lt.f }
 		SYM(cublasLtCreate), SYM(cublasLtDestroy), SYM(cublasLtGetVersion), SYM(cublasLtMatmul),
-		SYM(cublasLtMatmulAlgoGetHeuristic), SYM(cublasLtMatmulAlgoCheck), SYM(cublasLtMatmulDescCreate), SYM(cublasLtMatmulDescDestroy),
+		SYM(cublasLtMatmulAlgoGetHeuristic), SYM(cublasLtMatmulAlgoCheck), SYM(cublasLtMatmulAlgoConfigSetAttribute),
+		SYM(cublasLtMatmulDescCreate), SYM(cublasLtMatmulDescDestroy),
 		SYM(cublasLtMatmulDescSetAttribute), SYM(cublasLtMatmulPreferenceCreate),
 		SYM(cublasLtMatmulPreferenceDestroy), SYM(cublasLtMatmulPreferenceSetAttribute),
 		SYM(cublasLtMatrixLayoutCreate), SYM(cublasLtMatrixLayoutDestroy), SYM(cublasLtMatrixLayoutSetAttribute),

@@ -23,6 +23,8 @@ typedef struct {
 	cublasStatus_t (*cublasLtMatmulAlgoCheck)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
 	                                          cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
 	                                          const cublasLtMatmulAlgo_t *, cublasLtMatmulHeuristicResult_t *);
+	cublasStatus_t (*cublasLtMatmulAlgoConfigSetAttribute)(cublasLtMatmulAlgo_t *, cublasLtMatmulAlgoConfigAttributes_t,
+	                                                       const void *, size_t);
 	cublasStatus_t (*cublasLtMatmulDescCreate)(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t);
 	cublasStatus_t (*cublasLtMatmulDescDestroy)(cublasLtMatmulDesc_t);
 	cublasStatus_t (*cublasLtMatmulDescSetAttribute)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t,

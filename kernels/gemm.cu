@@ -2,7 +2,7 @@
 // of plans (descriptors and algorithm) keyed by everything the heuristic
 // sees: shape, transposes, leading dimensions, types and the operands'
 // alignment; and a cache of algorithms by shape class, so that a shape new
-// only in its sizes takes its class's algorithm without a heuristic call. The linear op's bf16 products (linear.cu) and the
+// only in its sizes takes its class's algorithm without a heuristic call. The linear ops' bf16 products (linear*.cu) and the
 // LoRA branch's thin fp32 ones (lora_train.cu) both come here.
 #include "kernels/context.cuh"
 
@@ -126,6 +126,8 @@ static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 #define TUNE_ALGOS 8
 #define TUNE_MIN_FLOP (1ll << 28)
 #define TUNE_RUNS 3
+#define SPLIT_MAX_OUT (1ll << 22) // outputs of a product (m·n) that may be split over k
+#define SPLIT_MIN_K 4096
 static float time_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulAlgo_t *algo, const void *A,
                        const void *B, float *D, cudaEvent_t e0, cudaEvent_t e1)
 {
@@ -149,7 +151,7 @@ static void tune_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulHeur
 {
 	const sk_cuda_gemm_shape *s = &p->s;
 	cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-	if (!c->gemm_tune || found < 2 || !A || !B || !c->lt_ws || (c->gemm_tune == 1 && 2 * s->m * s->n * s->k * s->batch < TUNE_MIN_FLOP) ||
+	if (!c->gemm_tune || found < 1 || !A || !B || !c->lt_ws || (c->gemm_tune == 1 && 2 * s->m * s->n * s->k * s->batch < TUNE_MIN_FLOP) ||
 	    cudaStreamIsCapturing(c->stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone)
 		return;
 	size_t bytes = (size_t)(s->ldd * s->n + (s->batch > 1 ? s->sd * (s->batch - 1) : 0)) * sizeof(float);
@@ -170,8 +172,27 @@ static void tune_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulHeur
 			if (t > 0.0f && t < tb)
 				best = i, tb = t;
 		}
+		cublasLtMatmulAlgo_t pick = res[best].algo;
+		if (t0 > 0.0f && s->m * s->n <= SPLIT_MAX_OUT && s->k >= SPLIT_MIN_K)
+			for (uint32_t split = 2; split <= 4; split *= 2) {
+				cublasLtMatmulAlgo_t a = res[0].algo;
+				uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+				cublasLtMatmulHeuristicResult_t chk;
+				memset(&chk, 0, sizeof chk);
+				if (sk_lt.cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split,
+				                                               sizeof split) != CUBLAS_STATUS_SUCCESS ||
+				    sk_lt.cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+				                                               sizeof scheme) != CUBLAS_STATUS_SUCCESS ||
+				    sk_lt.cublasLtMatmulAlgoCheck(c->lt, p->op, p->a, p->b, p->d, p->d, &a, &chk) !=
+				            CUBLAS_STATUS_SUCCESS ||
+				    chk.workspaceSize > LT_WS_BYTES)
+					continue;
+				float t = time_algo(c, p, &a, A, B, D, e0, e1);
+				if (t > 0.0f && t < tb)
+					pick = a, tb = t, best = -1;
+			}
 		if (best && tb < 0.97f * t0) {
-			p->algo = res[best].algo;
+			p->algo = pick;
 			c->n_tuned++;
 		}
 		cudaGetLastError(); // a candidate that failed to launch is not the product's error
