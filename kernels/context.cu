@@ -382,7 +382,12 @@ void *sk_cuda_scratch(sk_cuda *c, size_t bytes)
 	c->scratch = NULL;
 	c->scratch_cap = 0;
 	size_t cap = bytes + bytes / 4;
+	const int failed_before = c->failed;
 	c->scratch = sk_cuda_alloc(c, cap, "the CUDA backend's scratch (bf16 operands of matrix products)");
+	if (!c->scratch && !failed_before) { // no room for the quarter more: what is asked
+		sk_cuda_check(c);
+		c->scratch = sk_cuda_alloc(c, cap = bytes, "the CUDA backend's scratch (bf16 operands of matrix products)");
+	}
 	if (c->scratch)
 		c->scratch_cap = cap;
 	return c->scratch;

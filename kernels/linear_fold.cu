@@ -71,13 +71,13 @@ __global__ static void k_rows_to_bf16(const float *__restrict__ x, int64_t n, in
 void sk_cuda_rows_to_bf16(sk_cuda *c, const float *x, int64_t n, int64_t cols, int64_t ldx, __nv_bfloat16 *y,
                          int64_t ldy)
 {
+	if (n <= 0 || cols <= 0)
+		return;
 	int v4 = cols % 4 == 0 && ldx % 4 == 0 && ldy % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)y & 7) == 0;
 	int64_t per = v4 ? 4 : 1, th = (cols + per - 1) / per;
 	// narrow rows (dt's eight columns) take a warp a row, not a block of mostly idle threads
 	unsigned block = th >= 256 ? 256 : (unsigned)((th + 31) / 32 * 32);
 	dim3 grid((unsigned)((th + block - 1) / block), (unsigned)(n < 65535 ? n : 65535));
-	if (n <= 0 || cols <= 0)
-		return;
 	if (v4)
 		sk_launch(c, k_rows_to_bf16<true>, grid, block, 0, x, n, cols, ldx, y, ldy);
 	else

@@ -705,13 +705,23 @@ static void check_kept_outputs(const char *model, float dropout)
  * when out of memory. */
 static size_t alloc_limit;
 static void *(*real_alloc)(sk_backend *be, size_t bytes, const char *what);
+static int alloc_refused;
 static void *limited_alloc(sk_backend *be, size_t bytes, const char *what)
 {
 	if (bytes > alloc_limit) {
+		alloc_refused++;
 		sk_fail("out of memory: %zu bytes for %s (test limit %zu)", bytes, what, alloc_limit);
 		return NULL;
 	}
 	return real_alloc(be, bytes, what);
+}
+
+/* 16 GiB of device memory, 1 MiB of it free */
+static void tight_mem_info(sk_backend *be, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+	(void)be;
+	*free_bytes = (uint64_t)1 << 20;
+	*total_bytes = (uint64_t)16 << 30;
 }
 
 /* Without room for the kept outputs, a checkpointed pass computes every
@@ -763,6 +773,21 @@ static void check_kept_outputs_give_way(void)
 	sk_lora_zero_grad(l);
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lk, &n) == 0);
 	CHECK(m->ws.cap > all_ws);
+	/* a device that reports too little free memory for the kept outputs and
+	 * what a pass takes beside them: planned without them from the start,
+	 * no allocation tried, and the kept plan's workspace given back */
+	ops.mem_info = tight_mem_info;
+	alloc_limit = all_ws;
+	alloc_refused = 0;
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lk, &n) == 0);
+	float *tight = grads_flat(l, &nk);
+	CHECK(alloc_refused == 0);
+	CHECK(m->ws.cap == all_ws);
+	CHECK(lk == la);
+	CHECK(all && tight && na == nk && memcmp(all, tight, na * sizeof *all) == 0);
+	free(tight);
+	alloc_limit = (size_t)-1;
 	m->be->ops = cpu_ops;
 	free(all);
 	free(kept);

@@ -24,9 +24,13 @@ static cuda_be *cb(sk_backend *be)
 	return be->impl;
 }
 
+/* The context's failure as the op's error; the context is then clear, so
+ * that the next op does not report this one as its own. */
 int sk_cuda_be_fail(sk_backend *be)
 {
-	return sk_fail("%s", sk_cuda_error(cb(be)->c));
+	int rc = sk_fail("%s", sk_cuda_error(cb(be)->c));
+	sk_cuda_check(cb(be)->c);
+	return rc;
 }
 
 #define fail_cuda sk_cuda_be_fail

@@ -66,8 +66,8 @@ typedef struct {
 
 /* Outputs a training forward may keep per layer, and what computing the
  * layer again then skips: down's output f (the down product), attention's
- * output att and o_proj's o (attention and the o product), LAuReL's lr and
- * lam0 (its two products), the per-layer input's pg0 and psi0 (its two
+ * output att and o_proj's o (attention and the o product), LAuReL's lam0
+ * (its two products: the backward does not read lr), the per-layer input's pg0 and psi0 (its two
  * products and the streams' update, which the backward does not read). */
 enum { SK_KEEP_DOWN = 1, SK_KEEP_ATTN = 2, SK_KEEP_LAUREL = 4, SK_KEEP_PLE = 8 };
 
@@ -95,6 +95,8 @@ sk_rope_cfg sk_gemma_layer_rope(const sk_config *c, const sk_layer *L);
 /* Makes the model's workspace (backend memory) hold at least need bytes and
  * resets it. 0 or -1. */
 int sk_model_workspace(sk_model *m, size_t need);
+/* Frees the workspace, so that a smaller one takes only what it needs. */
+void sk_model_workspace_release(sk_model *m);
 /* Makes the model's host staging arena (index arrays before their upload)
  * hold at least need bytes and resets it. 0 or -1. */
 int sk_model_host_stage(sk_model *m, size_t need);

@@ -489,18 +489,33 @@ int sk_model_workspace(sk_model *m, size_t need)
 	}
 	if (m->be->ops->record_drop) /* recordings name the old buffers */
 		m->be->ops->record_drop(m->be);
+	size_t want = need;
 	if (m->ws.base) {
 		/* grown again (training sequences of every length): a quarter more,
 		 * so that the next longer batch does not free and allocate again */
 		m->be->ops->free(m->be, m->ws.base);
-		need += need / 4;
+		want += need / 4;
 	}
 	memset(&m->ws, 0, sizeof m->ws);
-	void *p = m->be->ops->alloc(m->be, need, _("the activations workspace"));
+	void *p = m->be->ops->alloc(m->be, want, _("the activations workspace"));
+	if (!p && want > need) { /* no room for the quarter more: what is needed */
+		sk_error_clear();
+		p = m->be->ops->alloc(m->be, want = need, _("the activations workspace"));
+	}
 	if (!p)
 		return -1;
-	sk_arena_adopt(&m->ws, p, need);
+	sk_arena_adopt(&m->ws, p, want);
 	return 0;
+}
+
+void sk_model_workspace_release(sk_model *m)
+{
+	if (!m->ws.base)
+		return;
+	if (m->be->ops->record_drop)
+		m->be->ops->record_drop(m->be);
+	m->be->ops->free(m->be, m->ws.base);
+	memset(&m->ws, 0, sizeof m->ws);
 }
 
 int sk_model_recorded_kernels(const sk_model *m)

@@ -104,15 +104,14 @@ static int64_t kept_layout(const sk_config *c, unsigned keep, int64_t N, float *
 {
 	sk_layer_acts dummy, *r = rec ? rec : &dummy;
 	int64_t H = c->hidden_size, qd = (int64_t)c->num_heads * c->head_dim;
-	int64_t P = c->hidden_size_per_layer_input, R = c->laurel_rank;
+	int64_t P = c->hidden_size_per_layer_input;
 	const struct {
 		unsigned bit;
 		float **at;
 		int64_t n;
 	} parts[] = {
-		{ SK_KEEP_DOWN, &r->f, N * H },    { SK_KEEP_ATTN, &r->o, N * H },      { SK_KEEP_ATTN, &r->att, N * qd },
-		{ SK_KEEP_LAUREL, &r->lr, N * R }, { SK_KEEP_LAUREL, &r->lam0, N * H }, { SK_KEEP_PLE, &r->pg0, N * P },
-		{ SK_KEEP_PLE, &r->psi0, N * H },
+		{ SK_KEEP_DOWN, &r->f, N * H },      { SK_KEEP_ATTN, &r->o, N * H }, { SK_KEEP_ATTN, &r->att, N * qd },
+		{ SK_KEEP_LAUREL, &r->lam0, N * H }, { SK_KEEP_PLE, &r->pg0, N * P }, { SK_KEEP_PLE, &r->psi0, N * H },
 	};
 	int64_t n = 0;
 	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
@@ -123,6 +122,26 @@ static int64_t kept_layout(const sk_config *c, unsigned keep, int64_t N, float *
 		n += (parts[i].n + 63) & ~(int64_t)63; /* each part 256-byte aligned */
 	}
 	return n;
+}
+
+/* Device memory a pass with kept outputs leaves free beyond its workspace,
+ * for what it takes as it runs: the largest op's scratch (the gated GELU's
+ * backward into bf16 rows, the attention of a pass's sequences), the LoRA
+ * intermediates, the weight cache's copies. */
+#define KEEP_HEADROOM ((uint64_t)1 << 30)
+
+/* Whether a workspace of need bytes leaves KEEP_HEADROOM free, on a backend
+ * that reports its memory (else yes: the allocation will tell). The
+ * workspace held now counts as free: a larger one replaces it. */
+static int room_for(const sk_model *m, size_t need)
+{
+	uint64_t fr = 0, total = 0;
+	if (!m->be->ops->mem_info)
+		return 1;
+	m->be->ops->mem_info(m->be, &fr, &total);
+	if (total == 0)
+		return 1;
+	return fr + (m->ws.base ? m->ws.cap : 0) >= (uint64_t)need + KEEP_HEADROOM;
 }
 
 /* The reused record's kept outputs at layer l's buffers. */
@@ -164,8 +183,8 @@ static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_
 		r.modal1 = n3 ? FL(N * A) : NULL;
 		r.p = n3 ? FL(A * N * H) : NULL;
 		r.nrm = FL(N * H);
-		r.lr = n3 && !(keep & SK_KEEP_LAUREL) ? FL(N * R) : NULL; /* kept: point_kept places them */
-		r.lam0 = n3 && !(keep & SK_KEEP_LAUREL) ? FL(N * H) : NULL;
+		r.lr = n3 ? FL(N * R) : NULL; /* the backward reads lam0 only: lr is never kept */
+		r.lam0 = n3 && !(keep & SK_KEEP_LAUREL) ? FL(N * H) : NULL; /* kept: point_kept places it */
 		r.q0 = FL(N * qd);
 		r.q = FL(N * qd);
 		r.k0 = FL(N * kvd);
@@ -575,7 +594,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	int keep16 = o->keep_bf16 && want_grad && n_rec == 1 && w.ops->to_bf16 && w.ops->from_bf16;
 	unsigned keep = keep_mask(c, o, n_rec, want_grad);
 	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
-	if (sk_model_workspace(m, meas.peak + 64) != 0) {
+	if ((keep && !room_for(m, meas.peak + 64)) || sk_model_workspace(m, meas.peak + 64) != 0) {
 		if (!keep)
 			return -1;
 		/* no room for the kept outputs: every product computed again instead (the same
@@ -585,6 +604,8 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 		sk_arena_init_measure(&hmeas);
 		plan_ints(&hmeas, N, n_out, &h);
 		plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
+		if (m->ws.cap > meas.peak + meas.peak / 4) /* a kept plan's: give the rest back */
+			sk_model_workspace_release(m);
 		if (sk_model_workspace(m, meas.peak + 64) != 0)
 			return -1;
 		sk_error_clear();
