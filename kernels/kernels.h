@@ -316,6 +316,14 @@ void sk_cuda_xent_chunk(sk_cuda *c, float *z, int64_t n, int64_t cw, int64_t col
                         float *mx, float *se, float *lab);
 void sk_cuda_xent_chunk_grad(sk_cuda *c, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
                              const int32_t *labels, const float *lse, const float *coef);
+/* The LM head's two passes over V rows of the bf16 table E in chunks of cw
+ * columns through z [n][cw] (head_loss.cu): the xent_chunk state of every
+ * chunk, and dhn (overwritten) = Σ over the chunks of their gradient · E.
+ * 1 done, 0 not taken (nothing written), -1 error. */
+int sk_cuda_head_lse(sk_cuda *c, const sk_cuda_weight *E, int64_t V, const float *hn, int64_t n, int64_t cw,
+                     float cap, const int32_t *labels, float *z, float *mx, float *se, float *lab);
+int sk_cuda_head_grad(sk_cuda *c, const sk_cuda_weight *E, int64_t V, const float *hn, int64_t n, int64_t cw,
+                      float cap, const int32_t *labels, const float *lse, const float *coef, float *z, float *dhn);
 
 /* ---- Sampling (engine/backend/backend.h's sk_sample_row, same layout) ---- */
 

@@ -395,6 +395,79 @@ TEST(xent_chunks_match_cpu)
 	xent_case(30.0f);
 }
 
+/* ---- the LM head's two passes in one call each (head_lse, head_grad) ---- */
+
+/* Against the loss's loop on the CPU: per chunk of columns, linear, then
+ * xent_chunk; then linear, xent_chunk_grad and linear_bwd adding to dhn.
+ * The GPU's passes multiply hn rounded to bf16: 2e-2. With SK_CUDA_EXACT=1
+ * they are not taken (the loop's fp32 ops run instead). */
+static void head_case(float cap)
+{
+	enum { N = 37, V = 1024, H = 64, CW = 256 };
+	const double B16 = 2e-2;
+	uint16_t *h;
+	sk_tensor tc, tg;
+	bf16_weight(V, H, &h, &tc, &tg);
+	float *hn = rnd(N * H, 10.0f), *z = malloc(N * CW * sizeof(float)), *dhn = malloc(N * H * sizeof(float));
+	int32_t labels[N];
+	float mx[N], se[N], lab[N], lse[N], coef[N];
+	for (int i = 0; i < N; i++) {
+		labels[i] = (i * 97 + 5) % V;
+		mx[i] = -INFINITY, se[i] = 0, lab[i] = 0;
+		coef[i] = 0.5f + 0.05f * (float)i;
+	}
+	int32_t *glab = dev(labels, sizeof labels);
+	float *ghn = dev_f(hn, N * H), *gmx = dev_f(mx, N), *gse = dev_f(se, N), *glb = dev_f(lab, N);
+	float *gz = poisoned(N * CW), *gdhn = poisoned(N * H);
+	sk_tensor t = tc;
+	for (int64_t c0 = 0; c0 < V; c0 += CW) {
+		t.shape[0] = V - c0 < CW ? V - c0 : CW;
+		t.data = h + c0 * H;
+		CHECK(cpu->ops->linear(cpu, &t, hn, N, z, NULL, NULL) == 0);
+		cpu->ops->xent_chunk(cpu, z, N, t.shape[0], c0, cap, labels, mx, se, lab);
+	}
+	for (int i = 0; i < N; i++)
+		lse[i] = (float)((double)mx[i] + log((double)se[i]));
+	memset(dhn, 0, N * H * sizeof(float));
+	for (int64_t c0 = 0; c0 < V; c0 += CW) {
+		t.shape[0] = V - c0 < CW ? V - c0 : CW;
+		t.data = h + c0 * H;
+		CHECK(cpu->ops->linear(cpu, &t, hn, N, z, NULL, NULL) == 0);
+		cpu->ops->xent_chunk_grad(cpu, z, N, t.shape[0], c0, cap, labels, lse, coef);
+		CHECK(cpu->ops->linear_bwd(cpu, &t, z, N, dhn, 1) == 0);
+	}
+	const char *ex = getenv("SK_CUDA_EXACT");
+	int want = ex && strcmp(ex, "1") == 0 ? 0 : 1;
+	float *glse = dev_f(lse, N), *gcoef = dev_f(coef, N);
+	CHECK(gpu->ops->head_lse != NULL && gpu->ops->head_grad != NULL);
+	if (gpu->ops->head_lse && gpu->ops->head_grad) {
+		int r1 = gpu->ops->head_lse(gpu, &tg, V, ghn, N, CW, cap, glab, gz, gmx, gse, glb);
+		int r2 = gpu->ops->head_grad(gpu, &tg, V, ghn, N, CW, cap, glab, glse, gcoef, gz, gdhn);
+		printf("# head passes cap %g: %s\n", (double)cap, r1 == 1 && r2 == 1 ? "taken" : "not taken");
+		CHECK(r1 == want && r2 == want);
+		if (r1 == 1 && r2 == 1) {
+			char what[96];
+			snprintf(what, sizeof what, "head_lse cap %g: running max", (double)cap);
+			expect(what, gmx, mx, N, B16);
+			snprintf(what, sizeof what, "head_lse cap %g: sum of exponentials", (double)cap);
+			expect(what, gse, se, N, B16);
+			snprintf(what, sizeof what, "head_lse cap %g: label logits", (double)cap);
+			expect(what, glb, lab, N, B16);
+			snprintf(what, sizeof what, "head_grad cap %g: dhn", (double)cap);
+			expect(what, gdhn, dhn, N * H, B16);
+		}
+	}
+	dfree(glab), dfree(ghn), dfree(gmx), dfree(gse), dfree(glb), dfree(gz), dfree(gdhn), dfree(glse), dfree(gcoef);
+	free(h), free(hn), free(z), free(dhn);
+}
+
+TEST(head_passes_match_cpu)
+{
+	NEED_GPU();
+	head_case(0.0f);
+	head_case(30.0f);
+}
+
 /* ---- dx (+)= dy · W ---- */
 
 static void linear_bwd_case(const char *label, const sk_tensor *tc, const sk_tensor *tg, int64_t n, int accumulate)
@@ -803,6 +876,7 @@ int main(void)
 	RUN(rescale_rms_bwd_matches_cpu);
 	RUN(altup_bwd_matches_cpu);
 	RUN(xent_chunks_match_cpu);
+	RUN(head_passes_match_cpu);
 	RUN(linear_bwd_bf16_and_nf4_match_cpu);
 	RUN(lora_fwd_bwd_with_dropout_match_cpu);
 	RUN(linear_lora_fwd_bwd_match_cpu);

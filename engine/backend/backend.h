@@ -397,6 +397,17 @@ typedef struct {
 	 * from the raw chunk z and each row's logsumexp lse. */
 	void (*xent_chunk_grad)(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
 	                        const int32_t *labels, const float *lse, const float *coef);
+	/* Optional: the loss's two passes over the vocabulary (rows 0..V-1 of
+	 * the head's table, in chunks of cw columns through z [n][cw]) in one
+	 * call each: head_lse leaves every chunk's xent_chunk state in mx, se,
+	 * lab; head_grad writes dhn [n][H] = Σ over the chunks of
+	 * xent_chunk_grad's z · E_chunk. 1 done, 0 not taken (nothing written:
+	 * the loss runs its chunks through linear, xent_chunk and linear_bwd),
+	 * -1 error. */
+	int (*head_lse)(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+	                float cap, const int32_t *labels, float *z, float *mx, float *se, float *lab);
+	int (*head_grad)(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+	                 float cap, const int32_t *labels, const float *lse, const float *coef, float *z, float *dhn);
 } sk_backend_ops;
 
 struct sk_backend {

@@ -225,3 +225,23 @@ void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw,
 {
 	PROF(be, "xent_chunk_grad", sk_cuda_xent_chunk_grad(ctx(be), z, n, cw, col0, cap, labels, lse, coef));
 }
+
+int sk_cuda_op_head_lse(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+                        float cap, const int32_t *labels, float *z, float *mx, float *se, float *lab)
+{
+	const sk_cuda_weight *E = embed->device == SK_DEVICE_CUDA ? embed->data : NULL;
+	int r = 0;
+	if (E)
+		PROF(be, "head_lse", r = sk_cuda_head_lse(ctx(be), E, V, hn, n, cw, cap, labels, z, mx, se, lab));
+	return r < 0 ? sk_cuda_be_fail(be) : r;
+}
+
+int sk_cuda_op_head_grad(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+                         float cap, const int32_t *labels, const float *lse, const float *coef, float *z, float *dhn)
+{
+	const sk_cuda_weight *E = embed->device == SK_DEVICE_CUDA ? embed->data : NULL;
+	int r = 0;
+	if (E)
+		PROF(be, "head_grad", r = sk_cuda_head_grad(ctx(be), E, V, hn, n, cw, cap, labels, lse, coef, z, dhn));
+	return r < 0 ? sk_cuda_be_fail(be) : r;
+}

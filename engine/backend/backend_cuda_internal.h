@@ -118,6 +118,11 @@ void sk_cuda_op_xent_chunk(sk_backend *be, float *z, int64_t n, int64_t cw, int6
                            const int32_t *labels, float *mx, float *se, float *lab);
 void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw, int64_t col0, float cap,
                                 const int32_t *labels, const float *lse, const float *coef);
+int sk_cuda_op_head_lse(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+                        float cap, const int32_t *labels, float *z, float *mx, float *se, float *lab);
+int sk_cuda_op_head_grad(sk_backend *be, const sk_tensor *embed, int64_t V, const float *hn, int64_t n, int64_t cw,
+                         float cap, const int32_t *labels, const float *lse, const float *coef, float *z,
+                         float *dhn);
 
 /* The table entries, for backend_cuda.c's cuda_ops initializer. */
 #define SK_CUDA_BACKWARD_OPS                                                                                   \
@@ -130,6 +135,7 @@ void sk_cuda_op_xent_chunk_grad(sk_backend *be, float *z, int64_t n, int64_t cw,
 	.gated_bwd = sk_cuda_op_gated_bwd,                                                                      \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
 	.altup_predict_bwd = sk_cuda_op_altup_predict_bwd, .altup_correct_bwd = sk_cuda_op_altup_correct_bwd,    \
-	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad
+	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad,                      \
+	.head_lse = sk_cuda_op_head_lse, .head_grad = sk_cuda_op_head_grad
 
 #endif

@@ -3,7 +3,10 @@
  * logits computed, softcapped and folded into a per-row online logsumexp;
  * for the gradient a second pass recomputes each chunk, turns it into
  * (softmax − onehot) · softcap' and accumulates dh = dz · E_chunk. Only
- * one [rows, chunk] buffer ever exists. */
+ * one [rows, chunk] buffer ever exists. A backend may take either pass
+ * whole (head_lse, head_grad: the GPU's converts hn to bf16 once a pass
+ * and writes each chunk's gradient straight into its product's bf16
+ * operand); the loop below is the reference and the fallback. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +80,11 @@ int sk_loss_head(sk_model *m, const sk_backend_ops *ops, const float *hn, const 
 	    ops->upload(m->be, w->lab, hlab, (size_t)n * sizeof(float)) != 0)
 		goto out;
 	sk_tensor t;
-	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
+	int done = ops->head_lse ? ops->head_lse(m->be, &m->embed, V, hn, n, w->cw, cap, labels, w->z, w->mx, w->se, w->lab)
+	                         : 0;
+	if (done < 0)
+		goto out;
+	for (int64_t c0 = 0; !done && c0 < V; c0 += w->cw) {
 		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
 		if (head_chunk(m, ops, c0, cw, &t) != 0 || ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
 			goto out;
@@ -106,8 +113,13 @@ int sk_loss_head(sk_model *m, const sk_backend_ops *ops, const float *hn, const 
 	if (ops->upload(m->be, w->lse, hmx, (size_t)n * sizeof(float)) != 0 ||
 	    ops->upload(m->be, w->coef, hse, (size_t)n * sizeof(float)) != 0)
 		goto out;
-	ops->zero(m->be, dhn, n * H);
-	for (int64_t c0 = 0; c0 < V; c0 += w->cw) {
+	done = ops->head_grad ? ops->head_grad(m->be, &m->embed, V, hn, n, w->cw, cap, labels, w->lse, w->coef, w->z, dhn)
+	                      : 0;
+	if (done < 0)
+		goto out;
+	if (!done)
+		ops->zero(m->be, dhn, n * H);
+	for (int64_t c0 = 0; !done && c0 < V; c0 += w->cw) {
 		int64_t cw = V - c0 < w->cw ? V - c0 : w->cw;
 		if (head_chunk(m, ops, c0, cw, &t) != 0 || ops->linear(m->be, &t, hn, n, w->z, NULL, NULL) != 0)
 			goto out;
