@@ -135,6 +135,9 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// a kept copy's scale·B columns reused while the pair is unchanged: the forward computed
 	// again under checkpointing and the backward skip folding B (SK_CUDA_KEEP_B=0: off)
 	c->keep_b = !env_is("SK_CUDA_KEEP_B", "0");
+	// the LM head's two passes in one call each (head_loss.cu; SK_CUDA_HEAD_PASSES=0: the loss's
+	// chunk loop); never with fp32 products
+	c->head_passes = !c->exact && !env_is("SK_CUDA_HEAD_PASSES", "0");
 	// timing a product class's first heuristic candidates (opt-in: run 12 measured 1.007x at
 	// fixed lengths, and the tuning costs more than that at a dataset's varied ones)
 	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;

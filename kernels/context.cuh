@@ -113,6 +113,7 @@ struct sk_cuda {
 	int keep_b;             // (SK_CUDA_KEEP_B=0: off) a kept copy's scale·B columns reused while the pair is unchanged (weight_cache.cu)
 	int lora_dx_fold;       // (SK_CUDA_LORA_DX_FOLD=0: off) the LoRA rank-r update of dx as rows of dx's product (linear_bwd.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear_bwd.cu)
+	int head_passes;        // (SK_CUDA_HEAD_PASSES=0: off) the LM head's passes in one call each (head_loss.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
 	sk_cuda_wcache_entry wcache[SK_CUDA_WCACHE_MAX];

@@ -113,7 +113,7 @@ __global__ static void k_head_grad(const float *__restrict__ z, int64_t n, int64
 // widths the bf16 products and the four-column kernels align
 static int head_takes(const sk_cuda *c, const sk_cuda_weight *E, int64_t V, int64_t n, int64_t cw)
 {
-	return !c->exact && E && E->kind == SK_CUDA_W_BF16 && ((uintptr_t)E->bf16 & 15) == 0 && E->rows >= V &&
+	return c->head_passes && E && E->kind == SK_CUDA_W_BF16 && ((uintptr_t)E->bf16 & 15) == 0 && E->rows >= V &&
 	       E->cols % 8 == 0 && V % 8 == 0 && cw % 8 == 0 && cw > 0 && n > 0;
 }
 

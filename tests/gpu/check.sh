@@ -53,9 +53,10 @@ run test_cuda_backward_apart env SK_CUDA_PDL=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_T
 # products on TF32 (run 12's default, bf16 since run 14), a pass's sequences one at a time, and
 # AltUp predict's backward over a row several times (the general kernel)
 run test_cuda_backward_run13_off env SK_CUDA_LORA_DX_FOLD=0 SK_CUDA_KEEP_B=0 "$test_cuda_backward"
-# (and the gated GELU's backward apart from gate's and up's, run 15's default)
+# (and the gated GELU's backward apart from gate's and up's, and the LM head's chunks one op at
+# a time, defaults built after run 14)
 run test_cuda_backward_run14_off env SK_CUDA_ATTN_BF16=0 SK_CUDA_ATTN_SPANS=0 SK_CUDA_ALTUP_ONE_PASS=0 \
-	SK_CUDA_GATED_BWD=0 "$test_cuda_backward"
+	SK_CUDA_GATED_BWD=0 SK_CUDA_HEAD_PASSES=0 "$test_cuda_backward"
 # training attention through the tiled kernels (matrix products are the default)
 run test_cuda_backward_tiled env SK_CUDA_ATTN_GEMM=0 "$test_cuda_backward"
 run test_cuda_backward_gemm_reference env SK_CUDA_GEMM=reference "$test_cuda_backward"
@@ -66,7 +67,8 @@ run test_cuda_train "$test_cuda_train"
 # time, every product of a checkpointed layer computed again (its kept outputs are the default):
 # the same bounds
 run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_ATTN_TF32=0 SK_CUDA_ATTN_GROUPED=0 \
-	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 SK_TRAIN_RECOMPUTE_ALL=1 "$test_cuda_train"
+	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 SK_TRAIN_RECOMPUTE_ALL=1 SK_CUDA_HEAD_PASSES=0 \
+	SK_CUDA_GATED_BWD=0 "$test_cuda_train"
 run test_cuda_train_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
