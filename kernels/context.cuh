@@ -17,7 +17,7 @@
 // A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
 // A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
 // operands bf16 (bf16 1) or fp32 (0; 2: fp32 rounded to TF32 on the tensor
-// cores), fp32 accumulation. align: the smallest alignment of
+// cores), fp32 accumulation; bf16 3: bf16 operands and a bf16 D. align: the smallest alignment of
 // the pointers (set by sk_cuda_matmul). batch > 1: that many products, the
 // i-th at A + i·sa, B + i·sb, D + i·sd (elements; a stride may be 0).
 typedef struct {
@@ -113,6 +113,7 @@ struct sk_cuda {
 	int keep_b;             // (SK_CUDA_KEEP_B=0: off) a kept copy's scale·B columns reused while the pair is unchanged (weight_cache.cu)
 	int lora_dx_fold;       // (SK_CUDA_LORA_DX_FOLD=0: off) the LoRA rank-r update of dx as rows of dx's product (linear_bwd.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear_bwd.cu)
+	int mlp_fused;          // SK_CUDA_MLP_FUSED=1: a first forward's gated MLP in one op, its inside bf16 (gated_mlp.cu)
 	int head_passes;        // (SK_CUDA_HEAD_PASSES=0: off) the LM head's passes in one call each (head_loss.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)
@@ -145,6 +146,8 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p);
 // all entries forgotten (and with free_buffers, freed).
 void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit);
 const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes);
+// key's entry forgotten (its buffer kept for reuse): a get whose buffer was not filled
+void sk_cuda_wcache_forget(sk_cuda *c, const void *key);
 void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers);
 // Whether key's kept copy holds the pair l (scale·B, and A's rows when with_a)
 // as it is now: folded since any write to it; the record that it was just
@@ -168,14 +171,14 @@ const float *sk_cuda_lora_t(sk_cuda *c, const sk_cuda_lora *l, const float *x, i
 void sk_cuda_lora_dx(sk_cuda *c, const sk_cuda_lora *l, int64_t n, float p, uint64_t seed, const float *dt, int ld,
                      float *dx);
 // D = alpha op(A) op(B) + beta D (gemm.cu). 0, or -1 with the failure recorded.
-int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D);
+int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, void *D);
 // Under SK_CUDA_PROFILE=kernels, the GPU time since the last mark inside an op goes to what.
 void sk_cuda_prof_part(sk_cuda *c, const char *what);
 // The same product by a plain kernel of ours, one output a thread (slow):
 // for compute-sanitizer's racecheck, which cannot run cuBLASLt's Hopper
 // kernels, and as a second opinion on the plans' layouts.
 int sk_cuda_matmul_reference(sk_cuda *c, const sk_cuda_gemm_shape *s, float alpha, const void *A, const void *B,
-                             float beta, float *D);
+                             float beta, void *D);
 // RoPE in place (sign 1) or its inverse rotation (sign -1), elementwise.cu.
 void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, const int32_t *pos, float theta,
                          float factor, float sign);

@@ -89,7 +89,8 @@ static int find_slot(sk_cuda *c, const sk_cuda_gemm_shape *s, int slots, int alg
 static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 {
 	cublasOperation_t ta = s->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-	cudaDataType_t ab = s->bf16 == 1 ? CUDA_R_16BF : CUDA_R_32F;
+	cudaDataType_t ab = s->bf16 == 1 || s->bf16 == 3 ? CUDA_R_16BF : CUDA_R_32F;
+	cudaDataType_t dt = s->bf16 == 3 ? CUDA_R_16BF : CUDA_R_32F;
 	cublasComputeType_t ct = s->bf16 == 2 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 	// stored shapes: A is (m x k) or, transposed, (k x m); B (k x n) or (n x k)
 	if (sk_lt.cublasLtMatmulDescCreate(&p->op, ct, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
@@ -101,7 +102,7 @@ static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 	            CUBLAS_STATUS_SUCCESS ||
 	    sk_lt.cublasLtMatrixLayoutCreate(&p->b, ab, s->tb ? s->n : s->k, s->tb ? s->k : s->n, s->ldb) !=
 	            CUBLAS_STATUS_SUCCESS ||
-	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, s->m, s->n, s->ldd) != CUBLAS_STATUS_SUCCESS)
+	    sk_lt.cublasLtMatrixLayoutCreate(&p->d, dt, s->m, s->n, s->ldd) != CUBLAS_STATUS_SUCCESS)
 		return -1;
 	if (s->batch > 1) {
 		int32_t nb = s->batch;
@@ -129,7 +130,7 @@ static int make_descriptors(sk_cuda_gemm_plan *p, const sk_cuda_gemm_shape *s)
 #define SPLIT_MAX_OUT (1ll << 22) // outputs of a product (m·n) that may be split over k
 #define SPLIT_MIN_K 4096
 static float time_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulAlgo_t *algo, const void *A,
-                       const void *B, float *D, cudaEvent_t e0, cudaEvent_t e1)
+                       const void *B, void *D, cudaEvent_t e0, cudaEvent_t e1)
 {
 	const float one = 1.0f, zero = 0.0f;
 	for (int i = 0; i <= TUNE_RUNS; i++) {
@@ -291,7 +292,7 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
 	memset(p, 0, sizeof *p);
 }
 
-int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, float *D)
+int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, void *D)
 {
 	if (s.m <= 0 || s.n <= 0)
 		return 0;
@@ -301,10 +302,10 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 	if ((t = align_of(D)) < al)
 		al = t;
 	if (s.batch > 1) { // every product of the batch starts at its stride's alignment too
-		size_t el = s.bf16 == 1 ? 2 : 4;
+		const int64_t el = s.bf16 == 1 || s.bf16 == 3 ? 2 : 4, eld = s.bf16 == 3 ? 2 : 4;
 		const int64_t st[3] = { s.sa, s.sb, s.sd };
 		for (int i = 0; i < 3; i++)
-			if (st[i] && (t = align_of((const void *)(uintptr_t)(st[i] * (int64_t)(i < 2 ? el : 4)))) < al)
+			if (st[i] && (t = align_of((const void *)(uintptr_t)(st[i] * (i < 2 ? el : eld)))) < al)
 				al = t;
 	} else {
 		s.batch = 1, s.sa = s.sb = s.sd = 0;
@@ -317,7 +318,7 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 	sk_cuda_gemm_plan *p = plan_for(c, &s, A, B);
 	if (!p) {
 		sk_cuda_fail(c, "cuBLASLt has no algorithm for a %lld x %lld x %lld product (%s)", (long long)s.m,
-		             (long long)s.n, (long long)s.k, s.bf16 == 1 ? "bf16" : s.bf16 ? "tf32" : "fp32");
+		             (long long)s.n, (long long)s.k, s.bf16 == 1 || s.bf16 == 3 ? "bf16" : s.bf16 ? "tf32" : "fp32");
 		return -1;
 	}
 	cublasStatus_t st = sk_lt.cublasLtMatmul(c->lt, p->op, &alpha, A, p->a, B, p->b, &beta, D, p->d, D, p->d,
@@ -329,6 +330,8 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
 		return -1;
 	}
-	sk_cuda_prof_part(c, s.bf16 == 1 ? "cuBLASLt bf16 product" : s.bf16 ? "cuBLASLt tf32 product" : "cuBLASLt fp32 product");
+	sk_cuda_prof_part(c, s.bf16 == 1 || s.bf16 == 3 ? "cuBLASLt bf16 product"
+	                     : s.bf16                     ? "cuBLASLt tf32 product"
+	                                                  : "cuBLASLt fp32 product");
 	return 0;
 }

@@ -275,6 +275,20 @@ typedef struct {
 	float *dx;
 } sk_cuda_gated_bwd;
 int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a);
+/* Training's gated MLP, y [n][H] = down(gelu(gate(x)) ⊙ up(x)) with the
+ * three projections' LoRA pairs (w, l: gate, up, down), for a forward whose
+ * gate, up and gated outputs nothing reads again (gated_mlp.cu): those stay
+ * bf16 in the scratch. 1 done, 0 not taken (SK_CUDA_MLP_FUSED unset,
+ * dropout, a shape or a weight it does not take; nothing written), -1 error. */
+typedef struct {
+	const sk_cuda_weight *w[3];
+	const sk_cuda_lora *l[3];
+	const float *x;
+	int64_t n;
+	float dropout, sparsity_z;
+	float *y;
+} sk_cuda_gated_mlp;
+int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a);
 /* dx[n][w->cols] (+)= dy[n][w->rows] · W. */
 int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx, int accumulate);
 void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,

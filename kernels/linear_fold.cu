@@ -179,6 +179,30 @@ void sk_cuda_fold_xt(sk_cuda *c, const float *x, const float *A, int64_t n, int6
 		sk_launch(c, k_fold_xt<false>, blocks, 256, 0, x, A, n, in, r, xh, th, ldt);
 }
 
+int sk_cuda_fold_weight_fill(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, __nv_bfloat16 *wh, int kept,
+                             const float *a_rows)
+{
+	int64_t out = w->rows, in = w->cols, K = in + FOLD_COLS;
+	if (!kept) {
+		if (w->kind == SK_CUDA_W_NF4)
+			sk_cuda_nf4_to_bf16(c, w, 0, out * in, in, K, wh);
+		else
+			sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
+		if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
+			return -1;
+	}
+	// scale·B's columns (and A's rows) are already in a kept copy this pair was folded into since
+	// its last change: a forward computed again under checkpointing skips them
+	if (!kept || !c->keep_b || !sk_cuda_wcache_lora_current(c, w->packed, l, a_rows != NULL)) {
+		sk_cuda_fold_b(c, l->B, l->scale, out, in, l->r, a_rows, wh);
+		if (sk_cuda_launched(c, "fold: scale B columns") != 0)
+			return -1;
+		if (w->kind == SK_CUDA_W_NF4)
+			sk_cuda_wcache_lora_folded(c, w->packed, l, a_rows != NULL);
+	}
+	return 0;
+}
+
 extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, const float *x, int64_t n, float *y,
                                         const sk_cuda_lora *l, float dropout, uint64_t seed)
 {
@@ -213,23 +237,8 @@ extern "C" int sk_cuda_linear_lora_fold(sk_cuda *c, const sk_cuda_weight *w, con
 		sk_cuda_fold_x(c, x, t, n, in, l->r, xh);
 	if (sk_cuda_launched(c, "fold: [x | t] to bf16") != 0)
 		return -1;
-	if (!kept) {
-		if (w->kind == SK_CUDA_W_NF4)
-			sk_cuda_nf4_to_bf16(c, w, 0, out * in, in, K, wh);
-		else
-			sk_launch(c, k_copy_rows_bf16, sk_blocks(out * in, 256), 256, 0, w->bf16, out, in, (uint16_t *)wh);
-		if (sk_cuda_launched(c, "fold: weight to bf16") != 0)
-			return -1;
-	}
-	// scale·B's columns (and A's rows) are already in a kept copy this pair was folded into since
-	// its last change: a forward computed again under checkpointing skips them
-	if (!kept || !c->keep_b || !sk_cuda_wcache_lora_current(c, w->packed, l, a_rows != NULL)) {
-		sk_cuda_fold_b(c, l->B, l->scale, out, in, l->r, a_rows, wh);
-		if (sk_cuda_launched(c, "fold: scale B columns") != 0)
-			return -1;
-		if (w->kind == SK_CUDA_W_NF4)
-			sk_cuda_wcache_lora_folded(c, w->packed, l, a_rows != NULL);
-	}
+	if (sk_cuda_fold_weight_fill(c, w, l, wh, kept, a_rows) != 0)
+		return -1;
 	sk_cuda_gemm_shape sh = { out, n, K, K, K, out, 1, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, sh, 1.0f, wh, xh, 0.0f, y) == 0 ? 1 : -1;
 }

@@ -47,5 +47,11 @@ void sk_cuda_fold_b(sk_cuda *c, const float *B, float scale, int64_t out, int64_
 // written) and bf16(x Aᵀ) into th (rows of ldt) in one pass over x.
 void sk_cuda_fold_xt(sk_cuda *c, const float *x, const float *A, int64_t n, int64_t in, int r, __nv_bfloat16 *xh,
                      __nv_bfloat16 *th, int64_t ldt);
+// The bf16 rows [W | scale·B] of a training product in wh (rows of in +
+// FOLD_COLS), with A's rows after them when a_rows: the weight dequantized
+// (or copied) unless kept (wh is the weight cache's copy already), scale·B
+// folded unless the copy holds this pair's current columns. 0 or -1.
+int sk_cuda_fold_weight_fill(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, __nv_bfloat16 *wh, int kept,
+                             const float *a_rows);
 
 #endif

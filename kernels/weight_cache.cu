@@ -71,6 +71,15 @@ const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes)
 	return NULL;
 }
 
+void sk_cuda_wcache_forget(sk_cuda *c, const void *key)
+{
+	for (int i = 0; key && i < c->wcache_n; i++)
+		if (c->wcache[i].key == key) {
+			c->wcache[i].key = NULL;
+			c->wcache[i].lora_b = c->wcache[i].lora_a = NULL;
+		}
+}
+
 // Every entry forgotten (buffers kept for reuse); with free_buffers, freed too.
 void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers)
 {

@@ -864,6 +864,98 @@ TEST(gated_bwd_matches_cpu)
 	sk_lora_free(l);
 }
 
+/* ---- the gated MLP of a first forward in one op (gated_mlp, SK_CUDA_MLP_FUSED=1) ---- */
+
+static int env_set(const char *name)
+{
+	return getenv(name) != NULL;
+}
+
+/* Against the CPU's two folded products, gelu_mul_to and the down product
+ * with their LoRA branches: gate's, up's and the gated outputs are rounded
+ * to bf16 on the GPU besides the products' operands, 2e-2. Taken only under
+ * SK_CUDA_MLP_FUSED=1 (then it must be, unless another option turns off
+ * what it builds on); otherwise it must decline, writing nothing. */
+static void gated_mlp_case(sk_lora *l, int layer, int64_t n, float z)
+{
+	const sk_lora_pair *lp[3] = { sk_lora_get(l, layer, SK_LORA_GATE), sk_lora_get(l, layer, SK_LORA_UP),
+		                      sk_lora_get(l, layer, SK_LORA_DOWN) };
+	CHECK(lp[0] && lp[1] && lp[2] && gpu->ops->gated_mlp);
+	if (!lp[0] || !lp[1] || !lp[2] || !gpu->ops->gated_mlp)
+		return;
+	int64_t H = lp[0]->in, F = lp[0]->out;
+	size_t nx = (size_t)(n * H), nf = (size_t)(n * F);
+	sk_tensor tc[3], tg[3];
+	sk_nf4_tensor q[3];
+	for (int k = 0; k < 3; k++)
+		nf4_weight(k < 2 ? F : H, k < 2 ? H : F, &q[k], &tc[k], &tg[k]);
+	float *x = rnd(nx, 1.0f), *g = malloc(nf * sizeof(float)), *u = malloc(nf * sizeof(float));
+	float *zz = malloc(nf * sizeof(float)), *y = malloc(nx * sizeof(float));
+	/* the CPU: the separate ops */
+	CHECK(cpu->ops->linear(cpu, &tc[0], x, n, g, NULL, NULL) == 0 && cpu->ops->lora_fwd(cpu, lp[0], x, n, 0.0f, 0, g) == 0);
+	CHECK(cpu->ops->linear(cpu, &tc[1], x, n, u, NULL, NULL) == 0 && cpu->ops->lora_fwd(cpu, lp[1], x, n, 0.0f, 0, u) == 0);
+	memcpy(zz, g, nf * sizeof(float));
+	cpu->ops->gelu_mul(cpu, zz, u, F, n, F, z);
+	CHECK(cpu->ops->linear(cpu, &tc[2], zz, n, y, NULL, NULL) == 0 &&
+	      cpu->ops->lora_fwd(cpu, lp[2], zz, n, 0.0f, 0, y) == 0);
+	/* the GPU: the one op */
+	float *gx = dev_f(x, nx), *gy = poisoned(nx);
+	sk_gated_mlp a = { { &tg[0], &tg[1], &tg[2] }, { lp[0], lp[1], lp[2] }, gx, n, 0.0f, z, gy };
+	int done = gpu->ops->gated_mlp(gpu, &a);
+	const char *on = getenv("SK_CUDA_MLP_FUSED");
+	int want = on && !strcmp(on, "1") && !env_set("SK_CUDA_EXACT") && !env_set("SK_CUDA_WCACHE") &&
+	           !env_set("SK_CUDA_LORA_FOLD") && !env_set("SK_CUDA_FOLD_XT") && !env_set("SK_CUDA_LORA_DX_FOLD");
+	printf("# gated_mlp layer %d, %lld rows: %s\n", layer, (long long)n, done == 1 ? "taken" : "not taken");
+	CHECK(done >= 0);
+	if (want)
+		CHECK(done == 1);
+	if (!on)
+		CHECK(done == 0);
+	if (done == 1) {
+		char what[96];
+		snprintf(what, sizeof what, "gated_mlp layer %d, %lld rows%s: y", layer, (long long)n,
+		         z != 0 ? ", sparsity cutoff" : "");
+		expect(what, gy, y, nx, 2e-2);
+	}
+	/* a second call finds the weights' kept copies (and scale·B folded): the same result */
+	if (done == 1) {
+		dfree(gy);
+		gy = poisoned(nx);
+		a.y = gy;
+		CHECK(gpu->ops->gated_mlp(gpu, &a) == 1);
+		char what[96];
+		snprintf(what, sizeof what, "gated_mlp layer %d again (kept copies): y", layer);
+		expect(what, gy, y, nx, 2e-2);
+	}
+	dfree(gx), dfree(gy);
+	free(x), free(g), free(u), free(zz), free(y);
+	for (int k = 0; k < 3; k++)
+		sk_nf4_free(&q[k]);
+}
+
+TEST(gated_mlp_matches_cpu)
+{
+	NEED_GPU();
+	sk_config cfg;
+	CHECK(sk_config_from_json(sk_test_path("tests/fixtures/hf/tiny-gemma3n/config.json"), &cfg) == 0);
+	sk_lora *l = trainable_adapter(&cfg, 8, 80);
+	if (!l)
+		return;
+	CHECK(gpu->ops->train_begin(gpu, l) == 0);
+	gated_mlp_case(l, 0, 37, 1.6448536f); /* the cutoff of sparsity 0.95 */
+	gated_mlp_case(l, 2, 50, 0.0f);       /* an intermediate of 96 */
+	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+	sk_lora_free(l);
+	/* rank 3: t's columns past r are zero */
+	l = trainable_adapter(&cfg, 3, 81);
+	if (!l)
+		return;
+	CHECK(gpu->ops->train_begin(gpu, l) == 0);
+	gated_mlp_case(l, 1, 24, 0.0f);
+	CHECK(gpu->ops->train_begin(gpu, NULL) == 0);
+	sk_lora_free(l);
+}
+
 int main(void)
 {
 	rng = 0x9e3779b97f4a7c15ull;
@@ -881,6 +973,7 @@ int main(void)
 	RUN(lora_fwd_bwd_with_dropout_match_cpu);
 	RUN(linear_lora_fwd_bwd_match_cpu);
 	RUN(gated_bwd_matches_cpu);
+	RUN(gated_mlp_matches_cpu);
 	sk_backend_free(cpu);
 	sk_backend_free(gpu);
 	TEST_EXIT();

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/backend/backend_cpu_exact.h"
 #include "engine/error.h"
 #include "engine/model/lora.h"
 #include "engine/model/model.h"
@@ -753,7 +754,7 @@ static void check_kept_outputs_give_way(void)
 		sk_lora_free(l);
 		return;
 	}
-	sk_backend_ops ops = *m->be->ops;
+	sk_backend_ops ops = *sk_backend_cpu_exact_ops(); /* training's table, its allocations limited */
 	const sk_backend_ops *cpu_ops = m->be->ops;
 	alloc_limit = all_ws;
 	real_alloc = ops.alloc;
@@ -801,6 +802,94 @@ TEST(kept_outputs_match_recompute)
 	check_kept_outputs(GN, 0.25f);
 	check_kept_outputs(G3, 0.0f);
 	check_kept_outputs_give_way();
+}
+
+/* ---- a backend's gated_mlp op ---- */
+
+static const sk_backend_ops *mlp_cpu;
+static int mlp_calls;
+
+/* The gated MLP as one op made of the CPU's own, in the model's order:
+ * what a backend's fused op stands for (the GPU's rounds inside to bf16). */
+static int cpu_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
+{
+	if (a->dropout > 0.0f)
+		return 0;
+	int64_t n = a->rows, F = a->w[0]->shape[0];
+	float *g = malloc((size_t)(n * F) * sizeof *g), *u = malloc((size_t)(n * F) * sizeof *u);
+	float *z = malloc((size_t)(n * F) * sizeof *z);
+	int rc = -1;
+	if (!g || !u || !z || mlp_cpu->linear(be, a->w[0], a->x, n, g, NULL, NULL) != 0 ||
+	    mlp_cpu->lora_fwd(be, a->l[0], a->x, n, 0.0f, 0, g) != 0 ||
+	    mlp_cpu->linear(be, a->w[1], a->x, n, u, NULL, NULL) != 0 ||
+	    mlp_cpu->lora_fwd(be, a->l[1], a->x, n, 0.0f, 0, u) != 0)
+		goto out;
+	mlp_cpu->scale(be, g, n * F, 1.0f, z);
+	mlp_cpu->gelu_mul(be, z, u, F, n, F, a->sparsity_z);
+	if (mlp_cpu->linear(be, a->w[2], z, n, a->y, NULL, NULL) != 0 || mlp_cpu->lora_fwd(be, a->l[2], z, n, 0.0f, 0, a->y) != 0)
+		goto out;
+	mlp_calls++;
+	rc = 1;
+out:
+	free(g), free(u), free(z);
+	return rc;
+}
+
+/* With checkpointing the model hands a backend each layer's gated MLP of
+ * the first forward as one op (gate, up, down and their pairs in that
+ * order, the output where down's goes), and never the forward computed
+ * again for the backward, whose insides the backward reads: made of the
+ * CPU's ops, the gradients are the plain path's to the bit. Without
+ * checkpointing, or with dropout (declined), the op is not used. */
+static void check_gated_mlp_op(const char *model)
+{
+	grad_ref refs[4];
+	sk_model *m;
+	sk_lora *l;
+	uint8_t target[64];
+	sk_train_seq s;
+	if (load_case(model, refs, &m, &l, target, &s) != 0)
+		return;
+	double la = 0, lf = 0;
+	int64_t n;
+	size_t na = 0, nf = 0;
+	sk_train_opts o = { 0.0f, 0, 1, 1.0f, 1, 0, 0 };
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &la, &n) == 0);
+	float *plain = grads_flat(l, &na);
+	const sk_backend_ops *own = m->be->ops;
+	sk_backend_ops ops = *sk_backend_cpu_exact_ops(); /* training's table, with the op */
+	mlp_cpu = sk_backend_cpu_exact_ops();
+	ops.gated_mlp = cpu_gated_mlp;
+	m->be->ops = &ops;
+	mlp_calls = 0;
+	sk_lora_zero_grad(l);
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
+	float *fused = grads_flat(l, &nf);
+	printf("# %s: the gated MLP as one op in %d of %d layers' first forward: loss %.7f vs %.7f, gradients %s\n",
+	       model, mlp_calls, m->cfg.num_layers, lf, la,
+	       plain && fused && na == nf && !memcmp(plain, fused, na * sizeof *plain) ? "identical" : "differ");
+	CHECK(mlp_calls == m->cfg.num_layers);
+	CHECK(lf == la);
+	CHECK(plain && fused && na == nf && na > 0 && memcmp(plain, fused, na * sizeof *plain) == 0);
+	o.grad_ckpt = 0; /* every layer's insides kept for the backward */
+	mlp_calls = 0;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
+	CHECK(mlp_calls == 0);
+	o.grad_ckpt = 1, o.lora_dropout = 0.1f; /* declined by the op: the separate ops */
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
+	CHECK(mlp_calls == 0);
+	m->be->ops = own;
+	free(plain);
+	free(fused);
+	sk_lora_free(l);
+	sk_model_free(m);
+}
+
+TEST(gated_mlp_op_takes_the_first_forward)
+{
+	check_gated_mlp_op(GN);
+	check_gated_mlp_op(G3);
 }
 
 /* A fresh adapter: PEFT's init (B = 0, A within ±1/sqrt(in)), no k/v on
@@ -985,6 +1074,7 @@ int main(void)
 	RUN(finite_differences_nf4_dropout);
 	RUN(batch_is_sum_of_sequences);
 	RUN(kept_outputs_match_recompute);
+	RUN(gated_mlp_op_takes_the_first_forward);
 	RUN(new_trainable_adapter);
 	RUN(bad_input_is_refused);
 	RUN(default_model_gradients);

@@ -96,6 +96,17 @@ typedef struct {
 	float *dx;               /* [rows][in], overwritten */
 } sk_gated_bwd;
 
+/* The gated MLP of a training forward, y = down(gelu_mul(gate(x), up(x)))
+ * with the three projections' LoRA pairs (gated_mlp). */
+typedef struct {
+	const sk_tensor *w[3];   /* gate, up [dim, in]; down [in, dim] */
+	const sk_lora_pair *l[3];
+	const float *x;          /* [rows][in] */
+	int64_t rows;
+	float dropout, sparsity_z;
+	float *y;                /* [rows][in], overwritten */
+} sk_gated_mlp;
+
 typedef struct {
 	const char *name;
 	/* Activations live in host memory: the model may hand the backend host
@@ -328,6 +339,12 @@ typedef struct {
 	 * fuse the two; NULL: the caller makes the two calls. 0 or -1. */
 	int (*linear_lora_fwd)(sk_backend *be, const sk_tensor *w, const float *x, int64_t n, float *y,
 	                       const sk_lora_pair *l, float dropout, uint64_t seed);
+	/* Optional (NULL, or 0 returned: the three products and gelu_mul_to):
+	 * the gated MLP in one call, for a forward whose gate, up and gated
+	 * outputs nothing reads again (a checkpointed pass's first forward), so
+	 * a backend may keep them in a narrower form of its own. 1 done, 0 not
+	 * taken (nothing written), -1 error. */
+	int (*gated_mlp)(sk_backend *be, const sk_gated_mlp *a);
 	/* Its backward with t = A drop(x): gB += scale · dyᵀ t, gA += dtᵀ drop(x)
 	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
 	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,

@@ -67,6 +67,11 @@ const sk_backend_ops *sk_backend_cpu_exact_ops(void)
 	return &cpu_ops_exact;
 }
 
+int sk_backend_cpu_quantizes(const sk_backend_ops *ops)
+{
+	return ops == &cpu_ops;
+}
+
 int sk_cpu_have_avx2(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -9,5 +9,9 @@
 #include "engine/backend/backend.h"
 
 const sk_backend_ops *sk_backend_cpu_exact_ops(void);
+/* Whether ops is the CPU's inference table, whose linear quantizes the
+ * activations (training swaps it for the exact one; any other table, a
+ * test's variant of the exact one included, is used as it is). */
+int sk_backend_cpu_quantizes(const sk_backend_ops *ops);
 
 #endif

@@ -139,6 +139,23 @@ int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
 	return r < 0 ? sk_cuda_be_fail(be) : r;
 }
 
+int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
+{
+	sk_cuda_gated_mlp d = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->x, a->rows, a->dropout, a->sparsity_z, a->y };
+	if (a->rows <= 0)
+		return 0;
+	for (int k = 0; k < 3; k++) {
+		int bad;
+		d.w[k] = a->w[k] && a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
+		d.l[k] = a->l[k] && valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
+		if (!d.w[k] || !d.l[k])
+			return 0;
+	}
+	int r;
+	PROF(be, "gated mlp", r = sk_cuda_gated_mlp_fwd(ctx(be), &d));
+	return r < 0 ? sk_cuda_be_fail(be) : r;
+}
+
 void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,
                             const float *dy, float *dx, int accumulate)
 {

@@ -103,6 +103,7 @@ int sk_cuda_op_attention_bwd_spans(sk_backend *be, const float *q, const float *
                                    float scale, float softcap, const float *dout, float *dq, float *dk, float *dv,
                                    float *ws);
 int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a);
+int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a);
 void sk_cuda_op_gelu_mul_bwd(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim,
                              float sparsity_z, const float *dh, float *dg, float *du);
 void sk_cuda_op_rescale_rms_bwd(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
@@ -132,7 +133,7 @@ int sk_cuda_op_head_grad(sk_backend *be, const sk_tensor *embed, int64_t V, cons
 	.rmsnorm_bwd = sk_cuda_op_rmsnorm_bwd, .rope_bwd = sk_cuda_op_rope_bwd,                                  \
 	.attention_bwd = sk_cuda_op_attention_bwd, .attention_bwd_spans = sk_cuda_op_attention_bwd_spans,        \
 	.gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                                                                \
-	.gated_bwd = sk_cuda_op_gated_bwd,                                                                      \
+	.gated_bwd = sk_cuda_op_gated_bwd, .gated_mlp = sk_cuda_op_gated_mlp,                                   \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
 	.altup_predict_bwd = sk_cuda_op_altup_predict_bwd, .altup_correct_bwd = sk_cuda_op_altup_correct_bwd,    \
 	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad,                      \

@@ -149,6 +149,20 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 {
 	const sk_layer *L = &f->m->layers[l];
 	int64_t N = f->N;
+	if (f->transient && f->train_lora && OPS->gated_mlp && !(f->kept & SK_KEEP_DOWN)) {
+		/* g0, u and z are not read again: the backend may fuse the block */
+		sk_gated_mlp g = { { &L->gate, &L->up, &L->down },
+			           { sk_lora_get(f->train_lora, l, SK_LORA_GATE), sk_lora_get(f->train_lora, l, SK_LORA_UP),
+			             sk_lora_get(f->train_lora, l, SK_LORA_DOWN) },
+			           a->mm,
+			           N,
+			           f->dropout,
+			           L->sparsity_z,
+			           a->f };
+		int rc = g.l[0] && g.l[1] && g.l[2] ? OPS->gated_mlp(BE, &g) : 0;
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
 	if (lin2(f, &L->gate, SK_LORA_GATE, &L->up, SK_LORA_UP, l, a->mm, N, a->g0, a->u) != 0)
 		return -1;
 	gelu_mul_into(f, a->g0, a->u, L->ffn, N, L->ffn, L->sparsity_z, a->z);

@@ -62,6 +62,10 @@ typedef struct {
 	 * outputs the first forward kept in the record (SK_KEEP_*), so that
 	 * the products (and attention) that made them are skipped. 0 otherwise. */
 	unsigned kept;
+	/* A training forward whose layer outputs nothing reads again but the
+	 * kept ones (a checkpointed pass's first forward, or one without a
+	 * backward): a backend may fuse the ops between them (gated_mlp). */
+	int transient;
 } sk_fwd;
 
 /* Outputs a training forward may keep per layer, and what computing the

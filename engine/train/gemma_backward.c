@@ -638,6 +638,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 		return -1;
 
 	sk_fwd f = fwd_of(m, &w, o);
+	f.transient = n_rec == 1; /* each layer is computed again for its backward */
 	if (sk_gemma_embed(&f, w.in.ids, w.in.ple_ids, w.t3, w.xs[0]) != 0)
 		return -1;
 	for (int l = 0; l < c->num_layers; l++) {
@@ -672,6 +673,7 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 			/* recompute from the kept input, skipping what made the kept outputs */
 			point_kept(m, &w, l);
 			f.kept = w.keep;
+			f.transient = 0;
 			if (n_rec == 1 && sk_gemma_layer(&f, l, a, w.xs[l], w.xs[l + 1]) != 0)
 				return -1;
 			int rc = c->arch == SK_ARCH_GEMMA3N ? bwd_gemma3n(m, &w, l, a, w.xs[l], w.dx, w.dxp)

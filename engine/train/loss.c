@@ -137,7 +137,7 @@ const sk_backend_ops *sk_train_ops(sk_backend *be)
 {
 	/* the CPU's inference table quantizes activations; training runs in fp32 */
 	if (be->ops->linear_bwd)
-		return be->device == SK_DEVICE_CPU ? sk_backend_cpu_exact_ops() : be->ops;
+		return be->device == SK_DEVICE_CPU && sk_backend_cpu_quantizes(be->ops) ? sk_backend_cpu_exact_ops() : be->ops;
 	sk_fail(_("the %s backend cannot train"), be->ops->name);
 	return NULL;
 }

@@ -1,0 +1,163 @@
+// Training's gated MLP in one op for a forward whose insides nothing reads
+// again: a checkpointed pass's first forward, where the layer is computed
+// again before its backward (SK_CUDA_MLP_FUSED=1). The three folded
+// products of linear_fold.cu, [x | t] · [W | scale·B]ᵀ, with gate's and up's
+// outputs written in bf16 by the products themselves, the gated GELU
+// reading those and writing its output in bf16 straight into down's operand,
+// and down's t = A z from that operand by one thin product. Per layer at
+// 2 x 512 of E4B the separate ops write gate's and up's outputs in fp32
+// (128 MB), read them back, write z in fp32, read it again and write its bf16
+// copy: about 420 MB; here about 160.
+#include "kernels/linear_internal.cuh"
+
+#define GELU_T 1024
+
+__device__ __forceinline__ float gelu_tanh_f(float x)
+{
+	const float k = 0.7978845608028654f; // sqrt(2/pi)
+	float inner = k * (x + 0.044715f * x * x * x);
+	return 0.5f * x * (1.0f + tanhf(inner));
+}
+
+__device__ __forceinline__ void unpack8(const uint4 &v, float (&f)[8])
+{
+	const uint32_t u[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+	for (int k = 0; k < 4; k++) {
+		f[2 * k] = __uint_as_float(u[k] << 16);
+		f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+	}
+}
+
+// One block a row: z = gelu_tanh(g') ⊙ u from bf16 g and u [n][F], g' = relu(g
+// − (mean + z_cut·std)) with the cutoff (the row's mean and population std
+// over g, as k_gelu_mul), into bf16 rows of ldz. Eight values a thread at a
+// time; F % 8 == 0 and 16-byte aligned rows.
+__global__ static void __launch_bounds__(GELU_T) k_gelu_rows_bf16(const __nv_bfloat16 *__restrict__ G,
+                                                                 const __nv_bfloat16 *__restrict__ U, int64_t F,
+                                                                 float zc, __nv_bfloat16 *__restrict__ Z, int64_t ldz)
+{
+	sk_pdl_wait();
+	__shared__ float sh[32];
+	const int64_t r = blockIdx.x;
+	const __nv_bfloat16 *gr = G + r * F, *ur = U + r * F;
+	__nv_bfloat16 *zr = Z + r * ldz;
+	float cut = 0.0f;
+	if (zc != 0.0f) {
+		float s = 0.0f, f[8];
+		for (int64_t i = (int64_t)threadIdx.x * 8; i < F; i += (int64_t)blockDim.x * 8) {
+			unpack8(*(const uint4 *)(gr + i), f);
+#pragma unroll
+			for (int k = 0; k < 8; k++)
+				s += f[k];
+		}
+		const float mean = sk_block_sum(s, sh) / (float)F;
+		float v = 0.0f;
+		for (int64_t i = (int64_t)threadIdx.x * 8; i < F; i += (int64_t)blockDim.x * 8) {
+			unpack8(*(const uint4 *)(gr + i), f);
+#pragma unroll
+			for (int k = 0; k < 8; k++) {
+				const float d = f[k] - mean;
+				v += d * d;
+			}
+		}
+		cut = mean + sqrtf(sk_block_sum(v, sh) / (float)F) * zc;
+	}
+	for (int64_t i = (int64_t)threadIdx.x * 8; i < F; i += (int64_t)blockDim.x * 8) {
+		float g[8], u[8];
+		unpack8(*(const uint4 *)(gr + i), g);
+		unpack8(*(const uint4 *)(ur + i), u);
+		__align__(16) __nv_bfloat16 h[8];
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			const float x = zc != 0.0f ? fmaxf(g[k] - cut, 0.0f) : g[k];
+			h[k] = __float2bfloat16_rn(gelu_tanh_f(x) * u[k]);
+		}
+		*(uint4 *)(zr + i) = *(const uint4 *)h;
+	}
+}
+
+static size_t up256(size_t b)
+{
+	return (b + 255) & ~(size_t)255;
+}
+
+// Whether the op takes a: the products the folded forward would take
+// (linear_fold.cu), NF4 weights in the weight cache, no dropout
+static int takes(const sk_cuda *c, const sk_cuda_gated_mlp *a)
+{
+	if (!c->mlp_fused || c->exact || !c->lora_fold || !c->fold_xt || !c->lora_dx_fold || c->wcache_n < 3 ||
+	    a->dropout > 0.0f || a->n <= MV_ROWS || ((uintptr_t)a->x & 15) != 0 || ((uintptr_t)a->y & 15) != 0 ||
+	    !a->w[0])
+		return 0;
+	const int64_t H = a->w[0]->cols, F = a->w[0]->rows;
+	const int64_t rows[3] = { F, F, H }, cols[3] = { H, H, F };
+	for (int k = 0; k < 3; k++) {
+		const sk_cuda_weight *w = a->w[k];
+		const sk_cuda_lora *l = a->l[k];
+		if (!w || !l || w->kind != SK_CUDA_W_NF4 || w->rows != rows[k] || w->cols != cols[k] || l->r < 1 ||
+		    l->r > FOLD_COLS || l->in != cols[k] || l->out != rows[k] || ((uintptr_t)l->A & 15) != 0)
+			return 0;
+	}
+	return H % 16 == 0 && F % 16 == 0;
+}
+
+extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
+{
+	if (!takes(c, a))
+		return 0;
+	const sk_cuda_lora *lg = a->l[0], *lu = a->l[1], *ld = a->l[2];
+	const int64_t n = a->n, H = a->w[0]->cols, F = a->w[0]->rows, K1 = H + FOLD_COLS, K2 = F + FOLD_COLS;
+	// every allocation first (growing the scratch or the LoRA buffer forgets the cache's keys),
+	// then the three weights' cache buffers
+	float *t = sk_cuda_lora_ws(c, (size_t)(n * FOLD_COLS) * sizeof(float));
+	const size_t bx = up256((size_t)(n * K1) * 2), bg = up256((size_t)(n * F) * 2);
+	char *s = t ? (char *)sk_cuda_scratch(c, bx + 2 * bg + (size_t)(n * K2) * 2) : NULL;
+	if (!s) { // no room: the separate ops, which need less
+		sk_cuda_check(c);
+		return 0;
+	}
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *G = (__nv_bfloat16 *)(s + bx), *U = (__nv_bfloat16 *)(s + bx + bg),
+		      *Z = (__nv_bfloat16 *)(s + bx + 2 * bg);
+	int hit[3];
+	__nv_bfloat16 *wh[3];
+	for (int k = 0; k < 3; k++)
+		wh[k] = (__nv_bfloat16 *)sk_cuda_wcache_get(c, a->w[k]->packed,
+		                                            sk_cuda_kept_bytes(a->w[k]->rows, a->w[k]->cols), &hit[k]);
+	if (!wh[0] || !wh[1] || !wh[2] || wh[0] == wh[1] || wh[0] == wh[2] || wh[1] == wh[2]) {
+		for (int k = 0; k < 3; k++) // a buffer given but not filled must not be found later
+			if (!hit[k])
+				sk_cuda_wcache_forget(c, a->w[k]->packed);
+		return 0;
+	}
+	// gate: [x | t_g] and its product, bf16 out
+	sk_cuda_gemm_shape p1 = { F, n, K1, K1, K1, F, 1, 0, 3, 0, 1, 0, 0, 0 };
+	if (sk_cuda_fold_weight_fill(c, a->w[0], lg, wh[0], hit[0], lg->A) != 0)
+		return -1;
+	sk_cuda_fold_xt(c, a->x, lg->A, n, H, lg->r, xh, xh + H, K1);
+	if (sk_cuda_launched(c, "gated MLP: [x | t] to bf16") != 0 || sk_cuda_matmul(c, p1, 1.0f, wh[0], xh, 0.0f, G) != 0)
+		return -1;
+	// up: the same x columns, its own t (the gate product before it in the stream has read them)
+	if (sk_cuda_fold_weight_fill(c, a->w[1], lu, wh[1], hit[1], lu->A) != 0)
+		return -1;
+	sk_cuda_fold_xt(c, a->x, lu->A, n, H, lu->r, NULL, xh + H, K1);
+	if (sk_cuda_launched(c, "gated MLP: t to bf16") != 0 || sk_cuda_matmul(c, p1, 1.0f, wh[1], xh, 0.0f, U) != 0)
+		return -1;
+	// z in bf16 into down's operand [z | t_d]
+	sk_launch(c, k_gelu_rows_bf16, (unsigned)n, GELU_T, 0, (const __nv_bfloat16 *)G, (const __nv_bfloat16 *)U, F,
+	          a->sparsity_z, Z, K2);
+	if (sk_cuda_launched(c, "gated MLP: gated GELU to bf16") != 0)
+		return -1;
+	// down: its copy holds A's bf16 rows after its H rows (zero past r); t_dᵀ (8 x n) = (A's rows
+	// as F x 8)ᵀ · (z as F x n), then bf16(t_d) into the operand's last columns
+	if (sk_cuda_fold_weight_fill(c, a->w[2], ld, wh[2], hit[2], ld->A) != 0)
+		return -1;
+	sk_cuda_gemm_shape pt = { FOLD_COLS, n, F, K2, K2, FOLD_COLS, 1, 0, 1, 0, 1, 0, 0, 0 };
+	if (sk_cuda_matmul(c, pt, 1.0f, wh[2] + H * K2, Z, 0.0f, t) != 0)
+		return -1;
+	sk_cuda_rows_to_bf16(c, t, n, FOLD_COLS, FOLD_COLS, Z + F, K2);
+	if (sk_cuda_launched(c, "gated MLP: t of down to bf16") != 0)
+		return -1;
+	sk_cuda_gemm_shape p2 = { H, n, K2, K2, K2, H, 1, 0, 1, 0, 1, 0, 0, 0 };
+	return sk_cuda_matmul(c, p2, 1.0f, wh[2], Z, 0.0f, a->y) == 0 ? 1 : -1;
+}
