@@ -455,7 +455,7 @@ void sk_cuda_prof_part(sk_cuda *c, const char *what)
 	cudaEventSynchronize(c->prof_mark[next]);
 	float ms = 0;
 	cudaEventElapsedTime(&ms, c->prof_mark[c->prof_mark_i], c->prof_mark[next]);
-	prof_add(c->parts, &c->n_parts, 96, what, ms);
+	prof_add(c->parts, &c->n_parts, SK_CUDA_PROF_PARTS, what, ms);
 	c->prof_mark_i = next;
 }
 

@@ -13,6 +13,7 @@
 #define SK_CUDA_MAX_GRAPHS 64
 #define SK_CUDA_GEMM_PLANS 512 // exact shapes: descriptors and algorithm (a power of two)
 #define SK_CUDA_GEMM_ALGOS 256 // algorithms by shape class (a power of two)
+#define SK_CUDA_PROF_PARTS 192 // rows of SK_CUDA_PROFILE=kernels' table of parts
 
 // A cuBLASLt product D (m x n, fp32) = alpha op(A) op(B) + beta D, column-major:
 // A stored (m x k), or (k x m) when ta; B (k x n), or (n x k) when tb;
@@ -129,7 +130,7 @@ struct sk_cuda {
 	cudaEvent_t prof_mark[2];
 	int prof_mark_i, prof_in_op;
 	double prof_host_t0; // SK_CUDA_PROFILE=host: when the current op began, in ms
-	sk_cuda_prof_row parts[96];
+	sk_cuda_prof_row parts[SK_CUDA_PROF_PARTS];
 	int n_parts;
 };
 

@@ -6,6 +6,7 @@
 // LoRA branch's thin fp32 ones (lora_train.cu) both come here.
 #include "kernels/context.cuh"
 
+#include <stdio.h>
 #include <string.h>
 
 #define LT_WS_BYTES (32u << 20)
@@ -292,6 +293,32 @@ void sk_cuda_plan_free(sk_cuda_gemm_plan *p)
 	memset(p, 0, sizeof *p);
 }
 
+// Under SK_CUDA_PROFILE=kernels a product's part is named by its operand
+// type and the shape class of its m x n x k (cuBLASLt's column-major terms;
+// for y = x Wᵀ, m is the output width and n the rows), so that the table
+// says which products take the time: the LoRA branch's thin ones, the
+// long and narrow ones, the wide ones. Names are interned for the life of
+// the process; past PART_NAMES of them, products fall back to their type.
+#define PART_NAMES 96
+static const char *part_name(const sk_cuda_gemm_shape *s)
+{
+	static char names[PART_NAMES][128];
+	static int n_names;
+	const char *kind = s->bf16 == 1 ? "bf16" : s->bf16 == 3 ? "bf16 to bf16" : s->bf16 ? "tf32" : "fp32";
+	char buf[128];
+	snprintf(buf, sizeof buf, "cuBLASLt %s %lldx%lldx%lld%s", kind, (long long)size_class(s->m),
+	         (long long)size_class(s->n), (long long)size_class(s->k), s->batch > 1 ? " batched" : "");
+	for (int i = 0; i < n_names; i++)
+		if (!strcmp(names[i], buf))
+			return names[i];
+	if (n_names == PART_NAMES)
+		return s->bf16 == 1 || s->bf16 == 3 ? "cuBLASLt bf16 product (other shapes)"
+		       : s->bf16                  ? "cuBLASLt tf32 product (other shapes)"
+		                                  : "cuBLASLt fp32 product (other shapes)";
+	memcpy(names[n_names], buf, sizeof buf);
+	return names[n_names++];
+}
+
 int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A, const void *B, float beta, void *D)
 {
 	if (s.m <= 0 || s.n <= 0)
@@ -330,8 +357,7 @@ int sk_cuda_matmul(sk_cuda *c, sk_cuda_gemm_shape s, float alpha, const void *A,
 		sk_cuda_fail(c, "cuBLASLt matmul failed (status %d)", (int)st);
 		return -1;
 	}
-	sk_cuda_prof_part(c, s.bf16 == 1 || s.bf16 == 3 ? "cuBLASLt bf16 product"
-	                     : s.bf16                     ? "cuBLASLt tf32 product"
-	                                                  : "cuBLASLt fp32 product");
+	if (c->profiling == 2)
+		sk_cuda_prof_part(c, part_name(&s));
 	return 0;
 }
