@@ -505,8 +505,9 @@ extern "C" void sk_cuda_prof_report(sk_cuda *c, void *file)
 		prof_table(f, "GPU time by the parts of the ops (SK_CUDA_PROFILE=kernels; the op times above include the waits between parts)",
 		           c->parts, &c->n_parts);
 	fprintf(f, "# cuBLASLt: %lld plans made, %lld heuristic calls, %lld algorithms taken from a shape's class, "
-	           "%lld chosen by timing; %lld dequantized weights reused\n",
-	        c->n_plans_made, c->n_heuristic, c->n_reused, c->n_tuned, c->n_wcache_hits);
+	           "%lld chosen by timing (%lld split over k, of %lld such candidates timed); %lld dequantized weights reused\n",
+	        c->n_plans_made, c->n_heuristic, c->n_reused, c->n_tuned, c->n_split_won, c->n_split_timed,
+	        c->n_wcache_hits);
 }
 
 // ---- graphs ----

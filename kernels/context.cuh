@@ -89,7 +89,7 @@ struct sk_cuda {
 	sk_cuda_gemm_plan plans[SK_CUDA_GEMM_PLANS];
 	sk_cuda_gemm_algo algos[SK_CUDA_GEMM_ALGOS];
 	unsigned plan_clock;
-	long long n_heuristic, n_reused, n_plans_made, n_tuned; // for the profile report
+	long long n_heuristic, n_reused, n_plans_made, n_tuned, n_split_timed, n_split_won; // for the profile report
 	int graphs_on;
 	sk_cuda_graph graphs[SK_CUDA_MAX_GRAPHS];
 	int n_graphs;

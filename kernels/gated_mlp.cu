@@ -102,34 +102,13 @@ static int takes(const sk_cuda *c, const sk_cuda_gated_mlp *a)
 	return H % 16 == 0 && F % 16 == 0;
 }
 
-extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
+// The op's launches, on the three weights' cache buffers wh and the scratch
+// parts (x's operand xh, G, U, Z) and t; 0 or -1 (recorded).
+static int run(sk_cuda *c, const sk_cuda_gated_mlp *a, __nv_bfloat16 *const wh[3], const int hit[3],
+               __nv_bfloat16 *xh, __nv_bfloat16 *G, __nv_bfloat16 *U, __nv_bfloat16 *Z, float *t)
 {
-	if (!takes(c, a))
-		return 0;
 	const sk_cuda_lora *lg = a->l[0], *lu = a->l[1], *ld = a->l[2];
 	const int64_t n = a->n, H = a->w[0]->cols, F = a->w[0]->rows, K1 = H + FOLD_COLS, K2 = F + FOLD_COLS;
-	// every allocation first (growing the scratch or the LoRA buffer forgets the cache's keys),
-	// then the three weights' cache buffers
-	float *t = sk_cuda_lora_ws(c, (size_t)(n * FOLD_COLS) * sizeof(float));
-	const size_t bx = up256((size_t)(n * K1) * 2), bg = up256((size_t)(n * F) * 2);
-	char *s = t ? (char *)sk_cuda_scratch(c, bx + 2 * bg + (size_t)(n * K2) * 2) : NULL;
-	if (!s) { // no room: the separate ops, which need less
-		sk_cuda_check(c);
-		return 0;
-	}
-	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *G = (__nv_bfloat16 *)(s + bx), *U = (__nv_bfloat16 *)(s + bx + bg),
-		      *Z = (__nv_bfloat16 *)(s + bx + 2 * bg);
-	int hit[3];
-	__nv_bfloat16 *wh[3];
-	for (int k = 0; k < 3; k++)
-		wh[k] = (__nv_bfloat16 *)sk_cuda_wcache_get(c, a->w[k]->packed,
-		                                            sk_cuda_kept_bytes(a->w[k]->rows, a->w[k]->cols), &hit[k]);
-	if (!wh[0] || !wh[1] || !wh[2] || wh[0] == wh[1] || wh[0] == wh[2] || wh[1] == wh[2]) {
-		for (int k = 0; k < 3; k++) // a buffer given but not filled must not be found later
-			if (!hit[k])
-				sk_cuda_wcache_forget(c, a->w[k]->packed);
-		return 0;
-	}
 	// gate: [x | t_g] and its product, bf16 out
 	sk_cuda_gemm_shape p1 = { F, n, K1, K1, K1, F, 1, 0, 3, 0, 1, 0, 0, 0 };
 	if (sk_cuda_fold_weight_fill(c, a->w[0], lg, wh[0], hit[0], lg->A) != 0)
@@ -159,5 +138,39 @@ extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
 	if (sk_cuda_launched(c, "gated MLP: t of down to bf16") != 0)
 		return -1;
 	sk_cuda_gemm_shape p2 = { H, n, K2, K2, K2, H, 1, 0, 1, 0, 1, 0, 0, 0 };
-	return sk_cuda_matmul(c, p2, 1.0f, wh[2], Z, 0.0f, a->y) == 0 ? 1 : -1;
+	return sk_cuda_matmul(c, p2, 1.0f, wh[2], Z, 0.0f, a->y);
+}
+
+extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
+{
+	if (!takes(c, a))
+		return 0;
+	const int64_t n = a->n, H = a->w[0]->cols, F = a->w[0]->rows, K1 = H + FOLD_COLS, K2 = F + FOLD_COLS;
+	// every allocation first (growing the scratch or the LoRA buffer forgets the cache's keys),
+	// then the three weights' cache buffers
+	float *t = sk_cuda_lora_ws(c, (size_t)(n * FOLD_COLS) * sizeof(float));
+	const size_t bx = up256((size_t)(n * K1) * 2), bg = up256((size_t)(n * F) * 2);
+	char *s = t ? (char *)sk_cuda_scratch(c, bx + 2 * bg + (size_t)(n * K2) * 2) : NULL;
+	if (!s) { // no room: the separate ops, which need less
+		sk_cuda_check(c);
+		return 0;
+	}
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *G = (__nv_bfloat16 *)(s + bx), *U = (__nv_bfloat16 *)(s + bx + bg),
+		      *Z = (__nv_bfloat16 *)(s + bx + 2 * bg);
+	int hit[3];
+	__nv_bfloat16 *wh[3];
+	for (int k = 0; k < 3; k++)
+		wh[k] = (__nv_bfloat16 *)sk_cuda_wcache_get(c, a->w[k]->packed,
+		                                            sk_cuda_kept_bytes(a->w[k]->rows, a->w[k]->cols), &hit[k]);
+	if (!wh[0] || !wh[1] || !wh[2] || wh[0] == wh[1] || wh[0] == wh[2] || wh[1] == wh[2]) {
+		for (int k = 0; k < 3; k++) // a buffer given but not filled must not be found later
+			if (!hit[k])
+				sk_cuda_wcache_forget(c, a->w[k]->packed);
+		return 0;
+	}
+	if (run(c, a, wh, hit, xh, G, U, Z, t) == 0)
+		return 1;
+	for (int k = 0; k < 3; k++) // a copy may be left half made: none of the three is to be found later
+		sk_cuda_wcache_forget(c, a->w[k]->packed);
+	return -1;
 }

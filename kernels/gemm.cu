@@ -190,12 +190,14 @@ static void tune_algo(sk_cuda *c, sk_cuda_gemm_plan *p, const cublasLtMatmulHeur
 				    chk.workspaceSize > LT_WS_BYTES)
 					continue;
 				float t = time_algo(c, p, &a, A, B, D, e0, e1);
+				c->n_split_timed++;
 				if (t > 0.0f && t < tb)
 					pick = a, tb = t, best = -1;
 			}
 		if (best && tb < 0.97f * t0) {
 			p->algo = pick;
 			c->n_tuned++;
+			c->n_split_won += best < 0;
 		}
 		cudaGetLastError(); // a candidate that failed to launch is not the product's error
 	}

@@ -99,6 +99,8 @@ sk_rope_cfg sk_gemma_layer_rope(const sk_config *c, const sk_layer *L);
 /* Makes the model's workspace (backend memory) hold at least need bytes and
  * resets it. 0 or -1. */
 int sk_model_workspace(sk_model *m, size_t need);
+/* The same, a grown workspace's quarter more taking it to at most most bytes. */
+int sk_model_workspace_upto(sk_model *m, size_t need, size_t most);
 /* Frees the workspace, so that a smaller one takes only what it needs. */
 void sk_model_workspace_release(sk_model *m);
 /* Makes the model's host staging arena (index arrays before their upload)

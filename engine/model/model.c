@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -483,6 +484,11 @@ void sk_model_free(sk_model *m)
 
 int sk_model_workspace(sk_model *m, size_t need)
 {
+	return sk_model_workspace_upto(m, need, SIZE_MAX);
+}
+
+int sk_model_workspace_upto(sk_model *m, size_t need, size_t most)
+{
 	if (m->ws.base && m->ws.cap >= need) {
 		sk_arena_reset(&m->ws);
 		return 0;
@@ -495,6 +501,8 @@ int sk_model_workspace(sk_model *m, size_t need)
 		 * so that the next longer batch does not free and allocate again */
 		m->be->ops->free(m->be, m->ws.base);
 		want += need / 4;
+		if (want > most)
+			want = most > need ? most : need;
 	}
 	memset(&m->ws, 0, sizeof m->ws);
 	void *p = m->be->ops->alloc(m->be, want, _("the activations workspace"));

@@ -13,6 +13,7 @@
  * activations are recomputed from its input just before its backward.
  * Without it every layer keeps its own record. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,17 +132,22 @@ static int64_t kept_layout(const sk_config *c, unsigned keep, int64_t N, float *
 #define KEEP_HEADROOM ((uint64_t)1 << 30)
 
 /* Whether a workspace of need bytes leaves KEEP_HEADROOM free, on a backend
- * that reports its memory (else yes: the allocation will tell). The
- * workspace held now counts as free: a larger one replaces it. */
-static int room_for(const sk_model *m, size_t need)
+ * that reports its memory (else yes: the allocation will tell), and in
+ * *most the largest workspace that does (a grown one takes a quarter more
+ * than it needs when it can). The workspace held now counts as free: a
+ * larger one replaces it. */
+static int room_for(const sk_model *m, size_t need, size_t *most)
 {
 	uint64_t fr = 0, total = 0;
+	*most = SIZE_MAX;
 	if (!m->be->ops->mem_info)
 		return 1;
 	m->be->ops->mem_info(m->be, &fr, &total);
 	if (total == 0)
 		return 1;
-	return fr + (m->ws.base ? m->ws.cap : 0) >= (uint64_t)need + KEEP_HEADROOM;
+	uint64_t have = fr + (m->ws.base ? m->ws.cap : 0);
+	*most = have > KEEP_HEADROOM ? (size_t)(have - KEEP_HEADROOM) : 0;
+	return have >= (uint64_t)need + KEEP_HEADROOM;
 }
 
 /* The reused record's kept outputs at layer l's buffers. */
@@ -594,7 +600,8 @@ int sk_model_loss_grad(sk_model *m, sk_lora *adapter, const sk_train_seq *seqs, 
 	int keep16 = o->keep_bf16 && want_grad && n_rec == 1 && w.ops->to_bf16 && w.ops->from_bf16;
 	unsigned keep = keep_mask(c, o, n_rec, want_grad);
 	plan(&meas, &hmeas, m, N, n_out, n_seqs, n_rec, want_grad, keep16, keep, &tmp);
-	if ((keep && !room_for(m, meas.peak + 64)) || sk_model_workspace(m, meas.peak + 64) != 0) {
+	size_t most = SIZE_MAX;
+	if ((keep && !room_for(m, meas.peak + 64, &most)) || sk_model_workspace_upto(m, meas.peak + 64, most) != 0) {
 		if (!keep)
 			return -1;
 		/* no room for the kept outputs: every product computed again instead (the same
