@@ -121,6 +121,7 @@ struct sk_cuda {
 	sk_cuda_wcache_entry wcache[SK_CUDA_WCACHE_MAX];
 	int wcache_n;           // SK_CUDA_WCACHE=N (default 7): dequantized weights kept (weight_cache.cu; 0: off)
 	unsigned long long wcache_clock;
+	unsigned long long wcache_pin; // entries used at this clock or later are not replaced (an op holding several); 0: none
 	long long n_wcache_hits;
 	cudaEvent_t prof_a, prof_b;
 	sk_cuda_prof_row prof[64];
@@ -149,6 +150,9 @@ void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit);
 const void *sk_cuda_wcache_find(sk_cuda *c, const void *key, size_t bytes);
 // key's entry forgotten (its buffer kept for reuse): a get whose buffer was not filled
 void sk_cuda_wcache_forget(sk_cuda *c, const void *key);
+// Between hold(1) and hold(0), a get replaces no entry handed out since
+// hold(1): an op taking several buffers gets distinct ones (or NULL)
+void sk_cuda_wcache_hold(sk_cuda *c, int on);
 void sk_cuda_wcache_clear(sk_cuda *c, int free_buffers);
 // Whether key's kept copy holds the pair l (scale·B, and A's rows when with_a)
 // as it is now: folded since any write to it; the record that it was just

@@ -159,9 +159,11 @@ extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
 		      *Z = (__nv_bfloat16 *)(s + bx + 2 * bg);
 	int hit[3];
 	__nv_bfloat16 *wh[3];
+	sk_cuda_wcache_hold(c, 1); // three distinct buffers, or a NULL among them
 	for (int k = 0; k < 3; k++)
 		wh[k] = (__nv_bfloat16 *)sk_cuda_wcache_get(c, a->w[k]->packed,
 		                                            sk_cuda_kept_bytes(a->w[k]->rows, a->w[k]->cols), &hit[k]);
+	sk_cuda_wcache_hold(c, 0);
 	if (!wh[0] || !wh[1] || !wh[2] || wh[0] == wh[1] || wh[0] == wh[2] || wh[1] == wh[2]) {
 		for (int k = 0; k < 3; k++) // a buffer given but not filled must not be found later
 			if (!hit[k])

@@ -277,11 +277,15 @@ extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 			return 0;
 	lora_bwd_plan pl[2];
 	size_t hb[2], rest = 0;
-	// both copies first: making the second may take the first's cache buffer, and the plans then
-	// see that (the first's backward then dequantizes for itself)
+	// both copies first, the second not in the first's cache buffer (without a free one the second's
+	// backward dequantizes for itself: the plans see which copies there are)
+	sk_cuda_wcache_hold(c, 1);
 	for (int k = 0; k < 2; k++)
-		if (kept_copy_make(c, a->w[k], a->l[k], p) != 0)
+		if (kept_copy_make(c, a->w[k], a->l[k], p) != 0) {
+			sk_cuda_wcache_hold(c, 0);
 			return -1;
+		}
+	sk_cuda_wcache_hold(c, 0);
 	for (int k = 0; k < 2; k++) {
 		lora_bwd_plan_make(c, a->w[k], a->l[k], a->n, p, 0, &pl[k]);
 		hb[k] = ((size_t)(a->n * pl[k].ldy) * 2 + 255) & ~(size_t)255;

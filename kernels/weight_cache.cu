@@ -32,6 +32,8 @@ void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit)
 				victim = e;
 			continue;
 		}
+		if (c->wcache_pin && e->used >= c->wcache_pin) // held by the op asking
+			continue;
 		if (e->bytes == bytes && (!same || e->used < same->used))
 			same = e;
 		if (!victim || (victim->buf && e->used < victim->used))
@@ -57,6 +59,11 @@ void *sk_cuda_wcache_get(sk_cuda *c, const void *key, size_t bytes, int *hit)
 	e->lora_b = e->lora_a = NULL;
 	e->used = ++c->wcache_clock;
 	return e->buf;
+}
+
+void sk_cuda_wcache_hold(sk_cuda *c, int on)
+{
+	c->wcache_pin = on ? c->wcache_clock + 1 : 0;
 }
 
 // key's copy of `bytes` when the cache holds it, else NULL
