@@ -7,6 +7,7 @@
 // output may alias its upstream gradient where the op table allows it.
 #include "kernels/context.cuh"
 
+#include <cuda_bf16.h>
 #include <math.h>
 
 #define MAX_A 16
@@ -206,6 +207,83 @@ void sk_cuda_gelu_mul_bwd_bf16(sk_cuda *c, const float *g, const float *u, int64
 		k_gelu_mul_bwd<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z, dh, tmp,
 		                                                                             (float *)NULL, hg, ldg, hu, ldu);
 	sk_cuda_launched(c, "gelu_mul backward to bf16");
+}
+
+// The same from bf16 g, u and dh (the rows the fused MLP's forward kept,
+// gated_mlp.cu) into bf16 gradients: each element's d is computed again for
+// the cutoff's correction instead of kept in fp32.
+__device__ __forceinline__ float gelu_d16(const __nv_bfloat16 *gr, const __nv_bfloat16 *ur, const __nv_bfloat16 *hr,
+                                          int64_t i, float z, float cut, float *gelu_h)
+{
+	float x = __bfloat162float(gr[i]);
+	int active = 1;
+	if (z != 0.0f) {
+		x = __fsub_rn(x, cut);
+		if (x < 0) {
+			x = 0;
+			active = 0;
+		}
+	}
+	float a, da;
+	gelu_tanh_d(x, &a, &da);
+	const float h = __bfloat162float(hr[i]);
+	*gelu_h = h * a;
+	return active ? h * __bfloat162float(ur[i]) * da : 0.0f;
+}
+
+__global__ static void k_gelu_mul_bwd16(const __nv_bfloat16 *__restrict__ g, const __nv_bfloat16 *__restrict__ u,
+                                        int64_t dim, float z, const __nv_bfloat16 *__restrict__ dh,
+                                        __nv_bfloat16 *__restrict__ hg, int64_t ldg, __nv_bfloat16 *__restrict__ hu,
+                                        int64_t ldu)
+{
+	__shared__ double sh[32];
+	const int64_t off = (int64_t)blockIdx.x * dim;
+	const __nv_bfloat16 *gr = g + off, *ur = u + off, *hr = dh + off;
+	__nv_bfloat16 *ho = hg + (int64_t)blockIdx.x * ldg, *huo = hu + (int64_t)blockIdx.x * ldu;
+	float cut = 0, stdv = 0, gh;
+	double mean = 0;
+	if (z != 0.0f) { // the forward's cutoff (population std), from the same bf16 values
+		double s = 0, v = 0;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+			s += (double)__bfloat162float(gr[i]);
+		mean = block_sum_d(s, sh) / (double)dim;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+			const double d = (double)__bfloat162float(gr[i]) - mean;
+			v += d * d;
+		}
+		v = block_sum_d(v, sh);
+		stdv = (float)sqrt(v / (double)dim);
+		cut = __fadd_rn((float)mean, __fmul_rn(stdv, z));
+	}
+	double G = 0;
+	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+		const float d = gelu_d16(gr, ur, hr, i, z, cut, &gh);
+		huo[i] = __float2bfloat16_rn(gh);
+		if (z == 0.0f)
+			ho[i] = __float2bfloat16_rn(d);
+		G += d;
+	}
+	if (z != 0.0f) { // d/dg_j of the cutoff: 1/F + z(g_j − μ)/(Fσ)
+		G = block_sum_d(G, sh);
+		const double F = (double)dim;
+		for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+			const float d = gelu_d16(gr, ur, hr, i, z, cut, &gh);
+			double dc = 1.0 / F;
+			if (stdv > 0)
+				dc += (double)z * ((double)__bfloat162float(gr[i]) - mean) / (F * (double)stdv);
+			ho[i] = __float2bfloat16_rn((float)((double)d - G * dc));
+		}
+	}
+}
+
+void sk_cuda_gelu_mul_bwd16(sk_cuda *c, const __nv_bfloat16 *g, const __nv_bfloat16 *u, int64_t rows, int64_t dim,
+                            float sparsity_z, const __nv_bfloat16 *dh, __nv_bfloat16 *hg, int64_t ldg,
+                            __nv_bfloat16 *hu, int64_t ldu)
+{
+	if (rows > 0 && dim > 0)
+		k_gelu_mul_bwd16<<<(unsigned)rows, dim >= 4096 ? 1024 : 256, 0, c->stream>>>(g, u, dim, sparsity_z, dh, hg,
+		                                                                              ldg, hu, ldu);
+	sk_cuda_launched(c, "gelu_mul backward from bf16");
 }
 
 // ---- AltUp magnitude match: du overwritten, dref accumulated ----

@@ -193,6 +193,10 @@ void sk_cuda_rope_rotate(sk_cuda *c, float *x, int64_t n, int heads, int hd, con
 void sk_cuda_gelu_mul_bwd_bf16(sk_cuda *c, const float *g, const float *u, int64_t rows, int64_t dim,
                                float sparsity_z, const float *dh, float *tmp, __nv_bfloat16 *hg, int64_t ldg,
                                __nv_bfloat16 *hu, int64_t ldu);
+// The same from bf16 g, u and dh (no fp32 room needed: backward.cu).
+void sk_cuda_gelu_mul_bwd16(sk_cuda *c, const __nv_bfloat16 *g, const __nv_bfloat16 *u, int64_t rows, int64_t dim,
+                            float sparsity_z, const __nv_bfloat16 *dh, __nv_bfloat16 *hg, int64_t ldg,
+                            __nv_bfloat16 *hu, int64_t ldu);
 // Copies the NF4 and dynamic-map tables to the linear kernels' constant memory.
 cudaError_t sk_cuda_linear_init(void);
 // Lets the tiled attention kernels use their shared memory (attention_tiled.cu).

@@ -82,13 +82,23 @@ static size_t up256(size_t b)
 	return (b + 255) & ~(size_t)255;
 }
 
+static int aligned16(const void *p)
+{
+	return ((uintptr_t)p & 15) == 0;
+}
+
 // Whether the op takes a: the products the folded forward would take
-// (linear_fold.cu), NF4 weights in the weight cache, no dropout
+// (linear_fold.cu), NF4 weights in the weight cache, no dropout; saving for
+// the backward, also what that backward needs (the gated backward on the
+// products' bf16 operands, linear_bwd.cu)
 static int takes(const sk_cuda *c, const sk_cuda_gated_mlp *a)
 {
+	const int save = a->y == NULL;
 	if (!c->mlp_fused || c->exact || !c->lora_fold || !c->fold_xt || !c->lora_dx_fold || c->wcache_n < 3 ||
-	    a->dropout > 0.0f || a->n <= MV_ROWS || ((uintptr_t)a->x & 15) != 0 || ((uintptr_t)a->y & 15) != 0 ||
-	    !a->w[0])
+	    a->dropout > 0.0f || a->n <= MV_ROWS || !aligned16(a->x) || !a->w[0] ||
+	    (save ? !c->gated_bwd || !c->lora_bwd || !a->g || !a->u || !a->z || !aligned16(a->g) || !aligned16(a->u) ||
+	                    !aligned16(a->z)
+	          : !aligned16(a->y)))
 		return 0;
 	const int64_t H = a->w[0]->cols, F = a->w[0]->rows;
 	const int64_t rows[3] = { F, F, H }, cols[3] = { H, H, F };
@@ -137,6 +147,8 @@ static int run(sk_cuda *c, const sk_cuda_gated_mlp *a, __nv_bfloat16 *const wh[3
 	sk_cuda_rows_to_bf16(c, t, n, FOLD_COLS, FOLD_COLS, Z + F, K2);
 	if (sk_cuda_launched(c, "gated MLP: t of down to bf16") != 0)
 		return -1;
+	if (!a->y) // computed again for the backward: down's output was kept
+		return 0;
 	sk_cuda_gemm_shape p2 = { H, n, K2, K2, K2, H, 1, 0, 1, 0, 1, 0, 0, 0 };
 	return sk_cuda_matmul(c, p2, 1.0f, wh[2], Z, 0.0f, a->y);
 }
@@ -148,15 +160,18 @@ extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
 	const int64_t n = a->n, H = a->w[0]->cols, F = a->w[0]->rows, K1 = H + FOLD_COLS, K2 = F + FOLD_COLS;
 	// every allocation first (growing the scratch or the LoRA buffer forgets the cache's keys),
 	// then the three weights' cache buffers
+	const int save = a->y == NULL; // into the caller's rows, else the scratch
 	float *t = sk_cuda_lora_ws(c, (size_t)(n * FOLD_COLS) * sizeof(float));
 	const size_t bx = up256((size_t)(n * K1) * 2), bg = up256((size_t)(n * F) * 2);
-	char *s = t ? (char *)sk_cuda_scratch(c, bx + 2 * bg + (size_t)(n * K2) * 2) : NULL;
+	char *s = t ? (char *)sk_cuda_scratch(c, bx + (save ? 0 : 2 * bg + (size_t)(n * K2) * 2)) : NULL;
 	if (!s) { // no room: the separate ops, which need less
 		sk_cuda_check(c);
 		return 0;
 	}
-	__nv_bfloat16 *xh = (__nv_bfloat16 *)s, *G = (__nv_bfloat16 *)(s + bx), *U = (__nv_bfloat16 *)(s + bx + bg),
-		      *Z = (__nv_bfloat16 *)(s + bx + 2 * bg);
+	__nv_bfloat16 *xh = (__nv_bfloat16 *)s;
+	__nv_bfloat16 *G = save ? (__nv_bfloat16 *)a->g : (__nv_bfloat16 *)(s + bx);
+	__nv_bfloat16 *U = save ? (__nv_bfloat16 *)a->u : (__nv_bfloat16 *)(s + bx + bg);
+	__nv_bfloat16 *Z = save ? (__nv_bfloat16 *)a->z : (__nv_bfloat16 *)(s + bx + 2 * bg);
 	int hit[3];
 	__nv_bfloat16 *wh[3];
 	sk_cuda_wcache_hold(c, 1); // three distinct buffers, or a NULL among them
@@ -175,4 +190,73 @@ extern "C" int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a)
 	for (int k = 0; k < 3; k++) // a copy may be left half made: none of the three is to be found later
 		sk_cuda_wcache_forget(c, a->w[k]->packed);
 	return -1;
+}
+
+// ---- the backward of a saved MLP ----
+
+// down's backward from its kept copy [W | scale·B ; A] (made again if the
+// cache lost it) with [z | t] the forward saved: dy in bf16 rows of H + 8,
+// dt = dy (scale·B) into their last columns, gB += scale·dyᵀ t, gA += dtᵀ z
+// on bf16 operands, and dz = [dy | dt] · [W ; A] in bf16 into dz16. room:
+// the small rows (dy's, dt's); 0 or -1.
+static int down_bwd(sk_cuda *c, const sk_cuda_gated_mlp_bwd *a, __nv_bfloat16 *dz16, char *room)
+{
+	const sk_cuda_weight *w = a->w[2];
+	const sk_cuda_lora *l = a->l[2];
+	const int64_t n = a->n, H = w->rows, F = w->cols, K2 = F + FOLD_COLS, ldy = H + FOLD_COLS;
+	const size_t bytes = sk_cuda_kept_bytes(H, F);
+	int found = 1;
+	__nv_bfloat16 *kc = (__nv_bfloat16 *)sk_cuda_wcache_find(c, w->packed, bytes);
+	if (!kc) {
+		kc = (__nv_bfloat16 *)sk_cuda_wcache_get(c, w->packed, bytes, &found);
+		if (!kc) {
+			sk_cuda_fail(c, "the fused MLP's backward: no room for down's weight copy");
+			return -1;
+		}
+	}
+	if (sk_cuda_fold_weight_fill(c, w, l, kc, found, l->A) != 0)
+		return -1;
+	__nv_bfloat16 *yh = (__nv_bfloat16 *)room;
+	float *dt = (float *)(room + up256((size_t)(n * ldy) * 2));
+	const __nv_bfloat16 *Z = (const __nv_bfloat16 *)a->z;
+	sk_cuda_rows_to_bf16(c, a->dy, n, H, H, yh, ldy);
+	if (sk_cuda_launched(c, "fused MLP backward: dy to bf16") != 0)
+		return -1;
+	// dtᵀ (8 x n) = (scale·B's columns as 8 x H, ld K2) · (yh as H x n)
+	sk_cuda_gemm_shape sdt = { FOLD_COLS, n, H, K2, ldy, FOLD_COLS, 0, 0, 1, 0, 1, 0, 0, 0 };
+	// gBᵀ (r x H) += scale · (t as r x n, z's last columns, ld K2) · (yh as H x n)ᵀ
+	sk_cuda_gemm_shape sgb = { l->r, H, n, K2, ldy, l->r, 0, 1, 1, 0, 1, 0, 0, 0 };
+	if (sk_cuda_matmul(c, sdt, 1.0f, kc + F, yh, 0.0f, dt) != 0 ||
+	    sk_cuda_matmul(c, sgb, l->scale, Z + F, yh, 1.0f, a->gB[2]) != 0)
+		return -1;
+	sk_cuda_rows_to_bf16(c, dt, n, FOLD_COLS, FOLD_COLS, yh + H, ldy);
+	if (sk_cuda_launched(c, "fused MLP backward: dt to bf16") != 0)
+		return -1;
+	// gAᵀ (F x r) += (z as F x n, ld K2) · (bf16(dt) as r x n, yh's last columns)ᵀ
+	sk_cuda_gemm_shape sga = { F, l->r, n, K2, ldy, F, 0, 1, 1, 0, 1, 0, 0, 0 };
+	// dzᵀ (F x n) = ([W ; A]'s columns as F x (H + 8), ld K2) · ([dy | dt] as (H + 8) x n), bf16 out
+	sk_cuda_gemm_shape sdz = { F, n, ldy, K2, ldy, F, 0, 0, 3, 0, 1, 0, 0, 0 };
+	if (sk_cuda_matmul(c, sga, 1.0f, Z, yh + H, 1.0f, a->gA[2]) != 0 ||
+	    sk_cuda_matmul(c, sdz, 1.0f, kc, yh, 0.0f, dz16) != 0)
+		return -1;
+	return 0;
+}
+
+extern "C" int sk_cuda_gated_mlp_backward(sk_cuda *c, const sk_cuda_gated_mlp_bwd *a)
+{
+	const int64_t n = a->n, H = a->w[2]->rows, F = a->w[2]->cols;
+	// dz in bf16 in the first half of work, dy's and dt's rows in its second
+	__nv_bfloat16 *dz16 = (__nv_bfloat16 *)a->work;
+	char *room = (char *)a->work + up256((size_t)(n * F) * 2);
+	if (up256((size_t)(n * F) * 2) + up256((size_t)(n * (H + FOLD_COLS)) * 2) + (size_t)(n * FOLD_COLS) * 4 >
+	    (size_t)(n * F) * 4) {
+		sk_cuda_fail(c, "the fused MLP's backward: its room is too small");
+		return -1;
+	}
+	if (down_bwd(c, a, dz16, room) != 0)
+		return -1;
+	sk_cuda_gated_bwd gb = { (const float *)a->g, (const float *)a->u, (const float *)dz16, n, F, a->sparsity_z,
+		                 NULL, a->x, { a->w[0], a->w[1] }, { a->l[0], a->l[1] }, 0.0f, { 0, 0 },
+		                 { a->gA[0], a->gA[1] }, { a->gB[0], a->gB[1] }, a->dx, 1 };
+	return sk_cuda_gelu_lora_bwd2(c, &gb) == 1 ? 0 : -1;
 }

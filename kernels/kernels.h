@@ -273,6 +273,7 @@ typedef struct {
 	uint64_t seed[2];
 	float *gA[2], *gB[2];
 	float *dx;
+	int in16; /* g, u and dh are bf16 rows (the fused MLP's, gated_mlp.cu): tmp unused, never declined */
 } sk_cuda_gated_bwd;
 int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a);
 /* Training's gated MLP, y [n][H] = down(gelu(gate(x)) ⊙ up(x)) with the
@@ -287,8 +288,28 @@ typedef struct {
 	int64_t n;
 	float dropout, sparsity_z;
 	float *y;
+	/* y NULL: the forward computed again for the backward, down's output
+	 * kept: gate's and up's outputs and [z | A z] are left in bf16 in these
+	 * (room for [n][F] floats each) for sk_cuda_gated_mlp_backward, which
+	 * then takes the MLP's backward (1 returned: it will) */
+	void *g, *u, *z;
 } sk_cuda_gated_mlp;
 int sk_cuda_gated_mlp_fwd(sk_cuda *c, const sk_cuda_gated_mlp *a);
+/* The backward of such a saved MLP from dy = dL/d(down's output): the three
+ * pairs' gradients added, dx [n][H] = dL/dx overwritten; work [n][F] fp32
+ * room. 0 or -1 (never declined). */
+typedef struct {
+	const sk_cuda_weight *w[3];
+	const sk_cuda_lora *l[3];
+	const float *x;
+	int64_t n;
+	float sparsity_z;
+	const void *g, *u, *z;
+	const float *dy;
+	float *gA[3], *gB[3];
+	float *dx, *work;
+} sk_cuda_gated_mlp_bwd;
+int sk_cuda_gated_mlp_backward(sk_cuda *c, const sk_cuda_gated_mlp_bwd *a);
 /* dx[n][w->cols] (+)= dy[n][w->rows] · W. */
 int sk_cuda_linear_bwd(sk_cuda *c, const sk_cuda_weight *w, const float *dy, int64_t n, float *dx, int accumulate);
 void sk_cuda_rmsnorm_bwd(sk_cuda *c, const float *x, int64_t rows, int64_t dim, const float *w, float eps,

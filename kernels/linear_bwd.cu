@@ -269,12 +269,15 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 {
 	float p = a->dropout > 0.0f ? a->dropout : 0.0f;
-	if (!c->gated_bwd || (a->sparsity_z != 0.0f && !a->tmp))
-		return 0;
+	if (!c->gated_bwd || (!a->in16 && a->sparsity_z != 0.0f && !a->tmp))
+		return a->in16 ? -1 : 0;
 	for (int k = 0; k < 2; k++)
 		if (!lora_bwd_takes(c, a->w[k], a->l[k], a->n, a->gA[k], a->gB[k], a->dx) || a->w[k]->rows != a->dim ||
-		    a->w[k]->cols != a->w[0]->cols)
-			return 0;
+		    a->w[k]->cols != a->w[0]->cols) {
+			if (a->in16)
+				sk_cuda_fail(c, "the fused MLP's backward: gate's and up's backward cannot take their shapes");
+			return a->in16 ? -1 : 0;
+		}
 	lora_bwd_plan pl[2];
 	size_t hb[2], rest = 0;
 	// both copies first, the second not in the first's cache buffer (without a free one the second's
@@ -293,12 +296,18 @@ extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 	}
 	char *s = (char *)sk_cuda_scratch(c, hb[0] + hb[1] + rest);
 	if (!s) { // no room for both rows at once: the three ops, which need about half, instead
+		if (a->in16)
+			return -1;
 		sk_cuda_check(c);
 		return 0;
 	}
 	__nv_bfloat16 *hg = (__nv_bfloat16 *)s, *hu = (__nv_bfloat16 *)(s + hb[0]);
-	sk_cuda_gelu_mul_bwd_bf16(c, a->g, a->u, a->n, a->dim, a->sparsity_z, a->dh, a->tmp, hg, pl[0].ldy, hu,
-	                          pl[1].ldy);
+	if (a->in16)
+		sk_cuda_gelu_mul_bwd16(c, (const __nv_bfloat16 *)a->g, (const __nv_bfloat16 *)a->u, a->n, a->dim,
+		                       a->sparsity_z, (const __nv_bfloat16 *)a->dh, hg, pl[0].ldy, hu, pl[1].ldy);
+	else
+		sk_cuda_gelu_mul_bwd_bf16(c, a->g, a->u, a->n, a->dim, a->sparsity_z, a->dh, a->tmp, hg, pl[0].ldy, hu,
+		                          pl[1].ldy);
 	if (c->failed) // the launch's error is recorded for the op to report
 		return -1;
 	__nv_bfloat16 *h[2] = { hg, hu };

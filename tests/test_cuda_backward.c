@@ -900,7 +900,7 @@ static void gated_mlp_case(sk_lora *l, int layer, int64_t n, float z)
 	      cpu->ops->lora_fwd(cpu, lp[2], zz, n, 0.0f, 0, y) == 0);
 	/* the GPU: the one op */
 	float *gx = dev_f(x, nx), *gy = poisoned(nx);
-	sk_gated_mlp a = { { &tg[0], &tg[1], &tg[2] }, { lp[0], lp[1], lp[2] }, gx, n, 0.0f, z, gy };
+	sk_gated_mlp a = { { &tg[0], &tg[1], &tg[2] }, { lp[0], lp[1], lp[2] }, gx, n, 0.0f, z, gy, NULL, NULL, NULL };
 	int done = gpu->ops->gated_mlp(gpu, &a);
 	const char *on = getenv("SK_CUDA_MLP_FUSED");
 	int want = on && !strcmp(on, "1") && !env_set("SK_CUDA_EXACT") && !env_set("SK_CUDA_WCACHE") &&
@@ -927,6 +927,59 @@ static void gated_mlp_case(sk_lora *l, int layer, int64_t n, float z)
 		snprintf(what, sizeof what, "gated_mlp layer %d again (kept copies): y", layer);
 		expect(what, gy, y, nx, 2e-2);
 	}
+	/* the forward computed again for the backward saves g, u and z in bf16, and the op's
+	 * backward takes the MLP's: against the CPU's down backward, gelu_mul_bwd and gate's and
+	 * up's backward; the saved rows and dz are bf16 too: 3e-2 */
+	float *gsg = poisoned(nf), *gsu = poisoned(nf), *gsz = poisoned(nf), *gwork = poisoned(nf);
+	sk_gated_mlp sv = { { &tg[0], &tg[1], &tg[2] }, { lp[0], lp[1], lp[2] }, gx, n, 0.0f, z, NULL, gsg, gsu, gsz };
+	int saved = gpu->ops->gated_mlp(gpu, &sv);
+	CHECK(saved >= 0);
+	if (want)
+		CHECK(saved == 1);
+	if (!on)
+		CHECK(saved == 0);
+	if (saved == 1) {
+		const sk_lora_module mods[3] = { SK_LORA_GATE, SK_LORA_UP, SK_LORA_DOWN };
+		size_t na[3], nb[3];
+		float *hga[3], *hgb[3], *rga[3], *rgb[3];
+		for (int k = 0; k < 3; k++) {
+			na[k] = (size_t)(lp[k]->r * lp[k]->in), nb[k] = (size_t)(lp[k]->out * lp[k]->r);
+			hga[k] = sk_lora_grad_of(l, layer, mods[k], 0), hgb[k] = sk_lora_grad_of(l, layer, mods[k], 1);
+			float *a0 = rnd(na[k], 0.5f), *b0 = rnd(nb[k], 0.5f);
+			memcpy(hga[k], a0, na[k] * sizeof(float));
+			memcpy(hgb[k], b0, nb[k] * sizeof(float));
+			rga[k] = a0, rgb[k] = b0;
+		}
+		/* the device's gradients start at zero and are added to these by the download */
+		float *dy = rnd(nx, 1.0f), *dz = malloc(nf * sizeof(float)), *du = malloc(nf * sizeof(float));
+		float *rdx = malloc(nx * sizeof(float));
+		CHECK(cpu->ops->linear_bwd(cpu, &tc[2], dy, n, dz, 0) == 0 &&
+		      cpu->ops->lora_bwd(cpu, lp[2], zz, dy, n, 0.0f, 0, rga[2], rgb[2], dz) == 0);
+		cpu->ops->gelu_mul_bwd(cpu, g, u, n, F, z, dz, dz, du);
+		CHECK(cpu->ops->linear_bwd(cpu, &tc[0], dz, n, rdx, 0) == 0 &&
+		      cpu->ops->lora_bwd(cpu, lp[0], x, dz, n, 0.0f, 0, rga[0], rgb[0], rdx) == 0 &&
+		      cpu->ops->linear_bwd(cpu, &tc[1], du, n, rdx, 1) == 0 &&
+		      cpu->ops->lora_bwd(cpu, lp[1], x, du, n, 0.0f, 0, rga[1], rgb[1], rdx) == 0);
+		float *gdy = dev_f(dy, nx), *gdx = poisoned(nx);
+		sk_gated_mlp_bwd b = { { &tg[0], &tg[1], &tg[2] }, { lp[0], lp[1], lp[2] }, gx, n, z, gsg, gsu, gsz, gdy,
+			               { hga[0], hga[1], hga[2] }, { hgb[0], hgb[1], hgb[2] }, gdx, gwork };
+		CHECK(gpu->ops->gated_mlp_bwd(gpu, &b) == 0);
+		CHECK(gpu->ops->train_download_grads(gpu) == 0);
+		char what[96];
+		static const char *const names[3] = { "gate", "up", "down" };
+		snprintf(what, sizeof what, "gated_mlp_bwd layer %d, %lld rows: dx", layer, (long long)n);
+		expect(what, gdx, rdx, nx, 3e-2);
+		for (int k = 0; k < 3; k++) {
+			snprintf(what, sizeof what, "gated_mlp_bwd layer %d: %s gA (added)", layer, names[k]);
+			expect_host(what, hga[k], rga[k], na[k], 3e-2);
+			snprintf(what, sizeof what, "gated_mlp_bwd layer %d: %s gB (added)", layer, names[k]);
+			expect_host(what, hgb[k], rgb[k], nb[k], 3e-2);
+			free(rga[k]), free(rgb[k]);
+		}
+		dfree(gdy), dfree(gdx);
+		free(dy), free(dz), free(du), free(rdx);
+	}
+	dfree(gsg), dfree(gsu), dfree(gsz), dfree(gwork);
 	dfree(gx), dfree(gy);
 	free(x), free(g), free(u), free(zz), free(y);
 	for (int k = 0; k < 3; k++)

@@ -831,11 +831,23 @@ static int mlp_calls;
 
 /* The gated MLP as one op made of the CPU's own, in the model's order:
  * what a backend's fused op stands for (the GPU's rounds inside to bf16). */
+static int mlp_saves, mlp_bwds;
 static int cpu_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
 {
 	if (a->dropout > 0.0f)
 		return 0;
 	int64_t n = a->rows, F = a->w[0]->shape[0];
+	if (!a->y) { /* a save: the plain path's g0, u and z, fp32 being this backend's own form */
+		if (mlp_cpu->linear(be, a->w[0], a->x, n, a->g, NULL, NULL) != 0 ||
+		    mlp_cpu->lora_fwd(be, a->l[0], a->x, n, 0.0f, 0, a->g) != 0 ||
+		    mlp_cpu->linear(be, a->w[1], a->x, n, a->u, NULL, NULL) != 0 ||
+		    mlp_cpu->lora_fwd(be, a->l[1], a->x, n, 0.0f, 0, a->u) != 0)
+			return -1;
+		mlp_cpu->scale(be, a->g, n * F, 1.0f, a->z);
+		mlp_cpu->gelu_mul(be, a->z, a->u, F, n, F, a->sparsity_z);
+		mlp_saves++;
+		return 1;
+	}
 	float *g = malloc((size_t)(n * F) * sizeof *g), *u = malloc((size_t)(n * F) * sizeof *u);
 	float *z = malloc((size_t)(n * F) * sizeof *z);
 	int rc = -1;
@@ -855,12 +867,36 @@ out:
 	return rc;
 }
 
+/* The backward of a saved MLP as the model's plain path computes it */
+static int cpu_gated_mlp_bwd(sk_backend *be, const sk_gated_mlp_bwd *a)
+{
+	int64_t n = a->rows, F = a->w[0]->shape[0];
+	float *dz = a->work, *du = malloc((size_t)(n * F) * sizeof *du);
+	int rc = -1;
+	if (!du || mlp_cpu->linear_bwd(be, a->w[2], a->dy, n, dz, 0) != 0 ||
+	    mlp_cpu->lora_bwd(be, a->l[2], a->z, a->dy, n, 0.0f, 0, a->gA[2], a->gB[2], dz) != 0)
+		goto out;
+	mlp_cpu->gelu_mul_bwd(be, a->g, a->u, n, F, a->sparsity_z, dz, dz, du);
+	if (mlp_cpu->linear_bwd(be, a->w[0], dz, n, a->dx, 0) != 0 ||
+	    mlp_cpu->lora_bwd(be, a->l[0], a->x, dz, n, 0.0f, 0, a->gA[0], a->gB[0], a->dx) != 0 ||
+	    mlp_cpu->linear_bwd(be, a->w[1], du, n, a->dx, 1) != 0 ||
+	    mlp_cpu->lora_bwd(be, a->l[1], a->x, du, n, 0.0f, 0, a->gA[1], a->gB[1], a->dx) != 0)
+		goto out;
+	mlp_bwds++;
+	rc = 0;
+out:
+	free(du);
+	return rc;
+}
+
 /* With checkpointing the model hands a backend each layer's gated MLP of
  * the first forward as one op (gate, up, down and their pairs in that
- * order, the output where down's goes), and never the forward computed
- * again for the backward, whose insides the backward reads: made of the
- * CPU's ops, the gradients are the plain path's to the bit. Without
- * checkpointing, or with dropout (declined), the op is not used. */
+ * order, the output where down's goes); with the op's backward too, the
+ * forward computed again saves g0, u and z for it (down's output kept) and
+ * it takes every layer's MLP backward. Made of the CPU's ops, the
+ * gradients are the plain path's to the bit. Without checkpointing, or
+ * with dropout (declined), the op is not used; without the kept outputs
+ * nothing is saved. */
 static void check_gated_mlp_op(const char *model)
 {
 	grad_ref refs[4];
@@ -892,13 +928,29 @@ static void check_gated_mlp_op(const char *model)
 	CHECK(mlp_calls == m->cfg.num_layers);
 	CHECK(lf == la);
 	CHECK(plain && fused && na == nf && na > 0 && memcmp(plain, fused, na * sizeof *plain) == 0);
-	o.grad_ckpt = 0; /* every layer's insides kept for the backward */
-	mlp_calls = 0;
+	/* with the op's backward too: the forward computed again saves for it, and it takes
+	 * every layer's MLP backward */
+	ops.gated_mlp_bwd = cpu_gated_mlp_bwd;
+	mlp_calls = mlp_saves = mlp_bwds = 0;
+	sk_lora_zero_grad(l);
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
-	CHECK(mlp_calls == 0);
+	float *saved = grads_flat(l, &nf);
+	printf("# %s: saved for the op's backward in %d layers, %d backwards: gradients %s\n", model, mlp_saves,
+	       mlp_bwds, plain && saved && na == nf && !memcmp(plain, saved, na * sizeof *plain) ? "identical" : "differ");
+	CHECK(mlp_calls == m->cfg.num_layers && mlp_saves == m->cfg.num_layers && mlp_bwds == m->cfg.num_layers);
+	CHECK(lf == la);
+	CHECK(plain && saved && na == nf && memcmp(plain, saved, na * sizeof *plain) == 0);
+	free(saved);
+	o.grad_ckpt = 0; /* every layer's insides kept for the backward */
+	mlp_calls = mlp_saves = mlp_bwds = 0;
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
+	CHECK(mlp_calls == 0 && mlp_saves == 0 && mlp_bwds == 0);
 	o.grad_ckpt = 1, o.lora_dropout = 0.1f; /* declined by the op: the separate ops */
 	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
-	CHECK(mlp_calls == 0);
+	CHECK(mlp_calls == 0 && mlp_saves == 0 && mlp_bwds == 0);
+	o.lora_dropout = 0.0f, o.recompute_all = 1; /* down's output not kept: nothing saved */
+	CHECK(sk_model_loss_grad(m, l, &s, 1, &o, &lf, &n) == 0);
+	CHECK(mlp_saves == 0 && mlp_bwds == 0 && mlp_calls == m->cfg.num_layers);
 	m->be->ops = own;
 	free(plain);
 	free(fused);

@@ -104,8 +104,25 @@ typedef struct {
 	const float *x;          /* [rows][in] */
 	int64_t rows;
 	float dropout, sparsity_z;
-	float *y;                /* [rows][in], overwritten */
+	float *y;                /* [rows][in], overwritten; NULL: save (down's output was kept) */
+	float *g, *u, *z;        /* [rows][dim] each: where a save leaves what gated_mlp_bwd reads */
 } sk_gated_mlp;
+
+/* The backward of an MLP gated_mlp saved, from dy = dL/dy: dx = dL/dx
+ * (overwritten) and the three pairs' gradients (gA, gB: which are wanted,
+ * as linear_lora_bwd's). */
+typedef struct {
+	const sk_tensor *w[3];
+	const sk_lora_pair *l[3];
+	const float *x;          /* [rows][in] */
+	int64_t rows;
+	float sparsity_z;
+	const float *g, *u, *z;  /* what the save left */
+	const float *dy;         /* [rows][in] */
+	float *gA[3], *gB[3];
+	float *dx;               /* [rows][in] */
+	float *work;             /* [rows][dim] floats of room */
+} sk_gated_mlp_bwd;
 
 typedef struct {
 	const char *name;
@@ -345,6 +362,11 @@ typedef struct {
 	 * a backend may keep them in a narrower form of its own. 1 done, 0 not
 	 * taken (nothing written), -1 error. */
 	int (*gated_mlp)(sk_backend *be, const sk_gated_mlp *a);
+	/* With y NULL (the layer computed again for its backward, down's output
+	 * kept), gated_mlp may save what its own backward needs in g, u and z
+	 * in a form of its own and return 1; the MLP's backward is then this
+	 * op's (0 or -1, never declined). */
+	int (*gated_mlp_bwd)(sk_backend *be, const sk_gated_mlp_bwd *a);
 	/* Its backward with t = A drop(x): gB += scale · dyᵀ t, gA += dtᵀ drop(x)
 	 * with dt = scale · dy B, and (dx not NULL) dx += drop'(dt A). 0 or -1. */
 	int (*lora_bwd)(sk_backend *be, const sk_lora_pair *l, const float *x, const float *dy, int64_t n, float dropout,

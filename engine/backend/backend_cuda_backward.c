@@ -122,7 +122,7 @@ int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
 {
 	sk_cuda_gated_bwd d = { a->g, a->u, a->dz, a->rows, a->dim, a->sparsity_z, a->dg, a->x,
 		                { NULL, NULL }, { NULL, NULL }, a->dropout, { a->seed[0], a->seed[1] },
-		                { NULL, NULL }, { NULL, NULL }, a->dx };
+		                { NULL, NULL }, { NULL, NULL }, a->dx, 0 };
 	if (a->rows <= 0)
 		return 0;
 	for (int k = 0; k < 2; k++) {
@@ -141,7 +141,8 @@ int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
 
 int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
 {
-	sk_cuda_gated_mlp d = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->x, a->rows, a->dropout, a->sparsity_z, a->y };
+	sk_cuda_gated_mlp d = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->x, a->rows, a->dropout, a->sparsity_z, a->y,
+		                a->g, a->u, a->z };
 	if (a->rows <= 0)
 		return 0;
 	for (int k = 0; k < 3; k++) {
@@ -154,6 +155,24 @@ int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
 	int r;
 	PROF(be, "gated mlp", r = sk_cuda_gated_mlp_fwd(ctx(be), &d));
 	return r < 0 ? sk_cuda_be_fail(be) : r;
+}
+
+int sk_cuda_op_gated_mlp_bwd(sk_backend *be, const sk_gated_mlp_bwd *a)
+{
+	sk_cuda_gated_mlp_bwd d = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->x, a->rows, a->sparsity_z, a->g, a->u,
+		                    a->z, a->dy, { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->dx, a->work };
+	for (int k = 0; k < 3; k++) {
+		int bad;
+		d.w[k] = a->w[k] && a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
+		d.l[k] = a->l[k] && valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
+		d.gA[k] = d.l[k] && a->gA[k] ? sk_cuda_be_grad(be, a->l[k], 0) : NULL;
+		d.gB[k] = d.l[k] && a->gB[k] ? sk_cuda_be_grad(be, a->l[k], 1) : NULL;
+		if (!d.w[k] || !d.gA[k] || !d.gB[k])
+			return sk_fail("%s", _("the fused MLP's backward: a weight, pair or gradient is not on the GPU"));
+	}
+	int r;
+	PROF(be, "gated mlp bwd", r = sk_cuda_gated_mlp_backward(ctx(be), &d));
+	return r ? sk_cuda_be_fail(be) : 0;
 }
 
 void sk_cuda_op_rmsnorm_bwd(sk_backend *be, const float *x, int64_t rows, int64_t dim, const float *w, float eps,

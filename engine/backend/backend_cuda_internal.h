@@ -104,6 +104,7 @@ int sk_cuda_op_attention_bwd_spans(sk_backend *be, const float *q, const float *
                                    float *ws);
 int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a);
 int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a);
+int sk_cuda_op_gated_mlp_bwd(sk_backend *be, const sk_gated_mlp_bwd *a);
 void sk_cuda_op_gelu_mul_bwd(sk_backend *be, const float *g, const float *u, int64_t rows, int64_t dim,
                              float sparsity_z, const float *dh, float *dg, float *du);
 void sk_cuda_op_rescale_rms_bwd(sk_backend *be, const float *u, const float *ref, int64_t rows, int64_t dim,
@@ -134,6 +135,7 @@ int sk_cuda_op_head_grad(sk_backend *be, const sk_tensor *embed, int64_t V, cons
 	.attention_bwd = sk_cuda_op_attention_bwd, .attention_bwd_spans = sk_cuda_op_attention_bwd_spans,        \
 	.gelu_mul_bwd = sk_cuda_op_gelu_mul_bwd,                                                                \
 	.gated_bwd = sk_cuda_op_gated_bwd, .gated_mlp = sk_cuda_op_gated_mlp,                                   \
+	.gated_mlp_bwd = sk_cuda_op_gated_mlp_bwd,                                                              \
 	.rescale_rms_bwd = sk_cuda_op_rescale_rms_bwd, .altup_router_bwd = sk_cuda_op_altup_router_bwd,          \
 	.altup_predict_bwd = sk_cuda_op_altup_predict_bwd, .altup_correct_bwd = sk_cuda_op_altup_correct_bwd,    \
 	.xent_chunk = sk_cuda_op_xent_chunk, .xent_chunk_grad = sk_cuda_op_xent_chunk_grad,                      \

@@ -149,8 +149,13 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 {
 	const sk_layer *L = &f->m->layers[l];
 	int64_t N = f->N;
-	if (f->transient && f->train_lora && OPS->gated_mlp && !(f->kept & SK_KEEP_DOWN)) {
-		/* g0, u and z are not read again: the backend may fuse the block */
+	a->mlp_saved = 0;
+	/* the backend may fuse the block: in a first forward, whose g0, u and z nothing reads again,
+	 * and in the forward computed again for the backward, down's output kept, saving g0, u and z
+	 * in its own form for its own backward (gated_mlp_bwd) */
+	int fuse_fwd = f->transient && !(f->kept & SK_KEEP_DOWN);
+	int fuse_save = !f->transient && (f->kept & SK_KEEP_DOWN) && OPS->gated_mlp_bwd;
+	if (f->train_lora && OPS->gated_mlp && (fuse_fwd || fuse_save)) {
 		sk_gated_mlp g = { { &L->gate, &L->up, &L->down },
 			           { sk_lora_get(f->train_lora, l, SK_LORA_GATE), sk_lora_get(f->train_lora, l, SK_LORA_UP),
 			             sk_lora_get(f->train_lora, l, SK_LORA_DOWN) },
@@ -158,10 +163,17 @@ static int mlp(const sk_fwd *f, int l, sk_layer_acts *a)
 			           N,
 			           f->dropout,
 			           L->sparsity_z,
-			           a->f };
+			           fuse_fwd ? a->f : NULL,
+			           a->g0,
+			           a->u,
+			           a->z };
 		int rc = g.l[0] && g.l[1] && g.l[2] ? OPS->gated_mlp(BE, &g) : 0;
-		if (rc != 0)
-			return rc < 0 ? -1 : 0;
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			a->mlp_saved = fuse_save;
+			return 0;
+		}
 	}
 	if (lin2(f, &L->gate, SK_LORA_GATE, &L->up, SK_LORA_UP, l, a->mm, N, a->g0, a->u) != 0)
 		return -1;

@@ -23,6 +23,7 @@ typedef struct {
 	float *g0, *u, *z, *f;      /* gate and up outputs, gated product, down's output */
 	float *y, *modal2, *vin;    /* layer output before AltUp correct, its router, per-layer gate input */
 	float *pg0, *psi0;          /* per-layer gate output (before gelu), projection output */
+	int mlp_saved;              /* g0, u, z hold the backend's own form of them (gated_mlp) */
 } sk_layer_acts;
 
 /* What the final hidden state's computation writes (§3.8): each stream's

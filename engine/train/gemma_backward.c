@@ -208,6 +208,7 @@ static void plan(sk_arena *a, sk_arena *ha, const sk_model *m, int64_t N, int64_
 		r.vin = n3 ? FL(N * H) : NULL;
 		r.pg0 = n3 && !(keep & SK_KEEP_PLE) ? FL(N * P) : NULL;
 		r.psi0 = n3 && !(keep & SK_KEEP_PLE) ? FL(N * H) : NULL;
+		r.mlp_saved = 0;
 		if (w->rec)
 			w->rec[i] = r;
 	}
@@ -350,11 +351,33 @@ static int mlp_bwd(sk_model *m, tws *w, int l, const sk_layer_acts *a, float *dy
 	int64_t N = w->N, H = c->hidden_size;
 	float eps = c->rms_norm_eps;
 	OPS->rmsnorm_bwd(m->be, a->f, N, H, L->post_ffn_norm, eps, dy, w->t1, 0);
+	const sk_lora_pair *lg = w->ad ? sk_lora_get(w->ad, l, SK_LORA_GATE) : NULL;
+	const sk_lora_pair *lu = w->ad ? sk_lora_get(w->ad, l, SK_LORA_UP) : NULL;
+	if (a->mlp_saved) { /* the forward computed again left g0, u and z in the backend's form */
+		const sk_lora_pair *ld = sk_lora_get(w->ad, l, SK_LORA_DOWN);
+		sk_gated_mlp_bwd b = { { &L->gate, &L->up, &L->down },
+			               { lg, lu, ld },
+			               a->mm,
+			               N,
+			               L->sparsity_z,
+			               a->g0,
+			               a->u,
+			               a->z,
+			               w->t1,
+			               { sk_lora_grad_of(w->ad, l, SK_LORA_GATE, 0), sk_lora_grad_of(w->ad, l, SK_LORA_UP, 0),
+			                 sk_lora_grad_of(w->ad, l, SK_LORA_DOWN, 0) },
+			               { sk_lora_grad_of(w->ad, l, SK_LORA_GATE, 1), sk_lora_grad_of(w->ad, l, SK_LORA_UP, 1),
+			                 sk_lora_grad_of(w->ad, l, SK_LORA_DOWN, 1) },
+			               w->t2,
+			               w->dF1 };
+		if (OPS->gated_mlp_bwd(m->be, &b) != 0)
+			return -1;
+		OPS->rmsnorm_bwd(m->be, a->h1, N, H, L->pre_ffn_norm, eps, w->t2, dy, 1);
+		return 0;
+	}
 	if (tlin_bwd(m, w, &L->down, l, SK_LORA_DOWN, a->z, w->t1, N, w->dF1, 0) != 0)
 		return -1;
 	int done = 0;
-	const sk_lora_pair *lg = w->ad ? sk_lora_get(w->ad, l, SK_LORA_GATE) : NULL;
-	const sk_lora_pair *lu = w->ad ? sk_lora_get(w->ad, l, SK_LORA_UP) : NULL;
 	if (OPS->gated_bwd && lg && lu) { /* both gradients straight into the two products */
 		sk_gated_bwd gb = { a->g0, a->u, w->dF1, N, L->ffn, L->sparsity_z, a->mm, { &L->gate, &L->up }, { lg, lu },
 			            w->dropout,
