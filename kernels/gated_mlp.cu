@@ -82,6 +82,12 @@ static size_t up256(size_t b)
 	return (b + 255) & ~(size_t)255;
 }
 
+// The backward's room: dz in bf16, then dy's bf16 rows of H + 8 and dt's fp32 rows of 8
+static size_t bwd_room(int64_t n, int64_t H, int64_t F)
+{
+	return up256((size_t)(n * F) * 2) + up256((size_t)(n * (H + FOLD_COLS)) * 2) + (size_t)(n * FOLD_COLS) * 4;
+}
+
 static int aligned16(const void *p)
 {
 	return ((uintptr_t)p & 15) == 0;
@@ -109,6 +115,9 @@ static int takes(const sk_cuda *c, const sk_cuda_gated_mlp *a)
 		    l->r > FOLD_COLS || l->in != cols[k] || l->out != rows[k] || ((uintptr_t)l->A & 15) != 0)
 			return 0;
 	}
+	// a save's backward keeps dz in bf16 and dy's and dt's rows in its fp32 room of [n][F]
+	if (save && bwd_room(a->n, H, F) > (size_t)(a->n * F) * 4)
+		return 0;
 	return H % 16 == 0 && F % 16 == 0;
 }
 
@@ -248,8 +257,7 @@ extern "C" int sk_cuda_gated_mlp_backward(sk_cuda *c, const sk_cuda_gated_mlp_bw
 	// dz in bf16 in the first half of work, dy's and dt's rows in its second
 	__nv_bfloat16 *dz16 = (__nv_bfloat16 *)a->work;
 	char *room = (char *)a->work + up256((size_t)(n * F) * 2);
-	if (up256((size_t)(n * F) * 2) + up256((size_t)(n * (H + FOLD_COLS)) * 2) + (size_t)(n * FOLD_COLS) * 4 >
-	    (size_t)(n * F) * 4) {
+	if (bwd_room(n, H, F) > (size_t)(n * F) * 4) {
 		sk_cuda_fail(c, "the fused MLP's backward: its room is too small");
 		return -1;
 	}

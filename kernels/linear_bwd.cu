@@ -269,8 +269,11 @@ extern "C" int sk_cuda_linear_lora_bwd(sk_cuda *c, const sk_cuda_weight *w, cons
 extern "C" int sk_cuda_gelu_lora_bwd2(sk_cuda *c, const sk_cuda_gated_bwd *a)
 {
 	float p = a->dropout > 0.0f ? a->dropout : 0.0f;
-	if (!c->gated_bwd || (!a->in16 && a->sparsity_z != 0.0f && !a->tmp))
+	if (!c->gated_bwd || (!a->in16 && a->sparsity_z != 0.0f && !a->tmp)) {
+		if (a->in16)
+			sk_cuda_fail(c, "the fused MLP's backward: the gated backward is off (SK_CUDA_GATED_BWD=0)");
 		return a->in16 ? -1 : 0;
+	}
 	for (int k = 0; k < 2; k++)
 		if (!lora_bwd_takes(c, a->w[k], a->l[k], a->n, a->gA[k], a->gB[k], a->dx) || a->w[k]->rows != a->dim ||
 		    a->w[k]->cols != a->w[0]->cols) {

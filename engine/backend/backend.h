@@ -109,8 +109,8 @@ typedef struct {
 } sk_gated_mlp;
 
 /* The backward of an MLP gated_mlp saved, from dy = dL/dy: dx = dL/dx
- * (overwritten) and the three pairs' gradients (gA, gB: which are wanted,
- * as linear_lora_bwd's). */
+ * (overwritten) and the three pairs' gradients added (gA, gB: the
+ * adapter's host gradient pointers, all six given, as linear_lora_bwd's). */
 typedef struct {
 	const sk_tensor *w[3];
 	const sk_lora_pair *l[3];
