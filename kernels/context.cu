@@ -138,9 +138,13 @@ extern "C" sk_cuda *sk_cuda_open(int dev, char *err, size_t cap)
 	// the LM head's two passes in one call each (head_loss.cu; SK_CUDA_HEAD_PASSES=0: the loss's
 	// chunk loop); never with fp32 products
 	c->head_passes = !c->exact && !env_is("SK_CUDA_HEAD_PASSES", "0");
-	// a checkpointed pass's first forward of the gated MLP in one op with gate's, up's and the
-	// gated outputs in bf16 (gated_mlp.cu): opt-in until measured
-	c->mlp_fused = !c->exact && env_is("SK_CUDA_MLP_FUSED", "1");
+	// a checkpointed pass's gated MLP in one op with gate's, up's and the gated outputs in bf16,
+	// and the MLP's backward from them (gated_mlp.cu): the default since run 15 (training 1.067x at
+	// 2 x 512, an epoch 1.08x); SK_CUDA_MLP_FUSED=0 turns it off
+	c->mlp_fused = !c->exact && !env_is("SK_CUDA_MLP_FUSED", "0");
+	// LoRA's gA summed over row chunks by a kernel of ours: the thin fp32 product it replaces
+	// took 6.8 % of run 15's step (SK_CUDA_LORA_GA=0: that product)
+	c->lora_ga = !c->exact && !env_is("SK_CUDA_LORA_GA", "0");
 	// timing a product class's first heuristic candidates (opt-in: run 12 measured 1.007x at
 	// fixed lengths, and the tuning costs more than that at a dataset's varied ones)
 	c->gemm_tune = env_is("SK_CUDA_GEMM_TUNE", "1") ? 1 : env_is("SK_CUDA_GEMM_TUNE", "all") ? 2 : 0;

@@ -114,7 +114,8 @@ struct sk_cuda {
 	int keep_b;             // (SK_CUDA_KEEP_B=0: off) a kept copy's scale·B columns reused while the pair is unchanged (weight_cache.cu)
 	int lora_dx_fold;       // (SK_CUDA_LORA_DX_FOLD=0: off) the LoRA rank-r update of dx as rows of dx's product (linear_bwd.cu)
 	int lora_bwd;           // (SK_CUDA_LORA_BWD=0: off) a product's backward and its LoRA branch's share dy in bf16 (linear_bwd.cu)
-	int mlp_fused;          // SK_CUDA_MLP_FUSED=1: a first forward's gated MLP in one op, its inside bf16 (gated_mlp.cu)
+	int lora_ga;            // (SK_CUDA_LORA_GA=0: off) LoRA's gA in row chunks, not a thin fp32 product (lora_grad_a.cu)
+	int mlp_fused;          // (SK_CUDA_MLP_FUSED=0: off) a checkpointed pass's gated MLP in one op, its inside bf16 (gated_mlp.cu)
 	int head_passes;        // (SK_CUDA_HEAD_PASSES=0: off) the LM head's passes in one call each (head_loss.cu)
 	int gemm_reference;     // SK_CUDA_GEMM=reference: products by gemm_reference.cu, not cuBLASLt
 	int64_t nf4_dx_chunk;   // SK_CUDA_NF4_DX_CHUNK: elements of an NF4 weight the backward dequantizes at a time (0: all)

@@ -114,7 +114,7 @@ typedef struct {
 	int kb;                    // kc's scale·B columns are this pair's current ones
 	const __nv_bfloat16 *kept; // SK_CUDA_LORA_DX_FOLD: dx in one product [dy | dt] · [W ; A] over kc, or NULL
 	int64_t ldy, R;            // dy's bf16 rows; an NF4 weight's rows dequantized at a time
-	size_t at[7], bytes;       // the scratch parts' offsets, and the whole
+	size_t at[8], bytes;       // the scratch parts' offsets, and the whole
 } lora_bwd_plan;
 
 static int lora_bwd_takes(const sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, int64_t n,
@@ -154,8 +154,10 @@ static void lora_bwd_plan_make(sk_cuda *c, const sk_cuda_weight *w, const sk_cud
 		pl->at[i] = off;
 		off += (bytes[i] + 255) & ~(size_t)255;
 	}
-	pl->at[6] = off;
-	pl->bytes = off + (p > 0.0f ? (size_t)(n * in) * 4 : 0);
+	pl->at[6] = off; // drop(x), then gA's partial sums
+	off += p > 0.0f ? (((size_t)(n * in) * 4 + 255) & ~(size_t)255) : 0;
+	pl->at[7] = off;
+	pl->bytes = off + (in % 4 == 0 && c->lora_ga ? sk_cuda_lora_ga_bytes(n, in) : 0);
 }
 
 // The backward on the scratch s laid out by pl; yh: dy's bf16 rows when the
@@ -207,8 +209,12 @@ static int lora_bwd_run(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora 
 	sk_cuda_gemm_shape sgb = { r, out, n, FOLD_COLS, ldy, r, 0, 1, 1, 0, 1, 0, 0, 0 };
 	// gA[r][in] += dtᵀ drop(x): gAᵀ (in x r) += (drop(x) as in x n) · (dt as r x n, ld 8)ᵀ
 	sk_cuda_gemm_shape sga = { in, r, n, in, FOLD_COLS, in, 0, 1, 0, 0, 1, 0, 0, 0 };
-	if (sk_cuda_matmul(c, sdt, 1.0f, bh, yh, 0.0f, dt) != 0 || sk_cuda_matmul(c, sgb, l->scale, th, yh, 1.0f, gB) != 0 ||
-	    sk_cuda_matmul(c, sga, 1.0f, xd, dt, 1.0f, gA) != 0)
+	if (sk_cuda_matmul(c, sdt, 1.0f, bh, yh, 0.0f, dt) != 0 || sk_cuda_matmul(c, sgb, l->scale, th, yh, 1.0f, gB) != 0)
+		return -1;
+	// gA in row chunks (lora_grad_a.cu) where x's rows allow; SK_CUDA_LORA_GA=0: the thin fp32 product
+	const int ga_chunks = c->lora_ga && in % 4 == 0 && ((uintptr_t)xd & 15) == 0;
+	if (ga_chunks ? sk_cuda_lora_ga(c, xd, dt, n, in, r, gA, (float *)(s + pl->at[7])) != 0
+	              : sk_cuda_matmul(c, sga, 1.0f, xd, dt, 1.0f, gA) != 0)
 		return -1;
 	if (kept) { // bf16(dt) after dy's columns (zero past r, as bh is), then dx in one product
 		sk_cuda_rows_to_bf16(c, dt, n, FOLD_COLS, FOLD_COLS, yh + out, ldy);

@@ -54,4 +54,10 @@ void sk_cuda_fold_xt(sk_cuda *c, const float *x, const float *A, int64_t n, int6
 int sk_cuda_fold_weight_fill(sk_cuda *c, const sk_cuda_weight *w, const sk_cuda_lora *l, __nv_bfloat16 *wh, int kept,
                              const float *a_rows);
 
+// lora_grad_a.cu: gA[r][in] += dtᵀ x (dt rows of FOLD_COLS) in two passes over
+// row chunks, the same result every run; part: sk_cuda_lora_ga_bytes of room.
+// Needs in % 4 == 0 and x 16-byte aligned. 0 or -1 (recorded).
+size_t sk_cuda_lora_ga_bytes(int64_t n, int64_t in);
+int sk_cuda_lora_ga(sk_cuda *c, const float *x, const float *dt, int64_t n, int64_t in, int r, float *gA, float *part);
+
 #endif

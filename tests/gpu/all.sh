@@ -2,7 +2,7 @@
 # Every GPU check and benchmark of docs/perf.md in one go, most important
 # first, on a machine with the bundle (tests/gpu/pack.sh): the parity
 # checks and their sanitizer runs; the training benchmark with the options
-# off and on (SK_TRAIN_RECOMPUTE_ALL=1, SK_CUDA_GATED_BWD=0, SK_CUDA_HEAD_PASSES=0, SK_CUDA_MLP_FUSED=1, SK_CUDA_ALTUP_ONE_PASS=0, SK_CUDA_ATTN_BF16=0, SK_CUDA_ATTN_SPANS=0, SK_CUDA_LORA_DX_FOLD=0, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
+# off and on (SK_TRAIN_RECOMPUTE_ALL=1, SK_CUDA_GATED_BWD=0, SK_CUDA_HEAD_PASSES=0, SK_CUDA_MLP_FUSED=0, SK_CUDA_LORA_GA=0, SK_CUDA_ALTUP_ONE_PASS=0, SK_CUDA_ATTN_BF16=0, SK_CUDA_ATTN_SPANS=0, SK_CUDA_LORA_DX_FOLD=0, SK_CUDA_KEEP_B=0, SK_CUDA_ATTN_TF32=0, SK_CUDA_FOLD_XT=0,
 # SK_CUDA_WCACHE=0, SK_CUDA_PDL=0, SK_CUDA_LORA_BWD=0, SK_CUDA_GEMM_TUNE=1,
 # SK_CUDA_LORA_FOLD=0, --vary) and its profiles; E4B
 # decode and prefill (SK_CUDA_PDL=0, SK_CUDA_NF4_Q8=0, SK_CUDA_TILED=0); the rest of
@@ -68,7 +68,8 @@ step train_no_gated_bwd 60 50 env SK_CUDA_GATED_BWD=0 sokhan $TRN
 step train_altup_general 60 50 env SK_CUDA_ALTUP_ONE_PASS=0 sokhan $TRN
 step train_no_head_passes 60 50 env SK_CUDA_HEAD_PASSES=0 sokhan $TRN
 step train_tune_split 60 50 env SK_CUDA_GEMM_TUNE=1 sokhan $TRN
-step train_mlp_fused 60 50 env SK_CUDA_MLP_FUSED=1 sokhan $TRN
+step train_mlp_apart 60 50 env SK_CUDA_MLP_FUSED=0 sokhan $TRN
+step train_lora_ga_off 60 50 env SK_CUDA_LORA_GA=0 sokhan $TRN
 step profile_train_parts 60 50 env SK_CUDA_PROFILE=kernels sokhan $TRN
 # run 14's defaults off (bf16 attention products, a pass's sequences in one attention call),
 # fixed and at varied lengths; the defaults since run 13 turned off one at a time (the LoRA branch's rank-r dx as rows of the dx product, the kept B columns),

@@ -70,9 +70,9 @@ run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_
 	SK_CUDA_FOLD_XT=0 SK_CUDA_WCACHE=0 SK_CUDA_ATTN_SPANS=0 SK_TRAIN_RECOMPUTE_ALL=1 SK_CUDA_HEAD_PASSES=0 \
 	SK_CUDA_GATED_BWD=0 "$test_cuda_train"
 run test_cuda_train_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda_train"
-# opt-in: a checkpointed pass's first forward of the gated MLP in one op, bf16 inside
-run test_cuda_backward_mlp_fused env SK_CUDA_MLP_FUSED=1 "$test_cuda_backward"
-run test_cuda_train_mlp_fused env SK_CUDA_MLP_FUSED=1 "$test_cuda_train"
+# run 15's defaults off: the gated MLP in separate ops, LoRA's gA as a thin fp32 product
+run test_cuda_backward_run15_off env SK_CUDA_MLP_FUSED=0 SK_CUDA_LORA_GA=0 "$test_cuda_backward"
+run test_cuda_train_run15_off env SK_CUDA_MLP_FUSED=0 SK_CUDA_LORA_GA=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
 run train_gpu_vs_cpu sh "$top/tests/gpu/train_check.sh"
