@@ -72,6 +72,8 @@ run test_cuda_train_unfolded env SK_CUDA_LORA_FOLD=0 SK_CUDA_LORA_BWD=0 SK_CUDA_
 run test_cuda_train_attn_tf32 env SK_CUDA_ATTN_BF16=0 "$test_cuda_train"
 # run 15's defaults off: the gated MLP in separate ops, LoRA's gA as a thin fp32 product
 run test_cuda_backward_run15_off env SK_CUDA_MLP_FUSED=0 SK_CUDA_LORA_GA=0 "$test_cuda_backward"
+# every product's algorithm timed among the heuristic's and, for long thin ones, split over k
+run test_cuda_backward_tune env SK_CUDA_GEMM_TUNE=all "$test_cuda_backward"
 run test_cuda_train_run15_off env SK_CUDA_MLP_FUSED=0 SK_CUDA_LORA_GA=0 "$test_cuda_train"
 SOKHAN=${SOKHAN:-$(command -v sokhan || echo "$top/sokhan")}
 export SOKHAN
