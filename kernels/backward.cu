@@ -129,6 +129,21 @@ __device__ __forceinline__ void gelu_tanh_d_f(float x, float *val, float *der)
 	*der = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
+// The GELU's input past the sparsity cutoff (z 0: none): g − cut, or 0 and
+// *active 0 below it
+__device__ __forceinline__ float cut_input(float g, float z, float cut, int *active)
+{
+	*active = 1;
+	if (z == 0.0f)
+		return g;
+	const float x = __fsub_rn(g, cut);
+	if (x < 0) {
+		*active = 0;
+		return 0.0f;
+	}
+	return x;
+}
+
 template <bool F32>
 __device__ __forceinline__ void gelu_tanh_dd(float x, float *val, float *der)
 {
@@ -169,15 +184,8 @@ __global__ static void k_gelu_mul_bwd(const float *__restrict__ g, const float *
 	}
 	double G = 0;
 	for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-		float x = gr[i];
-		int active = 1;
-		if (z != 0.0f) {
-			x = __fsub_rn(x, cut);
-			if (x < 0) {
-				x = 0;
-				active = 0;
-			}
-		}
+		int active;
+		const float x = cut_input(gr[i], z, cut, &active);
 		float a, da;
 		gelu_tanh_dd<F32>(x, &a, &da);
 		float h = hr[i];
@@ -237,15 +245,8 @@ void sk_cuda_gelu_mul_bwd_bf16(sk_cuda *c, const float *g, const float *u, int64
 __device__ __forceinline__ float gelu_d16(const __nv_bfloat16 *gr, const __nv_bfloat16 *ur, const __nv_bfloat16 *hr,
                                           int64_t i, float z, float cut, float *gelu_h)
 {
-	float x = __bfloat162float(gr[i]);
-	int active = 1;
-	if (z != 0.0f) {
-		x = __fsub_rn(x, cut);
-		if (x < 0) {
-			x = 0;
-			active = 0;
-		}
-	}
+	int active;
+	const float x = cut_input(__bfloat162float(gr[i]), z, cut, &active);
 	float a, da;
 	gelu_tanh_d_f(x, &a, &da);
 	const float h = __bfloat162float(hr[i]);

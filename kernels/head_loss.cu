@@ -126,21 +126,34 @@ static int chunk_logits(sk_cuda *c, const sk_cuda_weight *E, int64_t c0, int64_t
 	return sk_cuda_matmul(c, s, 1.0f, E->bf16 + c0 * H, hn16, 0.0f, z);
 }
 
+// hn [n][H] in bf16 at the scratch's start, and extra bytes after it (*rest):
+// 1, 0 without room (the chunk loop, which needs less, is left to run), -1
+static int hn_to_bf16(sk_cuda *c, const float *hn, int64_t n, int64_t H, size_t extra, __nv_bfloat16 **hn16,
+                      char **rest)
+{
+	const size_t hb = ((size_t)(n * H) * 2 + 255) & ~(size_t)255;
+	char *s = (char *)sk_cuda_scratch(c, hb + extra);
+	if (!s) {
+		sk_cuda_check(c);
+		return 0;
+	}
+	*hn16 = (__nv_bfloat16 *)s;
+	*rest = s + hb;
+	sk_cuda_to_bf16(c, hn, n * H, *hn16);
+	return sk_cuda_launched(c, "head: hn to bf16") != 0 ? -1 : 1;
+}
+
 extern "C" int sk_cuda_head_lse(sk_cuda *c, const sk_cuda_weight *E, int64_t V, const float *hn, int64_t n,
                                 int64_t cw, float cap, const int32_t *labels, float *z, float *mx, float *se,
                                 float *lab)
 {
 	if (!head_takes(c, E, V, n, cw) || ((uintptr_t)z & 15) != 0)
 		return 0;
-	const int64_t H = E->cols;
-	__nv_bfloat16 *hn16 = (__nv_bfloat16 *)sk_cuda_scratch(c, (size_t)(n * H) * 2);
-	if (!hn16) { // no room: the chunk loop
-		sk_cuda_check(c);
-		return 0;
-	}
-	sk_cuda_to_bf16(c, hn, n * H, hn16);
-	if (sk_cuda_launched(c, "head: hn to bf16") != 0)
-		return -1;
+	__nv_bfloat16 *hn16;
+	char *rest;
+	int r = hn_to_bf16(c, hn, n, E->cols, 0, &hn16, &rest);
+	if (r != 1)
+		return r;
 	for (int64_t c0 = 0; c0 < V; c0 += cw) {
 		const int64_t cwi = V - c0 < cw ? V - c0 : cw;
 		if (chunk_logits(c, E, c0, cwi, hn16, n, z) != 0)
@@ -159,16 +172,12 @@ extern "C" int sk_cuda_head_grad(sk_cuda *c, const sk_cuda_weight *E, int64_t V,
 	if (!head_takes(c, E, V, n, cw) || ((uintptr_t)z & 15) != 0 || ((uintptr_t)dhn & 15) != 0)
 		return 0;
 	const int64_t H = E->cols;
-	const size_t hb = ((size_t)(n * H) * 2 + 255) & ~(size_t)255;
-	char *s = (char *)sk_cuda_scratch(c, hb + (size_t)(n * cw) * 2);
-	if (!s) { // no room for both: the chunk loop, which needs the larger of the two
-		sk_cuda_check(c);
-		return 0;
-	}
-	__nv_bfloat16 *hn16 = (__nv_bfloat16 *)s, *dz = (__nv_bfloat16 *)(s + hb);
-	sk_cuda_to_bf16(c, hn, n * H, hn16);
-	if (sk_cuda_launched(c, "head: hn to bf16") != 0)
-		return -1;
+	__nv_bfloat16 *hn16;
+	char *rest;
+	int r = hn_to_bf16(c, hn, n, H, (size_t)(n * cw) * 2, &hn16, &rest);
+	if (r != 1)
+		return r;
+	__nv_bfloat16 *dz = (__nv_bfloat16 *)rest;
 	for (int64_t c0 = 0; c0 < V; c0 += cw) {
 		const int64_t cwi = V - c0 < cw ? V - c0 : cw;
 		if (chunk_logits(c, E, c0, cwi, hn16, n, z) != 0)
