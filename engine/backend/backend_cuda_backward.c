@@ -118,6 +118,25 @@ int sk_cuda_op_linear_lora_bwd(sk_backend *be, const sk_tensor *w, const sk_lora
 	return sk_cuda_op_lora_bwd(be, l, x, dy, n, dropout, seed, gA, gB, dx);
 }
 
+/* One projection of a fused op on the device: its weight, its LoRA pair's
+ * device copy and, where gA/gB are asked for (the host pointers hga, hgb
+ * say which), the pair's device gradients. 1 when everything asked for is
+ * there, else 0. */
+static int device_proj(sk_backend *be, const sk_tensor *t, const sk_lora_pair *lp, int64_t rows, const float *hga,
+                       const float *hgb, const sk_cuda_weight **w, const sk_cuda_lora **l, float **gA, float **gB)
+{
+	int bad;
+	*w = t && t->device == SK_DEVICE_CUDA ? t->data : NULL;
+	*l = lp && valid_pair(lp, rows) == 0 ? sk_cuda_be_pair(be, lp, &bad) : NULL;
+	if (!*w || !*l)
+		return 0;
+	if (!gA)
+		return 1;
+	*gA = hga ? sk_cuda_be_grad(be, lp, 0) : NULL;
+	*gB = hgb ? sk_cuda_be_grad(be, lp, 1) : NULL;
+	return *gA && *gB;
+}
+
 int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
 {
 	sk_cuda_gated_bwd d = { a->g, a->u, a->dz, a->rows, a->dim, a->sparsity_z, a->dg, a->x,
@@ -125,15 +144,9 @@ int sk_cuda_op_gated_bwd(sk_backend *be, const sk_gated_bwd *a)
 		                { NULL, NULL }, { NULL, NULL }, a->dx, 0 };
 	if (a->rows <= 0)
 		return 0;
-	for (int k = 0; k < 2; k++) {
-		int bad;
-		d.w[k] = a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
-		d.l[k] = valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
-		d.gA[k] = d.l[k] && a->gA[k] ? sk_cuda_be_grad(be, a->l[k], 0) : NULL;
-		d.gB[k] = d.l[k] && a->gB[k] ? sk_cuda_be_grad(be, a->l[k], 1) : NULL;
-		if (!d.w[k] || !d.gA[k] || !d.gB[k])
+	for (int k = 0; k < 2; k++)
+		if (!device_proj(be, a->w[k], a->l[k], a->rows, a->gA[k], a->gB[k], &d.w[k], &d.l[k], &d.gA[k], &d.gB[k]))
 			return 0;
-	}
 	int r;
 	PROF(be, "gated bwd", r = sk_cuda_gelu_lora_bwd2(ctx(be), &d));
 	return r < 0 ? sk_cuda_be_fail(be) : r;
@@ -145,13 +158,9 @@ int sk_cuda_op_gated_mlp(sk_backend *be, const sk_gated_mlp *a)
 		                a->g, a->u, a->z };
 	if (a->rows <= 0)
 		return 0;
-	for (int k = 0; k < 3; k++) {
-		int bad;
-		d.w[k] = a->w[k] && a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
-		d.l[k] = a->l[k] && valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
-		if (!d.w[k] || !d.l[k])
+	for (int k = 0; k < 3; k++)
+		if (!device_proj(be, a->w[k], a->l[k], a->rows, NULL, NULL, &d.w[k], &d.l[k], NULL, NULL))
 			return 0;
-	}
 	int r;
 	PROF(be, "gated mlp", r = sk_cuda_gated_mlp_fwd(ctx(be), &d));
 	return r < 0 ? sk_cuda_be_fail(be) : r;
@@ -161,15 +170,9 @@ int sk_cuda_op_gated_mlp_bwd(sk_backend *be, const sk_gated_mlp_bwd *a)
 {
 	sk_cuda_gated_mlp_bwd d = { { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->x, a->rows, a->sparsity_z, a->g, a->u,
 		                    a->z, a->dy, { NULL, NULL, NULL }, { NULL, NULL, NULL }, a->dx, a->work };
-	for (int k = 0; k < 3; k++) {
-		int bad;
-		d.w[k] = a->w[k] && a->w[k]->device == SK_DEVICE_CUDA ? a->w[k]->data : NULL;
-		d.l[k] = a->l[k] && valid_pair(a->l[k], a->rows) == 0 ? sk_cuda_be_pair(be, a->l[k], &bad) : NULL;
-		d.gA[k] = d.l[k] && a->gA[k] ? sk_cuda_be_grad(be, a->l[k], 0) : NULL;
-		d.gB[k] = d.l[k] && a->gB[k] ? sk_cuda_be_grad(be, a->l[k], 1) : NULL;
-		if (!d.w[k] || !d.gA[k] || !d.gB[k])
+	for (int k = 0; k < 3; k++)
+		if (!device_proj(be, a->w[k], a->l[k], a->rows, a->gA[k], a->gB[k], &d.w[k], &d.l[k], &d.gA[k], &d.gB[k]))
 			return sk_fail("%s", _("the fused MLP's backward: a weight, pair or gradient is not on the GPU"));
-	}
 	int r;
 	PROF(be, "gated mlp bwd", r = sk_cuda_gated_mlp_backward(ctx(be), &d));
 	return r ? sk_cuda_be_fail(be) : 0;
